@@ -1,0 +1,34 @@
+"""Domain errors raised by the core; the CLI and the API translate them for the user.
+
+Each carries a message written for the person who has to fix the input.
+"""
+
+from __future__ import annotations
+
+
+class RetailClvError(Exception):
+    """Base class of every error retail-clv raises on purpose."""
+
+
+class InputFileError(RetailClvError):
+    """A raw input file cannot be read: empty, binary, wrong type, bad encoding..."""
+
+
+class SchemaError(RetailClvError):
+    """A raw input file lacks a required column, or a column mapping is invalid."""
+
+
+class StoreError(RetailClvError):
+    """The store cannot be opened, migrated or written."""
+
+
+class NotEnoughDataError(RetailClvError):
+    """There is too little history to compute features or train a model."""
+
+
+class ModelNotFoundError(RetailClvError):
+    """No trained model run exists where one was asked for."""
+
+
+class ModelMismatchError(RetailClvError):
+    """A model artifact fails its checksum, version or config check."""
