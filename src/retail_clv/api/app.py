@@ -1,0 +1,118 @@
+"""The FastAPI application factory.
+
+``create_app()`` wires the routers (one per resource), the error translation, CORS and the
+request-id middleware. Its lifespan opens the store, loads the active model once (from the models
+directory, checksums verified by the registry), loads the prediction cache and starts a small
+task that reloads that cache when the ``predictions`` table changes. ``clv serve`` runs it with
+uvicorn (``retail_clv.api.app:create_app``, factory mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
+
+from retail_clv import __version__
+from retail_clv.api import services
+from retail_clv.api.deps import API_KEY_HEADER
+from retail_clv.api.errors import install_error_handlers
+from retail_clv.api.middleware import RequestIdMiddleware
+from retail_clv.api.routes import (
+    customers,
+    health,
+    ingest,
+    jobs,
+    models,
+    pipeline,
+    predict,
+    rejections,
+)
+from retail_clv.api.state import ApiState
+from retail_clv.config import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "Predict each customer's spend and number of distinct products in the next 30 days from a "
+    "raw retail transaction log. Mutating endpoints need the `X-API-Key` header when "
+    '`CLV_API_KEY` is set. Errors are `{"detail": ...}`.'
+)
+
+
+async def _refresh_predictions(state: ApiState, interval: float) -> None:
+    """Reload the prediction cache whenever the table's signature changes."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(state.predictions.refresh, state.engine)
+        except Exception as exc:  # noqa: BLE001 - keep serving the last good cache
+            logger.warning("prediction cache refresh failed: %s", exc)
+
+
+def create_app(
+    settings: Settings | None = None, *, prediction_refresh_seconds: float = 2.0
+) -> FastAPI:
+    """Build the retail-clv API.
+
+    Parameters
+    ----------
+    settings
+        Settings to run with; default :func:`retail_clv.config.get_settings` (``CLV_*`` env).
+    prediction_refresh_seconds
+        How often the in-memory copy of the ``predictions`` table checks for changes.
+
+    Returns
+    -------
+    fastapi.FastAPI
+        The application; its state (``app.state.clv``) exists once the lifespan has started.
+    """
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = await run_in_threadpool(services.open_engine, settings.database_url)
+        state = ApiState(settings, engine)
+        await run_in_threadpool(state.reload_model)
+        try:
+            await run_in_threadpool(state.predictions.refresh, engine, True)
+        except Exception as exc:  # noqa: BLE001 - the API still starts; /ready tells the story
+            logger.warning("prediction cache not loaded: %s", exc)
+        app.state.clv = state
+        refresher = asyncio.create_task(_refresh_predictions(state, prediction_refresh_seconds))
+        logger.info(
+            "retail-clv API ready (model: %s)",
+            state.bundle.run_id if state.bundle is not None else state.model_error,
+        )
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            state.jobs.shutdown(timeout=1.0)
+            engine.dispose()
+
+    app = FastAPI(
+        title="retail-clv API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Content-Type", "Accept", API_KEY_HEADER, "X-Request-ID"],
+        expose_headers=["X-Request-ID"],
+    )
+    app.add_middleware(RequestIdMiddleware)
+    for module in (health, models, customers, predict, pipeline, ingest, jobs, rejections):
+        app.include_router(module.router)
+    return app

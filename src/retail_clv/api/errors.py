@@ -1,0 +1,90 @@
+"""Translate domain errors into HTTP answers: always ``{"detail": ...}``, never a traceback.
+
+Core code raises :class:`retail_clv.errors.RetailClvError` subclasses; this module maps each
+class to a 4xx/503 status at the edge (GUIDE item 9). Anything else is a bug: the request-id
+middleware logs its traceback and answers a 500 that carries the request id, never the text.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from retail_clv.errors import (
+    InputFileError,
+    ModelMismatchError,
+    ModelNotFoundError,
+    NotEnoughDataError,
+    RetailClvError,
+    SchemaError,
+    StoreError,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Status code of each domain error class; the most specific class listed wins (MRO order).
+STATUS_BY_ERROR: dict[type[RetailClvError], int] = {
+    InputFileError: 422,
+    SchemaError: 422,
+    NotEnoughDataError: 422,
+    ModelNotFoundError: 503,
+    ModelMismatchError: 503,
+    StoreError: 503,
+}
+
+
+def status_for(exc: RetailClvError) -> int:
+    """Return the HTTP status of a domain error (400 for classes not listed).
+
+    Parameters
+    ----------
+    exc
+        The domain error raised by core code.
+
+    Returns
+    -------
+    int
+        The status code from :data:`STATUS_BY_ERROR` of the closest class in the MRO.
+    """
+    for klass in type(exc).__mro__:
+        if klass in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[klass]
+    return 400
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RetailClvError)
+    status = status_for(exc)
+    logger.info(
+        "domain error %s -> %d: %s", type(exc).__name__, status, exc, extra={"status": status}
+    )
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def _short_errors(errors: Any) -> list[dict[str, Any]]:
+    """Keep ``loc``, ``msg`` and ``type`` of each validation error; never echo the input back."""
+    return [
+        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        for err in errors
+    ]
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": _short_errors(exc.errors())}, status_code=422)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the domain-error and validation-error handlers on ``app``.
+
+    Parameters
+    ----------
+    app
+        The FastAPI application being built by :func:`retail_clv.api.app.create_app`.
+    """
+    app.add_exception_handler(RetailClvError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,195 @@
+"""Request ids and structured access logs, as a plain ASGI middleware (cheap on the hot path).
+
+Every request gets an id: the caller's ``X-Request-ID`` when it is a short token of safe
+characters, a fresh one otherwise. The id is echoed in the response header, attached to every log
+record emitted while the request is handled (:class:`RequestIdFilter`), and written with method,
+path, status and duration in one JSON access-log line (:class:`JsonFormatter`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_logger = logging.getLogger("retail_clv.api.access")
+logger = logging.getLogger(__name__)
+
+_REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("clv_request_id", default="-")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_HEADER = b"x-request-id"
+
+
+def current_request_id() -> str:
+    """Return the id of the request being handled (``"-"`` outside a request)."""
+    return _REQUEST_ID.get()
+
+
+class RequestIdMiddleware:
+    """Assign a request id, echo it as ``X-Request-ID`` and log one access line per request.
+
+    Parameters
+    ----------
+    app
+        The wrapped ASGI application.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call (HTTP only; other scopes pass through)."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = ""
+        for name, value in scope.get("headers", ()):
+            if name == _HEADER:
+                candidate = value.decode("latin-1")
+                if _SAFE_ID.match(candidate):
+                    request_id = candidate
+                break
+        if not request_id:
+            request_id = uuid.uuid4().hex
+        token = _REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        encoded_id = request_id.encode("latin-1")
+
+        started_response = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started_response
+            if message["type"] == "http.response.start":
+                started_response = True
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                headers.append((_HEADER, encoded_id))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # A bug, not a user error: log the traceback, answer a JSON 500 naming the request id
+            # (the id stays set so the log line carries it), never the exception text.
+            status = 500
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started_response:
+                raise
+            body = json.dumps(
+                {"detail": f"Internal server error; quote request id {request_id} in reports"}
+            ).encode()
+            await send_with_id(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        finally:
+            if access_logger.isEnabledFor(logging.INFO):
+                access_logger.info(
+                    "%s %s %d",
+                    scope.get("method"),
+                    scope.get("path"),
+                    status,
+                    extra={
+                        "method": scope.get("method"),
+                        "path": scope.get("path"),
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000.0, 3),
+                        "client": (scope.get("client") or ("-",))[0],
+                    },
+                )
+        _REQUEST_ID.reset(token)
+
+
+class RequestIdFilter(logging.Filter):
+    """Add ``request_id`` to every log record (``"-"`` outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Attach the current request id and keep the record."""
+        if not hasattr(record, "request_id"):
+            record.request_id = _REQUEST_ID.get()
+        return True
+
+
+_STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON object per line: time, level, logger, message and extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the JSON line of ``record``."""
+        payload: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                payload[key] = value
+        if record.exc_info:
+            payload["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str)
+
+
+def server_logging_config(level: str = "INFO", access_log: bool = True) -> dict[str, Any]:
+    """Return the ``logging.config.dictConfig`` used by ``clv serve`` in every worker.
+
+    Parameters
+    ----------
+    level
+        Level of the ``retail_clv`` and ``uvicorn`` loggers.
+    access_log
+        Whether one JSON line per request is written (logger ``retail_clv.api.access``).
+
+    Returns
+    -------
+    dict
+        A dictConfig mapping: JSON lines on stderr, request ids on every record, uvicorn's own
+        access log disabled (ours replaces it).
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": "retail_clv.api.middleware.RequestIdFilter"}},
+        "formatters": {"json": {"()": "retail_clv.api.middleware.JsonFormatter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "filters": ["request_id"],
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "retail_clv": {"handlers": ["stderr"], "level": level, "propagate": False},
+            "retail_clv.api.access": {
+                "handlers": ["stderr"],
+                "level": "INFO" if access_log else "WARNING",
+                "propagate": False,
+            },
+            "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        },
+    }

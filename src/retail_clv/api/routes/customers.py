@@ -1,0 +1,132 @@
+"""A customer's history, features and stored prediction."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+import polars as pl
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from retail_clv.api import services
+from retail_clv.api.deps import StateDep
+from retail_clv.api.schemas import (
+    CustomerFeaturesOut,
+    CustomerOut,
+    CustomerPredictionOut,
+    ErrorOut,
+    HistoryMonth,
+)
+from retail_clv.api.state import ApiState, finite_or_none
+
+router = APIRouter(prefix="/customers", tags=["customers"])
+
+CustomerPath = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def _not_in_store(customer_id: str) -> HTTPException:
+    return HTTPException(
+        status_code=404, detail=f"Customer '{customer_id}' has no purchase in the store"
+    )
+
+
+def _history(state: ApiState, customer_id: str) -> CustomerOut:
+    frames = state.store.get(state.engine)
+    rows = frames.purchases.filter(pl.col("customer_id") == customer_id)
+    if rows.height == 0:
+        raise _not_in_store(customer_id)
+    rows = rows.sort("invoice_date").with_columns(
+        (pl.col("quantity") * pl.col("price")).alias("amount")
+    )
+    monthly = (
+        rows.group_by(pl.col("invoice_date").dt.strftime("%Y-%m").alias("month"))
+        .agg(pl.col("amount").sum().alias("spend"), pl.col("invoice").n_unique().alias("orders"))
+        .sort("month")
+    )
+    dates = rows.get_column("invoice_date")
+    return CustomerOut(
+        customer_id=customer_id,
+        country=rows.get_column("country")[-1],
+        first_seen=dates[0],
+        last_purchase=dates[-1],
+        total_spend=float(rows.get_column("amount").sum()),
+        orders=rows.get_column("invoice").n_unique(),
+        history=[HistoryMonth(**row) for row in monthly.to_dicts()],
+    )
+
+
+@router.get("/{customer_id}", response_model=CustomerOut, responses={404: {"model": ErrorOut}})
+def customer(customer_id: CustomerPath, state: StateDep) -> CustomerOut:
+    """Return a customer's country, first and last purchase, total spend and monthly history."""
+    return _history(state, customer_id.strip())
+
+
+def _features(state: ApiState, customer_id: str, as_of: date | None) -> CustomerFeaturesOut:
+    frames = state.store.get(state.engine)
+    cutoff = as_of or frames.default_as_of
+    purchases = frames.purchases.filter(pl.col("customer_id") == customer_id)
+    if purchases.height == 0 or cutoff is None:
+        raise _not_in_store(customer_id)
+    cancellations = frames.cancellations.filter(pl.col("customer_id") == customer_id)
+    table = services.customer_features(purchases, cancellations, [cutoff])
+    if table.height == 0:
+        raise HTTPException(
+            status_code=404,
+            detail=f"Customer '{customer_id}' has no purchase before {cutoff.isoformat()}",
+        )
+    row = table.row(0, named=True)
+    names: list[str]
+    if state.bundle is not None:
+        names = list(state.bundle.metadata["feature_names"])
+    else:
+        from retail_clv.features import FEATURE_COLUMNS
+
+        names = list(FEATURE_COLUMNS)
+    values: dict[str, Any] = {
+        name: finite_or_none(None if row.get(name) is None else float(row[name])) for name in names
+    }
+    return CustomerFeaturesOut(customer_id=customer_id, as_of=cutoff, features=values)
+
+
+@router.get(
+    "/{customer_id}/features",
+    response_model=CustomerFeaturesOut,
+    responses={404: {"model": ErrorOut}},
+)
+def customer_features(
+    customer_id: CustomerPath,
+    state: StateDep,
+    as_of: Annotated[date | None, Query(description="Default: day after the last purchase")] = None,
+) -> CustomerFeaturesOut:
+    """Return the active model's input features of one customer as of a date."""
+    return _features(state, customer_id.strip(), as_of)
+
+
+@router.get(
+    "/{customer_id}/prediction",
+    response_model=None,
+    responses={200: {"model": CustomerPredictionOut}, 404: {"model": ErrorOut}},
+)
+async def customer_prediction(customer_id: CustomerPath, request: Request) -> Response:
+    """Return the customer's stored score: both models' 30-day spend, products, as-of, run id.
+
+    Served from an in-memory copy of the ``predictions`` table (pre-serialised JSON); a miss is
+    checked against the table itself before answering 404.
+    """
+    state: ApiState = request.app.state.clv
+    body = state.predictions.get(customer_id)
+    if body is None:
+        body = await run_in_threadpool(
+            state.predictions.lookup_database, state.engine, customer_id.strip()
+        )
+        if body is None:
+            raise HTTPException(
+                status_code=404,
+                detail=(
+                    f"No stored prediction for customer '{customer_id}': unknown customer, or "
+                    "predictions not written yet (clv predict, POST /train)"
+                ),
+            )
+    return Response(body, media_type="application/json")

@@ -1,0 +1,38 @@
+"""Upload a file into the store (same as ``clv ingest``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from retail_clv.api import services
+from retail_clv.api.deps import ApiKeyDep, StateDep
+from retail_clv.api.routes.uploads_common import AUTH_ERRORS, UPLOAD_BODY, UPLOAD_ERRORS
+from retail_clv.api.schemas import IngestOut
+from retail_clv.api.uploads import receive_upload
+
+router = APIRouter(tags=["ingest"])
+
+
+@router.post(
+    "/ingest",
+    response_model=IngestOut,
+    dependencies=[ApiKeyDep],
+    openapi_extra=UPLOAD_BODY,
+    responses={**UPLOAD_ERRORS, **AUTH_ERRORS},
+)
+async def ingest(request: Request, state: StateDep) -> IngestOut:
+    """Validate, clean and load an uploaded file into the store; return its ingest reports.
+
+    Ingestion is idempotent: rows already stored count as duplicates. Requires the API key when
+    ``CLV_API_KEY`` is set.
+    """
+    upload = await receive_upload(request, state.settings.max_upload_mb * 1_000_000)
+    try:
+        reports = await run_in_threadpool(services.ingest_file, upload.path, state.engine)
+    finally:
+        upload.cleanup()
+        state.store.invalidate()
+    for report in reports:
+        report["source_file"] = upload.original_name
+    return IngestOut(reports=reports)

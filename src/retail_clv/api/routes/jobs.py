@@ -1,0 +1,74 @@
+"""Training runs as background jobs, and their state."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Path
+
+from retail_clv.api import services
+from retail_clv.api.deps import ApiKeyDep, StateDep
+from retail_clv.api.jobs import JobConflictError, ProgressFn
+from retail_clv.api.routes.uploads_common import AUTH_ERRORS
+from retail_clv.api.schemas import ErrorOut, JobAccepted, JobOut, TrainIn
+from retail_clv.api.state import ApiState
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["jobs"])
+
+
+def _training_work(state: ApiState, body: TrainIn) -> Any:
+    def work(progress: ProgressFn) -> dict[str, Any]:
+        result = services.run_training(
+            state.engine,
+            state.settings.models_dir,
+            body.as_of,
+            body.horizon_days,
+            body.budget,
+            progress,
+            write_scores=body.write_predictions,
+        )
+        progress(0.98, "loading the new model")
+        state.reload_model()
+        state.predictions.refresh(state.engine, force=True)
+        result["loaded"] = state.bundle is not None and state.bundle.run_id == result["run_id"]
+        return result
+
+    return work
+
+
+@router.post(
+    "/train",
+    status_code=202,
+    response_model=JobAccepted,
+    dependencies=[ApiKeyDep],
+    responses={**AUTH_ERRORS, 409: {"model": ErrorOut, "description": "A training job runs"}},
+)
+def train(state: StateDep, body: Annotated[TrainIn | None, Body()] = None) -> JobAccepted:
+    """Start a training run on the store as a background job; poll ``GET /jobs/{job_id}``.
+
+    Only one training job runs at a time (409 otherwise). When it succeeds the new run becomes
+    the active model and, unless ``write_predictions`` is false, every customer is rescored.
+    """
+    body = body or TrainIn()
+    try:
+        job = state.jobs.submit("train", _training_work(state, body))
+    except JobConflictError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    return JobAccepted(job_id=job.job_id)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses={404: {"model": ErrorOut}})
+async def job(job_id: Annotated[str, Path(min_length=1, max_length=64)], state: StateDep) -> JobOut:
+    """Return the state, progress, message, result or error of a background job."""
+    found = state.jobs.get(job_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"No job with id '{job_id}'")
+    return JobOut(**found.to_dict())
+
+
+@router.get("/jobs", response_model=list[JobOut])
+async def jobs(state: StateDep) -> list[JobOut]:
+    """List every job this server process remembers, oldest first."""
+    return [JobOut(**j.to_dict()) for j in state.jobs.jobs()]

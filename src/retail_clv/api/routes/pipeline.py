@@ -1,0 +1,119 @@
+"""Full pipeline on an uploaded raw file: clean, featurise, score — in isolation by default."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+import polars as pl
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from retail_clv.api import services
+from retail_clv.api.deps import API_KEY_HEADER, StateDep, check_api_key
+from retail_clv.api.routes.predict import prediction_records
+from retail_clv.api.routes.uploads_common import AUTH_ERRORS, UPLOAD_BODY, UPLOAD_ERRORS
+from retail_clv.api.schemas import ErrorOut, PipelineOut
+from retail_clv.api.state import ApiState, finite_or_none
+from retail_clv.api.uploads import SavedUpload, receive_upload
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["pipeline"])
+
+REJECTED_SAMPLE_ROWS = 200
+CSV_COLUMNS = (
+    "customer_id",
+    "predicted_spend_30d_model1",
+    "predicted_spend_30d_model2",
+    "predicted_products_30d",
+    "r2_model1",
+    "r2_model2",
+)
+
+
+def _holdout_r2(bundle: Any, model: str) -> float | None:
+    try:
+        value = bundle.metadata["metrics"]["models"][model]["r2"]
+    except (KeyError, TypeError):
+        return None
+    return finite_or_none(None if value is None else float(value))
+
+
+def _run(
+    state: ApiState, bundle: Any, upload: SavedUpload, store: bool, want_csv: bool
+) -> PipelineOut | Response:
+    result = services.clean_file(upload.path)
+    report = result.report.to_dict()
+    report["source_file"] = upload.original_name
+    as_of: date | None = None
+    if result.purchases.height:
+        last = result.purchases.get_column("invoice_date").max()
+        as_of = last.date() + timedelta(days=1)  # type: ignore[union-attr]
+        scored = services.score(bundle, result.purchases, result.cancellations, as_of=as_of)
+    else:
+        scored = pl.DataFrame(
+            schema={c: pl.Float64 for c in CSV_COLUMNS} | {"customer_id": pl.Utf8}
+        )
+    stored = None
+    if store:
+        stored = services.ingest_file(upload.path, state.engine)
+        for item in stored:
+            item["source_file"] = upload.original_name
+        state.store.invalidate()
+    if want_csv:
+        return Response(
+            services.predictions_csv(scored),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="predictions.csv"'},
+        )
+    return PipelineOut(
+        report=report,
+        rejected_sample=result.rejected.head(REJECTED_SAMPLE_ROWS).to_dicts(),
+        as_of=as_of,
+        model_run_id=bundle.run_id,
+        r2_model1=_holdout_r2(bundle, "model1"),
+        r2_model2=_holdout_r2(bundle, "model2"),
+        predictions=prediction_records(scored),  # type: ignore[arg-type]
+        stored=stored,
+    )
+
+
+@router.post(
+    "/pipeline",
+    response_model=PipelineOut,
+    openapi_extra=UPLOAD_BODY,
+    responses={
+        **UPLOAD_ERRORS,
+        **AUTH_ERRORS,
+        200: {
+            "description": "JSON report and predictions, or CSV with Accept: text/csv",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+        503: {"model": ErrorOut, "description": "No model loaded"},
+    },
+)
+async def pipeline(
+    request: Request,
+    state: StateDep,
+    store: Annotated[
+        bool, Query(description="Also ingest the file into the store (needs the API key)")
+    ] = False,
+) -> PipelineOut | Response:
+    """Clean, featurise and score an uploaded raw transaction log with both models.
+
+    The upload is scored in isolation: the store is not modified unless ``store=true``. The
+    answer holds the cleaning report (counts by outcome and reason), the first 200 rejected rows
+    and one prediction per customer; with ``Accept: text/csv`` it is the predictions CSV (text
+    cells neutralised against formula injection).
+    """
+    if store:
+        await check_api_key(state, request.headers.get(API_KEY_HEADER))
+    bundle = state.require_bundle()
+    want_csv = "text/csv" in request.headers.get("accept", "")
+    upload = await receive_upload(request, state.settings.max_upload_mb * 1_000_000)
+    try:
+        return await run_in_threadpool(_run, state, bundle, upload, store, want_csv)
+    finally:
+        upload.cleanup()

@@ -1,0 +1,206 @@
+"""Request and response models of the API (separate families, GUIDE item 8).
+
+Request bodies forbid unknown fields, so a typo is a 422 naming the field instead of a silently
+ignored value. Response models document the JSON shapes of ``docs/api.md`` and the dashboard.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+MAX_PREDICT_ITEMS = 10_000
+
+CustomerId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(BaseModel):
+    """Every error: a human-readable message (422 may carry a list of ``{loc, msg}``)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+class HealthOut(BaseModel):
+    """Liveness answer."""
+
+    status: Literal["ok"] = "ok"
+
+
+class ReadyOut(BaseModel):
+    """Readiness answer: database reachable and a model loaded."""
+
+    status: Literal["ready"] = "ready"
+    database: Literal["ok"] = "ok"
+    model_run_id: str
+
+
+class RunOut(BaseModel):
+    """One model run of the registry."""
+
+    run_id: str
+    trained_at: str | None = None
+    as_of: str | None = None
+    horizon_days: int | None = None
+    active: bool
+
+
+class RunsOut(BaseModel):
+    """Every model run, the active one flagged."""
+
+    runs: list[RunOut]
+
+
+class HistoryMonth(BaseModel):
+    """A customer's spend and number of orders in one calendar month."""
+
+    month: str = Field(examples=["2011-01"])
+    spend: float
+    orders: int
+
+
+class CustomerOut(BaseModel):
+    """A customer's purchase history from the store."""
+
+    customer_id: str
+    country: str | None
+    first_seen: datetime | None
+    last_purchase: datetime | None
+    total_spend: float
+    orders: int
+    history: list[HistoryMonth]
+
+
+class CustomerFeaturesOut(BaseModel):
+    """The model inputs of one customer as of a date."""
+
+    customer_id: str
+    as_of: date
+    features: dict[str, float | None]
+
+
+class CustomerPredictionOut(BaseModel):
+    """A customer's stored score (``predictions`` table)."""
+
+    customer_id: str
+    predicted_spend_30d_model1: float | None
+    predicted_spend_30d_model2: float | None
+    predicted_products_30d: float | None
+    as_of: date
+    horizon_days: int
+    model_run_id: str
+
+
+class PredictIn(_Input):
+    """Either customer ids (scored from the store as of a date) or ready feature rows."""
+
+    customer_ids: list[CustomerId] | None = Field(
+        default=None, min_length=1, max_length=MAX_PREDICT_ITEMS
+    )
+    as_of: date | None = Field(
+        default=None, description="Cutoff for customer_ids; default: day after the last purchase"
+    )
+    rows: list[dict[str, Any]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PREDICT_ITEMS,
+        description="Each row: customer_id and every feature of the active model (numbers)",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_input(self) -> PredictIn:
+        if (self.customer_ids is None) == (self.rows is None):
+            raise ValueError("give exactly one of 'customer_ids' or 'rows'")
+        if self.rows is not None and self.as_of is not None:
+            raise ValueError("'as_of' applies to 'customer_ids' only; feature rows are dated")
+        return self
+
+
+class PredictionRow(BaseModel):
+    """The predictions of one customer."""
+
+    customer_id: str
+    country: str | None = None
+    predicted_spend_30d_model1: float | None
+    predicted_spend_30d_model2: float | None
+    predicted_products_30d: float | None
+    r2_model1: float | None = None
+    r2_model2: float | None = None
+
+
+class PredictOut(BaseModel):
+    """Answer of ``POST /predict``."""
+
+    model_run_id: str
+    as_of: date | None
+    predictions: list[PredictionRow]
+    unknown_customer_ids: list[str]
+
+
+class PipelineOut(BaseModel):
+    """Answer of ``POST /pipeline``: cleaning report, rejected sample and predictions."""
+
+    report: dict[str, Any]
+    rejected_sample: list[dict[str, Any]]
+    as_of: date | None
+    model_run_id: str
+    r2_model1: float | None
+    r2_model2: float | None
+    predictions: list[PredictionRow]
+    stored: list[dict[str, Any]] | None = Field(
+        default=None, description="Ingest reports when ?store=true, else null"
+    )
+
+
+class IngestOut(BaseModel):
+    """Answer of ``POST /ingest``."""
+
+    reports: list[dict[str, Any]]
+
+
+class TrainIn(_Input):
+    """Body of ``POST /train``."""
+
+    as_of: date | None = Field(
+        default=None, description="Training cutoff; default: horizon_days before the data ends"
+    )
+    horizon_days: int = Field(default=30, ge=1, le=366)
+    budget: Literal["quick", "default"] = "quick"
+    write_predictions: bool = Field(
+        default=True, description="Rescore every customer with the new run afterwards"
+    )
+
+
+class JobAccepted(BaseModel):
+    """A background job was started."""
+
+    job_id: str
+
+
+class JobOut(BaseModel):
+    """State of a background job; ``error`` holds the failure message."""
+
+    job_id: str
+    kind: str
+    state: Literal["queued", "running", "succeeded", "failed"]
+    progress: float
+    message: str | None
+    error: str | None
+    result: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RejectionsOut(BaseModel):
+    """One page of the ``rejected_data`` audit."""
+
+    total: int
+    page: int
+    page_size: int
+    items: list[dict[str, Any]]

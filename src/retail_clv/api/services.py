@@ -1,0 +1,188 @@
+"""The API's only doorway into the core packages (ingest, store, features, models).
+
+Routes never import the core directly: they call these thin functions, which keeps the web layer
+thin (GUIDE item 1) and gives tests one place to substitute a slow piece. Imports are local so
+that importing the API stays cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+
+logger = logging.getLogger(__name__)
+
+
+def load_bundle(models_dir: Path, run_id: str = "latest") -> Any:
+    """Load a model run with checksum and version verification (``registry.load_run``)."""
+    from retail_clv.models.registry import load_run
+
+    return load_run(Path(models_dir), run_id)
+
+
+def list_runs(models_dir: Path) -> list[dict[str, Any]]:
+    """Return the metadata of every model run (``registry.list_runs``)."""
+    from retail_clv.models.registry import list_runs as _list_runs
+
+    return list(_list_runs(Path(models_dir)))
+
+
+def read_store(engine: sa.Engine) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return the store's valid purchases and its cancellations."""
+    from retail_clv.store.queries import read_cancellations, read_purchases
+
+    return read_purchases(engine), read_cancellations(engine)
+
+
+def clean_file(path: Path) -> Any:
+    """Read and clean one file without touching the store (``ingest.pipeline.clean_file``)."""
+    from retail_clv.ingest.pipeline import clean_file as _clean_file
+
+    return _clean_file(path)
+
+
+def ingest_file(path: Path, engine: sa.Engine) -> list[dict[str, Any]]:
+    """Ingest one file into the store and return its reports as JSON-safe dicts."""
+    from retail_clv.ingest.pipeline import ingest_files
+
+    return [report.to_dict() for report in ingest_files([path], engine, progress=False)]
+
+
+def score(
+    bundle: Any, purchases: pl.DataFrame, cancellations: pl.DataFrame, as_of: date | None = None
+) -> pl.DataFrame:
+    """Score every customer of the frames with the bundle (``models.scoring.score``)."""
+    from retail_clv.models.scoring import score as _score
+
+    return _score(bundle, purchases, cancellations, as_of=as_of)
+
+
+def customer_features(
+    purchases: pl.DataFrame, cancellations: pl.DataFrame, cutoffs: Sequence[date]
+) -> pl.DataFrame:
+    """Compute customer features as of each cutoff (``features.customer_features``)."""
+    from retail_clv.features import customer_features as _customer_features
+
+    return _customer_features(purchases, cancellations, cutoffs)
+
+
+def predictions_csv(scored: pl.DataFrame) -> str:
+    """Render scores as the ``clv predict`` CSV, text cells safe from formula injection."""
+    from retail_clv.models.scoring import to_csv_frame
+
+    return to_csv_frame(scored).write_csv()
+
+
+def write_predictions(
+    engine: sa.Engine, frame: pl.DataFrame, run_id: str, as_of: date, horizon_days: int
+) -> int:
+    """Upsert scores into the ``predictions`` table (``store.predictions.write_predictions``)."""
+    from retail_clv.store.predictions import write_predictions as _write
+
+    return _write(engine, frame, run_id, as_of, horizon_days)
+
+
+def read_all_predictions(engine: sa.Engine) -> pl.DataFrame:
+    """Return every stored score (``store.predictions.read_predictions``)."""
+    from retail_clv.store.predictions import read_predictions
+
+    return read_predictions(engine)
+
+
+def read_one_prediction(engine: sa.Engine, customer_id: str) -> dict[str, Any] | None:
+    """Return one customer's stored score or ``None`` (``store.predictions.read_prediction``)."""
+    from retail_clv.store.predictions import read_prediction
+
+    return read_prediction(engine, customer_id)
+
+
+def run_training(
+    engine: sa.Engine,
+    models_dir: Path,
+    as_of: date | None,
+    horizon_days: int,
+    budget: str,
+    progress: Callable[[float, str], None],
+    write_scores: bool = True,
+) -> dict[str, Any]:
+    """Train on the store, save the run, and (optionally) rescore every customer.
+
+    Parameters
+    ----------
+    engine
+        The store.
+    models_dir
+        Where the run is written (``models/<run-id>``, ``models/latest``).
+    as_of
+        Training cutoff; default: ``horizon_days`` before the day after the last purchase, so the
+        last window is evaluated.
+    horizon_days
+        Prediction horizon.
+    budget
+        ``"quick"`` or ``"default"`` hyper-parameter search budget.
+    progress
+        Callback ``(fraction, message)`` fed by the training.
+    write_scores
+        Also score every customer as of the day after the last purchase with the new run and
+        replace the ``predictions`` table.
+
+    Returns
+    -------
+    dict
+        ``run_id``, ``path``, ``as_of``, ``metrics`` and ``predictions_written``.
+    """
+    from retail_clv.errors import NotEnoughDataError
+    from retail_clv.models.registry import data_fingerprint, load_run, save_run
+    from retail_clv.models.training import train
+
+    progress(0.01, "reading the store")
+    purchases, cancellations = read_store(engine)
+    if purchases.height == 0:
+        raise NotEnoughDataError(
+            "The store is empty: ingest a file first (clv ingest, POST /ingest)"
+        )
+    last_day = purchases.get_column("invoice_date").max().date()  # type: ignore[union-attr]
+    cutoff = as_of or (last_day + timedelta(days=1) - timedelta(days=horizon_days))
+
+    def scaled(fraction: float, message: str) -> None:
+        progress(0.02 + 0.88 * min(1.0, max(0.0, fraction)), message)
+
+    result = train(
+        purchases,
+        cancellations,
+        as_of=cutoff,
+        horizon_days=horizon_days,
+        budget=budget,  # type: ignore[arg-type]
+        progress=scaled,
+    )
+    progress(0.9, "saving the model run")
+    fingerprint = data_fingerprint(purchases, engine.url.render_as_string(hide_password=True))
+    path = save_run(result, Path(models_dir), fingerprint)
+    written = 0
+    if write_scores:
+        progress(0.93, "scoring every customer with the new model")
+        bundle = load_run(Path(models_dir), path.name)
+        score_as_of = last_day + timedelta(days=1)
+        frame = score(bundle, purchases, cancellations, as_of=score_as_of)
+        write_predictions(engine, frame, bundle.run_id, score_as_of, horizon_days)
+        written = frame.height
+    return {
+        "run_id": path.name,
+        "path": str(path),
+        "as_of": cutoff.isoformat(),
+        "metrics": result.metrics,
+        "predictions_written": written,
+    }
+
+
+def open_engine(url: str) -> sa.Engine:
+    """Open (creating and migrating when needed) the store at ``url`` (``store.db.get_engine``)."""
+    from retail_clv.store.db import get_engine
+
+    return get_engine(url)

@@ -1,0 +1,213 @@
+"""Process-wide state of the API: engine, active model, in-memory caches, job manager.
+
+Built once by the lifespan of :func:`retail_clv.api.app.create_app` and reached by the routes
+through :mod:`retail_clv.api.deps`. The model is loaded from the models directory only (after the
+registry's checksum verification), never from a request.
+
+Two caches keep the hot paths off the database:
+
+* :class:`PredictionCache` holds the ``predictions`` table as ready-to-send JSON bytes per
+  customer (``GET /customers/{id}/prediction`` is a dict lookup). It is reloaded when the table's
+  signature (row count, latest ``created_at``) changes, checked every few seconds and right after
+  this process writes predictions; a miss falls back to the indexed database lookup, so a row
+  written by another process is served immediately.
+* :class:`StoreCache` holds the store's purchases and cancellations frames for ``/predict`` and
+  ``/customers``; it is dropped after an ingest and whenever ``ingest_runs`` changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+
+from retail_clv.api import services
+from retail_clv.api.jobs import JobManager
+from retail_clv.config import Settings
+from retail_clv.errors import ModelMismatchError, ModelNotFoundError, RetailClvError
+from retail_clv.store import schema
+
+logger = logging.getLogger(__name__)
+
+NO_MODEL_MESSAGE = "No model trained yet: run clv train or POST /train"
+
+
+def finite_or_none(value: Any) -> Any:
+    """Return ``value`` unless it is a NaN/infinite float, which becomes ``None`` (JSON null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class PredictionCache:
+    """The ``predictions`` table as pre-serialised JSON bodies keyed by customer id."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[str, bytes] = {}
+        self._signature: tuple[Any, ...] | None = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def get(self, customer_id: str) -> bytes | None:
+        """Return the JSON body of a customer's stored prediction, or ``None``."""
+        return self._bodies.get(customer_id)
+
+    @staticmethod
+    def body(row: dict[str, Any]) -> bytes:
+        """Serialise one stored score in the shape of ``GET /customers/{id}/prediction``."""
+        as_of = row["as_of"]
+        return json.dumps(
+            {
+                "customer_id": row["customer_id"],
+                "predicted_spend_30d_model1": finite_or_none(row["predicted_spend_30d_model1"]),
+                "predicted_spend_30d_model2": finite_or_none(row["predicted_spend_30d_model2"]),
+                "predicted_products_30d": finite_or_none(row["predicted_products_30d"]),
+                "as_of": as_of.isoformat() if isinstance(as_of, date) else str(as_of),
+                "horizon_days": row["horizon_days"],
+                "model_run_id": row["model_run_id"],
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @staticmethod
+    def signature(engine: sa.Engine) -> tuple[Any, ...]:
+        """Return a cheap fingerprint of the table: row count and latest ``created_at``."""
+        table = schema.predictions
+        query = sa.select(
+            sa.func.count(), sa.func.max(table.c.created_at), sa.func.max(table.c.model_run_id)
+        )
+        with engine.connect() as conn:
+            row = conn.execute(query).one()
+        return tuple(row)
+
+    def refresh(self, engine: sa.Engine, force: bool = False) -> bool:
+        """Reload the whole table when its signature changed (or ``force``); return if reloaded."""
+        with self._lock:
+            signature = self.signature(engine)
+            if not force and signature == self._signature:
+                return False
+            rows = services.read_all_predictions(engine).to_dicts()
+            self._bodies = {row["customer_id"]: self.body(row) for row in rows}
+            self._signature = signature
+        logger.info("prediction cache loaded: %d customers", len(rows))
+        return True
+
+    def lookup_database(self, engine: sa.Engine, customer_id: str) -> bytes | None:
+        """Read one customer's row with the primary-key index (cache miss path)."""
+        row = services.read_one_prediction(engine, customer_id)
+        if row is None:
+            return None
+        body = self.body(row)
+        self._bodies[customer_id] = body
+        return body
+
+
+@dataclass
+class StoreFrames:
+    """The store's purchases and cancellations, and the default scoring date."""
+
+    purchases: pl.DataFrame
+    cancellations: pl.DataFrame
+    default_as_of: date | None
+
+
+class StoreCache:
+    """Keep the store's frames in memory between requests; reload when the store changes."""
+
+    def __init__(self) -> None:
+        self._frames: StoreFrames | None = None
+        self._signature: tuple[Any, ...] | None = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def signature(engine: sa.Engine) -> tuple[Any, ...]:
+        """Return a cheap fingerprint of the store: number and latest id of ingest runs."""
+        table = schema.ingest_runs
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.select(
+                    sa.func.count(), sa.func.max(table.c.id), sa.func.max(table.c.finished_at)
+                )
+            ).one()
+        return tuple(row)
+
+    def invalidate(self) -> None:
+        """Forget the cached frames (called after this process ingests)."""
+        with self._lock:
+            self._frames = None
+            self._signature = None
+
+    def get(self, engine: sa.Engine) -> StoreFrames:
+        """Return the store's frames, reading them when absent or when the store changed."""
+        signature = self.signature(engine)
+        with self._lock:
+            if self._frames is not None and signature == self._signature:
+                return self._frames
+            purchases, cancellations = services.read_store(engine)
+            default_as_of = None
+            if purchases.height:
+                last = purchases.get_column("invoice_date").max()
+                if last is not None:
+                    default_as_of = last.date() + timedelta(days=1)  # type: ignore[union-attr]
+            self._frames = StoreFrames(purchases, cancellations, default_as_of)
+            self._signature = signature
+            logger.info(
+                "store cache loaded: %d purchase lines, %d cancellations",
+                purchases.height,
+                cancellations.height,
+            )
+            return self._frames
+
+
+class ApiState:
+    """Everything the routes share inside one server process.
+
+    Parameters
+    ----------
+    settings
+        The settings the app was created with.
+    engine
+        The store's engine (pooled connections).
+    """
+
+    def __init__(self, settings: Settings, engine: sa.Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.bundle: Any | None = None
+        self.model_error: str = NO_MODEL_MESSAGE
+        self.predictions = PredictionCache()
+        self.store = StoreCache()
+        self.jobs = JobManager()
+        self._model_lock = threading.Lock()
+
+    def reload_model(self) -> None:
+        """(Re)load the active model run from the models directory; keep the reason on failure."""
+        with self._model_lock:
+            try:
+                bundle = services.load_bundle(self.settings.models_dir)
+            except ModelNotFoundError as exc:
+                self.bundle, self.model_error = None, NO_MODEL_MESSAGE
+                logger.warning("no model loaded: %s", exc)
+                return
+            except (ModelMismatchError, RetailClvError) as exc:
+                self.bundle, self.model_error = None, f"Model cannot be loaded: {exc}"
+                logger.error("model cannot be loaded: %s", exc)
+                return
+            self.bundle, self.model_error = bundle, ""
+            logger.info("model %s loaded", bundle.run_id)
+
+    def require_bundle(self) -> Any:
+        """Return the active model bundle or raise :class:`ModelNotFoundError` (503)."""
+        bundle = self.bundle
+        if bundle is None:
+            raise ModelNotFoundError(self.model_error or NO_MODEL_MESSAGE)
+        return bundle
