@@ -1,0 +1,339 @@
+"""Turn the API's JSON documents into tidy pandas DataFrames for tables and charts.
+
+Pure functions only (no Streamlit, no HTTP), so the pages stay thin and the shaping is
+unit-tested. Nothing here computes a prediction or a metric: the numbers come from the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+#: Columns (and order) of the downloadable predictions CSV — the same as ``clv predict``.
+CSV_COLUMNS: list[str] = [
+    "customer_id",
+    "predicted_spend_30d_model1",
+    "predicted_spend_30d_model2",
+    "predicted_products_30d",
+    "r2_model1",
+    "r2_model2",
+]
+
+#: Columns of the predictions table (CSV columns plus the country).
+PREDICTION_COLUMNS: list[str] = [CSV_COLUMNS[0], "country", *CSV_COLUMNS[1:]]
+
+_NUMERIC_PREDICTION_COLUMNS = CSV_COLUMNS[1:]
+
+#: Readable names of the models and baselines in the API's metrics document.
+MODEL_LABELS: dict[str, str] = {
+    "model1": "Model 1",
+    "model2": "Model 2",
+    "mean": "Baseline: mean",
+    "run_rate": "Baseline: run rate",
+    "bgnbd_gg": "Baseline: BG/NBD + Gamma-Gamma",
+    "perfect": "Perfect ranking",
+}
+
+#: Metric keys shown side by side on the Models page, with their column titles.
+METRIC_COLUMNS: dict[str, str] = {
+    "r2": "R²",
+    "mae": "MAE",
+    "rmse": "RMSE",
+    "gini": "Gini",
+    "top10_capture": "Top-10% capture",
+    "spearman": "Spearman",
+}
+
+# A cell starting with one of these is run as a formula by spreadsheet programs.
+_FORMULA_PREFIX = r"^[=+\-@\t\r]"
+
+
+def predictions_frame(predictions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Build the predictions table from the API's ``predictions`` list.
+
+    Parameters
+    ----------
+    predictions : sequence of mapping
+        Items of ``POST /pipeline``'s ``predictions``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`PREDICTION_COLUMNS` (missing ones filled with NA), ``customer_id``
+        and ``country`` as text, the others as floats; sorted by Model 1's prediction,
+        largest first.
+    """
+    frame = pd.DataFrame(list(predictions))
+    for column in PREDICTION_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = pd.NA
+    frame = frame[PREDICTION_COLUMNS].copy()
+    frame["customer_id"] = frame["customer_id"].astype("string")
+    frame["country"] = frame["country"].astype("string")
+    for column in _NUMERIC_PREDICTION_COLUMNS:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame.sort_values(
+        "predicted_spend_30d_model1", ascending=False, kind="stable", ignore_index=True
+    )
+
+
+def filter_predictions(frame: pd.DataFrame, query: str) -> pd.DataFrame:
+    """Keep the rows whose customer id contains ``query`` (literal, case-insensitive).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A :func:`predictions_frame`.
+    query : str
+        Text typed in the search box; blank keeps every row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The matching rows.
+    """
+    query = query.strip()
+    if not query:
+        return frame
+    mask = frame["customer_id"].str.contains(query, case=False, regex=False, na=False)
+    return frame[mask.astype(bool)]
+
+
+def neutralise_formulas(values: pd.Series) -> pd.Series:
+    """Prefix text cells that a spreadsheet would run as a formula with a quote.
+
+    Cells starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return become
+    ``'=...`` (OWASP's CSV-injection advice); other cells are unchanged.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        Text values.
+
+    Returns
+    -------
+    pandas.Series
+        The neutralised values.
+    """
+    text = values.astype("string")
+    risky = text.str.contains(_FORMULA_PREFIX, regex=True, na=False).astype(bool)
+    return text.where(~risky, "'" + text)
+
+
+def predictions_csv(frame: pd.DataFrame) -> bytes:
+    """Serialise predictions as the download CSV (columns :data:`CSV_COLUMNS`, UTF-8).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A :func:`predictions_frame` (extra columns such as ``country`` are dropped).
+
+    Returns
+    -------
+    bytes
+        The CSV, one row per customer, text cells neutralised against formula injection.
+    """
+    out = frame[CSV_COLUMNS].copy()
+    out["customer_id"] = neutralise_formulas(out["customer_id"])
+    return out.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def reason_frame(reason_counts: Mapping[str, int]) -> pd.DataFrame:
+    """Tabulate rejection reasons, most frequent first.
+
+    Parameters
+    ----------
+    reason_counts : mapping of str to int
+        ``report.reason_counts`` of the API (a row may count under several reasons).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``reason`` (text) and ``rows`` (int); reasons with zero rows are dropped.
+    """
+    frame = pd.DataFrame(
+        {"reason": list(reason_counts.keys()), "rows": list(reason_counts.values())}
+    ).astype({"reason": "string", "rows": "int64"})
+    frame = frame[frame["rows"] > 0]
+    return frame.sort_values(["rows", "reason"], ascending=[False, True], ignore_index=True)
+
+
+def rejected_sample_frame(sample: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Tabulate the sample of rejected rows, reasons first.
+
+    Parameters
+    ----------
+    sample : sequence of mapping
+        ``rejected_sample`` of ``POST /pipeline``: ``row_number, reasons, raw_*...``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``row_number`` and ``reasons`` (``|`` replaced by ``, ``) first, then the raw
+        values with their ``raw_`` prefix removed.
+    """
+    frame = pd.DataFrame(list(sample))
+    if frame.empty:
+        return pd.DataFrame({"row_number": [], "reasons": []})
+    if "reasons" in frame.columns:
+        frame["reasons"] = frame["reasons"].astype("string").str.replace("|", ", ", regex=False)
+    first = [c for c in ("row_number", "reasons") if c in frame.columns]
+    rest = [c for c in frame.columns if c not in first]
+    frame = frame[first + rest]
+    return frame.rename(columns={c: c.removeprefix("raw_") for c in rest})
+
+
+def metrics_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """Put the spend models' and the baselines' metrics side by side.
+
+    Parameters
+    ----------
+    metrics : mapping
+        The metrics document of a run (``models`` and ``baselines`` sections).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model (Model 1, Model 2, then the baselines), a ``Model`` column and
+        one column per entry of :data:`METRIC_COLUMNS` (NaN where the API gave none).
+    """
+    rows: list[dict[str, Any]] = []
+    sections = [(key, metrics.get("models", {}).get(key)) for key in ("model1", "model2")] + list(
+        (metrics.get("baselines") or {}).items()
+    )
+    for key, values in sections:
+        if not isinstance(values, Mapping):
+            continue
+        row: dict[str, Any] = {"Model": MODEL_LABELS.get(key, key)}
+        for metric, title in METRIC_COLUMNS.items():
+            value = values.get(metric)
+            row[title] = float(value) if isinstance(value, int | float) else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["Model", *METRIC_COLUMNS.values()])
+
+
+def calibration_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """Reshape the decile calibration tables into long form for a chart.
+
+    Parameters
+    ----------
+    metrics : mapping
+        The metrics document of a run (``calibration`` section).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model`` (label), ``decile``, ``series`` (``"Predicted"``/``"Actual"``),
+        ``mean_spend``.
+    """
+    frames = []
+    for key, table in (metrics.get("calibration") or {}).items():
+        part = pd.DataFrame(list(table))
+        if part.empty:
+            continue
+        part["model"] = MODEL_LABELS.get(key, key)
+        frames.append(part)
+    if not frames:
+        return pd.DataFrame(columns=["model", "decile", "series", "mean_spend"])
+    wide = pd.concat(frames, ignore_index=True)
+    long = wide.melt(
+        id_vars=["model", "decile"],
+        value_vars=["mean_predicted", "mean_actual"],
+        var_name="series",
+        value_name="mean_spend",
+    )
+    long["series"] = long["series"].map({"mean_predicted": "Predicted", "mean_actual": "Actual"})
+    return long
+
+
+def gain_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """Reshape the gain curves into long form for a chart.
+
+    Parameters
+    ----------
+    metrics : mapping
+        The metrics document of a run (``gain_curve`` section).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model`` (label), ``fraction_customers``, ``fraction_spend``.
+    """
+    frames = []
+    for key, points in (metrics.get("gain_curve") or {}).items():
+        part = pd.DataFrame(list(points))
+        if part.empty:
+            continue
+        part["model"] = MODEL_LABELS.get(key, key)
+        frames.append(part[["model", "fraction_customers", "fraction_spend"]])
+    if not frames:
+        return pd.DataFrame(columns=["model", "fraction_customers", "fraction_spend"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def importance_frame(feature_importance: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Tabulate feature importances, largest first.
+
+    Parameters
+    ----------
+    feature_importance : sequence of mapping
+        ``feature_importance`` of a run: ``{"feature", "importance"}`` items.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``feature`` and ``importance``.
+    """
+    frame = pd.DataFrame(list(feature_importance), columns=["feature", "importance"])
+    frame["importance"] = pd.to_numeric(frame["importance"], errors="coerce")
+    return frame.sort_values("importance", ascending=False, ignore_index=True)
+
+
+def history_frame(history: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Tabulate a customer's monthly history.
+
+    Parameters
+    ----------
+    history : sequence of mapping
+        ``history`` of ``GET /customers/{id}``: ``{"month": "2011-01", "spend", "orders"}``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``month`` (first day of the month, datetime), ``spend``, ``orders``.
+    """
+    frame = pd.DataFrame(list(history), columns=["month", "spend", "orders"])
+    frame["month"] = pd.to_datetime(frame["month"], format="%Y-%m")
+    frame["spend"] = pd.to_numeric(frame["spend"], errors="coerce")
+    frame["orders"] = pd.to_numeric(frame["orders"], errors="coerce")
+    return frame.sort_values("month", ignore_index=True)
+
+
+def features_frame(features: Mapping[str, Any]) -> pd.DataFrame:
+    """Tabulate a customer's features in the API's order.
+
+    Parameters
+    ----------
+    features : mapping of str to value
+        ``features`` of ``GET /customers/{id}/features``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``feature`` and ``value`` (text, so mixed types display cleanly).
+    """
+    return pd.DataFrame(
+        {
+            "feature": list(features.keys()),
+            "value": [_display_value(v) for v in features.values()],
+        }
+    )
+
+
+def _display_value(value: Any) -> str:
+    """Render one feature value for display (floats to 4 significant decimals)."""
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.2f}"
+    return "" if value is None else str(value)

@@ -1,0 +1,198 @@
+"""Models page: the active run's metrics next to the baselines, its charts, and retraining."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal, cast
+
+import streamlit as st
+
+from retail_clv.dashboard import charts, frames
+from retail_clv.dashboard.client import ApiClient, DashboardError
+from retail_clv.dashboard.common import currency, get_client, show_error
+from retail_clv.dashboard.formatting import currency_column_format, format_number
+
+JOB_KEY = "train_job_id"
+FLASH_KEY = "train_flash"
+#: Seconds between two ``GET /jobs/{id}`` polls.
+POLL_SECONDS = 1.0
+#: Give up watching (not the job itself) after this many seconds.
+POLL_LIMIT_SECONDS = 3600.0
+
+
+def show_run(model: dict[str, Any], symbol: str) -> None:
+    """Show the active run: metrics table, calibration, gain curve and feature importance.
+
+    Parameters
+    ----------
+    model : dict
+        ``GET /models/active`` answer (the run's metadata).
+    symbol : str
+        Currency symbol.
+    """
+    metrics: dict[str, Any] = model.get("metrics") or {}
+    st.subheader(f"Active run `{model.get('run_id', '?')}`")
+    st.caption(
+        f"Trained {str(model.get('trained_at', '?'))[:19]} · as of {model.get('as_of', '?')} · "
+        f"horizon {model.get('horizon_days', '?')} days · evaluated on "
+        f"{format_number(metrics.get('n_customers'))} customers from cutoff "
+        f"{metrics.get('cutoff', '?')}"
+    )
+    table = frames.metrics_frame(metrics)
+    if table.empty:
+        st.info(
+            "This run has no holdout metrics (the data did not cover the 30 days after "
+            "its as-of date).",
+            icon="ℹ️",
+        )
+    else:
+        money_format = currency_column_format(symbol)
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "R²": st.column_config.NumberColumn(format="%.3f"),
+                "MAE": st.column_config.NumberColumn(format=money_format),
+                "RMSE": st.column_config.NumberColumn(format=money_format),
+                "Gini": st.column_config.NumberColumn(format="%.3f"),
+                "Top-10% capture": st.column_config.NumberColumn(format="percent"),
+                "Spearman": st.column_config.NumberColumn(format="%.3f"),
+            },
+        )
+        st.caption(
+            "Holdout: the 30 days after the cutoff. Gini and top-10% capture measure "
+            "ranking (share of next-30-day spend from the 10% of customers ranked highest)."
+        )
+    products = (metrics.get("models") or {}).get("products")
+    if isinstance(products, dict):
+        st.caption(
+            "Products model: MAE "
+            f"{format_number(products.get('mae'), 3)} · Spearman "
+            f"{format_number(products.get('spearman'), 3)} · R² "
+            f"{format_number(products.get('r2'), 3)}"
+        )
+
+    calibration = frames.calibration_frame(metrics)
+    if not calibration.empty:
+        st.altair_chart(charts.calibration_chart(calibration, symbol), width="stretch")
+    left, right = st.columns(2)
+    gain = frames.gain_frame(metrics)
+    if not gain.empty:
+        left.altair_chart(charts.gain_curve_chart(gain), width="stretch")
+    importance = frames.importance_frame(model.get("feature_importance") or [])
+    if not importance.empty:
+        right.altair_chart(charts.feature_importance_chart(importance), width="stretch")
+
+
+def watch_job(client: ApiClient, job_id: str) -> None:
+    """Poll ``GET /jobs/{job_id}`` with a progress bar until the job ends.
+
+    On success the page reruns to show the new run; the outcome is kept as a flash
+    message in the session.
+
+    Parameters
+    ----------
+    client : ApiClient
+        The API client.
+    job_id : str
+        The training job's id.
+    """
+    bar = st.progress(0.0, text="Training queued…")
+    started = time.monotonic()
+    while True:
+        try:
+            job = client.job(job_id)
+        except DashboardError as exc:
+            st.session_state.pop(JOB_KEY, None)
+            show_error(exc)
+            return
+        progress = min(max(float(job.get("progress") or 0.0), 0.0), 1.0)
+        state = job.get("state", "queued")
+        bar.progress(progress, text=f"Training {state}: {job.get('message') or ''}".strip())
+        if state == "succeeded":
+            st.session_state.pop(JOB_KEY, None)
+            result = job.get("result")
+            run_id = result.get("run_id") if isinstance(result, dict) else None
+            st.session_state[FLASH_KEY] = (
+                "success",
+                f"Training finished: run `{run_id}` is now active."
+                if run_id
+                else "Training finished: the new run is now active.",
+            )
+            st.rerun()
+        if state == "failed":
+            st.session_state.pop(JOB_KEY, None)
+            st.session_state[FLASH_KEY] = (
+                "error",
+                f"Training failed: {job.get('error') or job.get('message') or 'unknown error'}. "
+                "See the terminal running `clv serve` for details.",
+            )
+            st.rerun()
+        if time.monotonic() - started > POLL_LIMIT_SECONDS:
+            st.warning("Training is still running; reload this page to keep watching.")
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def show_retrain(client: ApiClient) -> None:
+    """Show the Retrain controls and watch a running training job.
+
+    Parameters
+    ----------
+    client : ApiClient
+        The API client.
+    """
+    st.subheader("Retrain")
+    flash = st.session_state.pop(FLASH_KEY, None)
+    if flash is not None:
+        kind, text = flash
+        (st.success if kind == "success" else st.error)(text)
+    left, right = st.columns([1, 3])
+    budget = left.selectbox(
+        "Search budget",
+        ["quick", "default"],
+        key="train_budget",
+        help="quick: a small hyper-parameter search (minutes); default: the full search.",
+    )
+    right.markdown(
+        "Retrain both spend models and the products model on all the data in the store. "
+        "The API trains in the background; the new run becomes active when it succeeds."
+    )
+    if left.button("🔁 Retrain", type="primary", disabled=JOB_KEY in st.session_state):
+        try:
+            st.session_state[JOB_KEY] = client.start_training(
+                budget=cast(Literal["quick", "default"], budget)
+            )
+        except DashboardError as exc:
+            show_error(exc)
+            return
+    job_id = st.session_state.get(JOB_KEY)
+    if job_id:
+        watch_job(client, str(job_id))
+
+
+def render() -> None:
+    """Draw the Models page."""
+    client = get_client()
+    symbol = currency()
+    st.title("Models")
+    try:
+        model = client.active_model()
+    except DashboardError as exc:
+        show_error(exc)
+    else:
+        show_run(model, symbol)
+        with st.expander("All stored runs"):
+            try:
+                runs = client.list_models()
+            except DashboardError as exc:
+                show_error(exc)
+            else:
+                st.dataframe(runs, hide_index=True, width="stretch")
+    st.divider()
+    show_retrain(client)
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,248 @@
+"""Full Pipeline page: upload a raw file, see how it was cleaned, get its predictions.
+
+The file goes to ``POST /pipeline``; the answer (cleaning report, rejected sample and
+predictions) is kept in ``st.session_state[RESULT_KEY]`` so reruns (search, chart options,
+download) do not upload it again.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import Any
+
+import streamlit as st
+
+from retail_clv.dashboard import charts, frames
+from retail_clv.dashboard.client import ApiClient, DashboardError
+from retail_clv.dashboard.common import currency, get_client, show_error
+from retail_clv.dashboard.formatting import (
+    currency_column_format,
+    format_number,
+    format_percent,
+)
+
+RESULT_KEY = "pipeline_result"
+ERROR_KEY = "pipeline_error"
+UPLOAD_KEY = "pipeline_upload"
+SOURCE_KEY = "pipeline_source"
+
+
+def run_upload(client: ApiClient, filename: str, content: bytes, store: bool) -> None:
+    """Send one file to ``POST /pipeline`` and keep the answer (or the error) in the session.
+
+    Parameters
+    ----------
+    client : ApiClient
+        The API client.
+    filename : str
+        Name of the uploaded file.
+    content : bytes
+        The file's bytes.
+    store : bool
+        Also load the cleaned rows into the store.
+    """
+    st.session_state.pop(RESULT_KEY, None)
+    st.session_state.pop(ERROR_KEY, None)
+    size = format_number(len(content) / 1024, 1)
+    with st.status(f"Cleaning and scoring **{filename}** ({size} KB)…", expanded=True) as status:
+        st.write(
+            "Uploading to the API, which validates every row, removes duplicates and "
+            "scores each customer with the active models…"
+        )
+        try:
+            result = client.run_pipeline(filename, content, store=store)
+        except DashboardError as exc:
+            st.session_state[ERROR_KEY] = exc
+            status.update(label=f"Could not process {filename}", state="error", expanded=False)
+            return
+        st.session_state[RESULT_KEY] = result
+        st.session_state[SOURCE_KEY] = filename
+        n = len(result.get("predictions") or [])
+        status.update(
+            label=f"Done: {filename} cleaned, {format_number(n)} customers scored",
+            state="complete",
+            expanded=False,
+        )
+
+
+def show_report(result: dict[str, Any]) -> None:
+    """Show the cleaning report: counts, rejection reasons and a sample of rejected rows.
+
+    Parameters
+    ----------
+    result : dict
+        The ``POST /pipeline`` answer.
+    """
+    report: dict[str, Any] = result.get("report") or {}
+    st.subheader("Cleaning report")
+    read = int(report.get("rows_read") or 0)
+
+    def share(key: str) -> str:
+        return f"{format_percent(report.get(key, 0) / read)} of rows read" if read else ""
+
+    cols = st.columns(5)
+    cols[0].metric("Rows read", format_number(read))
+    cols[1].metric(
+        "Rows loaded", format_number(report.get("rows_loaded")), help=share("rows_loaded")
+    )
+    cols[2].metric(
+        "Rows rejected", format_number(report.get("rows_rejected")), help=share("rows_rejected")
+    )
+    cols[3].metric(
+        "Duplicates", format_number(report.get("rows_duplicate")), help=share("rows_duplicate")
+    )
+    cols[4].metric("Customers", format_number(report.get("customers")))
+    details = [
+        f"format **{report.get('file_format', '?')}**",
+        f"encoding **{report.get('encoding', '?')}**",
+    ]
+    if report.get("date_min") and report.get("date_max"):
+        details.append(f"invoices from **{report['date_min']}** to **{report['date_max']}**")
+    if report.get("products") is not None:
+        details.append(f"**{format_number(report['products'])}** products")
+    st.caption(" · ".join(details))
+
+    reasons = frames.reason_frame(report.get("reason_counts") or {})
+    left, right = st.columns([2, 3])
+    with left:
+        if reasons.empty:
+            st.success("No row was rejected.", icon="✅")
+        else:
+            st.altair_chart(charts.rejection_reasons_chart(reasons), width="stretch")
+            st.caption("A row can be rejected for several reasons at once.")
+    with right:
+        sample = frames.rejected_sample_frame(result.get("rejected_sample") or [])
+        if not sample.empty:
+            st.markdown("**Sample of rejected rows** (raw values as uploaded)")
+            st.dataframe(sample, hide_index=True, width="stretch", height=260)
+
+
+def show_predictions(result: dict[str, Any], symbol: str, source: str) -> None:
+    """Show the searchable predictions table, the download button and the charts.
+
+    Parameters
+    ----------
+    result : dict
+        The ``POST /pipeline`` answer.
+    symbol : str
+        Currency symbol.
+    source : str
+        Name of the uploaded file (used for the download's name).
+    """
+    table = frames.predictions_frame(result.get("predictions") or [])
+    st.subheader("Predictions for the next 30 days")
+    st.caption(
+        f"Features as of **{result.get('as_of', '?')}** · model run "
+        f"`{result.get('model_run_id', '?')}` · holdout R²: Model 1 "
+        f"**{format_number(result.get('r2_model1'), 3)}**, Model 2 "
+        f"**{format_number(result.get('r2_model2'), 3)}**"
+    )
+    if table.empty:
+        st.info(
+            "No customer could be scored: no valid purchase with a customer id was left "
+            "after cleaning.",
+            icon="ℹ️",
+        )
+        return
+
+    search_col, download_col = st.columns([3, 1])
+    query = search_col.text_input(
+        "Search customer id", key="pipeline_search", placeholder="e.g. 13085"
+    )
+    download_col.download_button(
+        "⬇️ Download predictions CSV",
+        data=frames.predictions_csv(table),
+        file_name=f"predictions_{PurePath(source).name.split('.')[0] or 'upload'}.csv",
+        mime="text/csv",
+        width="stretch",
+        help="One row per customer: " + ", ".join(frames.CSV_COLUMNS),
+    )
+    shown = frames.filter_predictions(table, query)
+    money_format = currency_column_format(symbol)
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        height=320,
+        column_config={
+            "customer_id": st.column_config.TextColumn("Customer"),
+            "country": st.column_config.TextColumn("Country"),
+            "predicted_spend_30d_model1": st.column_config.NumberColumn(
+                "Spend, Model 1", format=money_format
+            ),
+            "predicted_spend_30d_model2": st.column_config.NumberColumn(
+                "Spend, Model 2", format=money_format
+            ),
+            "predicted_products_30d": st.column_config.NumberColumn("Products", format="%.1f"),
+            "r2_model1": st.column_config.NumberColumn("R² Model 1", format="%.3f"),
+            "r2_model2": st.column_config.NumberColumn("R² Model 2", format="%.3f"),
+        },
+    )
+    st.caption(
+        f"Showing {format_number(len(shown))} of {format_number(len(table))} customers; "
+        "click a column header to sort."
+    )
+
+    st.subheader("Charts")
+    label = st.radio(
+        "Model used in the charts", list(charts.MODEL_COLUMNS), horizontal=True, key="chart_model"
+    )
+    column = charts.MODEL_COLUMNS[str(label)]
+    top_left, top_right = st.columns(2)
+    top_left.altair_chart(charts.spend_distribution_chart(table, column, symbol), width="stretch")
+    top_right.altair_chart(
+        charts.top_customers_chart(table, column, currency=symbol), width="stretch"
+    )
+    bottom_left, bottom_right = st.columns(2)
+    bottom_left.altair_chart(charts.model_scatter_chart(table, symbol), width="stretch")
+    bottom_right.altair_chart(
+        charts.country_spend_chart(table, column, currency=symbol), width="stretch"
+    )
+
+
+def render() -> None:
+    """Draw the Full Pipeline page."""
+    client = get_client()
+    symbol = currency()
+    st.title("Full Pipeline")
+    st.markdown(
+        "Upload a raw transaction export (CSV or Excel, UCI Online Retail II layout). The API "
+        "cleans it, explains every rejected row and predicts each customer's spend and number "
+        "of products over the next 30 days with the active models."
+    )
+    upload_col, option_col = st.columns([3, 1])
+    uploaded = upload_col.file_uploader(
+        "Raw transactions file", type=["csv", "xlsx", "gz"], key="pipeline_file"
+    )
+    store = option_col.toggle(
+        "Also save cleaned rows to the store",
+        value=False,
+        help="Off: the file is only scored. On: its clean rows are added to the database "
+        "used for training and the Customers page.",
+    )
+    if uploaded is None:
+        for key in (RESULT_KEY, ERROR_KEY, UPLOAD_KEY):
+            st.session_state.pop(key, None)
+        st.info(
+            "Drop a file above to start. Nothing is stored unless you tick the option.", icon="📤"
+        )
+        return
+    upload_id = (uploaded.file_id, store)
+    if st.session_state.get(UPLOAD_KEY) != upload_id:
+        st.session_state[UPLOAD_KEY] = upload_id
+        run_upload(client, uploaded.name, uploaded.getvalue(), store)
+
+    error = st.session_state.get(ERROR_KEY)
+    if isinstance(error, DashboardError):
+        show_error(error)
+        return
+    result = st.session_state.get(RESULT_KEY)
+    if result is None:
+        return
+    show_report(result)
+    st.divider()
+    show_predictions(result, symbol, str(st.session_state.get(SOURCE_KEY, uploaded.name)))
+
+
+if __name__ == "__main__":
+    render()

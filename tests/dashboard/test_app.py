@@ -1,0 +1,356 @@
+"""The dashboard's pages and error states, with the API stubbed at the HTTP boundary (respx)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+import respx
+from streamlit import dataframe_util
+from streamlit.testing.v1 import AppTest
+
+from tests.dashboard.conftest import APP_PATH, CUSTOMER, FEATURES, PREDICTION
+
+NO_MODEL = {"detail": "No model trained yet: run clv train or POST /train"}
+
+
+def new_app() -> AppTest:
+    return AppTest.from_file(APP_PATH, default_timeout=30)
+
+
+def texts(elements: Any) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def vega_specs(at: AppTest) -> list[dict[str, Any]]:
+    return [json.loads(e.proto.spec) for e in at.get("vega_lite_chart")]
+
+
+def chart_data(at: AppTest, title: str) -> list[pd.DataFrame]:
+    """The data sets embedded in the chart whose spec mentions ``title``."""
+    for element in at.get("vega_lite_chart"):
+        if title in element.proto.spec:
+            return [
+                dataframe_util.convert_arrow_bytes_to_pandas_df(ds.data.data)
+                for ds in element.proto.datasets
+            ]
+    raise AssertionError(f"no chart titled {title!r}")
+
+
+def upload(
+    at: AppTest, name: str = "raw.csv", content: bytes = b"Invoice,StockCode\n1,2\n"
+) -> None:
+    at.file_uploader(key="pipeline_file").set_value((name, content, "text/csv"))
+    at.run()
+
+
+# -- Full Pipeline ----------------------------------------------------------------------------
+
+
+def test_pipeline_page_invites_an_upload_and_shows_api_status(api: respx.MockRouter) -> None:
+    at = new_app().run()
+    assert not at.exception
+    assert at.title[0].value == "Full Pipeline"
+    assert any("Drop a file" in t for t in texts(at.info))
+    assert any("API connected" in t and "20111210-quick" in t for t in texts(at.sidebar.success))
+
+
+def test_upload_shows_report_predictions_and_charts(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    route = api.post("/pipeline").respond(json=sample_pipeline)
+    at = new_app().run()
+    upload(at, content=b"raw bytes")
+    assert not at.exception
+    assert route.call_count == 1
+    request = route.calls.last.request
+    assert request.url.params["store"] == "false"
+    body = request.content
+    assert b'filename="raw.csv"' in body and b"raw bytes" in body
+
+    shown = metrics(at)
+    assert shown["Rows read"] == "1,234"
+    assert shown["Rows loaded"] == "1,000"
+    assert shown["Rows rejected"] == "200"
+    assert shown["Duplicates"] == "34"
+    assert shown["Customers"] == "3"
+
+    # rejection chart: one bar per non-zero reason, with the API's counts
+    reason_chart = next(s for s in vega_specs(at) if "Why rows were rejected" in json.dumps(s))
+    assert "reason" in json.dumps(reason_chart["layer"][0]["encoding"])
+
+    tables = at.dataframe
+    sample = tables[0].value
+    assert list(sample["reasons"]) == ["MISSING_CUSTOMER_ID", "CANCELLATION, NON_POSITIVE_QUANTITY"]
+    predictions = tables[1].value
+    assert list(predictions["customer_id"]) == ["12347", "13085", "=HYPERLINK(1)"]
+    assert predictions["predicted_spend_30d_model1"].tolist() == [530.0, 120.5, 0.0]
+    assert len(at.get("download_button")) == 1
+    titles = json.dumps(vega_specs(at))
+    for title in (
+        "Distribution of predicted",
+        "Top 20 customers",
+        "Model 1 vs Model 2",
+        "Predicted spend by country",
+    ):
+        assert title in titles
+
+    # searching filters the table without uploading again
+    at.text_input(key="pipeline_search").set_value("130").run()
+    assert list(at.dataframe[1].value["customer_id"]) == ["13085"]
+    assert route.call_count == 1
+
+
+def test_rejection_chart_data_equals_report(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    api.post("/pipeline").respond(json=sample_pipeline)
+    at = new_app().run()
+    upload(at)
+    (data,) = chart_data(at, "Why rows were rejected")
+    assert dict(zip(data["reason"], data["rows"], strict=True)) == {
+        "MISSING_CUSTOMER_ID": 150,
+        "NON_POSITIVE_QUANTITY": 40,
+        "CANCELLATION": 40,
+        "ZERO_PRICE": 10,
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "kind", "expected"),
+    [
+        (400, "raw.csv has no Invoice column", "error", "Check the file"),
+        (
+            422,
+            [{"loc": ["body", "file"], "msg": "Field required"}],
+            "error",
+            "file: Field required",
+        ),
+        (413, "File larger than 200 MB", "error", "CLV_MAX_UPLOAD_MB"),
+        (404, NO_MODEL["detail"], "warning", "clv train"),
+        (500, "boom", "error", "The API failed (500): boom"),
+    ],
+)
+def test_upload_errors_are_friendly(
+    api: respx.MockRouter, status: int, detail: Any, kind: str, expected: str
+) -> None:
+    api.post("/pipeline").respond(status, json={"detail": detail})
+    at = new_app().run()
+    upload(at)
+    assert not at.exception
+    messages = texts(at.error if kind == "error" else at.warning)
+    assert any(expected in m for m in messages), messages
+    assert not at.metric and not at.dataframe
+
+
+def test_backend_down_says_how_to_start_it(api: respx.MockRouter) -> None:
+    api.get("/ready").mock(side_effect=httpx.ConnectError("refused"))
+    api.post("/pipeline").mock(side_effect=httpx.ConnectError("refused"))
+    at = new_app().run()
+    assert any("clv serve" in t for t in texts(at.sidebar.error))
+    upload(at)
+    assert not at.exception
+    main_errors = texts(at.main.error)
+    assert any("Cannot reach the retail-clv API at http://api.test" in m for m in main_errors)
+    assert any("`clv serve`" in m for m in main_errors)
+
+
+def test_backend_timeout_is_reported(api: respx.MockRouter) -> None:
+    api.post("/pipeline").mock(side_effect=httpx.ReadTimeout("slow"))
+    at = new_app().run()
+    upload(at)
+    assert not at.exception
+    assert any("did not answer in time" in m for m in texts(at.main.error))
+
+
+def test_empty_predictions_are_explained(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    sample_pipeline["predictions"] = []
+    api.post("/pipeline").respond(json=sample_pipeline)
+    at = new_app().run()
+    upload(at)
+    assert any("No customer could be scored" in t for t in texts(at.info))
+    assert not at.get("download_button")
+
+
+# -- Customers --------------------------------------------------------------------------------
+
+
+def customers_page(at: AppTest, customer_id: str) -> AppTest:
+    at.switch_page("views/customers.py").run()
+    at.text_input(key="customer_query").set_value(customer_id).run()
+    return at
+
+
+def test_customer_lookup_shows_history_predictions_features(api: respx.MockRouter) -> None:
+    api.get("/customers/13085").respond(json=CUSTOMER)
+    api.get("/customers/13085/prediction").respond(json=PREDICTION)
+    api.get("/customers/13085/features").respond(json=FEATURES)
+    at = customers_page(new_app().run(), " 13085 ")
+    assert not at.exception
+    shown = metrics(at)
+    assert shown["Total spend"] == "£12,345.68"
+    assert shown["Orders"] == "42"
+    assert shown["Last purchase"] == "2011-11-30"
+    assert shown["Spend next 30 days · Model 1"] == "£120.50"
+    assert shown["Spend next 30 days · Model 2"] == "£110.25"
+    assert shown["Distinct products next 30 days"] == "7.2"
+    assert "Spend per month" in json.dumps(vega_specs(at))
+    features = at.dataframe[0].value
+    assert features["feature"].tolist() == ["recency_days", "frequency", "monetary_90d"]
+    assert features["value"].tolist() == ["10", "42", "1,500"]
+
+
+def test_currency_can_be_changed(api: respx.MockRouter) -> None:
+    api.get("/customers/13085").respond(json=CUSTOMER)
+    api.get("/customers/13085/prediction").respond(json=PREDICTION)
+    api.get("/customers/13085/features").respond(json=FEATURES)
+    at = new_app().run()
+    at.sidebar.selectbox(key="currency").set_value("€").run()
+    at = customers_page(at, "13085")
+    assert metrics(at)["Total spend"] == "€12,345.68"
+
+
+def test_unknown_customer_is_a_warning(api: respx.MockRouter) -> None:
+    api.get("/customers/999").respond(404, json={"detail": "Customer 999 not found"})
+    at = customers_page(new_app().run(), "999")
+    assert not at.exception
+    warnings = texts(at.warning)
+    assert any("Customer 999 not found" in w and "clv ingest" in w for w in warnings)
+    assert not at.metric
+
+
+def test_customer_without_prediction_still_shows_history(api: respx.MockRouter) -> None:
+    api.get("/customers/13085").respond(json=CUSTOMER)
+    api.get("/customers/13085/prediction").respond(404, json=NO_MODEL)
+    api.get("/customers/13085/features").respond(json=FEATURES)
+    at = customers_page(new_app().run(), "13085")
+    assert metrics(at)["Total spend"] == "£12,345.68"
+    assert any("No model trained yet" in w for w in texts(at.warning))
+    assert len(at.dataframe) == 1
+
+
+def test_customers_page_backend_down(api: respx.MockRouter) -> None:
+    api.get("/ready").mock(side_effect=httpx.ConnectError("refused"))
+    api.get("/customers/13085").mock(side_effect=httpx.ConnectError("refused"))
+    at = customers_page(new_app().run(), "13085")
+    assert not at.exception
+    assert any("Cannot reach" in m for m in texts(at.main.error))
+
+
+# -- Models -----------------------------------------------------------------------------------
+
+
+def models_page(at: AppTest) -> AppTest:
+    return at.switch_page("views/models.py").run()
+
+
+def test_models_page_compares_models_and_baselines(
+    api: respx.MockRouter, sample_model: dict[str, Any]
+) -> None:
+    api.get("/models/active").respond(json=sample_model)
+    api.get("/models").respond(json={"runs": [{"run_id": "20111210-quick", "active": True}]})
+    at = models_page(new_app().run())
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table["Model"].tolist() == [
+        "Model 1",
+        "Model 2",
+        "Baseline: mean",
+        "Baseline: run rate",
+        "Baseline: BG/NBD + Gamma-Gamma",
+    ]
+    assert table["R²"].tolist() == [0.412, 0.398, 0.0, 0.2, 0.25]
+    assert table["MAE"].tolist() == [95.5, 97.0, 150.0, 120.0, 110.0]
+    assert {"Gini", "Top-10% capture"} <= set(table.columns)
+    titles = json.dumps(vega_specs(at))
+    for title in ("Decile calibration", "Gain curve", "Feature importance"):
+        assert title in titles
+    assert any("Products model: MAE 2.500" in c for c in texts(at.caption))
+    assert at.button[0].label == "🔁 Retrain"
+
+
+def test_models_page_without_model_offers_training(api: respx.MockRouter) -> None:
+    api.get("/models/active").respond(404, json=NO_MODEL)
+    at = models_page(new_app().run())
+    assert not at.exception
+    assert any("No model trained yet" in w and "Retrain" in w for w in texts(at.warning))
+    assert at.button[0].label == "🔁 Retrain"
+
+
+def test_retrain_polls_the_job_until_it_succeeds(
+    api: respx.MockRouter, sample_model: dict[str, Any]
+) -> None:
+    api.get("/models/active").respond(404, json=NO_MODEL)
+    train = api.post("/train").respond(202, json={"job_id": "job-1"})
+    job = {"job_id": "job-1", "kind": "train", "error": None, "result": None}
+    poll = api.get("/jobs/job-1").mock(
+        side_effect=[
+            httpx.Response(200, json=job | {"state": "running", "progress": 0.5, "message": "fit"}),
+            httpx.Response(
+                200,
+                json=job
+                | {
+                    "state": "succeeded",
+                    "progress": 1.0,
+                    "message": "done",
+                    "result": {"run_id": "new-run"},
+                },
+            ),
+        ]
+    )
+    at = models_page(new_app().run())
+    at.selectbox(key="train_budget").set_value("quick")
+    at.button[0].click().run()
+    assert not at.exception
+    assert json.loads(train.calls.last.request.content) == {
+        "as_of": None,
+        "horizon_days": 30,
+        "budget": "quick",
+    }
+    assert poll.call_count == 2
+    assert any("run `new-run` is now active" in s for s in texts(at.success))
+
+
+def test_failed_training_is_reported(api: respx.MockRouter) -> None:
+    api.get("/models/active").respond(404, json=NO_MODEL)
+    api.post("/train").respond(202, json={"job_id": "job-2"})
+    api.get("/jobs/job-2").respond(
+        json={
+            "job_id": "job-2",
+            "kind": "train",
+            "state": "failed",
+            "progress": 0.3,
+            "message": "",
+            "error": "Not enough data",
+            "result": None,
+        }
+    )
+    at = models_page(new_app().run())
+    at.button[0].click().run()
+    assert any("Training failed: Not enough data" in e for e in texts(at.error))
+
+
+def test_retrain_while_a_job_runs_is_refused_politely(api: respx.MockRouter) -> None:
+    api.get("/models/active").respond(404, json=NO_MODEL)
+    api.post("/train").respond(409, json={"detail": "A training job is already running"})
+    at = models_page(new_app().run())
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("already running" in e and "Wait" in e for e in texts(at.error))
+
+
+def test_models_page_backend_down(api: respx.MockRouter) -> None:
+    api.get("/ready").mock(side_effect=httpx.ConnectError("refused"))
+    api.get("/models/active").mock(side_effect=httpx.ConnectError("refused"))
+    at = models_page(new_app().run())
+    assert not at.exception
+    assert any("Cannot reach" in m and "clv serve" in m for m in texts(at.main.error))
