@@ -1,0 +1,177 @@
+"""Score customers with a loaded model run, and make the result safe to hand out as CSV.
+
+:func:`score` is pure (DataFrames in, DataFrame out): the CLI and the API read the store and
+write the ``predictions`` table around it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from retail_clv.errors import NotEnoughDataError
+
+if TYPE_CHECKING:
+    from retail_clv.models.registry import ModelBundle
+
+__all__ = [
+    "CSV_COLUMNS",
+    "SCORE_COLUMNS",
+    "default_as_of",
+    "safe_csv_frame",
+    "score",
+    "to_csv_frame",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of the predictions CSV (``clv predict``, API ``text/csv``), in this order.
+CSV_COLUMNS: list[str] = [
+    "customer_id",
+    "predicted_spend_30d_model1",
+    "predicted_spend_30d_model2",
+    "predicted_products_30d",
+    "r2_model1",
+    "r2_model2",
+]
+
+#: Columns returned by :func:`score`, in this order.
+SCORE_COLUMNS: list[str] = [
+    "customer_id",
+    "country",
+    "predicted_spend_30d_model1",
+    "predicted_spend_30d_model2",
+    "predicted_products_30d",
+    "r2_model1",
+    "r2_model2",
+]
+
+# Spreadsheet programs treat a cell starting with one of these as a formula (OWASP "CSV
+# injection"); tab and carriage return are included as OWASP recommends.
+_FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def default_as_of(purchases: pl.DataFrame) -> dt.date:
+    """Return the default scoring date: the day after the last purchase.
+
+    Parameters
+    ----------
+    purchases : polars.DataFrame
+        Valid purchase lines with an ``invoice_date`` column.
+
+    Returns
+    -------
+    datetime.date
+        Date of the last purchase plus one day, so every purchase is in the history.
+
+    Raises
+    ------
+    NotEnoughDataError
+        When there are no purchases.
+    """
+    if purchases.height == 0:
+        raise NotEnoughDataError("the store holds no purchases: ingest data first: clv ingest FILE")
+    last = purchases["invoice_date"].max()
+    if isinstance(last, dt.datetime):
+        last = last.date()
+    if not isinstance(last, dt.date):
+        raise NotEnoughDataError("the purchases have no usable invoice dates")
+    return last + dt.timedelta(days=1)
+
+
+def score(
+    bundle: ModelBundle,
+    purchases: pl.DataFrame,
+    cancellations: pl.DataFrame,
+    as_of: dt.date | None = None,
+) -> pl.DataFrame:
+    """Predict next-horizon spend and products for every customer known before ``as_of``.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+        A loaded run (:func:`retail_clv.models.registry.load_run`).
+    purchases, cancellations : polars.DataFrame
+        Store content (``read_purchases`` / ``read_cancellations`` columns).
+    as_of : datetime.date, optional
+        Scoring date: only data strictly before it is used. Defaults to the day after the
+        last purchase.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per customer with a purchase before ``as_of``, columns :data:`SCORE_COLUMNS`,
+        sorted by ``customer_id``. ``r2_model1`` / ``r2_model2`` are the R² each model reached
+        on its run's held-out window (not a per-customer quantity).
+
+    Raises
+    ------
+    NotEnoughDataError
+        When no customer has a purchase before ``as_of``.
+    ModelMismatchError
+        When the features lack a column the models need.
+    """
+    from retail_clv.features import customer_features
+
+    cutoff = as_of or default_as_of(purchases)
+    features = customer_features(purchases, cancellations, [cutoff])
+    if features.height == 0:
+        raise NotEnoughDataError(
+            f"no customer has a purchase before {cutoff.isoformat()}: choose a later --as-of "
+            "or ingest data first: clv ingest FILE"
+        )
+    predictions = bundle.predict(features)
+    countries = features.select("customer_id", "country").unique("customer_id", keep="first")
+    scored = predictions.join(countries, on="customer_id", how="left")
+    logger.info(
+        "scored %d customers as of %s with model run %s", scored.height, cutoff, bundle.run_id
+    )
+    return scored.select(SCORE_COLUMNS).sort("customer_id")
+
+
+def safe_csv_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """Neutralise spreadsheet formula injection in every text column.
+
+    A text cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a
+    leading ``'`` so spreadsheet programs show it as text instead of evaluating it.
+    Numeric columns are left alone (a negative number is not a formula).
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        Any frame about to be written as CSV.
+
+    Returns
+    -------
+    polars.DataFrame
+        The same frame with its text columns made safe.
+    """
+    text_columns = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    if not text_columns:
+        return frame
+    return frame.with_columns(
+        pl.when(pl.col(name).str.contains(_FORMULA_START))
+        .then(pl.lit("'") + pl.col(name))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name in text_columns
+    )
+
+
+def to_csv_frame(scored: pl.DataFrame) -> pl.DataFrame:
+    """Select the CSV columns of a scored frame, in order, made formula-safe.
+
+    Parameters
+    ----------
+    scored : polars.DataFrame
+        Output of :func:`score` or :meth:`ModelBundle.predict`.
+
+    Returns
+    -------
+    polars.DataFrame
+        Exactly :data:`CSV_COLUMNS`, passed through :func:`safe_csv_frame`.
+    """
+    return safe_csv_frame(scored.select(CSV_COLUMNS))

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.models._toy import toy_metrics
+
+from retail_clv.models.card import (
+    PLOT_FILES,
+    metrics_rows,
+    render_model_card,
+    write_model_card,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _metadata(metrics: dict | None = None) -> dict:
+    return {
+        "run_id": "20261127T150102Z-3fa9c1",
+        "trained_at": "2026-11-27T15:01:02Z",
+        "as_of": "2011-11-09",
+        "horizon_days": 30,
+        "feature_names": ["recency_days", "monetary"],
+        "metrics": toy_metrics() if metrics is None else metrics,
+        "feature_importance": [
+            {"feature": "recency_days", "importance": 0.25},
+            {"feature": "monetary", "importance": 0.75},
+        ],
+        "best_params": {"model2": {"xgb__max_depth": 4}},
+        "cv_scores": {"model2": [0.61, 0.64]},
+        "config": {"budget": "quick"},
+        "data_fingerprint": {"database_url": "sqlite:///a|b.db", "n_purchases": 805549},
+        "git": {"commit": "abc123", "dirty": True},
+        "library_versions": {"python": "3.11.7", "scikit-learn": "1.9.1"},
+    }
+
+
+def test_metrics_rows_keep_display_order_and_skip_absent_entries() -> None:
+    metrics = toy_metrics()
+    del metrics["baselines"]["run_rate"]
+    rows = metrics_rows(metrics)
+    assert [r["key"] for r in rows] == ["model1", "model2", "mean", "bgnbd_gg"]
+    assert rows[1]["r2"] == 0.67 and rows[1]["top10_capture"] == 0.6
+    assert metrics_rows(None) == [] and metrics_rows({}) == []
+
+
+def test_card_has_run_info_metrics_table_calibration_params_and_limitations() -> None:
+    text = render_model_card(_metadata())
+    assert text.startswith("# Model card — run `20261127T150102Z-3fa9c1`")
+    assert "- As-of date: 2011-11-09" in text
+    assert "- Search budget: quick" in text
+    assert "abc123 (uncommitted changes)" in text
+    assert "- n_purchases: 805549" in text
+    assert "sqlite:///a\\|b.db" in text  # a pipe cannot break the Markdown
+    assert "| Model | R² | MAE | RMSE | Spearman | Gini | Top-10% capture |" in text
+    assert (
+        "| Model 2 (stack: RF + XGBoost + Ridge + Lasso) | 0.670 | 10.000 | 20.000 | 0.600 "
+        "| 0.700 | 0.600 |" in text
+    )
+    # the BG/NBD R² is NaN in the metrics: shown as n/a, never as a number
+    assert "| Baseline: BG/NBD + Gamma-Gamma | n/a | 10.000 |" in text
+    assert "40 customers in the population" in text
+    assert "| 10 | 4 | 110.00 | 95.00 |" in text  # model2, decile 10
+    assert '"xgb__max_depth": 4' in text
+    assert "## Known limitations" in text
+    # feature importance sorted by importance
+    assert text.index("`monetary` | 0.7500") < text.index("`recency_days` | 0.2500")
+    # no plot given, no image link
+    assert "![" not in text
+
+
+def test_card_without_holdout_says_not_evaluated() -> None:
+    text = render_model_card(_metadata(metrics={}))
+    assert "Not evaluated" in text
+    assert "| Model | R²" not in text
+    assert "## Decile calibration" not in text
+
+
+def test_write_model_card_draws_every_plot_and_links_it(tmp_path: Path) -> None:
+    card = write_model_card(_metadata(), tmp_path)
+    text = card.read_text()
+    for name in PLOT_FILES.values():
+        assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
+        assert f"]({name})" in text
+
+
+@pytest.mark.parametrize(
+    ("drop", "missing"),
+    [
+        ("calibration", "calibration.png"),
+        ("gain_curve", "gain_curve.png"),
+    ],
+)
+def test_plots_are_skipped_when_their_data_is_absent(tmp_path: Path, drop, missing) -> None:
+    metrics = toy_metrics()
+    del metrics[drop]
+    card = write_model_card(_metadata(metrics), tmp_path)
+    assert not (tmp_path / missing).exists()
+    assert missing not in card.read_text()
+    assert (tmp_path / "model_vs_baseline.png").exists()

@@ -1,0 +1,326 @@
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from tests.models._toy import TOY_FEATURES, as_pandas, toy_features, toy_result
+
+from retail_clv.errors import ModelMismatchError, ModelNotFoundError
+from retail_clv.models import registry
+from retail_clv.models.registry import (
+    data_fingerprint,
+    list_runs,
+    load_run,
+    new_run_id,
+    save_run,
+)
+
+RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+FINGERPRINT = {"database_url": "sqlite:///x.db", "n_purchases": 3}
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _rewrite_checksums(run_dir: Path) -> None:
+    """Recompute checksums after a deliberate metadata edit (to reach later checks)."""
+    files = {p.name: _sha(p) for p in run_dir.iterdir() if p.name != "checksums.json"}
+    (run_dir / "checksums.json").write_text(json.dumps({"algorithm": "sha256", "files": files}))
+
+
+@pytest.fixture(scope="module")
+def _template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One saved run per module (plots take ~1 s); tests get their own copy."""
+    models_dir = tmp_path_factory.mktemp("template") / "models"
+    save_run(toy_result(), models_dir, FINGERPRINT)
+    return models_dir
+
+
+@pytest.fixture
+def saved(_template: Path, tmp_path: Path) -> tuple[Path, Path]:
+    models_dir = tmp_path / "models"
+    shutil.copytree(_template, models_dir, symlinks=True)
+    return models_dir, models_dir / os.readlink(models_dir / "latest")
+
+
+# ------------------------------------------------------------------------------------ save
+
+
+def test_save_run_writes_every_artifact_and_checksums_cover_them(saved) -> None:
+    models_dir, run_dir = saved
+    assert RUN_ID.fullmatch(run_dir.name)
+    names = {p.name for p in run_dir.iterdir()}
+    expected = {
+        "model1.joblib",
+        "model2.joblib",
+        "products.joblib",
+        "metadata.json",
+        "metrics.json",
+        "holdout.parquet",
+        "model_card.md",
+        "checksums.json",
+        "calibration.png",
+        "gain_curve.png",
+        "feature_importance.png",
+        "model_vs_baseline.png",
+    }
+    assert names == expected
+    checksums = json.loads((run_dir / "checksums.json").read_text())["files"]
+    assert set(checksums) == expected - {"checksums.json"}
+    assert all(checksums[name] == _sha(run_dir / name) for name in checksums)
+    # no temporary directory or pointer left behind
+    assert not [p for p in models_dir.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_metadata_records_run_data_and_environment(saved) -> None:
+    _, run_dir = saved
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["run_id"] == run_dir.name
+    assert meta["trained_at"].endswith("Z")
+    assert meta["as_of"] == "2011-11-09"
+    assert meta["horizon_days"] == 30
+    assert meta["feature_names"] == TOY_FEATURES
+    assert meta["metrics"]["models"]["model2"]["r2"] == 0.67
+    # NaN is not valid JSON: it is stored as null
+    assert meta["metrics"]["baselines"]["bgnbd_gg"]["r2"] is None
+    assert meta["best_params"]["model2"] == {"rf__max_depth": 6}
+    assert meta["cv_scores"]["model1"] == [0.5, 0.55]
+    assert meta["config"]["budget"] == "quick"
+    assert meta["data_fingerprint"] == FINGERPRINT
+    for lib in ("python", "numpy", "pandas", "polars", "scikit-learn", "xgboost", "joblib"):
+        assert meta["library_versions"][lib]
+    assert set(meta["git"]) == {"commit", "dirty"}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["models"]["model1"]["r2"] == 0.61
+
+
+def test_latest_points_at_newest_run_and_list_runs_is_newest_first(tmp_path: Path) -> None:
+    models_dir = tmp_path / "models"
+    first = save_run(toy_result(seed=0), models_dir, FINGERPRINT)
+    second = save_run(toy_result(seed=1), models_dir, FINGERPRINT)
+    link = models_dir / "latest"
+    assert link.is_symlink() and os.readlink(link) == second.name
+    assert load_run(models_dir).run_id == second.name
+    assert load_run(models_dir, first.name).run_id == first.name
+    runs = list_runs(models_dir)
+    expected_order = sorted([first.name, second.name], reverse=True)
+    assert [r["run_id"] for r in runs] == expected_order
+    assert {r["run_id"]: r["active"] for r in runs} == {first.name: False, second.name: True}
+    assert runs[0]["r2_model2"] == 0.67 and runs[0]["horizon_days"] == 30
+
+
+def test_latest_text_file_when_symlinks_are_unavailable(tmp_path: Path, monkeypatch) -> None:
+    def no_symlink(*args, **kwargs):
+        raise OSError("symlinks not supported")
+
+    monkeypatch.setattr(registry.os, "symlink", no_symlink)
+    models_dir = tmp_path / "models"
+    run_dir = save_run(toy_result(), models_dir, FINGERPRINT)
+    assert not (models_dir / "latest").exists()
+    assert (models_dir / "LATEST").read_text().strip() == run_dir.name
+    assert load_run(models_dir).run_id == run_dir.name
+    assert list_runs(models_dir)[0]["active"] is True
+
+
+def test_failed_save_leaves_no_run_and_keeps_latest(saved, monkeypatch) -> None:
+    models_dir, run_dir = saved
+
+    def broken_card(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("retail_clv.models.card.write_model_card", broken_card)
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_run(toy_result(seed=3), models_dir, FINGERPRINT)
+    assert [p.name for p in models_dir.iterdir() if RUN_ID.fullmatch(p.name)] == [run_dir.name]
+    assert not [p for p in models_dir.iterdir() if p.name.startswith(".tmp-")]
+    assert load_run(models_dir).run_id == run_dir.name
+
+
+def test_run_ids_are_sortable_by_time_and_unique() -> None:
+    early = new_run_id(dt.datetime(2026, 11, 27, 15, 1, 2, tzinfo=dt.UTC))
+    late = new_run_id(dt.datetime(2026, 11, 27, 15, 1, 3, tzinfo=dt.UTC))
+    assert early.startswith("20261127T150102Z-") and RUN_ID.fullmatch(early)
+    assert early < late
+    same_second = {new_run_id(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) for _ in range(50)}
+    assert len(same_second) > 45  # 24 random bits: collisions are (almost) impossible
+
+
+# ------------------------------------------------------------------------------------ load
+
+
+def test_round_trip_predictions_are_identical(saved) -> None:
+    models_dir, _ = saved
+    original = toy_result()
+    bundle = load_run(models_dir)
+    x = as_pandas(toy_features(seed=5))
+    for name in ("model1", "model2", "products_model"):
+        np.testing.assert_array_equal(
+            getattr(bundle, name).predict(x), getattr(original, name).predict(x)
+        )
+    assert bundle.feature_names == TOY_FEATURES
+    assert bundle.r2_model1 == 0.61 and bundle.r2_model2 == 0.67
+
+
+def test_bundle_predict_matches_predict_frame_and_adds_holdout_r2(saved) -> None:
+    training = pytest.importorskip("retail_clv.models.training")
+    models_dir, _ = saved
+    original = toy_result()
+    features = toy_features(seed=7)
+    bundle = load_run(models_dir)
+    got = bundle.predict(features)
+    want = training.predict_frame(
+        original.model1, original.model2, original.products_model, features, TOY_FEATURES
+    )
+    assert got.columns == [*want.columns, "r2_model1", "r2_model2"]
+    assert got.drop("r2_model1", "r2_model2").equals(want)
+    assert got["r2_model1"].unique().to_list() == [0.61]
+    assert got["r2_model2"].unique().to_list() == [0.67]
+
+
+def test_bundle_predict_refuses_features_missing_a_model_column(saved) -> None:
+    models_dir, _ = saved
+    bundle = load_run(models_dir)
+    with pytest.raises(ModelMismatchError, match=r"lacks: monetary.*retrain"):
+        bundle.predict(toy_features().drop("monetary"))
+
+
+@pytest.mark.parametrize("name", ["model1.joblib", "products.joblib", "metadata.json"])
+def test_tampered_file_is_refused_before_unpickling(saved, name, monkeypatch) -> None:
+    models_dir, run_dir = saved
+    path = run_dir / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # flip one bit
+    path.write_bytes(bytes(data))
+    loads = []
+    monkeypatch.setattr("joblib.load", lambda *a, **k: loads.append(a))
+    with pytest.raises(ModelMismatchError, match=f"checksum mismatch for {re.escape(name)}"):
+        load_run(models_dir)
+    assert loads == []  # nothing was unpickled
+
+
+def test_missing_checksums_or_listed_file_is_refused(saved) -> None:
+    models_dir, run_dir = saved
+    (run_dir / "model2.joblib").unlink()
+    with pytest.raises(ModelMismatchError, match="model2.joblib.*missing"):
+        load_run(models_dir)
+    (run_dir / "checksums.json").unlink()
+    with pytest.raises(ModelMismatchError, match="has no checksums.json"):
+        load_run(models_dir)
+
+
+def test_recorded_library_version_mismatch_names_versions_and_says_retrain(saved) -> None:
+    models_dir, run_dir = saved
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    installed = meta["library_versions"]["scikit-learn"]
+    meta["library_versions"]["scikit-learn"] = "0.24.2"
+    (run_dir / "metadata.json").write_text(json.dumps(meta))
+    _rewrite_checksums(run_dir)
+    with pytest.raises(ModelMismatchError) as info:
+        load_run(models_dir)
+    message = str(info.value)
+    assert f"scikit-learn 0.24.2 (installed: {installed})" in message
+    assert "retrain with `clv train`" in message
+
+
+def test_installed_xgboost_minor_change_is_refused_patch_change_accepted(
+    saved, monkeypatch
+) -> None:
+    models_dir, run_dir = saved
+    recorded = json.loads((run_dir / "metadata.json").read_text())["library_versions"]
+    major, minor, *_ = recorded["xgboost"].split(".")
+    real = registry.library_versions
+
+    def installed(xgb: str):
+        return lambda: {**real(), "xgboost": xgb}
+
+    monkeypatch.setattr(registry, "library_versions", installed(f"{major}.{minor}.99"))
+    assert load_run(models_dir).run_id == run_dir.name
+    monkeypatch.setattr(registry, "library_versions", installed(f"{major}.{int(minor) + 1}.0"))
+    with pytest.raises(ModelMismatchError, match=rf"xgboost {re.escape(recorded['xgboost'])}"):
+        load_run(models_dir)
+
+
+def test_renamed_run_directory_is_refused(saved) -> None:
+    models_dir, run_dir = saved
+    other = models_dir / "20200101T000000Z-abcdef"
+    run_dir.rename(other)
+    with pytest.raises(ModelMismatchError, match="holds metadata of run"):
+        load_run(models_dir, other.name)
+
+
+@pytest.mark.parametrize(
+    "run_id",
+    ["..", "../models", "/etc", "20261127T150102Z-3fa9c1/../..", "latest/..", "x", "", "LATEST"],
+)
+def test_odd_run_ids_are_refused(saved, run_id) -> None:
+    models_dir, _ = saved
+    with pytest.raises(ModelNotFoundError, match="invalid model run id"):
+        load_run(models_dir, run_id)
+
+
+def test_run_directory_symlinked_outside_models_dir_is_refused(saved, tmp_path) -> None:
+    models_dir, run_dir = saved
+    outside = tmp_path / "elsewhere"
+    run_dir.rename(outside)
+    (models_dir / run_dir.name).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ModelNotFoundError, match="not a directory inside"):
+        load_run(models_dir, run_dir.name)
+
+
+@pytest.mark.parametrize("make_dir", [False, True])
+def test_no_model_says_run_clv_train_first(tmp_path: Path, make_dir: bool) -> None:
+    models_dir = tmp_path / "models"
+    if make_dir:
+        models_dir.mkdir()
+    with pytest.raises(ModelNotFoundError, match="run `clv train` first"):
+        load_run(models_dir)
+    assert list_runs(models_dir) == []
+
+
+def test_unknown_run_id_is_not_found(saved) -> None:
+    models_dir, _ = saved
+    with pytest.raises(ModelNotFoundError, match="20200101T000000Z-abcdef not found"):
+        load_run(models_dir, "20200101T000000Z-abcdef")
+
+
+# ----------------------------------------------------------------------------- fingerprint
+
+
+def _purchases() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "customer_id": ["1", "1", "2"],
+            "invoice": ["A", "A", "B"],
+            "stock_code": ["X", "Y", "X"],
+            "quantity": [1, 2, 3],
+            "price": [1.5, 2.0, 1.5],
+            "invoice_date": [
+                dt.datetime(2011, 1, 2, 10),
+                dt.datetime(2011, 1, 2, 10),
+                dt.datetime(2011, 3, 4, 9),
+            ],
+        }
+    )
+
+
+def test_data_fingerprint_counts_dates_hides_password_and_ignores_row_order() -> None:
+    purchases = _purchases()
+    fp = data_fingerprint(purchases, "postgresql+psycopg://clv:s3cret@db:5432/clv")
+    assert fp["database_url"] == "postgresql+psycopg://clv@db:5432/clv"
+    assert "s3cret" not in json.dumps(fp)
+    assert (fp["n_purchases"], fp["n_customers"]) == (3, 2)
+    assert (fp["date_min"], fp["date_max"]) == ("2011-01-02T10:00:00", "2011-03-04T09:00:00")
+    shuffled = data_fingerprint(purchases.reverse().select(reversed(purchases.columns)))
+    assert shuffled["purchases_sha256"] == fp["purchases_sha256"]
+    changed = purchases.with_columns(pl.when(pl.col("quantity") == 3).then(4).otherwise("quantity"))
+    assert data_fingerprint(changed)["purchases_sha256"] != fp["purchases_sha256"]
+    assert data_fingerprint(purchases, ingest_sha256s=["b", "a"])["ingest_sha256s"] == ["a", "b"]
