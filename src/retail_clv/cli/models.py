@@ -1,5 +1,321 @@
-"""CLI commands of the models group (registered on the shared app)."""
+"""``clv train``, ``clv predict`` and ``clv models``: train, score and list model runs.
+
+A thin layer: it reads the store, calls :mod:`retail_clv.models` and writes files and tables;
+every decision lives in the core packages. Domain errors become one red line (``cli/base.py``).
+"""
 
 from __future__ import annotations
 
-from retail_clv.cli.base import app  # noqa: F401
+import datetime as dt
+import math
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from retail_clv.cli.base import app, console
+from retail_clv.config import get_settings
+from retail_clv.errors import NotEnoughDataError
+
+if TYPE_CHECKING:
+    import polars as pl
+    import sqlalchemy as sa
+
+_INGEST_HINT = "ingest data first: clv ingest FILE"
+_TOP_N = 10
+
+
+class Budget(StrEnum):
+    """Hyper-parameter search budget of ``clv train``."""
+
+    quick = "quick"
+    default = "default"
+
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="Store URL, e.g. sqlite:///data/retail_clv.db (default CLV_DATABASE_URL)."
+    ),
+]
+ModelsDirOption = Annotated[
+    Path | None,
+    typer.Option("--models-dir", help="Folder of model runs (default CLV_MODELS_DIR)."),
+]
+AsOfOption = Annotated[
+    dt.datetime | None,
+    typer.Option("--as-of", formats=["%Y-%m-%d"], help="Cutoff date, YYYY-MM-DD."),
+]
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    number = float(value)
+    return f"{number:,.{digits}f}" if math.isfinite(number) else "n/a"
+
+
+def _read_store(db: str | None) -> tuple[sa.Engine, pl.DataFrame, pl.DataFrame]:
+    from retail_clv.store.db import get_engine
+    from retail_clv.store.queries import read_cancellations, read_purchases
+
+    engine = get_engine(db)
+    purchases = read_purchases(engine)
+    if purchases.height == 0:
+        url = engine.url.render_as_string(hide_password=True)
+        raise NotEnoughDataError(f"the store {url} holds no purchases: {_INGEST_HINT}")
+    return engine, purchases, read_cancellations(engine)
+
+
+def _date_range(purchases: pl.DataFrame) -> tuple[dt.date, dt.date]:
+    dates = purchases["invoice_date"]
+    first, last = dates.min(), dates.max()
+    assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
+    return first.date(), last.date()
+
+
+def _metrics_table(metrics: dict[str, Any] | None) -> Table | None:
+    from retail_clv.models.card import metrics_rows
+
+    rows = metrics_rows(metrics)
+    if not rows:
+        return None
+    table = Table(
+        title=f"Held-out window from {(metrics or {}).get('cutoff')} "
+        f"({(metrics or {}).get('n_customers')} customers)",
+    )
+    table.add_column("Model")
+    for label in ("R²", "MAE", "Gini", "Top-10% capture"):
+        table.add_column(label, justify="right")
+    for row in rows:
+        style = "bold" if row["key"] in {"model1", "model2"} else None
+        table.add_row(
+            row["label"],
+            _fmt(row["r2"]),
+            _fmt(row["mae"], 2),
+            _fmt(row["gini"]),
+            _fmt(row["top10_capture"]),
+            style=style,
+        )
+    return table
+
+
+_TRAIN_HELP = (
+    "Train Model 1, Model 2 and the products model on the store; save a versioned run.\n\n"
+    "Trains on windows that end on or before --as-of (default: the last purchase date minus the "
+    "horizon, so the held-out window [as-of, as-of + horizon) lies inside the data), evaluates "
+    "the models and the baselines on that window, writes models/<run-id>/ and points "
+    "models/latest at it.\n\n"
+    "Example: clv train --budget quick"
+)
+_PREDICT_HELP = (
+    "Score every customer in the store; write the CSV and the predictions table.\n\n"
+    "Uses the purchases strictly before --as-of (default: the day after the last purchase). "
+    "CSV columns: customer_id, predicted_spend_30d_model1, predicted_spend_30d_model2, "
+    "predicted_products_30d, r2_model1, r2_model2 (the R² each model reached on its run's "
+    "held-out window).\n\n"
+    "Example: clv predict --out output/predictions.csv"
+)
+
+
+@app.command(help=_TRAIN_HELP)
+def train(
+    db: DbOption = None,
+    as_of: AsOfOption = None,
+    horizon: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=366, help="Prediction horizon in days (default CLV_HORIZON_DAYS, 30)."
+        ),
+    ] = None,
+    budget: Annotated[
+        Budget, typer.Option(help="Search budget: quick (about a minute) or default.")
+    ] = Budget.default,
+    models_dir: ModelsDirOption = None,
+) -> None:
+    """Train Model 1, Model 2 and the products model on the store; save a versioned run.
+
+    Trains on windows that end on or before --as-of (default: the last purchase date minus
+    the horizon, so the held-out window [as-of, as-of + horizon) lies inside the data),
+    evaluates the models and the baselines on that window, writes models/<run-id>/ and points
+    models/latest at it.
+
+    Example: ``clv train --budget quick``
+    """
+    from retail_clv.models.registry import data_fingerprint, save_run
+    from retail_clv.models.scoring import default_training_as_of
+    from retail_clv.models.training import train as train_models
+
+    settings = get_settings()
+    horizon_days = horizon or settings.horizon_days
+    engine, purchases, cancellations = _read_store(db)
+    first, last = _date_range(purchases)
+    cutoff = as_of.date() if as_of else default_training_as_of(purchases, horizon_days)
+    if (cutoff - first).days <= horizon_days:
+        raise NotEnoughDataError(
+            f"the store covers {first} to {last}: training with a {horizon_days}-day horizon "
+            f"needs more than {horizon_days} days of history before the as-of date {cutoff}; "
+            f"{_INGEST_HINT} (more history) or pass a later --as-of"
+        )
+    console.print(
+        f"Training on {purchases.height:,} purchase lines ({first} to {last}), as of {cutoff}, "
+        f"horizon {horizon_days} days, budget {budget.value}",
+        highlight=False,
+    )
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("starting", total=1.0)
+
+        def on_progress(fraction: float, message: str) -> None:
+            done = min(1.0, max(0.0, float(fraction)))
+            progress.update(task, completed=done, description=escape(message))
+
+        result = train_models(
+            purchases,
+            cancellations,
+            as_of=cutoff,
+            horizon_days=horizon_days,
+            budget=budget.value,
+            progress=on_progress,
+        )
+        progress.update(task, completed=1.0, description="trained")
+    url = engine.url.render_as_string(hide_password=False)
+    run_dir = save_run(
+        result, Path(models_dir or settings.models_dir), data_fingerprint(purchases, url)
+    )
+    table = _metrics_table(result.metrics)
+    if table is not None:
+        console.print(table)
+        products = (result.metrics.get("models") or {}).get("products") or {}
+        if products:
+            console.print(
+                "Products model: " + ", ".join(f"{k} {_fmt(v)}" for k, v in products.items()),
+                highlight=False,
+            )
+    else:
+        console.print(
+            f"[yellow]Not evaluated:[/] the data does not cover [{cutoff}, {cutoff} + "
+            f"{horizon_days} days), so the run has no held-out metrics."
+        )
+    console.print(f"Model run [bold]{run_dir.name}[/] saved to {escape(str(run_dir))}")
+    console.print(f"Model card: {escape(str(run_dir / 'model_card.md'))}")
+
+
+def _write_csv_atomically(frame: pl.DataFrame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        frame.write_csv(tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@app.command(help=_PREDICT_HELP)
+def predict(
+    db: DbOption = None,
+    as_of: AsOfOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="CSV to write (default <CLV_OUTPUT_DIR>/predictions.csv)."),
+    ] = None,
+    run: Annotated[str, typer.Option("--run", help="Model run id, or 'latest'.")] = "latest",
+    models_dir: ModelsDirOption = None,
+) -> None:
+    """Score every customer in the store; write the CSV and the predictions table.
+
+    Uses the purchases strictly before --as-of (default: the day after the last purchase).
+    CSV columns: customer_id, predicted_spend_30d_model1, predicted_spend_30d_model2,
+    predicted_products_30d, r2_model1, r2_model2 (the R² of each model on its run's held-out
+    window).
+
+    Example: ``clv predict --out output/predictions.csv``
+    """
+    from retail_clv.models.registry import load_run
+    from retail_clv.models.scoring import default_as_of, score, to_csv_frame
+    from retail_clv.store.predictions import write_predictions
+
+    settings = get_settings()
+    bundle = load_run(Path(models_dir or settings.models_dir), run)
+    engine, purchases, cancellations = _read_store(db)
+    cutoff = as_of.date() if as_of else default_as_of(purchases)
+    scored = score(bundle, purchases, cancellations, as_of=cutoff)
+    out_path = Path(out or settings.output_dir / "predictions.csv")
+    _write_csv_atomically(to_csv_frame(scored), out_path)
+    horizon_days = int(bundle.metadata.get("horizon_days") or settings.horizon_days)
+    write_predictions(engine, scored, bundle.run_id, cutoff, horizon_days)
+
+    top = scored.sort(["predicted_spend_30d_model2", "customer_id"], descending=[True, False]).head(
+        _TOP_N
+    )
+    table = Table(
+        title=f"Top {top.height} customers by predicted {horizon_days}-day spend (Model 2)"
+    )
+    table.add_column("Customer")
+    table.add_column("Country")
+    table.add_column("Spend, Model 1", justify="right")
+    table.add_column("Spend, Model 2", justify="right")
+    table.add_column("Products", justify="right")
+    for row in top.iter_rows(named=True):  # at most 10 rows: display only
+        table.add_row(
+            escape(str(row["customer_id"])),
+            escape(str(row["country"] or "")),
+            _fmt(row["predicted_spend_30d_model1"], 2),
+            _fmt(row["predicted_spend_30d_model2"], 2),
+            _fmt(row["predicted_products_30d"], 1),
+        )
+    console.print(table)
+    console.print(
+        f"Scored {scored.height:,} customers as of {cutoff} with model run {bundle.run_id} "
+        f"(held-out R²: Model 1 {_fmt(bundle.r2_model1)}, Model 2 {_fmt(bundle.r2_model2)}).",
+        highlight=False,
+    )
+    console.print(f"Wrote {escape(str(out_path))} and the predictions table.", highlight=False)
+
+
+@app.command("models", help="List the saved model runs, newest first.\n\nExample: clv models")
+def list_models(models_dir: ModelsDirOption = None) -> None:
+    """List the saved model runs, newest first; * marks the one ``latest`` points at.
+
+    Example: ``clv models``
+    """
+    from retail_clv.models.registry import list_runs
+
+    directory = Path(models_dir or get_settings().models_dir)
+    runs = list_runs(directory)
+    if not runs:
+        console.print(f"No model run in {escape(str(directory))}: run `clv train` first.")
+        return
+    table = Table(title=f"Model runs in {escape(str(directory))}")
+    for label in ("", "Run id", "Trained at (UTC)", "As of", "Horizon", "R² M1", "R² M2"):
+        table.add_column(label)
+    for run_info in runs:
+        table.add_row(
+            "*" if run_info["active"] else "",
+            run_info["run_id"],
+            str(run_info["trained_at"]),
+            str(run_info["as_of"]),
+            str(run_info["horizon_days"]),
+            _fmt(run_info["r2_model1"]),
+            _fmt(run_info["r2_model2"]),
+        )
+    console.print(table)

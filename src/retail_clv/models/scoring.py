@@ -21,6 +21,7 @@ __all__ = [
     "CSV_COLUMNS",
     "SCORE_COLUMNS",
     "default_as_of",
+    "default_training_as_of",
     "safe_csv_frame",
     "score",
     "to_csv_frame",
@@ -80,6 +81,32 @@ def default_as_of(purchases: pl.DataFrame) -> dt.date:
     if not isinstance(last, dt.date):
         raise NotEnoughDataError("the purchases have no usable invoice dates")
     return last + dt.timedelta(days=1)
+
+
+def default_training_as_of(purchases: pl.DataFrame, horizon_days: int) -> dt.date:
+    """Return the default training cutoff: the last purchase date minus the horizon.
+
+    The held-out window ``[as_of, as_of + horizon)`` then lies inside the data. On Online
+    Retail II (last purchase 2011-12-09) this gives 2011-11-09, the public evaluation cutoff.
+
+    Parameters
+    ----------
+    purchases : polars.DataFrame
+        Valid purchase lines with an ``invoice_date`` column.
+    horizon_days : int
+        Prediction horizon in days.
+
+    Returns
+    -------
+    datetime.date
+        ``date(last purchase) - horizon_days``.
+
+    Raises
+    ------
+    NotEnoughDataError
+        When there are no purchases.
+    """
+    return default_as_of(purchases) - dt.timedelta(days=1 + int(horizon_days))
 
 
 def score(
