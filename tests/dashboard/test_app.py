@@ -135,6 +135,8 @@ def test_rejection_chart_data_equals_report(
         ),
         (413, "File larger than 200 MB", "error", "CLV_MAX_UPLOAD_MB"),
         (404, NO_MODEL["detail"], "warning", "clv train"),
+        (503, NO_MODEL["detail"], "warning", "Retrain"),
+        (503, "Store unavailable", "error", "not ready"),
         (500, "boom", "error", "The API failed (500): boom"),
     ],
 )

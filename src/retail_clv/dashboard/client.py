@@ -194,14 +194,14 @@ class ApiClient:
         status = response.status_code
         detail = _response_detail(response)
         logger.info("API answered %s: %s", status, detail)
+        if status in (404, 503) and _is_no_model(detail):
+            raise NoModelError(
+                detail,
+                hint="Train a model first: run `clv train` (or `clv demo`), or use the Retrain "
+                "button on the Models page.",
+                status_code=status,
+            )
         if status == 404:
-            if "model" in detail.lower() and "train" in detail.lower():
-                raise NoModelError(
-                    detail,
-                    hint="Train a model first: run `clv train`, or use the Retrain button "
-                    "on the Models page.",
-                    status_code=status,
-                )
             raise NotFoundError(detail, hint=not_found_hint, status_code=status)
         if status in (401, 403):
             raise AuthError(
@@ -418,6 +418,12 @@ class ApiClient:
                 "start training again.",
             ),
         )
+
+
+def _is_no_model(detail: str) -> bool:
+    """Whether an error detail says that no model has been trained yet."""
+    lower = detail.lower()
+    return lower.startswith("no model") or ("no model" in lower and "train" in lower)
 
 
 def _guess_mime(filename: str) -> str:

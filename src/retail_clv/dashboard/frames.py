@@ -172,11 +172,14 @@ def rejected_sample_frame(sample: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``row_number`` and ``reasons`` (``|`` replaced by ``, ``) first, then the raw
-        values with their ``raw_`` prefix removed.
+        values with their ``raw_`` prefix removed; ``source_file`` and all-empty columns
+        are dropped.
     """
     frame = pd.DataFrame(list(sample))
     if frame.empty:
         return pd.DataFrame({"row_number": [], "reasons": []})
+    # the server-side path of the upload says nothing to the user; empty columns neither
+    frame = frame.drop(columns=["source_file"], errors="ignore").dropna(axis=1, how="all")
     if "reasons" in frame.columns:
         frame["reasons"] = frame["reasons"].astype("string").str.replace("|", ", ", regex=False)
     first = [c for c in ("row_number", "reasons") if c in frame.columns]
