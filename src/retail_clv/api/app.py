@@ -22,7 +22,7 @@ from retail_clv import __version__
 from retail_clv.api import services
 from retail_clv.api.deps import API_KEY_HEADER
 from retail_clv.api.errors import install_error_handlers
-from retail_clv.api.middleware import RequestIdMiddleware
+from retail_clv.api.middleware import PredictionFastPath, RequestIdMiddleware
 from retail_clv.api.routes import (
     customers,
     health,
@@ -105,6 +105,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Last added is outermost: request id -> CORS -> prediction fast path -> FastAPI.
+    app.add_middleware(PredictionFastPath)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
