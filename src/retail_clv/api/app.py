@@ -56,7 +56,10 @@ async def _refresh_predictions(state: ApiState, interval: float) -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, prediction_refresh_seconds: float = 2.0
+    settings: Settings | None = None,
+    *,
+    prediction_refresh_seconds: float = 2.0,
+    warm_up: bool = True,
 ) -> FastAPI:
     """Build the retail-clv API.
 
@@ -66,6 +69,9 @@ def create_app(
         Settings to run with; default :func:`retail_clv.config.get_settings` (``CLV_*`` env).
     prediction_refresh_seconds
         How often the in-memory copy of the ``predictions`` table checks for changes.
+    warm_up
+        After start-up, load the store and score it with the active model in the background,
+        so the first ``/predict`` does not pay for it.
 
     Returns
     -------
@@ -85,6 +91,7 @@ def create_app(
             logger.warning("prediction cache not loaded: %s", exc)
         app.state.clv = state
         refresher = asyncio.create_task(_refresh_predictions(state, prediction_refresh_seconds))
+        warm = asyncio.create_task(run_in_threadpool(state.warm_up)) if warm_up else None
         logger.info(
             "retail-clv API ready (model: %s)",
             state.bundle.run_id if state.bundle is not None else state.model_error,
@@ -95,6 +102,9 @@ def create_app(
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
+            if warm is not None:
+                with contextlib.suppress(Exception):
+                    await warm
             state.jobs.shutdown(timeout=1.0)
             engine.dispose()
 

@@ -186,3 +186,19 @@ def open_engine(url: str) -> sa.Engine:
     from retail_clv.store.db import get_engine
 
     return get_engine(url)
+
+
+def reason_codes() -> tuple[str, ...]:
+    """Return the reason codes ingestion can give a rejected row (``ingest.rules``)."""
+    from retail_clv.ingest.rules import REASON_CODES
+
+    return tuple(REASON_CODES)
+
+
+def read_rejections(
+    engine: sa.Engine, reason: str | None, limit: int, offset: int
+) -> tuple[int, pl.DataFrame]:
+    """Return the count of matching rejected rows and one page (``store.queries``)."""
+    from retail_clv.store.queries import read_rejections as _read_rejections
+
+    return _read_rejections(engine, reason, limit=limit, offset=offset)

@@ -21,7 +21,9 @@ import json
 import logging
 import math
 import threading
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -31,12 +33,18 @@ import sqlalchemy as sa
 from retail_clv.api import services
 from retail_clv.api.jobs import JobManager
 from retail_clv.config import Settings
-from retail_clv.errors import ModelMismatchError, ModelNotFoundError, RetailClvError
+from retail_clv.errors import (
+    ModelMismatchError,
+    ModelNotFoundError,
+    NotEnoughDataError,
+    RetailClvError,
+)
 from retail_clv.store import schema
 
 logger = logging.getLogger(__name__)
 
 NO_MODEL_MESSAGE = "No model trained yet: run clv train or POST /train"
+_DERIVED_KEEP = 6
 
 
 def finite_or_none(value: Any) -> Any:
@@ -113,11 +121,47 @@ class PredictionCache:
 
 @dataclass
 class StoreFrames:
-    """The store's purchases and cancellations, and the default scoring date."""
+    """The store's purchases and cancellations, the default scoring date, derived tables.
+
+    Features and scores depend on the whole population (e.g. ``country_freq``), so they are
+    computed on the full store for a cutoff and kept (a few cutoffs, newest used last) for as
+    long as this snapshot of the store is current.
+    """
 
     purchases: pl.DataFrame
     cancellations: pl.DataFrame
     default_as_of: date | None
+    _derived: OrderedDict[tuple[str, ...], pl.DataFrame] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _cached(self, key: tuple[str, ...], build: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+        with self._lock:
+            if key in self._derived:
+                self._derived.move_to_end(key)
+                return self._derived[key]
+            value = build()
+            self._derived[key] = value
+            while len(self._derived) > _DERIVED_KEEP:
+                self._derived.popitem(last=False)
+            return value
+
+    def features(self, cutoff: date) -> pl.DataFrame:
+        """Return every customer's features as of ``cutoff`` (computed once per snapshot)."""
+        return self._cached(
+            ("features", cutoff.isoformat()),
+            lambda: services.customer_features(self.purchases, self.cancellations, [cutoff]),
+        )
+
+    def scores(self, bundle: Any, cutoff: date) -> pl.DataFrame:
+        """Return every customer's scores by ``bundle`` as of ``cutoff`` (empty when none)."""
+
+        def build() -> pl.DataFrame:
+            try:
+                return services.score(bundle, self.purchases, self.cancellations, as_of=cutoff)
+            except NotEnoughDataError:
+                return pl.DataFrame(schema={"customer_id": pl.Utf8})
+
+        return self._cached(("scores", str(bundle.run_id), cutoff.isoformat()), build)
 
 
 class StoreCache:
@@ -204,6 +248,18 @@ class ApiState:
                 return
             self.bundle, self.model_error = bundle, ""
             logger.info("model %s loaded", bundle.run_id)
+
+    def warm_up(self) -> None:
+        """Load the store and score it with the active model, so first requests are fast."""
+        bundle = self.bundle
+        if bundle is None:
+            return
+        try:
+            frames = self.store.get(self.engine)
+            if frames.default_as_of is not None:
+                frames.scores(bundle, frames.default_as_of)
+        except Exception as exc:  # noqa: BLE001 - a warm-up failure must not stop the server
+            logger.warning("warm-up skipped: %s", exc)
 
     def require_bundle(self) -> Any:
         """Return the active model bundle or raise :class:`ModelNotFoundError` (503)."""

@@ -10,7 +10,6 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from retail_clv.api import services
 from retail_clv.api.deps import StateDep
 from retail_clv.api.schemas import (
     CustomerFeaturesOut,
@@ -66,11 +65,9 @@ def customer(customer_id: CustomerPath, state: StateDep) -> CustomerOut:
 def _features(state: ApiState, customer_id: str, as_of: date | None) -> CustomerFeaturesOut:
     frames = state.store.get(state.engine)
     cutoff = as_of or frames.default_as_of
-    purchases = frames.purchases.filter(pl.col("customer_id") == customer_id)
-    if purchases.height == 0 or cutoff is None:
+    if cutoff is None:
         raise _not_in_store(customer_id)
-    cancellations = frames.cancellations.filter(pl.col("customer_id") == customer_id)
-    table = services.customer_features(purchases, cancellations, [cutoff])
+    table = frames.features(cutoff).filter(pl.col("customer_id") == customer_id)
     if table.height == 0:
         raise HTTPException(
             status_code=404,

@@ -70,7 +70,9 @@ def _run(
         )
     return PipelineOut(
         report=report,
-        rejected_sample=result.rejected.head(REJECTED_SAMPLE_ROWS).to_dicts(),
+        rejected_sample=result.rejected.head(REJECTED_SAMPLE_ROWS)
+        .drop("row_hash", strict=False)
+        .to_dicts(),
         as_of=as_of,
         model_run_id=bundle.run_id,
         r2_model1=_holdout_r2(bundle, "model1"),

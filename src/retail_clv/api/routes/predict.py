@@ -10,7 +10,6 @@ from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
-from retail_clv.api import services
 from retail_clv.api.deps import BundleDep, StateDep
 from retail_clv.api.schemas import ErrorOut, PredictIn, PredictOut
 
@@ -85,13 +84,9 @@ def _predict_ids(state: StateDep, bundle: Any, body: PredictIn) -> PredictOut:
     cutoff = body.as_of or frames.default_as_of
     wanted = pl.DataFrame({"customer_id": list(dict.fromkeys(body.customer_ids))})
     wanted = wanted.with_row_index("_order")
-    purchases = frames.purchases.join(wanted.select("customer_id"), on="customer_id", how="semi")
     scored = pl.DataFrame(schema={"customer_id": pl.Utf8})
-    if cutoff is not None and purchases.height:
-        cancellations = frames.cancellations.join(
-            wanted.select("customer_id"), on="customer_id", how="semi"
-        )
-        scored = services.score(bundle, purchases, cancellations, as_of=cutoff)
+    if cutoff is not None:
+        scored = frames.scores(bundle, cutoff)
     ordered = wanted.join(scored, on="customer_id", how="inner").sort("_order")
     unknown = wanted.join(scored.select("customer_id"), on="customer_id", how="anti").sort("_order")
     return PredictOut(
