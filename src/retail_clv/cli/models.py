@@ -156,7 +156,6 @@ def train(
     """
     from retail_clv.models.registry import data_fingerprint, save_run
     from retail_clv.models.scoring import default_training_as_of
-    from retail_clv.models.training import train as train_models
 
     settings = get_settings()
     horizon_days = horizon or settings.horizon_days
@@ -184,6 +183,7 @@ def train(
         transient=False,
     ) as progress:
         task = progress.add_task("starting", total=1.0)
+        from retail_clv.models.training import train as train_models
 
         def on_progress(fraction: float, message: str) -> None:
             done = min(1.0, max(0.0, float(fraction)))

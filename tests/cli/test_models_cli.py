@@ -1,0 +1,213 @@
+"""``clv train`` / ``clv predict`` / ``clv models`` end to end on a tiny store."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from retail_clv.cli.base import run_app
+from retail_clv.config import get_settings
+
+CSV_HEADER = [
+    "customer_id",
+    "predicted_spend_30d_model1",
+    "predicted_spend_30d_model2",
+    "predicted_products_30d",
+    "r2_model1",
+    "r2_model2",
+]
+
+
+def write_tiny_retail_csv(
+    path: Path,
+    n_customers: int = 120,
+    start: dt.date = dt.date(2010, 12, 1),
+    days: int = 374,
+    seed: int = 0,
+) -> Path:
+    """Write a small Online Retail II look-alike: repeat buyers of different intensity."""
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(1.2, 1 / 40, n_customers)  # orders per day
+    n_orders = rng.poisson(rate * days) + 1
+    customer = np.repeat(np.arange(n_customers), n_orders)
+    day = rng.integers(0, days, customer.size)
+    day[0], day[-1] = 0, days - 1  # the data spans exactly `days` days
+    lines = rng.integers(1, 5, customer.size)
+    order = np.repeat(np.arange(customer.size), lines)
+    n = order.size
+    ids = np.array([f"{13000 + c}" for c in range(n_customers)], dtype=object)
+    ids[0] = "=HYPERLINK(1)"  # formula-looking id: must come out neutralised in the CSV
+    stamp = np.datetime64(start) + day[order].astype("timedelta64[D]")
+    stamp = stamp.astype("datetime64[m]") + rng.integers(480, 1080, n).astype("timedelta64[m]")
+    stamp = stamp.astype("datetime64[ms]")
+    frame = pl.DataFrame(
+        {
+            "Invoice": (500000 + order).astype(str),
+            "StockCode": (20000 + rng.integers(0, 40, n)).astype(str),
+            "Description": ["GIFT ITEM"] * n,
+            "Quantity": rng.integers(1, 13, n),
+            "InvoiceDate": pl.Series(stamp).dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "Price": np.round(rng.uniform(0.5, 9.0, n), 2),
+            "Customer ID": ids[customer[order]],
+            "Country": np.where(customer[order] % 7 == 0, "France", "United Kingdom"),
+        }
+    )
+    frame.write_csv(path)
+    return path
+
+
+def flat(text: str) -> str:
+    """Undo rich's line wrapping."""
+    return " ".join(text.split())
+
+
+def ingest(path: Path) -> None:
+    from retail_clv.ingest.pipeline import ingest_files
+    from retail_clv.store.db import get_engine
+
+    engine = get_engine()
+    ingest_files([path], engine, progress=False)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One tiny store and one quick-budget run shared by the end-to-end tests."""
+    pytest.importorskip("retail_clv.models.training")  # TEMPORARY until training lands
+    root = tmp_path_factory.mktemp("clv")
+    env = {
+        "CLV_DATABASE_URL": f"sqlite:///{root / 'clv.db'}",
+        "CLV_MODELS_DIR": str(root / "models"),
+        "CLV_OUTPUT_DIR": str(root / "output"),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    try:
+        ingest(write_tiny_retail_csv(root / "tiny.csv"))
+        code = run_app(["train", "--budget", "quick"])
+        assert code == 0
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+    return {"root": root, **{k: Path(v) if k != "CLV_DATABASE_URL" else v for k, v in env.items()}}
+
+
+@pytest.fixture
+def use_trained(trained, monkeypatch) -> dict:
+    for key in ("CLV_DATABASE_URL", "CLV_MODELS_DIR", "CLV_OUTPUT_DIR"):
+        monkeypatch.setenv(key, str(trained[key]))
+    get_settings.cache_clear()
+    return trained
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_train_on_empty_store_says_ingest_first(capsys) -> None:
+    assert run_app(["train", "--budget", "quick"]) == 1
+    err = flat(capsys.readouterr().err)
+    assert "ingest data first: clv ingest FILE" in err
+    assert "Traceback" not in err
+
+
+def test_train_on_too_short_history_is_refused(tmp_path: Path, capsys) -> None:
+    ingest(write_tiny_retail_csv(tmp_path / "short.csv", n_customers=20, days=40))
+    assert run_app(["train", "--budget", "quick"]) == 1
+    err = flat(capsys.readouterr().err)
+    assert "needs more than 30 days of history" in err
+    assert "ingest data first: clv ingest FILE" in err
+
+
+def test_predict_without_model_says_train_first(capsys) -> None:
+    assert run_app(["predict"]) == 1
+    assert "run `clv train` first" in flat(capsys.readouterr().err)
+
+
+def test_predict_with_odd_run_id_is_refused(use_trained, capsys) -> None:
+    assert run_app(["predict", "--run", "../../etc"]) == 1
+    assert "invalid model run id" in flat(capsys.readouterr().err)
+
+
+# ------------------------------------------------------------------------ end to end
+
+
+def test_train_wrote_a_verified_run_with_card(use_trained) -> None:
+    from retail_clv.models.registry import list_runs, load_run
+
+    models_dir = use_trained["CLV_MODELS_DIR"]
+    bundle = load_run(models_dir)
+    assert (models_dir / "latest").resolve() == bundle.path
+    # default as-of: last purchase date minus the horizon
+    assert bundle.metadata["as_of"] == "2011-11-09"
+    assert bundle.metadata["config"]["budget"] == "quick"
+    assert bundle.metadata["data_fingerprint"]["n_customers"] == 120
+    assert (bundle.path / "model_card.md").read_text().startswith("# Model card")
+    assert [r["active"] for r in list_runs(models_dir)] == [True]
+
+
+def test_predict_writes_csv_table_and_prints_top_customers(use_trained, capsys) -> None:
+    from retail_clv.store.db import get_engine
+    from retail_clv.store.predictions import read_predictions
+
+    out = use_trained["root"] / "out" / "p.csv"
+    assert run_app(["predict", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Top 10 customers" in printed
+    assert "Scored 120 customers as of 2011-12-10" in flat(printed)
+
+    with out.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == CSV_HEADER
+    assert len(rows) == 121
+    ids = {row[0] for row in rows[1:]}
+    assert "'=HYPERLINK(1)" in ids and "=HYPERLINK(1)" not in ids
+    values = np.array([[float(v) for v in row[1:4]] for row in rows[1:]])
+    assert (values >= 0).all()
+    r2 = {(row[4], row[5]) for row in rows[1:]}
+    assert len(r2) == 1  # the run's held-out R², the same on every row
+
+    engine = get_engine()
+    stored = read_predictions(engine)
+    engine.dispose()
+    assert stored.height == 120
+    assert stored["as_of"].unique().to_list() == [dt.date(2011, 12, 10)]
+    assert stored["horizon_days"].unique().to_list() == [30]
+    # the raw id is stored; only the CSV is neutralised
+    assert "=HYPERLINK(1)" in stored["customer_id"].to_list()
+    csv_frame = pl.read_csv(out, schema_overrides={"customer_id": pl.String})
+    assert csv_frame["predicted_spend_30d_model2"].sum() == pytest.approx(
+        stored["predicted_spend_30d_model2"].sum()
+    )
+
+
+def test_predict_as_of_earlier_date_upserts_scores(use_trained, capsys) -> None:
+    from retail_clv.store.db import get_engine
+    from retail_clv.store.predictions import read_prediction
+
+    out = use_trained["root"] / "p2.csv"
+    assert run_app(["predict", "--as-of", "2011-06-01", "--out", str(out)]) == 0
+    n_rows = len(out.read_text().splitlines()) - 1
+    assert 0 < n_rows <= 120
+    engine = get_engine()
+    first_id = pl.read_csv(out, schema_overrides={"customer_id": pl.String})["customer_id"][0]
+    row = read_prediction(engine, first_id.lstrip("'"))
+    engine.dispose()
+    assert row is not None and row["as_of"] == "2011-06-01"
+
+
+def test_models_lists_runs(use_trained, capsys) -> None:
+    assert run_app(["models"]) == 0
+    out = flat(capsys.readouterr().out)
+    latest = os.readlink(use_trained["CLV_MODELS_DIR"] / "latest")
+    assert latest in out
