@@ -97,9 +97,10 @@ transactions = sa.Table(
     sa.Column("quantity", sa.BigInteger, nullable=False),
     sa.Column("price", sa.Float, nullable=False),
     sa.Column("invoice_date", sa.DateTime, nullable=False),
-    sa.Column("row_hash", sa.String(32), nullable=False, unique=True),
+    sa.Column("row_hash", sa.String(32), nullable=False),
     sa.Column("ingest_run_id", sa.Integer, sa.ForeignKey("ingest_runs.id"), nullable=False),
     sa.Index("ix_transactions_customer_date", "customer_id", "invoice_date"),
+    sa.Index("ux_transactions_row_hash", "row_hash", unique=True),
 )
 
 cancellations = sa.Table(
@@ -112,9 +113,10 @@ cancellations = sa.Table(
     sa.Column("quantity", sa.BigInteger, nullable=False),
     sa.Column("price", sa.Float),
     sa.Column("invoice_date", sa.DateTime, nullable=False),
-    sa.Column("row_hash", sa.String(32), nullable=False, unique=True),
+    sa.Column("row_hash", sa.String(32), nullable=False),
     sa.Column("ingest_run_id", sa.Integer, sa.ForeignKey("ingest_runs.id"), nullable=False),
     sa.Index("ix_cancellations_customer_date", "customer_id", "invoice_date"),
+    sa.Index("ux_cancellations_row_hash", "row_hash", unique=True),
 )
 
 rejected_data = sa.Table(
@@ -135,7 +137,9 @@ rejected_data = sa.Table(
     sa.Column("raw_customer_id", sa.Text),
     sa.Column("raw_country", sa.Text),
     sa.Column("raw_extra", sa.JSON),
-    sa.Column("row_hash", sa.String(32), nullable=False, unique=True),
+    sa.Column("row_hash", sa.String(32), nullable=False),
+    sa.Index("ux_rejected_data_row_hash", "row_hash", unique=True),
+    sa.Index("ix_rejected_data_run", "ingest_run_id"),
 )
 
 predictions = sa.Table(

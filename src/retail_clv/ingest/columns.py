@@ -1,0 +1,260 @@
+"""Map the columns of a raw file onto the canonical fields of retail-clv.
+
+A raw export names its columns in many ways (``Invoice`` / ``InvoiceNo`` / ``Order ID``...).
+:func:`resolve_columns` matches them case- and punctuation-insensitively against a table of
+known aliases, applies an explicit user mapping first (``--column customer_id="Cust No"``),
+and raises :class:`~retail_clv.errors.SchemaError` naming the missing field, listing the
+columns found and suggesting the closest one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+
+from retail_clv.errors import SchemaError
+
+#: Canonical fields in the order used for the row hash and the ``raw_*`` columns.
+FIELDS: tuple[str, ...] = (
+    "invoice",
+    "stock_code",
+    "description",
+    "quantity",
+    "invoice_date",
+    "price",
+    "customer_id",
+    "country",
+)
+
+#: Fields a file must provide (``description`` and ``country`` may be absent).
+REQUIRED_FIELDS: tuple[str, ...] = (
+    "invoice",
+    "stock_code",
+    "quantity",
+    "invoice_date",
+    "price",
+    "customer_id",
+)
+
+#: Optional field holding a real store / shop name; without it there is one store per country.
+STORE_FIELD = "store"
+
+#: Known spellings of each field, compared after :func:`normalise_name`.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "invoice": (
+        "invoice",
+        "invoiceno",
+        "invoicenumber",
+        "invoiceid",
+        "invoicenum",
+        "orderid",
+        "orderno",
+        "ordernumber",
+        "order",
+        "transactionid",
+        "receiptno",
+        "receiptid",
+    ),
+    "stock_code": (
+        "stockcode",
+        "stockid",
+        "sku",
+        "productcode",
+        "productid",
+        "itemcode",
+        "itemid",
+        "articlecode",
+        "articleno",
+    ),
+    "description": (
+        "description",
+        "productdescription",
+        "productname",
+        "itemdescription",
+        "itemname",
+        "product",
+    ),
+    "quantity": ("quantity", "qty", "units", "unitssold", "quantitysold"),
+    "invoice_date": (
+        "invoicedate",
+        "invoicedatetime",
+        "date",
+        "datetime",
+        "orderdate",
+        "transactiondate",
+        "timestamp",
+        "invoicetime",
+    ),
+    "price": ("price", "unitprice", "priceperunit", "unitcost", "itemprice", "salesprice"),
+    "customer_id": (
+        "customerid",
+        "customer",
+        "customerno",
+        "customernumber",
+        "custid",
+        "custno",
+        "clientid",
+        "customercode",
+    ),
+    "country": ("country", "countryname", "customercountry"),
+    "store": ("store", "storeid", "storename", "shop", "shopid", "branch", "outlet"),
+}
+
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def normalise_name(name: str) -> str:
+    """Return ``name`` lower-cased with everything but letters and digits removed.
+
+    Parameters
+    ----------
+    name : str
+        A column name as found in a file or given by the user.
+
+    Returns
+    -------
+    str
+        The comparison key, e.g. ``"Customer ID"`` -> ``"customerid"``.
+    """
+    return _NON_ALNUM.sub("", name.strip().lower())
+
+
+def parse_column_options(options: Sequence[str]) -> dict[str, str]:
+    """Parse CLI ``--column field=Name`` options into a mapping.
+
+    Parameters
+    ----------
+    options : sequence of str
+        Items of the form ``customer_id=Cust No`` (quotes already removed by the shell).
+
+    Returns
+    -------
+    dict of str to str
+        Canonical field -> source column name.
+
+    Raises
+    ------
+    SchemaError
+        When an item has no ``=`` or names an unknown field.
+    """
+    mapping: dict[str, str] = {}
+    for option in options:
+        field, sep, column = option.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise SchemaError(
+                f"invalid --column {option!r}: expected FIELD=COLUMN, "
+                'e.g. --column customer_id="Cust No"'
+            )
+        mapping[field.strip()] = column.strip().strip("\"'")
+    _check_fields(mapping)
+    return mapping
+
+
+def _check_fields(column_map: Mapping[str, str]) -> None:
+    known = (*FIELDS, STORE_FIELD)
+    for field in column_map:
+        if field not in known:
+            hint = difflib.get_close_matches(field, known, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise SchemaError(
+                f"unknown field {field!r} in column mapping{suggestion}; "
+                f"known fields: {', '.join(known)}"
+            )
+
+
+def resolve_columns(
+    found: Sequence[str],
+    column_map: Mapping[str, str] | None = None,
+    *,
+    where: str = "the file",
+) -> dict[str, str]:
+    """Match the columns of a file to the canonical fields.
+
+    Parameters
+    ----------
+    found : sequence of str
+        Column names as read from the file (header row).
+    column_map : mapping of str to str, optional
+        Explicit ``field -> column name`` choices; they win over the aliases. The column name
+        is matched exactly first, then case- and punctuation-insensitively.
+    where : str
+        Name of the file (and sheet) for error messages.
+
+    Returns
+    -------
+    dict of str to str
+        Canonical field -> source column name, for every field found (required fields always).
+
+    Raises
+    ------
+    SchemaError
+        When a mapped column does not exist, a required field has no column, or one column is
+        claimed by two fields.
+    """
+    column_map = dict(column_map or {})
+    _check_fields(column_map)
+    by_key: dict[str, str] = {}
+    for name in found:
+        by_key.setdefault(normalise_name(name), name)
+
+    resolved: dict[str, str] = {}
+    for field, wanted in column_map.items():
+        if wanted in found:
+            resolved[field] = wanted
+        elif normalise_name(wanted) in by_key:
+            resolved[field] = by_key[normalise_name(wanted)]
+        else:
+            raise SchemaError(
+                f"column {wanted!r} given for field {field!r} is not in {where}; "
+                f"columns found: {_listing(found)}{_suggest(wanted, found)}"
+            )
+
+    taken = set(resolved.values())
+    for field in (*FIELDS, STORE_FIELD):
+        if field in resolved:
+            continue
+        for alias in ALIASES[field]:
+            match = by_key.get(alias)
+            if match is not None and match not in taken:
+                resolved[field] = match
+                taken.add(match)
+                break
+
+    for field in REQUIRED_FIELDS:
+        if field not in resolved:
+            raise SchemaError(
+                f"required column {field!r} is missing in {where}; "
+                f"columns found: {_listing(found)}{_suggest(field, found)}. "
+                f'Map it explicitly with --column {field}="<column name>"'
+            )
+
+    claimed: dict[str, str] = {}
+    for field, name in resolved.items():
+        if name in claimed:
+            raise SchemaError(
+                f"column {name!r} is mapped to both {claimed[name]!r} and {field!r} in {where}"
+            )
+        claimed[name] = field
+    return resolved
+
+
+def _listing(found: Sequence[str]) -> str:
+    return ", ".join(repr(name) for name in found) if found else "(none)"
+
+
+def _suggest(wanted: str, found: Sequence[str]) -> str:
+    """Return ``" (closest match: 'X')"`` for the most similar column, or ``""``."""
+    if not found:
+        return ""
+    keys = {normalise_name(name): name for name in found}
+    candidates = [normalise_name(wanted), *ALIASES.get(wanted, ())]
+    best: tuple[float, str] | None = None
+    for candidate in candidates:
+        for key, name in keys.items():
+            score = difflib.SequenceMatcher(None, candidate, key).ratio()
+            if best is None or score > best[0]:
+                best = (score, name)
+    if best is None or best[0] < 0.5:
+        return ""
+    return f" (closest match: {best[1]!r})"

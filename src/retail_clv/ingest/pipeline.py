@@ -1,0 +1,497 @@
+"""Ingestion pipeline: read -> hash -> deduplicate -> validate -> split -> (store).
+
+:func:`clean_file` is pure (no database): it reads one file (every sheet of a workbook),
+drops exact duplicates inside the file, applies the rules and returns the valid purchase
+lines, the cancellations, the rejected rows with their raw values, and an
+:class:`IngestReport`. :func:`ingest_files` additionally drops rows already stored (same
+row hash) and writes each file in one database transaction.
+
+Every row read ends in exactly one outcome: loaded, rejected (with reason codes) or
+duplicate; :func:`check_invariant` enforces ``rows_read == loaded + rejected + duplicate``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+
+from retail_clv.errors import RetailClvError, SchemaError, StoreError
+from retail_clv.ingest.categories import UNCATEGORISED, categorise
+from retail_clv.ingest.columns import (
+    ALIASES,
+    FIELDS,
+    REQUIRED_FIELDS,
+    STORE_FIELD,
+    normalise_name,
+    resolve_columns,
+)
+from retail_clv.ingest.hashing import row_hashes
+from retail_clv.ingest.readers import RawFile, read_raw
+from retail_clv.ingest.rules import CANCELLATION, REASON_CODES, parse_and_validate
+
+logger = logging.getLogger(__name__)
+
+#: Columns of :attr:`CleanResult.purchases` (``read_purchases`` columns plus ``description``).
+PURCHASE_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "invoice",
+    "stock_code",
+    "quantity",
+    "price",
+    "invoice_date",
+    "country",
+    "category",
+    "description",
+)
+#: Columns of :attr:`CleanResult.cancellations`.
+CANCELLATION_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "invoice",
+    "stock_code",
+    "quantity",
+    "price",
+    "invoice_date",
+)
+#: Raw text columns kept for every rejected row (``rejected_data.raw_*``).
+RAW_COLUMNS: tuple[str, ...] = tuple(f"raw_{name}" for name in FIELDS)
+#: Columns of :attr:`CleanResult.rejected`.
+REJECTED_COLUMNS: tuple[str, ...] = (
+    "source_file",
+    "sheet",
+    "row_number",
+    "reasons",
+    *RAW_COLUMNS,
+    "raw_extra",
+    "row_hash",
+)
+
+
+class AccountingError(StoreError):
+    """Rows read do not add up to loaded + rejected + duplicate (a bug, never bad input)."""
+
+
+@dataclass
+class IngestReport:
+    """What happened to the rows of one file.
+
+    Attributes
+    ----------
+    source_file : str
+        File name (without folder).
+    sheet : str or None
+        Sheet names read (comma-separated) for a workbook, else ``None``.
+    file_format : str
+        Detected format: ``csv``, ``csv.gz``, ``xlsx``, ``xls`` or ``parquet``.
+    encoding : str or None
+        Detected text encoding of a CSV.
+    rows_read, rows_loaded, rows_rejected, rows_duplicate : int
+        Rows by outcome; ``rows_read == rows_loaded + rows_rejected + rows_duplicate``.
+    reason_counts : dict of str to int
+        Rejected rows per reason code (a row with several codes counts under each).
+    customers, products : int
+        Distinct customers and stock codes among the loaded purchase lines.
+    date_min, date_max : datetime.datetime or None
+        Range of the loaded purchase lines.
+    uncategorised_products : int
+        Loaded stock codes whose description matched no category rule.
+    cancellations : int
+        Cancelled lines of known customers kept (typed) for return features.
+    run_id : int or None
+        ``ingest_runs.id`` when stored.
+    """
+
+    source_file: str
+    sheet: str | None
+    file_format: str
+    encoding: str | None
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    rows_duplicate: int
+    reason_counts: dict[str, int] = field(default_factory=dict)
+    customers: int = 0
+    products: int = 0
+    date_min: dt.datetime | None = None
+    date_max: dt.datetime | None = None
+    uncategorised_products: int = 0
+    cancellations: int = 0
+    run_id: int | None = None
+
+    @property
+    def invariant_holds(self) -> bool:
+        """Whether ``rows_read == rows_loaded + rows_rejected + rows_duplicate``."""
+        return self.rows_read == self.rows_loaded + self.rows_rejected + self.rows_duplicate
+
+    def invariant_line(self) -> str:
+        """Return the accounting identity with this report's numbers, e.g. for the CLI."""
+        status = "OK" if self.invariant_holds else "VIOLATED"
+        return (
+            f"rows read {self.rows_read:,} = loaded {self.rows_loaded:,} + rejected "
+            f"{self.rows_rejected:,} + duplicates {self.rows_duplicate:,}  [{status}]"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as JSON-safe values (dates as ISO strings)."""
+        return {
+            "source_file": self.source_file,
+            "sheet": self.sheet,
+            "file_format": self.file_format,
+            "encoding": self.encoding,
+            "rows_read": self.rows_read,
+            "rows_loaded": self.rows_loaded,
+            "rows_rejected": self.rows_rejected,
+            "rows_duplicate": self.rows_duplicate,
+            "reason_counts": dict(self.reason_counts),
+            "customers": self.customers,
+            "products": self.products,
+            "date_min": self.date_min.isoformat() if self.date_min else None,
+            "date_max": self.date_max.isoformat() if self.date_max else None,
+            "uncategorised_products": self.uncategorised_products,
+            "cancellations": self.cancellations,
+            "run_id": self.run_id,
+        }
+
+
+@dataclass
+class CleanResult:
+    """Outcome of :func:`clean_file`: the rows split by outcome, and the report.
+
+    The public frames follow the cross-module contract; the ``*_rows`` frames carry the
+    extra columns the store needs (``row_hash``, ``store``).
+    """
+
+    valid_rows: pl.DataFrame = field(repr=False)
+    cancellation_rows: pl.DataFrame = field(repr=False)
+    rejected: pl.DataFrame = field(repr=False)
+    products_table: pl.DataFrame = field(repr=False)
+    report: IngestReport
+    sha256: str = ""
+
+    @property
+    def purchases(self) -> pl.DataFrame:
+        """Valid purchase lines: ``read_purchases`` columns plus ``description``."""
+        return self.valid_rows.select(PURCHASE_COLUMNS)
+
+    @property
+    def cancellations(self) -> pl.DataFrame:
+        """Cancelled lines of known customers (negative quantity), typed."""
+        return self.cancellation_rows.select(CANCELLATION_COLUMNS)
+
+
+def check_invariant(report: IngestReport) -> None:
+    """Raise :class:`AccountingError` unless every row read has exactly one outcome.
+
+    Parameters
+    ----------
+    report : IngestReport
+        The report to check.
+
+    Raises
+    ------
+    AccountingError
+        When ``rows_read != rows_loaded + rows_rejected + rows_duplicate``.
+    """
+    if not report.invariant_holds:
+        raise AccountingError(
+            f"accounting invariant violated for {report.source_file}: {report.invariant_line()}"
+        )
+
+
+def _sheet_frame(
+    raw: RawFile,
+    index: int,
+    column_map: Mapping[str, str] | None,
+) -> pl.DataFrame | None:
+    sheet = raw.sheets[index]
+    where = f"{raw.path.name}" + (f" (sheet {sheet.name!r})" if sheet.name else "")
+    try:
+        mapping = resolve_columns(sheet.frame.columns, column_map, where=where)
+    except SchemaError:
+        if len(raw.sheets) > 1:
+            found = {normalise_name(c) for c in sheet.frame.columns}
+            known = {alias for f in REQUIRED_FIELDS for alias in ALIASES[f]}
+            if not found & known:
+                logger.warning("%s: no transaction columns, sheet skipped", where)
+                return None
+        raise
+    used = set(mapping.values())
+    extras = [name for name in sheet.frame.columns if name not in used]
+    exprs: list[pl.Expr] = [
+        (pl.col(mapping[name]) if name in mapping else pl.lit(None, dtype=pl.Utf8)).alias(
+            f"raw_{name}"
+        )
+        for name in FIELDS
+    ]
+    if STORE_FIELD in mapping:
+        exprs.append(pl.col(mapping[STORE_FIELD]).alias("raw_store"))
+    if extras:
+        exprs.append(pl.struct(extras).struct.json_encode().alias("raw_extra"))
+    else:
+        exprs.append(pl.lit(None, dtype=pl.Utf8).alias("raw_extra"))
+    return sheet.frame.select(exprs).with_columns(
+        sheet=pl.lit(sheet.name, dtype=pl.Utf8),
+        row_number=pl.int_range(1, sheet.frame.height + 1, dtype=pl.Int64),
+    )
+
+
+def _products(valid: pl.DataFrame) -> pl.DataFrame:
+    """One row per stock code: its most frequent description and the derived category."""
+    if valid.height == 0:
+        return pl.DataFrame(
+            schema={"stock_code": pl.Utf8, "description": pl.Utf8, "category": pl.Utf8}
+        )
+    counts = (
+        valid.group_by("stock_code", "description")
+        .len()
+        .sort(["stock_code", "len", "description"], descending=[False, True, False])
+    )
+    table = counts.group_by("stock_code", maintain_order=True).first().drop("len")
+    return table.with_columns(
+        category=categorise(pl.col("stock_code"), pl.col("description"))
+    ).sort("stock_code")
+
+
+def _report(
+    base: IngestReport,
+    valid: pl.DataFrame,
+    rejected: pl.DataFrame,
+    cancellations: pl.DataFrame,
+    products: pl.DataFrame,
+    rows_duplicate: int,
+) -> IngestReport:
+    reasons = (
+        rejected.select(pl.col("reasons").str.split("|").explode().alias("code"))
+        .group_by("code")
+        .len()
+    )
+    found = dict(zip(reasons["code"].to_list(), reasons["len"].to_list(), strict=True))
+    reason_counts = {code: int(found[code]) for code in REASON_CODES if code in found}
+    dates = valid["invoice_date"]
+    return replace(
+        base,
+        rows_loaded=valid.height,
+        rows_rejected=rejected.height,
+        rows_duplicate=rows_duplicate,
+        reason_counts=reason_counts,
+        customers=valid["customer_id"].n_unique(),
+        products=valid["stock_code"].n_unique(),
+        date_min=dates.min() if valid.height else None,  # type: ignore[arg-type]
+        date_max=dates.max() if valid.height else None,  # type: ignore[arg-type]
+        uncategorised_products=int((products["category"] == UNCATEGORISED).sum()),
+        cancellations=cancellations.height,
+    )
+
+
+def clean_frame(
+    frame: pl.DataFrame, base: IngestReport, *, source_file: str, sha256: str = ""
+) -> CleanResult:
+    """Deduplicate, validate and split a frame of ``raw_*`` text columns (pure).
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        ``raw_<field>`` Utf8 columns for every canonical field, ``raw_extra``, ``sheet`` and
+        ``row_number`` (optionally ``raw_store``), in file order.
+    base : IngestReport
+        Report carrying file name, sheet, format and encoding; counts are filled in.
+    source_file : str
+        Name recorded with every rejected row.
+    sha256 : str
+        Digest of the file, kept for the ingest run.
+
+    Returns
+    -------
+    CleanResult
+        The split rows and the report, whose invariant has been checked.
+    """
+    hash_columns = [*RAW_COLUMNS, *(["raw_store"] if "raw_store" in frame.columns else [])]
+    frame = frame.with_columns(row_hash=row_hashes(frame, hash_columns))
+    first = frame["row_hash"].is_first_distinct()
+    rows_duplicate = int((~first).sum())
+    checked = parse_and_validate(frame.filter(first))
+
+    is_rejected = pl.col("reasons").is_not_null()
+    valid = checked.filter(~is_rejected)
+    products = _products(valid)
+    valid = valid.join(products.select("stock_code", "category"), on="stock_code", how="left")
+    valid = valid.select(*PURCHASE_COLUMNS, "store", "row_hash")
+    rejected_all = checked.filter(is_rejected)
+    cancellations = rejected_all.filter(
+        pl.col("reasons").str.contains(CANCELLATION, literal=True)
+        & pl.col("customer_id").is_not_null()
+        & pl.col("invoice_date").is_not_null()
+        & (pl.col("quantity") < 0).fill_null(False)
+    ).select(*CANCELLATION_COLUMNS, "row_hash")
+    rejected = rejected_all.with_columns(source_file=pl.lit(source_file)).select(REJECTED_COLUMNS)
+
+    report = _report(base, valid, rejected, cancellations, products, rows_duplicate)
+    check_invariant(report)
+    return CleanResult(valid, cancellations, rejected, products, report, sha256)
+
+
+def clean_file(path: str | Path, column_map: Mapping[str, str] | None = None) -> CleanResult:
+    """Read and validate one file, every sheet of a workbook, without touching any database.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        CSV, ``.csv.gz``, ``.xlsx`` or Parquet file (type detected from content).
+    column_map : mapping of str to str, optional
+        Explicit ``field -> column name`` choices, e.g. ``{"customer_id": "Cust No"}``.
+
+    Returns
+    -------
+    CleanResult
+        ``purchases``, ``cancellations``, ``rejected`` and ``report``; exact duplicates inside
+        the file (across sheets too) are counted once and kept nowhere.
+
+    Raises
+    ------
+    InputFileError
+        When the file cannot be read (empty, binary, wrong type...).
+    SchemaError
+        When a required column is missing or the mapping names an unknown column.
+    """
+    raw = read_raw(path)
+    frames = [
+        f for i in range(len(raw.sheets)) if (f := _sheet_frame(raw, i, column_map)) is not None
+    ]
+    if not frames:
+        raise SchemaError(f"{raw.path.name}: no sheet has the required columns {REQUIRED_FIELDS}")
+    frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    sheet_names = [s.name for s in raw.sheets if s.name is not None]
+    base = IngestReport(
+        source_file=raw.path.name,
+        sheet=", ".join(sheet_names) if sheet_names else None,
+        file_format=raw.file_format,
+        encoding=raw.encoding,
+        rows_read=frame.height,
+        rows_loaded=0,
+        rows_rejected=0,
+        rows_duplicate=0,
+    )
+    return clean_frame(frame, base, source_file=raw.path.name, sha256=raw.sha256)
+
+
+def drop_known(result: CleanResult, known: pl.Series) -> CleanResult:
+    """Move rows whose hash is in ``known`` (already stored) to the duplicate outcome.
+
+    Parameters
+    ----------
+    result : CleanResult
+        A result of :func:`clean_file`.
+    known : polars.Series
+        Row hashes already in the store (only those matching this file's rows matter).
+
+    Returns
+    -------
+    CleanResult
+        The result without those rows, with the report recomputed and checked.
+    """
+    if known.len() == 0:
+        return result
+    keep = ~pl.col("row_hash").is_in(known.implode())
+    valid = result.valid_rows.filter(keep)
+    rejected = result.rejected.filter(keep)
+    cancellations = result.cancellation_rows.filter(keep)
+    removed = (result.valid_rows.height - valid.height) + (result.rejected.height - rejected.height)
+    if removed == 0:
+        return result
+    products = result.products_table.filter(
+        pl.col("stock_code").is_in(valid["stock_code"].implode())
+    )
+    report = _report(
+        result.report,
+        valid,
+        rejected,
+        cancellations,
+        products,
+        result.report.rows_duplicate + removed,
+    )
+    check_invariant(report)
+    return CleanResult(valid, cancellations, rejected, products, report, result.sha256)
+
+
+ProgressCallback = Callable[[str, float], None]
+
+
+def ingest_files(
+    paths: Iterable[str | Path],
+    engine: sa.Engine,
+    column_map: Mapping[str, str] | None = None,
+    progress: bool | ProgressCallback = True,
+) -> list[IngestReport]:
+    """Clean and store files, one database transaction per file.
+
+    Rows already stored (same row hash in ``transactions`` or ``rejected_data``; every
+    cancellation is also in ``rejected_data``) become duplicates, so ingesting a file twice
+    adds nothing the second time. A failure while writing a file rolls its transaction back:
+    the store stays as it was before that file.
+
+    Parameters
+    ----------
+    paths : iterable of str or pathlib.Path
+        Files to ingest, in order.
+    engine : sqlalchemy.Engine
+        The store (see :func:`retail_clv.store.db.get_engine`).
+    column_map : mapping of str to str, optional
+        Explicit ``field -> column name`` choices applied to every file.
+    progress : bool or callable
+        ``True`` logs each step; a callable receives ``(message, fraction_done)``.
+
+    Returns
+    -------
+    list of IngestReport
+        One report per file, with ``run_id`` set.
+
+    Raises
+    ------
+    InputFileError, SchemaError
+        For a file that cannot be read; files before it stay stored.
+    StoreError
+        When the store cannot be written (the file's transaction is rolled back).
+    """
+    from retail_clv.store.load import existing_hashes, prepare_bulk_session, write_result
+
+    path_list = [Path(p) for p in paths]
+    reports: list[IngestReport] = []
+
+    def step(message: str, fraction: float) -> None:
+        if callable(progress):
+            progress(message, fraction)
+        elif progress:
+            logger.info("%s", message)
+
+    n = max(len(path_list), 1)
+    for i, path in enumerate(path_list):
+        step(f"reading {path.name}", i / n)
+        result = clean_file(path, column_map)
+        step(f"checking {path.name} against the store", (i + 0.4) / n)
+        try:
+            with engine.begin() as conn:
+                prepare_bulk_session(conn)
+                known = existing_hashes(
+                    conn, result.valid_rows["row_hash"], result.rejected["row_hash"]
+                )
+                result = drop_known(result, known)
+                step(f"writing {path.name}", (i + 0.5) / n)
+                run_id = write_result(conn, result)
+        except RetailClvError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(
+                f"writing {path.name} failed, nothing of it was stored: {exc.__class__.__name__}: "
+                f"{str(getattr(exc, 'orig', exc)).strip()}"
+            ) from exc
+        report = replace(result.report, run_id=run_id)
+        logger.info("%s: %s", path.name, report.invariant_line())
+        reports.append(report)
+        step(f"stored {path.name}", (i + 1) / n)
+    return reports

@@ -1,0 +1,300 @@
+"""Read a raw file of any supported type into text columns, detecting its real format.
+
+Supported: CSV (UTF-8, UTF-8 with BOM, UTF-16 with BOM, cp1252, Latin-1), gzip-compressed
+CSV, Excel ``.xlsx``/``.xls`` (every sheet, through fastexcel/calamine) and Parquet.
+
+The type is detected from the content (gzip ``1f 8b``, zip/xlsx ``PK``, Parquet ``PAR1``,
+OLE2 ``d0 cf 11 e0``), never from the extension alone. Every cell is read as *text*, so the
+raw values survive exactly as read (``rejected_data`` stores them); parsing happens later in
+:mod:`retail_clv.ingest.rules`. Every failure raises :class:`~retail_clv.errors.InputFileError`
+with a message that says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import logging
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from retail_clv.errors import InputFileError
+
+logger = logging.getLogger(__name__)
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
+PARQUET_MAGIC = b"PAR1"
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+_BINARY_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".parquet", ".pq", ".gz", ".zip"}
+_KNOWN_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"SQLite format 3", "an SQLite database"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"),
+    (b"BZh", "a bzip2 archive"),
+    (b"\xfd7zXZ", "an xz archive"),
+    (b"Rar!", "a RAR archive"),
+)
+
+
+@dataclass
+class RawSheet:
+    """One table of a raw file, every column as text.
+
+    Attributes
+    ----------
+    name : str or None
+        Sheet name for Excel, ``None`` for CSV and Parquet.
+    frame : polars.DataFrame
+        The cells as read, all columns ``Utf8``; missing cells are null.
+    """
+
+    name: str | None
+    frame: pl.DataFrame
+
+
+@dataclass
+class RawFile:
+    """A raw file read as text tables, with what was detected about it.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file read.
+    file_format : str
+        ``"csv"``, ``"csv.gz"``, ``"xlsx"``, ``"xls"`` or ``"parquet"`` (detected from content).
+    encoding : str or None
+        Text encoding of a CSV (``"utf-8"``, ``"utf-8-sig"``, ``"utf-16"``, ``"cp1252"`` or
+        ``"latin-1"``); ``None`` for binary formats, whose text is always Unicode.
+    sha256 : str
+        Hex digest of the file's bytes as stored on disk.
+    sheets : list of RawSheet
+        The tables (one for CSV/Parquet, one per non-empty sheet for Excel).
+    delimiter : str or None
+        Field separator of a CSV.
+    """
+
+    path: Path
+    file_format: str
+    encoding: str | None
+    sha256: str
+    sheets: list[RawSheet] = field(default_factory=list)
+    delimiter: str | None = None
+
+
+def read_raw(path: str | Path) -> RawFile:
+    """Read ``path`` into text tables, detecting its format and encoding.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A CSV, gzip-compressed CSV, Excel workbook or Parquet file.
+
+    Returns
+    -------
+    RawFile
+        The tables as text and the detected format, encoding and sha256.
+
+    Raises
+    ------
+    InputFileError
+        When the file is missing, empty, has no data rows, is binary garbage, is a type that
+        is not supported, or its extension claims a type its content is not.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"file not found: {path}")
+    if path.is_dir():
+        raise InputFileError(f"{path} is a directory; give the data files themselves")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if not data:
+        raise InputFileError(f"file is empty: {path} (0 bytes); export the data again")
+    digest = hashlib.sha256(data).hexdigest()
+    return _read_bytes(path, data, digest)
+
+
+def _read_bytes(path: Path, data: bytes, digest: str) -> RawFile:
+    suffix = path.suffix.lower()
+    if data.startswith(GZIP_MAGIC):
+        try:
+            inner = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputFileError(
+                f"{path} is a damaged gzip file ({exc}); download or compress it again"
+            ) from exc
+        if not inner:
+            raise InputFileError(f"file is empty: {path} (the gzip archive holds 0 bytes)")
+        if inner.startswith((ZIP_MAGIC, PARQUET_MAGIC, GZIP_MAGIC)):
+            raise InputFileError(
+                f"{path} is a gzip archive of a binary file; only gzip-compressed CSV is "
+                "supported: decompress it first"
+            )
+        csv = _read_csv_bytes(path, inner)
+        return RawFile(path, "csv.gz", csv[1], digest, [RawSheet(None, csv[0])], csv[2])
+    if data.startswith(PARQUET_MAGIC):
+        return RawFile(path, "parquet", None, digest, [RawSheet(None, _read_parquet(path, data))])
+    if data.startswith(ZIP_MAGIC):
+        return _read_zip(path, data, digest)
+    if data.startswith(OLE2_MAGIC):
+        return RawFile(path, "xls", None, digest, _read_excel(path, data))
+    for signature, what in _KNOWN_SIGNATURES:
+        if data.startswith(signature):
+            raise InputFileError(
+                f"{path} is {what}, not a data file; give a CSV, .csv.gz, .xlsx or Parquet file"
+            )
+    if suffix in _BINARY_EXTENSIONS:
+        kind = {
+            ".gz": "a gzip archive",
+            ".zip": "a zip archive",
+            ".parquet": "a Parquet file",
+            ".pq": "a Parquet file",
+        }.get(suffix, "an Excel workbook")
+        raise InputFileError(
+            f"{path} has the extension of {kind} but its content is not; if it is a CSV "
+            "export, rename it to .csv"
+        )
+    frame, encoding, delimiter = _read_csv_bytes(path, data)
+    if suffix not in {".csv", ".txt", ".tsv", ""}:
+        logger.warning("%s: unusual extension %r, content read as CSV", path, suffix)
+    return RawFile(path, "csv", encoding, digest, [RawSheet(None, frame)], delimiter)
+
+
+def _read_zip(path: Path, data: bytes, digest: str) -> RawFile:
+    try:
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    except zipfile.BadZipFile as exc:
+        raise InputFileError(f"{path} is a damaged zip/xlsx file ({exc})") from exc
+    if any(name.startswith("xl/") for name in names):
+        return RawFile(path, "xlsx", None, digest, _read_excel(path, data))
+    raise InputFileError(
+        f"{path} is a zip archive, not an Excel workbook (it holds {len(names)} file(s)); "
+        "extract the CSV inside and ingest that"
+    )
+
+
+def _decode(path: Path, data: bytes) -> tuple[bytes, str]:
+    """Return UTF-8 bytes of a text file and the encoding it was detected in."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        body = data[3:]
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputFileError(f"{path} starts with a UTF-8 mark but is not UTF-8") from exc
+        return body, "utf-8-sig"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16").encode("utf-8"), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise InputFileError(f"{path} starts with a UTF-16 mark but is not UTF-16") from exc
+    if b"\x00" in data[:65536]:
+        raise InputFileError(
+            f"{path} looks binary (it contains NUL bytes), not a CSV text file; "
+            "give a CSV, .csv.gz, .xlsx or Parquet file"
+        )
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return data, "utf-8"
+    # Not UTF-8: an 8-bit Western export. Latin-1 and cp1252 agree except on 0x80-0x9f,
+    # where cp1252 has printable characters (curly quotes, euro sign) and Latin-1 controls.
+    if re.search(rb"[\x80-\x9f]", data) is None:
+        return data.decode("latin-1").encode("utf-8"), "latin-1"
+    try:
+        return data.decode("cp1252").encode("utf-8"), "cp1252"
+    except UnicodeDecodeError:
+        return data.decode("latin-1").encode("utf-8"), "latin-1"
+
+
+def _sniff_delimiter(header: str) -> str:
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] > 0 else ","
+
+
+def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str]:
+    text, encoding = _decode(path, data)
+    stripped = text.strip()
+    if not stripped:
+        raise InputFileError(f"file is empty: {path} (only blank lines)")
+    if stripped[:1] in (b"{", b"["):
+        raise InputFileError(f"{path} looks like JSON, not CSV; export the data as CSV")
+    first_line = stripped.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    delimiter = _sniff_delimiter(first_line)
+    try:
+        frame = pl.read_csv(
+            text,
+            infer_schema=False,
+            separator=delimiter,
+            quote_char='"',
+            raise_if_empty=True,
+        )
+    except pl.exceptions.NoDataError as exc:
+        raise InputFileError(f"file is empty: {path}") from exc
+    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputFileError(f"{path} is not a readable CSV file: {message}") from exc
+    if frame.height == 0:
+        raise InputFileError(
+            f"{path} has a header but no data rows (columns: {', '.join(frame.columns)})"
+        )
+    return frame, encoding, delimiter
+
+
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Cast every column to text, turning float NaN into null first."""
+    exprs = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if dtype.is_float():
+            col = col.fill_nan(None)
+        exprs.append(col.cast(pl.Utf8).alias(name))
+    return frame.select(exprs)
+
+
+def _read_parquet(path: Path, data: bytes) -> pl.DataFrame:
+    try:
+        frame = pl.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001  (pyarrow/polars raise many types for bad files)
+        raise InputFileError(f"{path} is a damaged Parquet file: {exc}") from exc
+    if frame.height == 0:
+        raise InputFileError(
+            f"{path} has columns but no data rows (columns: {', '.join(frame.columns)})"
+        )
+    return _as_text(frame)
+
+
+def _read_excel(path: Path, data: bytes) -> list[RawSheet]:
+    import fastexcel
+
+    try:
+        reader = fastexcel.read_excel(data)
+        sheets: list[RawSheet] = []
+        for name in reader.sheet_names:
+            sheet = reader.load_sheet(name, dtypes="string")
+            frame = _as_text(sheet.to_polars())
+            if frame.height == 0 or frame.width == 0:
+                logger.info("%s: sheet %r has no data rows, skipped", path, name)
+                continue
+            sheets.append(RawSheet(name, frame))
+    except InputFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (calamine errors are not a public hierarchy)
+        raise InputFileError(f"{path} is not a readable Excel workbook: {exc}") from exc
+    if not sheets:
+        raise InputFileError(f"{path} has no sheet with data rows")
+    return sheets

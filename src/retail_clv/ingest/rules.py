@@ -1,0 +1,233 @@
+"""Named validation rules, applied to a whole frame at once (vectorized Polars).
+
+Every rule is a boolean expression over the parsed columns; a row may fail several, and its
+codes are stored ``|``-joined in ``rejected_data.reasons``. The rules, their conditions and why
+they exist are documented in ``docs/ingestion.md`` (and tested one by one in
+``tests/ingest/test_rules.py``). Exact duplicates are not a rule but an outcome of their own,
+decided from the row hash before the rules run (see :mod:`retail_clv.ingest.pipeline`).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from retail_clv.ingest.columns import FIELDS
+
+MISSING_INVOICE = "MISSING_INVOICE"
+MISSING_STOCK_CODE = "MISSING_STOCK_CODE"
+MISSING_CUSTOMER_ID = "MISSING_CUSTOMER_ID"
+CANCELLATION = "CANCELLATION"
+BAD_DEBT_ADJUSTMENT = "BAD_DEBT_ADJUSTMENT"
+BAD_QUANTITY = "BAD_QUANTITY"
+NON_POSITIVE_QUANTITY = "NON_POSITIVE_QUANTITY"
+BAD_PRICE = "BAD_PRICE"
+NEGATIVE_PRICE = "NEGATIVE_PRICE"
+ZERO_PRICE = "ZERO_PRICE"
+BAD_DATE = "BAD_DATE"
+
+#: Every reason code, in the order they are listed in ``rejected_data.reasons``.
+REASON_CODES: tuple[str, ...] = (
+    MISSING_INVOICE,
+    MISSING_STOCK_CODE,
+    MISSING_CUSTOMER_ID,
+    CANCELLATION,
+    BAD_DEBT_ADJUSTMENT,
+    BAD_QUANTITY,
+    NON_POSITIVE_QUANTITY,
+    BAD_PRICE,
+    NEGATIVE_PRICE,
+    ZERO_PRICE,
+    BAD_DATE,
+)
+
+#: Date formats tried in order on the values still unparsed (ISO first, the data set's own).
+ISO_FORMATS: tuple[str, ...] = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d",
+)
+#: Month-first slash dates, as in the original UCI workbook export (``12/1/2010 8:26``).
+MONTH_FIRST_FORMATS: tuple[str, ...] = (
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y",
+    "%m/%d/%y %H:%M",
+    "%m/%d/%y",
+)
+#: Day-first dates (European exports), used for a column only when the data prove it.
+DAY_FIRST_FORMATS: tuple[str, ...] = (
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y",
+    "%d/%m/%y %H:%M",
+    "%d/%m/%y",
+)
+#: Dotted dates are always day-first (German/Nordic exports).
+DOTTED_FORMATS: tuple[str, ...] = ("%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y")
+
+_MISSING_TOKENS = ("", "nan", "none", "null", "na", "n/a")
+#: The tokens in the spellings met in exports (compared without lower-casing, for speed).
+_MISSING_SPELLINGS: tuple[str, ...] = tuple(
+    {v for t in _MISSING_TOKENS for v in (t, t.upper(), t.capitalize(), t.title())}
+)
+
+
+def _try_formats(values: pl.Series, formats: tuple[str, ...]) -> pl.Series:
+    """Parse ``values`` with each format in turn, only on the values still unparsed."""
+    parsed = pl.Series(values.name, [], dtype=pl.Datetime("us")).extend_constant(None, len(values))
+    for fmt in formats:
+        todo = parsed.is_null() & values.is_not_null()
+        if not todo.any():
+            break
+        attempt = values.str.strptime(pl.Datetime("us"), fmt, strict=False, exact=True)
+        parsed = parsed.fill_null(attempt)
+    return parsed
+
+
+def parse_dates(values: pl.Series) -> pl.Series:
+    """Parse text dates in ISO or slash formats into ``Datetime("us")``; null where unparseable.
+
+    Slash dates are read month-first (``12/1/2010 8:26`` is 1 December 2010, the UCI export's
+    convention) unless the column holds more values that only parse day-first than values that
+    only parse month-first; the choice is made for the whole column, never row by row.
+
+    Parameters
+    ----------
+    values : polars.Series
+        Raw date text (surrounding spaces allowed).
+
+    Returns
+    -------
+    polars.Series
+        Parsed timestamps (naive, as written), null where no format fits.
+    """
+    text = values.cast(pl.Utf8).str.strip_chars()
+    parsed = _try_formats(text, ISO_FORMATS)
+    rest = parsed.is_null() & text.is_not_null()
+    if not rest.any():
+        return parsed
+    month_first = _try_formats(text, MONTH_FIRST_FORMATS)
+    day_first = _try_formats(text, DAY_FIRST_FORMATS)
+    only_month = int((rest & month_first.is_not_null() & day_first.is_null()).sum())
+    only_day = int((rest & day_first.is_not_null() & month_first.is_null()).sum())
+    parsed = parsed.fill_null(day_first if only_day > only_month else month_first)
+    return parsed.fill_null(_try_formats(text, DOTTED_FORMATS))
+
+
+def _missing(stripped: pl.Expr) -> pl.Expr:
+    """Flag values that are missing, empty or a missing-value token such as ``nan``."""
+    return stripped.is_null() | stripped.is_in(_MISSING_SPELLINGS)
+
+
+def _parse_price(raw: pl.Series) -> pl.Series:
+    """Parse prices; retry values with a currency sign or thousands separator only if needed."""
+    text = raw.str.strip_chars()
+    price = text.cast(pl.Float64, strict=False)
+    retry = price.is_null() & text.is_not_null()
+    if retry.any():
+        cleaned = text.str.replace(r"^[£$€]\s*", "").str.replace_all(",", "")
+        price = price.fill_null(cleaned.cast(pl.Float64, strict=False))
+    return price
+
+
+def _parse_quantity(raw: pl.Series) -> pl.Series:
+    """Parse integer quantities; ``"12.0"`` is 12, ``"1.5"`` and text are null."""
+    text = raw.str.strip_chars()
+    quantity = text.cast(pl.Int64, strict=False)
+    retry = quantity.is_null() & text.is_not_null()
+    if retry.any():
+        as_float = text.cast(pl.Float64, strict=False)
+        whole = pl.select(
+            pl.when(as_float == as_float.round(0)).then(as_float).otherwise(None)
+        ).to_series()
+        quantity = quantity.fill_null(whole.cast(pl.Int64, strict=False))
+    return quantity
+
+
+def parse_and_validate(raw: pl.DataFrame) -> pl.DataFrame:
+    """Parse the ``raw_*`` text columns and attach the reason codes of every row.
+
+    Parameters
+    ----------
+    raw : polars.DataFrame
+        One ``raw_<field>`` Utf8 column per canonical field (null when the file lacks it),
+        optionally ``raw_store``.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``raw`` plus the parsed columns ``invoice, stock_code, description, quantity (Int64),
+        price (Float64), invoice_date (Datetime us), customer_id, country, store`` and
+        ``reasons`` (``|``-joined codes, null for a valid purchase line).
+    """
+    for name in FIELDS:
+        if f"raw_{name}" not in raw.columns:
+            raw = raw.with_columns(pl.lit(None, dtype=pl.Utf8).alias(f"raw_{name}"))
+    dates = parse_dates(raw["raw_invoice_date"])
+    quantity = _parse_quantity(raw["raw_quantity"])
+    price = _parse_price(raw["raw_price"])
+    stripped = {
+        name: pl.col(f"raw_{name}").str.strip_chars()
+        for name in ("invoice", "stock_code", "customer_id", "country")
+    }
+    customer = stripped["customer_id"]
+    store = pl.col("raw_store").str.strip_chars() if "raw_store" in raw.columns else None
+    description = pl.col("raw_description").str.strip_chars()
+    parsed = raw.with_columns(
+        invoice=pl.when(_missing(stripped["invoice"])).then(None).otherwise(stripped["invoice"]),
+        stock_code=pl.when(_missing(stripped["stock_code"]))
+        .then(None)
+        .otherwise(stripped["stock_code"]),
+        description=pl.when(description == "").then(None).otherwise(description),
+        quantity=quantity,
+        price=price,
+        invoice_date=dates,
+        customer_id=pl.when(_missing(customer))
+        .then(None)
+        .when(customer.str.ends_with(".0"))
+        .then(customer.str.replace(r"^(\d+)\.0$", "$1"))
+        .otherwise(customer),
+        country=pl.when(_missing(stripped["country"])).then(None).otherwise(stripped["country"]),
+    )
+    parsed = parsed.with_columns(
+        store=(
+            pl.coalesce(pl.when(store != "").then(store), pl.col("country"))
+            if store is not None
+            else pl.col("country")
+        ).fill_null("Unknown")
+    )
+    invoice_upper = pl.col("invoice").str.to_uppercase()
+    checks: dict[str, pl.Expr] = {
+        MISSING_INVOICE: pl.col("invoice").is_null(),
+        MISSING_STOCK_CODE: pl.col("stock_code").is_null(),
+        MISSING_CUSTOMER_ID: pl.col("customer_id").is_null(),
+        CANCELLATION: invoice_upper.str.starts_with("C").fill_null(False),
+        BAD_DEBT_ADJUSTMENT: invoice_upper.str.starts_with("A").fill_null(False),
+        BAD_QUANTITY: pl.col("quantity").is_null(),
+        NON_POSITIVE_QUANTITY: (pl.col("quantity") <= 0).fill_null(False),
+        BAD_PRICE: pl.col("price").is_null() | pl.col("price").is_nan(),
+        NEGATIVE_PRICE: (pl.col("price") < 0).fill_null(False),
+        ZERO_PRICE: (pl.col("price") == 0).fill_null(False),
+        BAD_DATE: pl.col("invoice_date").is_null(),
+    }
+    # One bit per rule, summed into a mask; the few distinct masks are then mapped to their
+    # "|"-joined codes (much faster than concatenating strings on every row).
+    mask = pl.sum_horizontal(
+        [cond.cast(pl.Int32) * (1 << bit) for bit, cond in enumerate(checks.values())]
+    ).alias("_mask")
+    with_mask = parsed.with_columns(mask)
+    masks = with_mask["_mask"].unique().sort().to_list()
+    codes = list(checks)
+    labels = [
+        "|".join(code for bit, code in enumerate(codes) if m & (1 << bit)) or None for m in masks
+    ]
+    return with_mask.with_columns(
+        reasons=pl.col("_mask").replace_strict(masks, labels, return_dtype=pl.Utf8)
+    ).drop("_mask")

@@ -1,0 +1,72 @@
+"""Open the store (SQLite file or PostgreSQL) and bring its schema up to date."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from retail_clv.config import get_settings
+from retail_clv.errors import StoreError
+from retail_clv.store.migrations import migrate
+
+logger = logging.getLogger(__name__)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.close()
+
+
+def get_engine(url: str | None = None) -> sa.Engine:
+    """Return an engine on the store, creating the SQLite folder and migrating the schema.
+
+    Parameters
+    ----------
+    url : str, optional
+        SQLAlchemy URL (``sqlite:///data/retail_clv.db`` or ``postgresql+psycopg://...``);
+        default ``get_settings().database_url`` (``CLV_DATABASE_URL``).
+
+    Returns
+    -------
+    sqlalchemy.Engine
+        An engine whose database holds the current schema.
+
+    Raises
+    ------
+    StoreError
+        When the URL is invalid or the database cannot be opened or migrated.
+    """
+    url = url or get_settings().database_url
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(
+            f"invalid database URL {url!r}: expected sqlite:///path.db or "
+            "postgresql+psycopg://user:pass@host/db"
+        ) from exc
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = sa.create_engine(parsed, future=True)
+    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+        raise StoreError(f"cannot use database URL {parsed!r}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        migrate(engine)
+    except OperationalError as exc:
+        raise StoreError(
+            f"cannot open the store {parsed.render_as_string(hide_password=True)}: "
+            f"{str(exc.orig).strip() or exc}"
+        ) from exc
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot migrate the store: {exc}") from exc
+    return engine

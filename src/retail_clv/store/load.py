@@ -1,0 +1,404 @@
+"""Bulk, idempotent writes of cleaned frames into the store (one transaction per run).
+
+The caller opens the transaction (``with engine.begin() as conn``); everything here runs in
+it, so a failure anywhere rolls the whole file back. Rows are written in bulk: the DBAPI
+``executemany`` on SQLite, ``COPY ... FROM STDIN`` on PostgreSQL; never ORM objects.
+
+This module knows frames and tables, not files or rules: it is fed by
+:mod:`retail_clv.ingest.pipeline` through the duck-typed ``result`` argument of
+:func:`write_result` (a ``CleanResult``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import polars as pl
+import sqlalchemy as sa
+
+from retail_clv.errors import StoreError
+from retail_clv.store import schema
+
+logger = logging.getLogger(__name__)
+
+_BATCH = 100_000
+_IN_CHUNK = 5_000
+_SMALL_LOOKUP = 50_000
+_REBUILD_MIN_ROWS = 50_000
+
+
+class _Report(Protocol):
+    source_file: str
+    sheet: str | None
+    file_format: str
+    encoding: str | None
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    rows_duplicate: int
+    reason_counts: dict[str, int]
+
+
+class _Result(Protocol):
+    valid_rows: pl.DataFrame
+    cancellation_rows: pl.DataFrame
+    rejected: pl.DataFrame
+    products_table: pl.DataFrame
+    report: Any
+    sha256: str
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def prepare_bulk_session(conn: sa.Connection) -> None:
+    """Tune an SQLite connection for a bulk load (call before the run's first write).
+
+    ``synchronous=OFF`` skips the fsyncs of each commit: a crash of the *process* still
+    cannot corrupt the file or leave half a run (the rollback journal stays on disk), only
+    an operating-system crash could lose the last committed run. A larger page cache keeps
+    the indexes in memory. No-op on other databases.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+        Connection of the run, before its first write.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    conn.exec_driver_sql("PRAGMA synchronous = OFF")
+    conn.exec_driver_sql("PRAGMA cache_size = -262144")
+    conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
+
+
+def existing_hashes(conn: sa.Connection, *candidates: pl.Series) -> pl.Series:
+    """Return the hashes among ``candidates`` that are already stored.
+
+    Looks in ``transactions`` and ``rejected_data`` (every cancellation is also a rejected
+    row). Small files are looked up with ``IN`` batches; large ones against all stored hashes.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+        Connection inside the run's transaction.
+    *candidates : polars.Series
+        Row hashes of the file being ingested.
+
+    Returns
+    -------
+    polars.Series
+        Stored hashes (Utf8) that occur among the candidates.
+    """
+    wanted = pl.concat([c.cast(pl.Utf8) for c in candidates]) if candidates else pl.Series([])
+    empty = pl.Series("row_hash", [], dtype=pl.Utf8)
+    if wanted.len() == 0:
+        return empty
+    tables = [schema.transactions, schema.rejected_data]
+    has_rows = [conn.execute(sa.select(t.c.row_hash).limit(1)).first() is not None for t in tables]
+    if not any(has_rows):
+        return empty
+    found: list[str] = []
+    if wanted.len() <= _SMALL_LOOKUP:
+        values = wanted.unique().to_list()
+        for table, populated in zip(tables, has_rows, strict=True):
+            if not populated:
+                continue
+            for start in range(0, len(values), _IN_CHUNK):
+                chunk = values[start : start + _IN_CHUNK]
+                stmt = sa.select(table.c.row_hash).where(table.c.row_hash.in_(chunk))
+                found.extend(conn.execute(stmt).scalars().all())
+        return pl.Series("row_hash", found, dtype=pl.Utf8)
+    union = sa.union_all(*(sa.select(t.c.row_hash) for t in tables))
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(union.compile(dialect=conn.dialect)))
+        stored = pl.DataFrame(cursor.fetchall(), schema={"row_hash": pl.Utf8}, orient="row")
+    finally:
+        cursor.close()
+    return stored.filter(pl.col("row_hash").is_in(wanted.implode()))["row_hash"]
+
+
+def _prepare(frame: pl.DataFrame, dialect: str) -> pl.DataFrame:
+    """Format datetimes as text the way SQLAlchemy stores them on SQLite."""
+    if dialect != "sqlite":
+        return frame
+    return frame.with_columns(
+        pl.col(name).dt.strftime("%Y-%m-%d %H:%M:%S.%6f")
+        for name, dtype in frame.schema.items()
+        if dtype == pl.Datetime or isinstance(dtype, pl.Datetime)
+    )
+
+
+def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> int:
+    """Insert every row of ``frame`` into ``table`` in bulk, inside the current transaction.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+        Connection inside a transaction.
+    table : sqlalchemy.Table
+        Target table; ``frame``'s columns must be columns of it.
+    frame : polars.DataFrame
+        Rows to insert.
+
+    Returns
+    -------
+    int
+        Number of rows inserted.
+    """
+    if frame.height == 0:
+        return 0
+    columns = frame.columns
+    dialect = conn.dialect.name
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None:  # pragma: no cover - a live connection always has one
+        raise StoreError("the database connection is closed")
+    if dialect == "postgresql":
+        buffer = io.StringIO()
+        frame.write_csv(
+            buffer,
+            include_header=False,
+            quote_style="non_numeric",
+            datetime_format="%Y-%m-%d %H:%M:%S%.6f",
+        )
+        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+        with dbapi.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[attr-defined]
+            copy.write(buffer.getvalue())
+        return frame.height
+    prepared = _prepare(frame, dialect)
+    if dialect == "sqlite":
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)})"
+        )
+        cursor = dbapi.cursor()
+        try:
+            for start in range(0, prepared.height, _BATCH):
+                batch = prepared.slice(start, _BATCH)
+                # Column lists zipped into tuples lazily: cheaper than DataFrame.rows().
+                rows = zip(*(batch[c].to_list() for c in columns), strict=True)
+                cursor.executemany(sql, rows)  # type: ignore[arg-type]
+        finally:
+            cursor.close()
+        return frame.height
+    for start in range(0, prepared.height, _BATCH):
+        conn.execute(table.insert(), prepared.slice(start, _BATCH).to_dicts())
+    return frame.height
+
+
+def _bulk_insert_indexed(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> int:
+    """Insert in bulk; on SQLite, rebuild the table's indexes when the load dominates.
+
+    Inserting ~1M random ``row_hash`` keys into a live B-tree costs several times more than
+    building the index once afterwards, so when the new rows outnumber the stored ones the
+    indexes are dropped and re-created *inside the same transaction* (a rollback restores
+    them, and a duplicate key still fails the unique index and rolls the run back).
+    """
+    if conn.dialect.name != "sqlite" or frame.height < _REBUILD_MIN_ROWS:
+        return bulk_insert(conn, table, frame)
+    stored = conn.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0
+    if frame.height <= stored:
+        return bulk_insert(conn, table, frame)
+    indexes = sorted(table.indexes, key=lambda ix: str(ix.name))
+    for index in indexes:
+        index.drop(conn)
+    inserted = bulk_insert(conn, table, frame)
+    for index in indexes:
+        index.create(conn)
+    return inserted
+
+
+def _select_frame(
+    conn: sa.Connection, stmt: sa.Select[Any], schema_: dict[str, Any]
+) -> pl.DataFrame:
+    rows = conn.execute(stmt).all()
+    return pl.DataFrame([tuple(r) for r in rows], schema=schema_, orient="row")
+
+
+def _upsert_stores(conn: sa.Connection, valid: pl.DataFrame) -> pl.DataFrame:
+    wanted = (
+        valid.group_by("store", "country")
+        .len()
+        .sort(["store", "len", "country"], descending=[False, True, False], nulls_last=True)
+        .group_by("store", maintain_order=True)
+        .first()
+        .select(pl.col("store").alias("name"), "country")
+    )
+    existing = _select_frame(conn, sa.select(schema.stores.c.name), {"name": pl.Utf8})
+    new = wanted.join(existing, on="name", how="anti")
+    bulk_insert(conn, schema.stores, new)
+    return _select_frame(
+        conn,
+        sa.select(schema.stores.c.name, schema.stores.c.id),
+        {"store": pl.Utf8, "store_id": pl.Int64},
+    )
+
+
+def _upsert_products(conn: sa.Connection, products: pl.DataFrame) -> int:
+    existing = _select_frame(conn, sa.select(schema.products.c.stock_code), {"stock_code": pl.Utf8})
+    new = products.select("stock_code", "description", "category").join(
+        existing, on="stock_code", how="anti"
+    )
+    return bulk_insert(conn, schema.products, new)
+
+
+def _upsert_customers(conn: sa.Connection, valid: pl.DataFrame) -> int:
+    per_customer = (
+        valid.sort("invoice_date")
+        .group_by("customer_id")
+        .agg(pl.col("country").first(), pl.col("invoice_date").min().alias("first_seen"))
+    )
+    existing = _select_frame(
+        conn,
+        sa.select(schema.customers.c.customer_id, schema.customers.c.first_seen),
+        {"customer_id": pl.Utf8, "stored_first_seen": pl.Datetime("us")},
+    )
+    new = per_customer.join(existing, on="customer_id", how="anti")
+    bulk_insert(conn, schema.customers, new.select("customer_id", "country", "first_seen"))
+    earlier = per_customer.join(existing, on="customer_id", how="inner").filter(
+        pl.col("first_seen") < pl.col("stored_first_seen")
+    )
+    if earlier.height:
+        stmt = (
+            schema.customers.update()
+            .where(schema.customers.c.customer_id == sa.bindparam("cid"))
+            .values(first_seen=sa.bindparam("fs"))
+        )
+        conn.execute(
+            stmt,
+            earlier.select(
+                pl.col("customer_id").alias("cid"), pl.col("first_seen").alias("fs")
+            ).to_dicts(),
+        )
+    return new.height
+
+
+def _count(conn: sa.Connection, table: sa.Table, run_id: int) -> int:
+    stmt = sa.select(sa.func.count()).select_from(table).where(table.c.ingest_run_id == run_id)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def write_result(conn: sa.Connection, result: _Result) -> int:
+    """Write one cleaned file into the store and record its ingest run.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+        Connection inside the run's transaction (the caller commits or rolls back).
+    result : CleanResult
+        Output of :func:`retail_clv.ingest.pipeline.clean_file`, already stripped of rows
+        stored before (:func:`existing_hashes`).
+
+    Returns
+    -------
+    int
+        The ``ingest_runs.id`` of this run.
+
+    Raises
+    ------
+    StoreError
+        When the rows written do not match the report (the transaction is then rolled back).
+    """
+    report: _Report = result.report
+    started = _now()
+    inserted = conn.execute(
+        schema.ingest_runs.insert().values(
+            source_file=report.source_file,
+            sheet=report.sheet,
+            sha256=result.sha256 or "",
+            file_format=report.file_format,
+            encoding=report.encoding,
+            started_at=started,
+            status="running",
+            rows_read=report.rows_read,
+        )
+    ).inserted_primary_key
+    if inserted is None:  # pragma: no cover - every supported dialect returns the key
+        raise StoreError("the database did not return the id of the new ingest run")
+    run_id = int(inserted[0])
+
+    valid = result.valid_rows
+    stores = _upsert_stores(conn, valid)
+    _upsert_products(conn, result.products_table)
+    _upsert_customers(conn, valid)
+
+    transactions = (
+        valid.join(stores, on="store", how="left")
+        .select(
+            "invoice",
+            "stock_code",
+            "customer_id",
+            "store_id",
+            "quantity",
+            "price",
+            "invoice_date",
+            "row_hash",
+        )
+        .with_columns(ingest_run_id=pl.lit(run_id, dtype=pl.Int64))
+    )
+    _bulk_insert_indexed(conn, schema.transactions, transactions)
+    _bulk_insert_indexed(
+        conn,
+        schema.cancellations,
+        result.cancellation_rows.with_columns(ingest_run_id=pl.lit(run_id, dtype=pl.Int64)),
+    )
+    _bulk_insert_indexed(
+        conn,
+        schema.rejected_data,
+        result.rejected.with_columns(ingest_run_id=pl.lit(run_id, dtype=pl.Int64)),
+    )
+
+    stored = {
+        "transactions": _count(conn, schema.transactions, run_id),
+        "rejected_data": _count(conn, schema.rejected_data, run_id),
+    }
+    expected = {"transactions": report.rows_loaded, "rejected_data": report.rows_rejected}
+    if stored != expected:
+        raise StoreError(
+            f"stored rows {stored} differ from the report {expected} for {report.source_file}; "
+            "the run was rolled back"
+        )
+    conn.execute(
+        schema.ingest_runs.update()
+        .where(schema.ingest_runs.c.id == run_id)
+        .values(
+            finished_at=_now(),
+            status="succeeded",
+            rows_loaded=report.rows_loaded,
+            rows_rejected=report.rows_rejected,
+            rows_duplicate=report.rows_duplicate,
+            reason_counts=dict(report.reason_counts),
+        )
+    )
+    return int(run_id)
+
+
+def table_counts(conn: sa.Connection, names: Sequence[str] | None = None) -> dict[str, int]:
+    """Return the number of rows of each store table (for reports and tests).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+        An open connection.
+    names : sequence of str, optional
+        Table names; default every table of the schema.
+
+    Returns
+    -------
+    dict of str to int
+        Row count per table.
+    """
+    names = list(names or schema.metadata.tables)
+    return {
+        name: int(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(schema.metadata.tables[name])
+            ).scalar_one()
+        )
+        for name in names
+    }

@@ -1,0 +1,147 @@
+"""Read the store back as Polars frames (the inputs of features and models)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+
+from retail_clv.store import schema
+
+#: Schema of :func:`read_purchases`.
+PURCHASES_SCHEMA: dict[str, Any] = {
+    "customer_id": pl.Utf8,
+    "invoice": pl.Utf8,
+    "stock_code": pl.Utf8,
+    "quantity": pl.Int64,
+    "price": pl.Float64,
+    "invoice_date": pl.Datetime("us"),
+    "country": pl.Utf8,
+    "category": pl.Utf8,
+}
+#: Schema of :func:`read_cancellations`.
+CANCELLATIONS_SCHEMA: dict[str, Any] = {
+    "customer_id": pl.Utf8,
+    "invoice": pl.Utf8,
+    "stock_code": pl.Utf8,
+    "quantity": pl.Int64,
+    "price": pl.Float64,
+    "invoice_date": pl.Datetime("us"),
+}
+
+
+def _frame(engine: sa.Engine, stmt: sa.Select[Any], target: dict[str, Any]) -> pl.DataFrame:
+    """Run ``stmt`` through the raw DBAPI cursor and build a frame of schema ``target``.
+
+    SQLite returns datetimes as text, PostgreSQL as ``datetime``; both end as
+    ``Datetime("us")``.
+    """
+    sql = str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    with engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    loose = {
+        name: (pl.Utf8 if engine.dialect.name == "sqlite" and dtype == pl.Datetime("us") else dtype)
+        for name, dtype in target.items()
+    }
+    frame = pl.DataFrame(rows, schema=loose, orient="row")
+    casts = [
+        pl.col(name).str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False)
+        for name, dtype in target.items()
+        if loose[name] != dtype
+    ]
+    return frame.with_columns(casts) if casts else frame
+
+
+def read_purchases(engine: sa.Engine) -> pl.DataFrame:
+    """Return every valid purchase line in the store.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        The store.
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns ``customer_id: Utf8, invoice: Utf8, stock_code: Utf8, quantity: Int64,
+        price: Float64, invoice_date: Datetime("us"), country: Utf8, category: Utf8``, ordered
+        by ``invoice_date`` then insertion order.
+    """
+    t, s, p = schema.transactions, schema.stores, schema.products
+    stmt = (
+        sa.select(
+            t.c.customer_id,
+            t.c.invoice,
+            t.c.stock_code,
+            t.c.quantity,
+            t.c.price,
+            t.c.invoice_date,
+            s.c.country,
+            p.c.category,
+        )
+        .select_from(t.join(s, t.c.store_id == s.c.id).join(p, t.c.stock_code == p.c.stock_code))
+        .order_by(t.c.invoice_date, t.c.id)
+    )
+    return _frame(engine, stmt, PURCHASES_SCHEMA)
+
+
+def read_cancellations(engine: sa.Engine) -> pl.DataFrame:
+    """Return every stored cancellation line of a known customer.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        The store.
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns ``customer_id, invoice, stock_code, quantity`` (negative ``Int64``),
+        ``price, invoice_date``, ordered by ``invoice_date``.
+    """
+    c = schema.cancellations
+    stmt = sa.select(
+        c.c.customer_id, c.c.invoice, c.c.stock_code, c.c.quantity, c.c.price, c.c.invoice_date
+    ).order_by(c.c.invoice_date, c.c.id)
+    return _frame(engine, stmt, CANCELLATIONS_SCHEMA)
+
+
+def read_rejections(
+    engine: sa.Engine, reason: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[int, pl.DataFrame]:
+    """Return the number of rejected rows (optionally with ``reason``) and one page of them.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        The store.
+    reason : str, optional
+        A reason code; only rows carrying it are counted and returned.
+    limit, offset : int
+        Page size and start.
+
+    Returns
+    -------
+    tuple of (int, polars.DataFrame)
+        Total matching rows and the page (``rejected_data`` columns), ordered by id.
+    """
+    r = schema.rejected_data
+    condition: sa.ColumnElement[bool] = sa.true()
+    if reason:
+        pattern = sa.literal("|") + r.c.reasons + sa.literal("|")
+        condition = pattern.like(f"%|{reason}|%")
+    with engine.connect() as conn:
+        total = int(
+            conn.execute(sa.select(sa.func.count()).select_from(r).where(condition)).scalar_one()
+        )
+        rows = conn.execute(
+            sa.select(r).where(condition).order_by(r.c.id).limit(limit).offset(offset)
+        ).mappings()
+        page = pl.DataFrame([dict(row) for row in rows], infer_schema_length=None)
+    return total, page
