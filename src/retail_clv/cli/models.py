@@ -306,13 +306,14 @@ def list_models(models_dir: ModelsDirOption = None) -> None:
         console.print(f"No model run in {escape(str(directory))}: run `clv train` first.")
         return
     table = Table(title=f"Model runs in {escape(str(directory))}")
-    for label in ("", "Run id", "Trained at (UTC)", "As of", "Horizon", "R² M1", "R² M2"):
-        table.add_column(label)
+    table.add_column("")
+    table.add_column("Run id (UTC training time)", no_wrap=True)
+    for label in ("As of", "Horizon", "R² M1", "R² M2"):
+        table.add_column(label, justify="right")
     for run_info in runs:
         table.add_row(
             "*" if run_info["active"] else "",
             run_info["run_id"],
-            str(run_info["trained_at"]),
             str(run_info["as_of"]),
             str(run_info["horizon_days"]),
             _fmt(run_info["r2_model1"]),

@@ -8,6 +8,7 @@ the Agg canvas (no pyplot, no global backend switch), which is safe in servers a
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -35,10 +36,10 @@ PLOT_FILES: dict[str, str] = {
 
 #: (group in the metrics dict, key, label) in display order.
 _ROWS: list[tuple[str, str, str]] = [
-    ("models", "model1", "Model 1 (stack: RF + Ridge + Lasso)"),
-    ("models", "model2", "Model 2 (stack: RF + XGBoost + Ridge + Lasso)"),
+    ("models", "model1", "Model 1"),
+    ("models", "model2", "Model 2"),
     ("baselines", "mean", "Baseline: train mean"),
-    ("baselines", "run_rate", "Baseline: run-rate (last 365 d)"),
+    ("baselines", "run_rate", "Baseline: run-rate (365 d)"),
     ("baselines", "bgnbd_gg", "Baseline: BG/NBD + Gamma-Gamma"),
 ]
 _METRIC_COLUMNS: list[tuple[str, str]] = [
@@ -65,6 +66,16 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if number.is_integer() and abs(number) >= 1000:
         return f"{int(number):,}"
     return f"{number:,.{digits}f}"
+
+
+def _window(as_of: Any, horizon: Any) -> str:
+    """Return ``[as_of, as_of + horizon)`` with the end date spelled out when possible."""
+    try:
+        start = dt.date.fromisoformat(str(as_of))
+        end = start + dt.timedelta(days=int(horizon))
+    except (TypeError, ValueError):
+        return f"[{as_of}, {as_of} + {horizon} days)"
+    return f"[{start.isoformat()}, {end.isoformat()})"
 
 
 def _escape(text: Any) -> str:
@@ -131,14 +142,15 @@ def render_model_card(metadata: Mapping[str, Any], plots: Mapping[str, str] | No
     lines: list[str] = [f"# Model card — run `{metadata.get('run_id')}`", ""]
 
     lines += [
-        "Predicts each customer's spend (Model 1, Model 2) and number of distinct products "
-        f"in the {horizon} days after a cutoff date, from their purchase history before it.",
+        "Predicts each customer's spend (Model 1 and Model 2, two stacking ensembles) and "
+        f"number of distinct products (products model) in the {horizon} days after a cutoff "
+        "date, from their purchase history strictly before it.",
         "",
         "## Run",
         "",
         f"- Trained at (UTC): {metadata.get('trained_at')}",
         f"- As-of date: {as_of} — training windows end on or before it; the held-out window "
-        f"is [{as_of}, {as_of} + {horizon} days)",
+        f"is {_window(as_of, horizon)}",
         f"- Horizon: {horizon} days",
         f"- Search budget: {config.get('budget', 'n/a')}",
         f"- Git commit: {git.get('commit') or 'unknown'}"
@@ -187,7 +199,7 @@ def render_model_card(metadata: Mapping[str, Any], plots: Mapping[str, str] | No
     if calibration:
         lines += ["## Decile calibration", ""]
         lines.append(
-            "Customers sorted into ten groups by predicted spend (decile 10 = highest); mean "
+            "Customers sorted into ten equal groups by predicted spend (decile 1 = highest); mean "
             "predicted vs mean actual spend in the held-out window."
         )
         for model, table in calibration.items():
