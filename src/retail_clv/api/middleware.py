@@ -106,6 +106,7 @@ class RequestIdMiddleware:
                     scope.get("path"),
                     status,
                     extra={
+                        "request_id": request_id,
                         "method": scope.get("method"),
                         "path": scope.get("path"),
                         "status": status,

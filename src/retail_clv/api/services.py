@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +120,8 @@ def run_training(
     models_dir
         Where the run is written (``models/<run-id>``, ``models/latest``).
     as_of
-        Training cutoff; default: ``horizon_days`` before the day after the last purchase, so the
-        last window is evaluated.
+        Training cutoff; default ``scoring.default_training_as_of`` (last purchase date minus
+        the horizon, as ``clv train``), so the last window is evaluated.
     horizon_days
         Prediction horizon.
     budget
@@ -139,19 +139,27 @@ def run_training(
     """
     from retail_clv.errors import NotEnoughDataError
     from retail_clv.models.registry import data_fingerprint, load_run, save_run
-    from retail_clv.models.training import train
+    from retail_clv.models.scoring import default_as_of, default_training_as_of
 
     progress(0.01, "reading the store")
     purchases, cancellations = read_store(engine)
     if purchases.height == 0:
         raise NotEnoughDataError(
-            "The store is empty: ingest a file first (clv ingest, POST /ingest)"
+            "The store is empty: ingest a file first (clv ingest FILE or POST /ingest)"
         )
-    last_day = purchases.get_column("invoice_date").max().date()  # type: ignore[union-attr]
-    cutoff = as_of or (last_day + timedelta(days=1) - timedelta(days=horizon_days))
+    cutoff = as_of or default_training_as_of(purchases, horizon_days)
+    first = purchases.get_column("invoice_date").min().date()  # type: ignore[union-attr]
+    if (cutoff - first).days <= horizon_days:
+        raise NotEnoughDataError(
+            f"The store starts on {first}: training as of {cutoff} with a {horizon_days}-day "
+            f"horizon needs more than {horizon_days} days of history before the as-of date; "
+            "ingest more history or choose a later as_of"
+        )
 
     def scaled(fraction: float, message: str) -> None:
         progress(0.02 + 0.88 * min(1.0, max(0.0, fraction)), message)
+
+    from retail_clv.models.training import train
 
     result = train(
         purchases,
@@ -168,7 +176,7 @@ def run_training(
     if write_scores:
         progress(0.93, "scoring every customer with the new model")
         bundle = load_run(Path(models_dir), path.name)
-        score_as_of = last_day + timedelta(days=1)
+        score_as_of = default_as_of(purchases)
         frame = score(bundle, purchases, cancellations, as_of=score_as_of)
         write_predictions(engine, frame, bundle.run_id, score_as_of, horizon_days)
         written = frame.height

@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import db_path_of, table_counts
+
+SECRET = "s3cret-key-for-tests"
+
+
+def test_ingest_loads_the_file_and_reports(empty_client: TestClient, api_store) -> None:
+    raw, _, expected = api_store
+    response = empty_client.post("/ingest", files={"file": ("synth.csv", raw.read_bytes())})
+    assert response.status_code == 200, response.text
+    [report] = response.json()["reports"]
+    for key in ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate", "reason_counts"):
+        assert report[key] == expected[key]
+    assert report["source_file"] == "synth.csv"
+    counts = table_counts(db_path_of(empty_client))
+    assert counts["transactions"] == expected["rows_loaded"]
+    assert counts["ingest_runs"] == 1
+
+
+def test_ingest_twice_adds_nothing(store_client: TestClient, api_store) -> None:
+    raw, _, expected = api_store
+    before = table_counts(db_path_of(store_client))
+    response = store_client.post("/ingest", files={"file": ("synth.csv", raw.read_bytes())})
+    [report] = response.json()["reports"]
+    assert report["rows_loaded"] == 0
+    assert report["rows_duplicate"] == expected["rows_read"]
+    after = table_counts(db_path_of(store_client))
+    assert after["transactions"] == before["transactions"]
+
+
+def test_ingest_refreshes_the_customer_cache(empty_client: TestClient, api_store) -> None:
+    raw = api_store[0]
+    first = raw.read_text().splitlines()
+    customer = first[1].split(",")[6].removesuffix(".0")
+    assert empty_client.get(f"/customers/{customer}").status_code == 404
+    empty_client.post("/ingest", files={"file": ("synth.csv", raw.read_bytes())})
+    assert empty_client.get(f"/customers/{customer}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [({}, 401), ({"X-API-Key": "wrong"}, 403), ({"X-API-Key": SECRET}, 200)],
+)
+def test_ingest_requires_the_api_key_when_configured(
+    make_client, headers: dict[str, str], status: int, tmp_path: Path
+) -> None:
+    client = make_client(api_key=SECRET)
+    body = (
+        "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        "489434,85048,LIGHT,12,2009-12-01 07:45:00,6.95,13085.0,United Kingdom\n"
+    )
+    response = client.post("/ingest", files={"file": ("a.csv", body.encode())}, headers=headers)
+    assert response.status_code == status, response.text
+    expected_rows = 1 if status == 200 else 0
+    assert table_counts(db_path_of(client))["transactions"] == expected_rows
+    if status == 401:
+        assert "X-API-Key" in response.json()["detail"]
+
+
+def test_reads_stay_open_when_a_key_is_set(make_client) -> None:
+    client = make_client(api_key=SECRET)
+    assert client.get("/rejections").status_code == 200
+    assert client.get("/models").status_code == 200

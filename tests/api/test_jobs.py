@@ -1,0 +1,132 @@
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from retail_clv.api import services
+from retail_clv.api.jobs import JobConflictError, JobManager
+
+
+def _wait(client: TestClient, job_id: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/jobs/{job_id}").json()
+        if body["state"] in ("succeeded", "failed"):
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish: {body}")
+
+
+def test_job_manager_records_failure_message_and_class() -> None:
+    manager = JobManager()
+
+    def fail(progress):
+        progress(0.3, "fitting")
+        raise ValueError("Customer ID column is all null")
+
+    job = manager.submit("train", fail)
+    manager.wait(job.job_id, timeout=5)
+    assert job.state == "failed"
+    assert job.error == "ValueError: Customer ID column is all null"
+    assert job.progress == pytest.approx(0.3)
+    assert job.finished_at is not None
+
+
+def test_job_manager_refuses_a_second_exclusive_job_and_allows_after() -> None:
+    manager = JobManager()
+    release = threading.Event()
+    first = manager.submit("train", lambda progress: (release.wait(5), None)[1])
+    with pytest.raises(JobConflictError, match=first.job_id):
+        manager.submit("train", lambda progress: None)
+    other_kind = manager.submit("other", lambda progress: {"ok": True})
+    manager.wait(other_kind.job_id, timeout=5)
+    assert other_kind.state == "succeeded"
+    release.set()
+    manager.wait(first.job_id, timeout=5)
+    second = manager.submit("train", lambda progress: {"n": 1})
+    manager.wait(second.job_id, timeout=5)
+    assert second.result == {"n": 1}
+
+
+def test_job_manager_forgets_oldest_finished_jobs() -> None:
+    manager = JobManager(max_history=3)
+    ids = []
+    for _ in range(6):
+        job = manager.submit("x", lambda progress: None, exclusive=False)
+        manager.wait(job.job_id, timeout=5)
+        ids.append(job.job_id)
+    remembered = [j.job_id for j in manager.jobs()]
+    assert len(remembered) <= 4
+    assert ids[-1] in remembered
+    assert manager.get(ids[0]) is None
+
+
+def test_training_on_an_empty_store_fails_with_its_message(empty_client: TestClient) -> None:
+    response = empty_client.post("/train", json={"budget": "quick"})
+    assert response.status_code == 202
+    job = _wait(empty_client, response.json()["job_id"])
+    assert job["state"] == "failed"
+    assert job["kind"] == "train"
+    assert "NotEnoughDataError" in job["error"]
+    assert "store is empty" in job["error"]
+
+
+def test_training_failure_inside_the_trainer_is_surfaced(
+    empty_client: TestClient, monkeypatch
+) -> None:
+    def broken(*args, **kwargs):
+        progress = args[5]
+        progress(0.4, "tuning model 2")
+        raise RuntimeError("xgboost: label contains NaN")
+
+    monkeypatch.setattr(services, "run_training", broken)
+    job_id = empty_client.post("/train").json()["job_id"]
+    job = _wait(empty_client, job_id)
+    assert job["state"] == "failed"
+    assert job["error"] == "RuntimeError: xgboost: label contains NaN"
+    assert job["progress"] == pytest.approx(0.4)
+    assert empty_client.get("/ready").status_code == 503
+
+
+def test_second_training_job_is_409_while_one_runs(empty_client: TestClient, monkeypatch) -> None:
+    release = threading.Event()
+
+    def slow(*args, **kwargs):
+        release.wait(10)
+        raise RuntimeError("stopped by the test")
+
+    monkeypatch.setattr(services, "run_training", slow)
+    first = empty_client.post("/train")
+    assert first.status_code == 202
+    second = empty_client.post("/train")
+    assert second.status_code == 409
+    assert first.json()["job_id"] in second.json()["detail"]
+    running = empty_client.get(f"/jobs/{first.json()['job_id']}").json()
+    assert running["state"] == "running"
+    release.set()
+    _wait(empty_client, first.json()["job_id"])
+    listed = empty_client.get("/jobs").json()
+    assert [j["job_id"] for j in listed] == [first.json()["job_id"]]
+
+
+def test_train_body_is_validated(empty_client: TestClient) -> None:
+    response = empty_client.post("/train", json={"budget": "huge", "horizon": 30})
+    assert response.status_code == 422
+    locs = {tuple(e["loc"]) for e in response.json()["detail"]}
+    assert ("body", "budget") in locs
+    assert ("body", "horizon") in locs
+
+
+@pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"X-API-Key": "nope"}, 403)])
+def test_train_requires_the_api_key_when_configured(make_client, headers, status) -> None:
+    client = make_client(api_key="k" * 20)
+    response = client.post("/train", json={}, headers=headers)
+    assert response.status_code == status
+    assert client.get("/jobs").json() == []
+
+
+def test_unknown_job_is_404(empty_client: TestClient) -> None:
+    response = empty_client.get("/jobs/does-not-exist")
+    assert response.status_code == 404
+    assert "does-not-exist" in response.json()["detail"]
