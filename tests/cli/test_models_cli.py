@@ -191,19 +191,21 @@ def test_predict_writes_csv_table_and_prints_top_customers(use_trained, capsys) 
     )
 
 
-def test_predict_as_of_earlier_date_upserts_scores(use_trained, capsys) -> None:
+def test_predict_as_of_earlier_date_replaces_the_table(use_trained) -> None:
     from retail_clv.store.db import get_engine
-    from retail_clv.store.predictions import read_prediction
+    from retail_clv.store.predictions import read_predictions
 
     out = use_trained["root"] / "p2.csv"
     assert run_app(["predict", "--as-of", "2011-06-01", "--out", str(out)]) == 0
-    n_rows = len(out.read_text().splitlines()) - 1
-    assert 0 < n_rows <= 120
+    csv_ids = pl.read_csv(out, schema_overrides={"customer_id": pl.String})["customer_id"]
+    assert 0 < csv_ids.len() < 120  # customers first seen after 2011-06-01 are not scored
     engine = get_engine()
-    first_id = pl.read_csv(out, schema_overrides={"customer_id": pl.String})["customer_id"][0]
-    row = read_prediction(engine, first_id.lstrip("'"))
+    stored = read_predictions(engine)
     engine.dispose()
-    assert row is not None and row["as_of"] == "2011-06-01"
+    assert sorted(stored["customer_id"].to_list()) == sorted(
+        c[1:] if c.startswith("'") else c for c in csv_ids.to_list()
+    )
+    assert stored["as_of"].unique().to_list() == [dt.date(2011, 6, 1)]
 
 
 def test_models_lists_runs(use_trained, capsys) -> None:

@@ -97,3 +97,66 @@ def test_default_dates_follow_the_last_purchase() -> None:
     assert default_training_as_of(purchases, 30) == dt.date(2011, 11, 9)
     with pytest.raises(NotEnoughDataError, match="ingest data first: clv ingest FILE"):
         default_as_of(purchases.clear())
+
+
+# ------------------------------------------------------------------------------- score
+
+
+def _store_frames() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Three customers: A buys in 2011-01 and 2011-03, B in 2011-02, C only on 2011-04-02."""
+    rows = [
+        ("A", "1", "X", 2, 5.0, dt.datetime(2011, 1, 5, 10), "United Kingdom"),
+        ("A", "2", "Y", 1, 20.0, dt.datetime(2011, 3, 7, 11), "United Kingdom"),
+        ("B", "3", "X", 4, 5.0, dt.datetime(2011, 2, 1, 9), "France"),
+        ("C", "4", "Z", 1, 3.0, dt.datetime(2011, 4, 2, 15), "Germany"),
+    ]
+    purchases = pl.DataFrame(
+        rows,
+        schema={
+            "customer_id": pl.String,
+            "invoice": pl.String,
+            "stock_code": pl.String,
+            "quantity": pl.Int64,
+            "price": pl.Float64,
+            "invoice_date": pl.Datetime("us"),
+            "country": pl.String,
+        },
+        orient="row",
+    ).with_columns(category=pl.lit("Gifts"))
+    cancellations = purchases.head(0).drop("country", "category")
+    return purchases, cancellations
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    pytest.importorskip("retail_clv.models.training")  # TEMPORARY until training lands
+    from tests.models._toy import toy_result
+
+    from retail_clv.models.registry import load_run, save_run
+
+    save_run(toy_result(), tmp_path / "models", {"n_purchases": 4})
+    return load_run(tmp_path / "models")
+
+
+def test_score_defaults_to_day_after_last_purchase_and_keeps_everyone(bundle) -> None:
+    from retail_clv.models.scoring import SCORE_COLUMNS, score
+
+    purchases, cancellations = _store_frames()
+    scored = score(bundle, purchases, cancellations)
+    assert scored.columns == SCORE_COLUMNS
+    assert scored["customer_id"].to_list() == ["A", "B", "C"]
+    assert scored["country"].to_list() == ["United Kingdom", "France", "Germany"]
+    assert scored["r2_model1"].to_list() == [0.61] * 3
+    assert scored["r2_model2"].to_list() == [0.67] * 3
+    spend = scored.select(pl.selectors.starts_with("predicted_")).to_numpy()
+    assert (spend >= 0).all()
+
+
+def test_score_as_of_uses_only_earlier_customers(bundle) -> None:
+    from retail_clv.models.scoring import score
+
+    purchases, cancellations = _store_frames()
+    scored = score(bundle, purchases, cancellations, as_of=dt.date(2011, 2, 2))
+    assert scored["customer_id"].to_list() == ["A", "B"]
+    with pytest.raises(NotEnoughDataError, match="no customer has a purchase before 2011-01-05"):
+        score(bundle, purchases, cancellations, as_of=dt.date(2011, 1, 5))

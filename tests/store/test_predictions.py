@@ -73,6 +73,16 @@ def test_second_write_upserts_newest_score_and_keeps_others(engine) -> None:
     ]
 
 
+def test_replace_all_keeps_only_the_new_scores(engine) -> None:
+    write_predictions(engine, _scores(["1", "2"], 10.0), "run-a", dt.date(2011, 11, 1), 30)
+    write_predictions(
+        engine, _scores(["2", "3"], 100.0), "run-b", dt.date(2011, 12, 1), 30, replace_all=True
+    )
+    frame = read_predictions(engine)
+    assert frame["customer_id"].to_list() == ["2", "3"]
+    assert frame["model_run_id"].to_list() == ["run-b", "run-b"]
+
+
 def test_batch_lookup_returns_known_ids_only_across_chunks(engine) -> None:
     ids = [f"c{i:04d}" for i in range(1200)]  # more than one 500-id chunk
     write_predictions(engine, _scores(ids, 1.0), "run-a", dt.date(2011, 12, 10), 30)
@@ -103,6 +113,10 @@ def test_failed_write_changes_nothing(engine) -> None:
 @pytest.mark.parametrize(
     ("frame", "message"),
     [
+        (
+            _scores(["1"], 1.0).with_columns(predicted_spend_30d_model2=float("nan")),
+            "missing values",
+        ),
         (_scores(["1"], 1.0).drop("predicted_products_30d"), "lacks columns: predicted_products"),
         (_scores(["1", "1"], 1.0), "repeated customer ids"),
     ],

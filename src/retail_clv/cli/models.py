@@ -262,7 +262,7 @@ def predict(
     out_path = Path(out or settings.output_dir / "predictions.csv")
     _write_csv_atomically(to_csv_frame(scored), out_path)
     horizon_days = int(bundle.metadata.get("horizon_days") or settings.horizon_days)
-    write_predictions(engine, scored, bundle.run_id, cutoff, horizon_days)
+    write_predictions(engine, scored, bundle.run_id, cutoff, horizon_days, replace_all=True)
 
     top = scored.sort(["predicted_spend_30d_model2", "customer_id"], descending=[True, False]).head(
         _TOP_N

@@ -70,6 +70,8 @@ def write_predictions(
     run_id: str,
     as_of: dt.date,
     horizon_days: int,
+    *,
+    replace_all: bool = False,
 ) -> int:
     """Store scores, replacing each customer's previous score, in one transaction.
 
@@ -86,6 +88,10 @@ def write_predictions(
         Scoring date.
     horizon_days : int
         Prediction horizon of the run.
+    replace_all : bool, default False
+        Also delete the scores of customers absent from ``frame`` (same transaction), so the
+        table holds exactly this scoring; ``clv predict`` does this. By default other
+        customers' scores are kept (upsert only).
 
     Returns
     -------
@@ -95,7 +101,7 @@ def write_predictions(
     Raises
     ------
     StoreError
-        When a required column is missing, a customer id repeats, or a score is null.
+        When a required column is missing, a customer id repeats, or a score is null or NaN.
     """
     needed = ["customer_id", *_FRAME_TO_TABLE]
     missing = [name for name in needed if name not in frame.columns]
@@ -104,8 +110,12 @@ def write_predictions(
     rows = frame.select(needed)
     if rows["customer_id"].is_duplicated().any():
         raise StoreError("predictions frame has repeated customer ids")
-    if rows.null_count().sum_horizontal().item():
-        raise StoreError("predictions frame has missing values")
+    scores = rows.select(pl.col(list(_FRAME_TO_TABLE)).cast(pl.Float64))
+    if (
+        rows.null_count().sum_horizontal().item()
+        or scores.select(pl.any_horizontal(pl.all().is_nan().any())).item()
+    ):
+        raise StoreError("predictions frame has missing values (null or NaN scores)")
     created_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     records = (
         rows.rename(_FRAME_TO_TABLE)
@@ -120,6 +130,8 @@ def write_predictions(
     )
     statement = _upsert_statement(engine)
     with engine.begin() as connection:
+        if replace_all:
+            connection.execute(sa.delete(predictions))
         for start in range(0, len(records), _CHUNK):
             connection.execute(statement, records[start : start + _CHUNK])
     logger.info("stored %d predictions of run %s (as of %s)", len(records), run_id, as_of)
