@@ -202,9 +202,9 @@ def test_customer_lookup_shows_history_predictions_features(api: respx.MockRoute
     assert shown["Total spend"] == "£12,345.68"
     assert shown["Orders"] == "42"
     assert shown["Last purchase"] == "2011-11-30"
-    assert shown["Spend next 30 days · Model 1"] == "£120.50"
-    assert shown["Spend next 30 days · Model 2"] == "£110.25"
-    assert shown["Distinct products next 30 days"] == "7.2"
+    assert shown["Model 1 · predicted spend"] == "£120.50"
+    assert shown["Model 2 · predicted spend"] == "£110.25"
+    assert shown["Predicted distinct products"] == "7.2"
     assert "Spend per month" in json.dumps(vega_specs(at))
     features = at.dataframe[0].value
     assert features["feature"].tolist() == ["recency_days", "frequency", "monetary_90d"]
@@ -277,7 +277,7 @@ def test_models_page_compares_models_and_baselines(
     for title in ("Decile calibration", "Gain curve", "Feature importance"):
         assert title in titles
     assert any("Products model: MAE 2.500" in c for c in texts(at.caption))
-    assert at.button[0].label == "🔁 Retrain"
+    assert at.button[0].label == "Retrain"
 
 
 def test_models_page_without_model_offers_training(api: respx.MockRouter) -> None:
@@ -285,7 +285,7 @@ def test_models_page_without_model_offers_training(api: respx.MockRouter) -> Non
     at = models_page(new_app().run())
     assert not at.exception
     assert any("No model trained yet" in w and "Retrain" in w for w in texts(at.warning))
-    assert at.button[0].label == "🔁 Retrain"
+    assert at.button[0].label == "Retrain"
 
 
 def test_retrain_polls_the_job_until_it_succeeds(

@@ -45,7 +45,9 @@ def rejection_reasons_chart(reasons: pd.DataFrame) -> AnyChart:
         One bar per reason, longest first, labelled with its count.
     """
     base = alt.Chart(reasons).encode(
-        y=alt.Y("reason:N", sort="-x", title=None),
+        y=alt.Y(
+            "reason:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260, labelOverlap=False)
+        ),
         x=alt.X("rows:Q", title="Rejected rows"),
         tooltip=[alt.Tooltip("reason:N", title="Reason"), alt.Tooltip("rows:Q", format=",")],
     )
@@ -158,7 +160,12 @@ def top_customers_chart(
         alt.Chart(top)
         .mark_bar()
         .encode(
-            y=alt.Y("customer_id:N", sort="-x", title="Customer"),
+            y=alt.Y(
+                "customer_id:N",
+                sort="-x",
+                title="Customer",
+                axis=alt.Axis(labelOverlap=False, labelLimit=160),
+            ),
             x=alt.X("spend:Q", title=f"Predicted 30-day spend{_money(currency)}"),
             tooltip=[
                 alt.Tooltip("customer_id:N", title="Customer"),
@@ -166,7 +173,7 @@ def top_customers_chart(
                 alt.Tooltip("spend:Q", format=",.2f", title="Predicted spend"),
             ],
         )
-        .properties(title=f"Top {n} customers by predicted spend", height=alt.Step(14))
+        .properties(title=f"Top {n} customers by predicted spend", height=alt.Step(16))
     )
 
 
@@ -242,7 +249,12 @@ def country_spend_chart(
         alt.Chart(by_country)
         .mark_bar(color="#2ca02c")
         .encode(
-            y=alt.Y("country:N", sort="-x", title=None),
+            y=alt.Y(
+                "country:N",
+                sort="-x",
+                title=None,
+                axis=alt.Axis(labelLimit=200, labelOverlap=False),
+            ),
             x=alt.X("spend:Q", title=f"Total predicted 30-day spend{_money(currency)}"),
             tooltip=[
                 alt.Tooltip("country:N", title="Country"),
@@ -305,7 +317,7 @@ def calibration_chart(calibration: pd.DataFrame, currency: str = DEFAULT_CURRENC
         alt.Chart(calibration)
         .mark_line(point=True)
         .encode(
-            x=alt.X("decile:O", title="Decile of predicted spend"),
+            x=alt.X("decile:O", title="Decile of predicted spend", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("mean_spend:Q", title=f"Mean 30-day spend{_money(currency)}"),
             color=alt.Color("series:N", title=None),
             tooltip=[
@@ -378,7 +390,12 @@ def feature_importance_chart(importance: pd.DataFrame, n: int = 20) -> AnyChart:
         alt.Chart(top)
         .mark_bar(color="#9467bd")
         .encode(
-            y=alt.Y("feature:N", sort="-x", title=None),
+            y=alt.Y(
+                "feature:N",
+                sort="-x",
+                title=None,
+                axis=alt.Axis(labelLimit=220, labelOverlap=False),
+            ),
             x=alt.X("importance:Q", title="Importance"),
             tooltip=[alt.Tooltip("feature:N"), alt.Tooltip("importance:Q", format=".4f")],
         )

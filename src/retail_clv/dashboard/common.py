@@ -54,11 +54,11 @@ def show_error(error: DashboardError) -> None:
     if error.hint:
         text = f"{text}\n\n**What to do:** {error.hint}"
     if isinstance(error, BackendUnavailableError | BackendTimeoutError):
-        st.error(text, icon="🔌")
+        st.error(text, icon=":material/cloud_off:")
     elif isinstance(error, NoModelError | NotFoundError):
-        st.warning(text, icon="⚠️")
+        st.warning(text, icon=":material/warning:")
     else:
-        st.error(text, icon="🚫")
+        st.error(text, icon=":material/error:")
 
 
 def sidebar(client: ApiClient) -> None:
@@ -74,12 +74,12 @@ def sidebar(client: ApiClient) -> None:
         try:
             ready = client.ready()
         except (BackendUnavailableError, BackendTimeoutError):
-            st.error("API unreachable — start it with `clv serve`.", icon="🔌")
+            st.error("API unreachable — start it with `clv serve`.", icon=":material/cloud_off:")
         except DashboardError as exc:
-            st.warning(f"API not ready: {exc.message}", icon="⚠️")
+            st.warning(f"API not ready: {exc.message}", icon=":material/warning:")
         else:
             run_id = ready.get("model_run_id") or "none yet"
-            st.success(f"API connected · model `{run_id}`", icon="✅")
+            st.success(f"API connected · model `{run_id}`", icon=":material/check_circle:")
         st.selectbox(
             "Currency symbol",
             CURRENCY_CHOICES,

@@ -15,7 +15,7 @@ QUERY_KEY = "customer_query"
 
 
 def show_summary(customer: dict[str, Any], symbol: str) -> None:
-    """Show a customer's headline numbers and monthly spend chart.
+    """Show a customer's headline numbers.
 
     Parameters
     ----------
@@ -30,9 +30,22 @@ def show_summary(customer: dict[str, Any], symbol: str) -> None:
     cols[1].metric("Orders", format_number(customer.get("orders")))
     cols[2].metric("First purchase", str(customer.get("first_seen") or "—")[:10])
     cols[3].metric("Last purchase", str(customer.get("last_purchase") or "—")[:10])
+
+
+def show_history(customer: dict[str, Any], symbol: str) -> None:
+    """Show the customer's monthly spend chart.
+
+    Parameters
+    ----------
+    customer : dict
+        ``GET /customers/{id}`` answer.
+    symbol : str
+        Currency symbol.
+    """
+    st.subheader("History")
     history = frames.history_frame(customer.get("history") or [])
     if history.empty:
-        st.info("No purchase history stored for this customer.", icon="ℹ️")
+        st.info("No purchase history stored for this customer.", icon=":material/info:")
     else:
         st.altair_chart(charts.history_chart(history, symbol), width="stretch")
 
@@ -49,24 +62,24 @@ def show_prediction(client: ApiClient, customer_id: str, symbol: str) -> None:
     symbol : str
         Currency symbol.
     """
-    st.subheader("Predictions")
     try:
         prediction = client.customer_prediction(customer_id)
     except DashboardError as exc:
+        st.subheader("Predictions")
         show_error(exc)
         return
-    horizon = prediction.get("horizon_days", 30)
+    st.subheader(f"Predictions for the next {prediction.get('horizon_days', 30)} days")
     cols = st.columns(3)
     cols[0].metric(
-        f"Spend next {horizon} days · Model 1",
+        "Model 1 · predicted spend",
         format_currency(prediction.get("predicted_spend_30d_model1"), symbol),
     )
     cols[1].metric(
-        f"Spend next {horizon} days · Model 2",
+        "Model 2 · predicted spend",
         format_currency(prediction.get("predicted_spend_30d_model2"), symbol),
     )
     cols[2].metric(
-        f"Distinct products next {horizon} days",
+        "Predicted distinct products",
         format_number(prediction.get("predicted_products_30d"), 1),
     )
     st.caption(
@@ -92,7 +105,7 @@ def show_features(client: ApiClient, customer_id: str) -> None:
         return
     table = frames.features_frame(answer.get("features") or {})
     st.caption(f"Computed as of {answer.get('as_of', '?')}")
-    st.dataframe(table, hide_index=True, width="stretch", height=320)
+    st.dataframe(table, hide_index=True, width="stretch", height=360)
 
 
 def render() -> None:
@@ -108,7 +121,7 @@ def render() -> None:
         "Customer id", key=QUERY_KEY, placeholder="e.g. 13085", max_chars=64
     ).strip()
     if not customer_id:
-        st.info("Type a customer id and press Enter.", icon="🔎")
+        st.info("Type a customer id and press Enter.", icon=":material/search:")
         return
     try:
         customer = client.customer(customer_id)
@@ -116,9 +129,10 @@ def render() -> None:
         show_error(exc)
         return
     show_summary(customer, symbol)
-    left, right = st.columns([1, 1])
+    show_prediction(client, customer_id, symbol)
+    left, right = st.columns([3, 2])
     with left:
-        show_prediction(client, customer_id, symbol)
+        show_history(customer, symbol)
     with right:
         show_features(client, customer_id)
 

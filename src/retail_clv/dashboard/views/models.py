@@ -43,7 +43,7 @@ def show_run(model: dict[str, Any], symbol: str) -> None:
         st.info(
             "This run has no holdout metrics (the data did not cover the 30 days after "
             "its as-of date).",
-            icon="ℹ️",
+            icon=":material/info:",
         )
     else:
         money_format = currency_column_format(symbol)
@@ -159,7 +159,9 @@ def show_retrain(client: ApiClient) -> None:
         "Retrain both spend models and the products model on all the data in the store. "
         "The API trains in the background; the new run becomes active when it succeeds."
     )
-    if left.button("🔁 Retrain", type="primary", disabled=JOB_KEY in st.session_state):
+    if left.button(
+        "Retrain", icon=":material/refresh:", type="primary", disabled=JOB_KEY in st.session_state
+    ):
         try:
             st.session_state[JOB_KEY] = client.start_training(
                 budget=cast(Literal["quick", "default"], budget)

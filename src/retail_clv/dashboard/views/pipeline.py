@@ -106,7 +106,7 @@ def show_report(result: dict[str, Any]) -> None:
     left, right = st.columns([2, 3])
     with left:
         if reasons.empty:
-            st.success("No row was rejected.", icon="✅")
+            st.success("No row was rejected.", icon=":material/check_circle:")
         else:
             st.altair_chart(charts.rejection_reasons_chart(reasons), width="stretch")
             st.caption("A row can be rejected for several reasons at once.")
@@ -141,7 +141,7 @@ def show_predictions(result: dict[str, Any], symbol: str, source: str) -> None:
         st.info(
             "No customer could be scored: no valid purchase with a customer id was left "
             "after cleaning.",
-            icon="ℹ️",
+            icon=":material/info:",
         )
         return
 
@@ -150,7 +150,8 @@ def show_predictions(result: dict[str, Any], symbol: str, source: str) -> None:
         "Search customer id", key="pipeline_search", placeholder="e.g. 13085"
     )
     download_col.download_button(
-        "⬇️ Download predictions CSV",
+        "Download predictions CSV",
+        icon=":material/download:",
         data=frames.predictions_csv(table),
         file_name=f"predictions_{PurePath(source).name.split('.')[0] or 'upload'}.csv",
         mime="text/csv",
@@ -224,7 +225,8 @@ def render() -> None:
         for key in (RESULT_KEY, ERROR_KEY, UPLOAD_KEY):
             st.session_state.pop(key, None)
         st.info(
-            "Drop a file above to start. Nothing is stored unless you tick the option.", icon="📤"
+            "Drop a file above to start. Nothing is stored unless you tick the option.",
+            icon=":material/upload_file:",
         )
         return
     upload_id = (uploaded.file_id, store)
