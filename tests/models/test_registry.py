@@ -96,7 +96,16 @@ def test_metadata_records_run_data_and_environment(saved) -> None:
     assert meta["cv_scores"]["model1"] == [0.5, 0.55]
     assert meta["config"]["budget"] == "quick"
     assert meta["data_fingerprint"] == FINGERPRINT
-    for lib in ("python", "numpy", "pandas", "polars", "scikit-learn", "xgboost", "joblib"):
+    for lib in (
+        "python",
+        "retail-clv",
+        "numpy",
+        "pandas",
+        "polars",
+        "scikit-learn",
+        "xgboost",
+        "joblib",
+    ):
         assert meta["library_versions"][lib]
     assert set(meta["git"]) == {"commit", "dirty"}
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -246,6 +255,22 @@ def test_installed_xgboost_minor_change_is_refused_patch_change_accepted(
     assert load_run(models_dir).run_id == run_dir.name
     monkeypatch.setattr(registry, "library_versions", installed(f"{major}.{int(minor) + 1}.0"))
     with pytest.raises(ModelMismatchError, match=rf"xgboost {re.escape(recorded['xgboost'])}"):
+        load_run(models_dir)
+
+
+def test_model_pickled_by_other_code_is_a_mismatch(saved, monkeypatch) -> None:
+    """A pickle naming an estimator class that existed at training time, renamed since."""
+    import joblib
+
+    import retail_clv.models as models_pkg
+
+    models_dir, run_dir = saved
+    gone = type("NoSuchEstimator", (), {"__module__": "retail_clv.models"})
+    monkeypatch.setattr(models_pkg, "NoSuchEstimator", gone, raising=False)
+    joblib.dump(gone(), run_dir / "products.joblib")
+    monkeypatch.delattr(models_pkg, "NoSuchEstimator")
+    _rewrite_checksums(run_dir)
+    with pytest.raises(ModelMismatchError, match="cannot load products.joblib.*retrain"):
         load_run(models_dir)
 
 

@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import re
 import secrets
 import shutil
@@ -73,7 +74,15 @@ MODEL_FILES: dict[str, str] = {
 }
 
 #: Libraries recorded in every run; those in ``_STRICT_LIBRARIES`` must match on load.
-_RECORDED_LIBRARIES = ("numpy", "pandas", "polars", "scikit-learn", "xgboost", "joblib")
+_RECORDED_LIBRARIES = (
+    "retail-clv",
+    "numpy",
+    "pandas",
+    "polars",
+    "scikit-learn",
+    "xgboost",
+    "joblib",
+)
 #: Pickled estimators are only guaranteed to load and behave identically with the same
 #: major.minor release of the library that defines their classes.
 _STRICT_LIBRARIES = ("scikit-learn", "xgboost")
@@ -158,8 +167,8 @@ def library_versions() -> dict[str, str | None]:
     Returns
     -------
     dict
-        ``{"python": "3.11.7", "numpy": ..., "pandas": ..., "polars": ..., "scikit-learn": ...,
-        "xgboost": ..., "joblib": ...}``; ``None`` for a library that is not installed.
+        ``{"python": "3.11.7", "retail-clv": ..., "numpy": ..., "pandas": ..., "polars": ...,
+        "scikit-learn": ..., "xgboost": ..., "joblib": ...}``; ``None`` when not installed.
     """
     versions: dict[str, str | None] = {"python": sys.version.split()[0]}
     for name in _RECORDED_LIBRARIES:
@@ -686,7 +695,16 @@ def load_run(models_dir: Path, run_id: str = "latest") -> ModelBundle:
             f"{metadata.get('run_id')!r}; it was renamed or copied: retrain or restore it"
         )
     _check_versions(run_dir.name, metadata)
-    models = {attr: joblib.load(run_dir / name) for attr, name in MODEL_FILES.items()}
+    models: dict[str, Any] = {}
+    for attr, name in MODEL_FILES.items():
+        try:
+            models[attr] = joblib.load(run_dir / name)
+        except (AttributeError, ImportError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            # e.g. a class of retail_clv.models renamed since training
+            raise ModelMismatchError(
+                f"model run {run_dir.name}: cannot load {name} ({type(exc).__name__}: {exc}); "
+                "it was written by different code: retrain with `clv train`"
+            ) from None
     feature_names = list(metadata.get("feature_names") or [])
     for attr, model in models.items():
         fitted_on = getattr(model, "feature_names_in_", None)
