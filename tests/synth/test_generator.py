@@ -57,7 +57,8 @@ def test_header_and_value_formats_follow_online_retail_ii(realistic: GenerateRep
     assert raw.filter(parsed.is_not_null())["InvoiceDate"].str.ends_with(":00").all()
     assert parsed.min() >= dt.datetime(2009, 12, 1) and parsed.max() < dt.datetime(2011, 12, 1)
     codes = set(raw["StockCode"].unique())
-    assert {"POST", "M", "DOT", "B"} <= codes
+    assert {"POST", "M", "DOT"} <= codes
+    assert ("B" in codes) == (realistic.dirt["bad_debt"] > 0)
 
 
 def test_report_counts_match_the_file(
@@ -190,3 +191,13 @@ def test_truth_is_written_beside_the_file(tmp_path: Path) -> None:
     assert report.truth_path == truth_path_for(tmp_path / "t.csv")
     assert report.truth_path.name == "t.csv.truth.parquet"
     assert pl.read_parquet(report.truth_path).height == 50
+
+
+def test_bad_debt_rows_look_like_the_real_adjustments(tmp_path: Path) -> None:
+    report = generate(300, START, 12, 2, tmp_path / "a.csv", dirt=DirtRates(bad_debt_per_line=1e-3))
+    raw = read_raw(report.path)
+    bad = raw.filter(pl.col("Invoice").str.starts_with("A"))
+    assert bad.height == report.dirt["bad_debt"] > 5
+    assert set(bad["StockCode"]) == {"B"} and set(bad["Description"]) == {"Adjust bad debt"}
+    assert (bad["Customer ID"] == "").all() and (bad["Quantity"] == "1").all()
+    assert (bad["Price"].cast(pl.Float64) < 0).sum() == report.dirt["negative_price"]

@@ -12,11 +12,11 @@ stays exact), at these default rates (:class:`DirtRates`):
 
 ============================  ====================================================================
 missing ``Customer ID``       guest orders: 0.08 per customer order, ~60 lines each (~20% of rows)
-cancellations                 3% of orders get a ``C`` invoice 1-10 days later reversing each of
+cancellations                 4% of orders get a ``C`` invoice 1-10 days later reversing each of
                               their lines with probability 0.5 (negative quantity, same price;
-                              30% partial), ~0.9% of rows
-zero price                    an extra free line in 1% of customer orders and 5% of guest
-                              orders; half of them without Description
+                              30% partial), ~1.7% of rows
+zero price                    an extra free line in 8% of customer orders and 50% of guest
+                              orders (~0.5% of rows); half of them without Description
 bad-debt adjustments          ``A`` invoices, stock code ``B``, no customer, +/- large price
                               (2/3 negative): 2 per 100,000 clean lines
 non-product codes             POST on 60% of foreign orders, M on 0.3% of orders (both valid
@@ -106,10 +106,10 @@ class DirtRates:
     guest_orders_per_order: float = 0.08
     guest_basket_mean: float = 60.0
     guest_dot_prob: float = 0.5
-    zero_price_per_order: float = 0.01
-    zero_price_per_guest_order: float = 0.05
+    zero_price_per_order: float = 0.08
+    zero_price_per_guest_order: float = 0.5
     zero_price_missing_description: float = 0.5
-    cancel_order_prob: float = 0.03
+    cancel_order_prob: float = 0.04
     cancel_line_prob: float = 0.5
     cancel_partial_prob: float = 0.3
     bad_debt_per_line: float = 2e-5
