@@ -40,18 +40,30 @@ def read_store(engine: sa.Engine) -> tuple[pl.DataFrame, pl.DataFrame]:
     return read_purchases(engine), read_cancellations(engine)
 
 
-def clean_file(path: Path) -> Any:
+def column_map(options: Sequence[str] | None) -> dict[str, str] | None:
+    """Parse ``field=Column Name`` items (the CLI's ``--column``) into a mapping, or ``None``."""
+    if not options:
+        return None
+    from retail_clv.ingest.columns import parse_column_options
+
+    return parse_column_options(options)
+
+
+def clean_file(path: Path, columns: dict[str, str] | None = None) -> Any:
     """Read and clean one file without touching the store (``ingest.pipeline.clean_file``)."""
     from retail_clv.ingest.pipeline import clean_file as _clean_file
 
-    return _clean_file(path)
+    return _clean_file(path, columns)
 
 
-def ingest_file(path: Path, engine: sa.Engine) -> list[dict[str, Any]]:
+def ingest_file(
+    path: Path, engine: sa.Engine, columns: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Ingest one file into the store and return its reports as JSON-safe dicts."""
     from retail_clv.ingest.pipeline import ingest_files
 
-    return [report.to_dict() for report in ingest_files([path], engine, progress=False)]
+    reports = ingest_files([path], engine, column_map=columns, progress=False)
+    return [report.to_dict() for report in reports]
 
 
 def score(

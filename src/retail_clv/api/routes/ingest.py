@@ -7,7 +7,12 @@ from fastapi.concurrency import run_in_threadpool
 
 from retail_clv.api import services
 from retail_clv.api.deps import ApiKeyDep, StateDep
-from retail_clv.api.routes.uploads_common import AUTH_ERRORS, UPLOAD_BODY, UPLOAD_ERRORS
+from retail_clv.api.routes.uploads_common import (
+    AUTH_ERRORS,
+    UPLOAD_BODY,
+    UPLOAD_ERRORS,
+    ColumnQuery,
+)
 from retail_clv.api.schemas import IngestOut
 from retail_clv.api.uploads import receive_upload
 
@@ -21,15 +26,16 @@ router = APIRouter(tags=["ingest"])
     openapi_extra=UPLOAD_BODY,
     responses={**UPLOAD_ERRORS, **AUTH_ERRORS},
 )
-async def ingest(request: Request, state: StateDep) -> IngestOut:
+async def ingest(request: Request, state: StateDep, column: ColumnQuery = None) -> IngestOut:
     """Validate, clean and load an uploaded file into the store; return its ingest reports.
 
     Ingestion is idempotent: rows already stored count as duplicates. Requires the API key when
     ``CLV_API_KEY`` is set.
     """
+    columns = services.column_map(column)
     upload = await receive_upload(request, state.settings.max_upload_mb * 1_000_000)
     try:
-        reports = await run_in_threadpool(services.ingest_file, upload.path, state.engine)
+        reports = await run_in_threadpool(services.ingest_file, upload.path, state.engine, columns)
     finally:
         upload.cleanup()
         state.store.invalidate()

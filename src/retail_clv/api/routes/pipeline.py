@@ -14,7 +14,12 @@ from fastapi.responses import Response
 from retail_clv.api import services
 from retail_clv.api.deps import API_KEY_HEADER, StateDep, check_api_key
 from retail_clv.api.routes.predict import prediction_records
-from retail_clv.api.routes.uploads_common import AUTH_ERRORS, UPLOAD_BODY, UPLOAD_ERRORS
+from retail_clv.api.routes.uploads_common import (
+    AUTH_ERRORS,
+    UPLOAD_BODY,
+    UPLOAD_ERRORS,
+    ColumnQuery,
+)
 from retail_clv.api.schemas import ErrorOut, PipelineOut
 from retail_clv.api.state import ApiState, finite_or_none
 from retail_clv.api.uploads import SavedUpload, receive_upload
@@ -42,9 +47,14 @@ def _holdout_r2(bundle: Any, model: str) -> float | None:
 
 
 def _run(
-    state: ApiState, bundle: Any, upload: SavedUpload, store: bool, want_csv: bool
+    state: ApiState,
+    bundle: Any,
+    upload: SavedUpload,
+    store: bool,
+    want_csv: bool,
+    columns: dict[str, str] | None,
 ) -> PipelineOut | Response:
-    result = services.clean_file(upload.path)
+    result = services.clean_file(upload.path, columns)
     report = result.report.to_dict()
     report["source_file"] = upload.original_name
     as_of: date | None = None
@@ -58,7 +68,7 @@ def _run(
         )
     stored = None
     if store:
-        stored = services.ingest_file(upload.path, state.engine)
+        stored = services.ingest_file(upload.path, state.engine, columns)
         for item in stored:
             item["source_file"] = upload.original_name
         state.store.invalidate()
@@ -102,6 +112,7 @@ async def pipeline(
     store: Annotated[
         bool, Query(description="Also ingest the file into the store (needs the API key)")
     ] = False,
+    column: ColumnQuery = None,
 ) -> PipelineOut | Response:
     """Clean, featurise and score an uploaded raw transaction log with both models.
 
@@ -113,9 +124,10 @@ async def pipeline(
     if store:
         await check_api_key(state, request.headers.get(API_KEY_HEADER))
     bundle = state.require_bundle()
+    columns = services.column_map(column)
     want_csv = "text/csv" in request.headers.get("accept", "")
     upload = await receive_upload(request, state.settings.max_upload_mb * 1_000_000)
     try:
-        return await run_in_threadpool(_run, state, bundle, upload, store, want_csv)
+        return await run_in_threadpool(_run, state, bundle, upload, store, want_csv, columns)
     finally:
         upload.cleanup()

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Query
 
 from retail_clv.api.schemas import ErrorOut
+
+#: ``?column=customer_id=Cust No`` (repeatable): explicit column mapping, like ``--column``.
+ColumnQuery = Annotated[
+    list[str] | None,
+    Query(
+        max_length=20,
+        description="Explicit column mapping FIELD=Column Name (repeatable), e.g. "
+        "customer_id=Cust No; default: recognised automatically",
+    ),
+]
 
 #: OpenAPI description of the multipart body (the routes parse the stream themselves).
 UPLOAD_BODY: dict[str, Any] = {

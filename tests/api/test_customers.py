@@ -1,0 +1,136 @@
+import datetime as dt
+import sqlite3
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import db_path_of
+
+
+def _expected_history(db, customer_id: str) -> dict:
+    """Hand-computed from the transactions table with plain SQL."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT substr(invoice_date, 1, 7), sum(quantity * price), count(DISTINCT invoice) "
+            "FROM transactions WHERE customer_id = ? GROUP BY 1 ORDER BY 1",
+            (customer_id,),
+        ).fetchall()
+        first, last, orders = conn.execute(
+            "SELECT min(invoice_date), max(invoice_date), count(DISTINCT invoice) "
+            "FROM transactions WHERE customer_id = ?",
+            (customer_id,),
+        ).fetchone()
+    return {"months": rows, "first": first, "last": last, "orders": orders}
+
+
+def test_customer_history_matches_the_store(store_client: TestClient) -> None:
+    db = db_path_of(store_client)
+    with sqlite3.connect(db) as conn:
+        customer_id = conn.execute(
+            "SELECT customer_id FROM transactions GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()[0]
+    body = store_client.get(f"/customers/{customer_id}").json()
+    expected = _expected_history(db, customer_id)
+    assert body["customer_id"] == customer_id
+    assert [h["month"] for h in body["history"]] == [m for m, _, _ in expected["months"]]
+    for got, (_, spend, orders) in zip(body["history"], expected["months"], strict=True):
+        assert got["spend"] == pytest.approx(spend)
+        assert got["orders"] == orders
+    assert body["total_spend"] == pytest.approx(sum(s for _, s, _ in expected["months"]))
+    assert body["orders"] == expected["orders"]
+    assert body["first_seen"].replace("T", " ")[:16] == expected["first"][:16]
+    assert body["last_purchase"].replace("T", " ")[:16] == expected["last"][:16]
+    assert body["country"]
+
+
+def test_unknown_customer_history_is_404(store_client: TestClient) -> None:
+    response = store_client.get("/customers/NOPE-1")
+    assert response.status_code == 404
+    assert "NOPE-1" in response.json()["detail"]
+
+
+def test_customer_prediction_is_the_stored_row(client: TestClient, api_data) -> None:
+    from retail_clv.store.db import get_engine
+    from retail_clv.store.predictions import read_prediction
+
+    customer_id = api_data.scored_ids[3]
+    body = client.get(f"/customers/{customer_id}/prediction").json()
+    stored = read_prediction(get_engine(f"sqlite:///{db_path_of(client)}"), customer_id)
+    assert stored is not None
+    stored.pop("created_at")
+    assert body == stored
+    assert body["model_run_id"] == api_data.run_id
+    assert body["as_of"] == api_data.as_of.isoformat()
+    assert body["predicted_spend_30d_model1"] >= 0
+
+
+def test_unknown_customer_prediction_is_404_with_a_clear_message(client: TestClient) -> None:
+    response = client.get("/customers/00000/prediction")
+    assert response.status_code == 404
+    assert response.json()["detail"].startswith("No stored prediction for customer '00000'")
+
+
+def test_prediction_written_after_start_is_served_at_once(client: TestClient) -> None:
+    import polars as pl
+
+    from retail_clv.store.db import get_engine
+    from retail_clv.store.predictions import write_predictions
+
+    engine = get_engine(f"sqlite:///{db_path_of(client)}")
+    frame = pl.DataFrame(
+        {
+            "customer_id": ["NEW-1"],
+            "predicted_spend_30d_model1": [12.5],
+            "predicted_spend_30d_model2": [13.5],
+            "predicted_products_30d": [2.0],
+        }
+    )
+    write_predictions(engine, frame, "run-x", dt.date(2011, 1, 1), 30)
+    body = client.get("/customers/NEW-1/prediction").json()
+    assert body["predicted_spend_30d_model2"] == 13.5
+    assert body["model_run_id"] == "run-x"
+
+
+def test_prediction_cache_reloads_when_the_table_changes(client: TestClient, api_data) -> None:
+    import polars as pl
+
+    from retail_clv.store.db import get_engine
+    from retail_clv.store.predictions import write_predictions
+
+    customer_id = api_data.scored_ids[0]
+    engine = get_engine(f"sqlite:///{db_path_of(client)}")
+    frame = pl.DataFrame(
+        {
+            "customer_id": [customer_id],
+            "predicted_spend_30d_model1": [1.0],
+            "predicted_spend_30d_model2": [2.0],
+            "predicted_products_30d": [3.0],
+        }
+    )
+    write_predictions(engine, frame, "run-y", dt.date(2011, 2, 2), 30)
+    state = client.app.state.clv
+    assert state.predictions.refresh(state.engine) is True
+    body = client.get(f"/customers/{customer_id}/prediction").json()
+    assert body["model_run_id"] == "run-y"
+    assert body["predicted_products_30d"] == 3.0
+
+
+def test_customer_features_have_the_model_features(client: TestClient, api_data) -> None:
+    customer_id = api_data.scored_ids[0]
+    body = client.get(f"/customers/{customer_id}/features").json()
+    meta = client.get("/models/active").json()
+    assert list(body["features"]) == meta["feature_names"]
+    assert body["as_of"] == api_data.as_of.isoformat()
+    assert body["customer_id"] == customer_id
+
+
+def test_customer_features_before_first_purchase_is_404(client: TestClient, api_data) -> None:
+    customer_id = api_data.scored_ids[0]
+    response = client.get(f"/customers/{customer_id}/features", params={"as_of": "2000-01-01"})
+    assert response.status_code == 404
+    assert "2000-01-01" in response.json()["detail"]
+
+
+def test_customer_path_is_bounded(client: TestClient) -> None:
+    assert client.get(f"/customers/{'9' * 65}/prediction").status_code in (404, 422)
+    assert client.get(f"/customers/{'9' * 65}").status_code == 422

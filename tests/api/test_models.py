@@ -1,0 +1,49 @@
+import json
+
+from fastapi.testclient import TestClient
+
+from retail_clv.api.state import NO_MODEL_MESSAGE
+
+
+def test_models_lists_the_run_as_active(client: TestClient, api_data) -> None:
+    runs = client.get("/models").json()["runs"]
+    assert [r["run_id"] for r in runs] == [api_data.run_id]
+    assert runs[0]["active"] is True
+    assert runs[0]["horizon_days"] == 30
+    assert runs[0]["trained_at"]
+
+
+def test_models_active_is_the_run_metadata(client: TestClient, api_data) -> None:
+    meta = client.get("/models/active").json()
+    on_disk = json.loads((api_data.models_dir / api_data.run_id / "metadata.json").read_text())
+    assert meta["run_id"] == api_data.run_id
+    assert meta["feature_names"] == on_disk["feature_names"]
+    assert set(meta["metrics"]["models"]) >= {"model1", "model2"}
+    assert "library_versions" in meta
+
+
+def test_models_active_is_404_with_contract_message_without_a_model(
+    empty_client: TestClient,
+) -> None:
+    response = empty_client.get("/models/active")
+    assert response.status_code == 404
+    assert response.json() == {"detail": NO_MODEL_MESSAGE}
+    assert empty_client.get("/models").json() == {"runs": []}
+
+
+def test_tampered_model_is_refused_with_the_reason(make_client, api_data, tmp_path) -> None:
+    import shutil
+
+    tampered_dir = tmp_path / "tampered-models"
+    shutil.copytree(api_data.models_dir, tampered_dir, symlinks=True)
+    run_dir = tampered_dir / api_data.run_id
+    model_file = next(p for p in run_dir.iterdir() if p.suffix == ".joblib")
+    model_file.write_bytes(model_file.read_bytes() + b"tampered")
+    client = make_client(db=api_data.db_path, models_dir=tampered_dir)
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    assert "checksum" in ready.json()["detail"].lower()
+    assert client.get("/models/active").status_code == 503
+    predict = client.post("/predict", json={"customer_ids": ["1"]})
+    assert predict.status_code == 503
+    assert "checksum" in predict.json()["detail"].lower()

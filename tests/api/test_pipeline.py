@@ -1,0 +1,165 @@
+import csv
+import io
+
+import polars as pl
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import db_path_of, table_counts
+
+HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+
+
+def _post(client: TestClient, content: bytes, name: str = "upload.csv", **kwargs):
+    return client.post("/pipeline", files={"file": (name, content)}, **kwargs)
+
+
+def test_pipeline_scores_every_customer_of_the_upload(client: TestClient, api_data) -> None:
+    response = _post(client, api_data.raw_csv.read_bytes(), "synth.csv")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    report = body["report"]
+    assert report["rows_read"] == api_data.rows_read
+    assert report["rows_rejected"] == api_data.rows_rejected
+    assert report["reason_counts"] == api_data.reason_counts
+    assert report["source_file"] == "synth.csv"
+    assert report["rows_read"] == (
+        report["rows_loaded"] + report["rows_rejected"] + report["rows_duplicate"]
+    )
+    ids = [p["customer_id"] for p in body["predictions"]]
+    assert len(ids) == len(set(ids)) == report["customers"]
+    assert sorted(ids) == sorted(api_data.scored_ids)
+    assert body["model_run_id"] == api_data.run_id
+    assert body["as_of"] == api_data.as_of.isoformat()
+    assert 0 < len(body["rejected_sample"]) <= 200
+    sample = body["rejected_sample"][0]
+    assert {"row_number", "reasons", "raw_invoice"} <= set(sample)
+    assert "row_hash" not in sample
+    assert body["stored"] is None
+
+
+def test_pipeline_matches_the_stored_scores_of_the_same_data(client: TestClient, api_data) -> None:
+    body = _post(client, api_data.raw_csv.read_bytes()).json()
+    by_id = {p["customer_id"]: p for p in body["predictions"]}
+    for customer_id in api_data.scored_ids[:10]:
+        stored = client.get(f"/customers/{customer_id}/prediction").json()
+        assert by_id[customer_id]["predicted_spend_30d_model1"] == pytest.approx(
+            stored["predicted_spend_30d_model1"]
+        )
+
+
+def test_pipeline_leaves_the_store_unchanged(client: TestClient, api_data) -> None:
+    db = db_path_of(client)
+    before = table_counts(db)
+    late = (
+        HEADER + f"999002,85048,LIGHT,12,{api_data.as_of.isoformat()} 10:00:00,6.95,88888,France\n"
+    )
+    assert _post(client, api_data.raw_csv.read_bytes()).status_code == 200
+    assert _post(client, late.encode()).status_code == 200
+    assert table_counts(db) == before
+    assert client.get("/customers/88888").status_code == 404
+
+
+def test_pipeline_store_true_ingests_with_the_key(make_client, api_data) -> None:
+    client = make_client(db=api_data.db_path, models_dir=api_data.models_dir, api_key="k" * 16)
+    db = db_path_of(client)
+    before = table_counts(db)
+    late = (
+        HEADER + f"999003,85048,LIGHT,12,{api_data.as_of.isoformat()} 10:00:00,6.95,99999,France\n"
+    )
+    missing = _post(client, late.encode(), params={"store": "true"})
+    assert missing.status_code == 401
+    wrong = _post(client, late.encode(), params={"store": "true"}, headers={"X-API-Key": "x"})
+    assert wrong.status_code == 403
+    assert table_counts(db) == before
+    open_read = _post(client, late.encode())
+    assert open_read.status_code == 200
+    stored = _post(client, late.encode(), params={"store": "true"}, headers={"X-API-Key": "k" * 16})
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["stored"][0]["rows_loaded"] == 1
+    assert table_counts(db)["transactions"] == before["transactions"] + 1
+    assert client.get("/customers/99999").status_code == 200
+
+
+def test_pipeline_csv_has_the_predict_columns(client: TestClient, api_data) -> None:
+    response = _post(client, api_data.raw_csv.read_bytes(), headers={"Accept": "text/csv"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    frame = pl.read_csv(io.BytesIO(response.content), schema_overrides={"customer_id": pl.Utf8})
+    assert frame.columns == [
+        "customer_id",
+        "predicted_spend_30d_model1",
+        "predicted_spend_30d_model2",
+        "predicted_products_30d",
+        "r2_model1",
+        "r2_model2",
+    ]
+    assert sorted(frame["customer_id"].to_list()) == sorted(api_data.scored_ids)
+
+
+def test_pipeline_csv_neutralises_formula_injection(client: TestClient) -> None:
+    rows = [
+        f"5000{i},85048,LIGHT,2,2010-0{m}-0{d} 10:00:00,3.5,{cid},United Kingdom"
+        for i, (cid, m, d) in enumerate(
+            [("=HYPERLINK(1)", 1, 5), ("=HYPERLINK(1)", 3, 7), ("@SUM(A1)", 2, 3), ("12345", 2, 4)]
+        )
+    ]
+    response = _post(
+        client, (HEADER + "\n".join(rows) + "\n").encode(), headers={"Accept": "text/csv"}
+    )
+    assert response.status_code == 200, response.text
+    cells = [row[0] for row in csv.reader(io.StringIO(response.text))][1:]
+    assert cells, response.text
+    assert sorted(cells) == ["'=HYPERLINK(1)", "'@SUM(A1)", "12345"]
+
+
+def test_pipeline_wrong_columns_is_422_naming_the_column(client: TestClient) -> None:
+    response = _post(client, b"Invoice,StockCode,Quantity\n1,2,3\n")
+    assert response.status_code == 422
+    assert "'invoice_date' is missing" in response.json()["detail"]
+
+
+def test_pipeline_column_mapping_query_renames_a_column(client: TestClient) -> None:
+    body = (
+        "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Kunde,Country\n"
+        "5001,85048,LIGHT,2,2010-01-05 10:00:00,3.5,4242,United Kingdom\n"
+    )
+    refused = _post(client, body.encode())
+    assert refused.status_code == 422
+    assert "customer_id" in refused.json()["detail"]
+    mapped = _post(client, body.encode(), params={"column": "customer_id=Kunde"})
+    assert mapped.status_code == 200, mapped.text
+    assert [p["customer_id"] for p in mapped.json()["predictions"]] == ["4242"]
+
+
+def test_pipeline_bad_column_mapping_is_422(client: TestClient) -> None:
+    response = _post(client, b"a,b\n1,2\n", params={"column": "shoe_size=b"})
+    assert response.status_code == 422
+    assert "shoe_size" in response.json()["detail"]
+
+
+def test_pipeline_only_rejected_rows_returns_the_report_and_no_predictions(
+    client: TestClient,
+) -> None:
+    body = HEADER + "C1,85048,LIGHT,-1,2010-01-01 10:00:00,3.5,12345,United Kingdom\n"
+    response = _post(client, body.encode())
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["predictions"] == []
+    assert result["report"]["rows_rejected"] == 1
+    assert result["rejected_sample"][0]["reasons"]
+
+
+def test_pipeline_garbage_is_415(client: TestClient) -> None:
+    assert _post(client, bytes(range(256)) * 10, "x.csv").status_code == 415
+
+
+def test_pipeline_oversize_is_413(make_client, api_data) -> None:
+    client = make_client(db=api_data.db_path, models_dir=api_data.models_dir, max_upload_mb=1)
+    assert _post(client, b"a,b\n" * 300_000).status_code == 413
+
+
+def test_pipeline_without_a_model_is_503(store_client: TestClient, api_data) -> None:
+    response = _post(store_client, api_data.raw_csv.read_bytes())
+    assert response.status_code == 503
+    assert "No model trained yet" in response.json()["detail"]

@@ -1,0 +1,155 @@
+import datetime as dt
+
+import pytest
+from fastapi.testclient import TestClient
+
+from retail_clv.api.schemas import MAX_PREDICT_ITEMS
+
+
+def test_predict_ids_scores_known_and_lists_unknown_in_order(client: TestClient, api_data) -> None:
+    known = api_data.scored_ids[:5]
+    ids = [known[2], "GHOST-1", known[0], known[2], "GHOST-2", known[4]]
+    body = client.post("/predict", json={"customer_ids": ids}).json()
+    assert body["model_run_id"] == api_data.run_id
+    assert body["as_of"] == api_data.as_of.isoformat()
+    assert [p["customer_id"] for p in body["predictions"]] == [known[2], known[0], known[4]]
+    assert body["unknown_customer_ids"] == ["GHOST-1", "GHOST-2"]
+    for row in body["predictions"]:
+        assert row["predicted_spend_30d_model1"] >= 0
+        assert row["predicted_products_30d"] >= 0
+        assert row["country"]
+
+
+def test_predict_ids_match_the_stored_scores(client: TestClient, api_data) -> None:
+    ids = api_data.scored_ids[:20]
+    body = client.post("/predict", json={"customer_ids": ids}).json()
+    for row in body["predictions"]:
+        stored = client.get(f"/customers/{row['customer_id']}/prediction").json()
+        assert row["predicted_spend_30d_model1"] == pytest.approx(
+            stored["predicted_spend_30d_model1"]
+        )
+        assert row["predicted_spend_30d_model2"] == pytest.approx(
+            stored["predicted_spend_30d_model2"]
+        )
+
+
+def test_predict_rows_equal_predict_ids_for_the_same_features(client: TestClient, api_data) -> None:
+    ids = api_data.scored_ids[:3]
+    rows = []
+    for customer_id in ids:
+        features = client.get(f"/customers/{customer_id}/features").json()["features"]
+        rows.append({"customer_id": customer_id, **{k: v or 0.0 for k, v in features.items()}})
+    by_rows = client.post("/predict", json={"rows": rows}).json()
+    by_ids = client.post("/predict", json={"customer_ids": ids}).json()
+    assert by_rows["as_of"] is None
+    for a, b in zip(by_rows["predictions"], by_ids["predictions"], strict=True):
+        assert a["customer_id"] == b["customer_id"]
+        assert a["predicted_spend_30d_model2"] == pytest.approx(b["predicted_spend_30d_model2"])
+
+
+def test_predict_earlier_as_of_only_scores_customers_seen_before(client, api_data) -> None:
+    ids = api_data.scored_ids
+    early = client.post("/predict", json={"customer_ids": ids, "as_of": "2010-02-01"}).json()
+    assert early["as_of"] == "2010-02-01"
+    assert 0 < len(early["predictions"]) < len(ids)
+    assert len(early["predictions"]) + len(early["unknown_customer_ids"]) == len(ids)
+
+
+def test_predict_as_of_before_any_data_invents_nothing(client: TestClient, api_data) -> None:
+    ids = api_data.scored_ids[:10]
+    body = client.post("/predict", json={"customer_ids": ids, "as_of": "1999-01-01"}).json()
+    assert body["predictions"] == []
+    assert body["unknown_customer_ids"] == ids
+
+
+def _row(client: TestClient) -> dict:
+    names = client.get("/models/active").json()["feature_names"]
+    return {"customer_id": "X", **dict.fromkeys(names, 1.0)}
+
+
+def test_predict_rows_missing_feature_is_422_naming_it(client: TestClient) -> None:
+    row = _row(client)
+    name = next(k for k in row if k != "customer_id")
+    del row[name]
+    response = client.post("/predict", json={"rows": [row]})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "rows", 0, name]
+    assert name in error["msg"]
+
+
+def test_predict_rows_unknown_feature_is_422_naming_it(client: TestClient) -> None:
+    row = {**_row(client), "shoe_size": 42}
+    response = client.post("/predict", json={"rows": [row, _row(client)]})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "rows", 0, "shoe_size"]
+    assert "shoe_size" in error["msg"]
+
+
+def test_predict_rows_non_numeric_value_is_422(client: TestClient) -> None:
+    row = _row(client)
+    name = next(k for k in row if k != "customer_id")
+    row[name] = "lots"
+    response = client.post("/predict", json={"rows": [row]})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][-1] == name
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"customer_ids": ["1"], "rows": [{"customer_id": "1"}]},
+        {"customer_ids": []},
+        {"customer_ids": ["1"], "colour": "red"},
+        {"rows": [{"customer_id": "1"}], "as_of": "2011-01-01"},
+        {"customer_ids": ["1"], "as_of": "not-a-date"},
+        {"customer_ids": [""]},
+    ],
+)
+def test_predict_bad_bodies_are_422(client: TestClient, body: dict) -> None:
+    response = client.post("/predict", json=body)
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], list)
+
+
+def test_predict_unknown_top_level_field_is_named(client: TestClient) -> None:
+    response = client.post("/predict", json={"customer_ids": ["1"], "colour": "red"})
+    assert ["body", "colour"] in [e["loc"] for e in response.json()["detail"]]
+
+
+def test_predict_more_than_the_limit_is_422(client: TestClient) -> None:
+    ids = [str(i) for i in range(MAX_PREDICT_ITEMS + 1)]
+    response = client.post("/predict", json={"customer_ids": ids})
+    assert response.status_code == 422
+    assert "10000" in response.text.replace(",", "")
+
+
+def test_predict_at_the_limit_is_accepted(client: TestClient, api_data) -> None:
+    ids = [f"GHOST-{i}" for i in range(MAX_PREDICT_ITEMS - 5)] + api_data.scored_ids[:5]
+    body = client.post("/predict", json={"customer_ids": ids}).json()
+    assert len(body["predictions"]) == 5
+    assert len(body["unknown_customer_ids"]) == MAX_PREDICT_ITEMS - 5
+
+
+def test_predict_without_a_model_is_503(store_client: TestClient) -> None:
+    response = store_client.post("/predict", json={"customer_ids": ["1"]})
+    assert response.status_code == 503
+    assert "No model trained yet" in response.json()["detail"]
+
+
+def test_predict_cache_follows_ingest(client: TestClient, api_data) -> None:
+    """After an ingest the store snapshot (and its scores) is rebuilt."""
+    state = client.app.state.clv
+    before = state.store.get(state.engine)
+    body = (
+        "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        f"999001,85048,LIGHT,12,{api_data.as_of.isoformat()} 10:00:00,6.95,77777,France\n"
+    )
+    client.post("/ingest", files={"file": ("late.csv", body.encode())})
+    after = state.store.get(state.engine)
+    assert after is not before
+    assert after.default_as_of == api_data.as_of + dt.timedelta(days=1)
+    result = client.post("/predict", json={"customer_ids": ["77777"]}).json()
+    assert [p["customer_id"] for p in result["predictions"]] == ["77777"]
