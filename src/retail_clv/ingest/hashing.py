@@ -35,15 +35,11 @@ def row_hashes(frame: pl.DataFrame, columns: Sequence[str]) -> pl.Series:
     """
     if frame.height == 0:
         return pl.Series("row_hash", [], dtype=pl.Utf8)
-    keys = frame.select(
-        pl.concat_str(
-            [pl.col(name).fill_null(NULL_MARKER) for name in columns], separator=SEPARATOR
-        ).alias("k")
-    )
+    parts = ", ".join(f'coalesce("{name}", chr(30))' for name in columns)
     con = duckdb.connect()
     try:
-        con.register("keys", keys)
-        digests = con.sql("SELECT md5(k) AS row_hash FROM keys").pl()
+        con.register("frame", frame.select(columns))
+        digests = con.sql(f"SELECT md5(concat_ws(chr(31), {parts})) AS row_hash FROM frame").pl()
     finally:
         con.close()
     return digests["row_hash"].cast(pl.Utf8)

@@ -228,6 +228,8 @@ def parse_and_validate(raw: pl.DataFrame) -> pl.DataFrame:
     labels = [
         "|".join(code for bit, code in enumerate(codes) if m & (1 << bit)) or None for m in masks
     ]
+    if not masks:
+        return with_mask.with_columns(reasons=pl.lit(None, dtype=pl.Utf8)).drop("_mask")
     return with_mask.with_columns(
         reasons=pl.col("_mask").replace_strict(masks, labels, return_dtype=pl.Utf8)
     ).drop("_mask")

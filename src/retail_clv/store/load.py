@@ -134,7 +134,21 @@ def _prepare(frame: pl.DataFrame, dialect: str) -> pl.DataFrame:
     )
 
 
-def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> int:
+def _sql_literal(value: Any) -> str:
+    """Render an int or str constant as an SQL literal (quotes doubled)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"unsupported constant {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value.replace("'", "''") + "'"
+
+
+def bulk_insert(
+    conn: sa.Connection,
+    table: sa.Table,
+    frame: pl.DataFrame,
+    constants: dict[str, Any] | None = None,
+) -> int:
     """Insert every row of ``frame`` into ``table`` in bulk, inside the current transaction.
 
     Parameters
@@ -145,37 +159,46 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> in
         Target table; ``frame``'s columns must be columns of it.
     frame : polars.DataFrame
         Rows to insert.
+    constants : dict of str to int or str, optional
+        Columns with the same value on every row (e.g. the ingest run id); on SQLite they are
+        written as literals in the statement instead of being bound on every row.
 
     Returns
     -------
     int
-        Number of rows inserted.
+        Number of rows the database reports inserted.
     """
     if frame.height == 0:
         return 0
-    columns = frame.columns
+    constants = dict(constants or {})
     dialect = conn.dialect.name
     dbapi = conn.connection.dbapi_connection
     if dbapi is None:  # pragma: no cover - a live connection always has one
         raise StoreError("the database connection is closed")
     if dialect == "postgresql":
+        full = frame.with_columns(pl.lit(v).alias(k) for k, v in constants.items())
         buffer = io.StringIO()
-        frame.write_csv(
+        full.write_csv(
             buffer,
             include_header=False,
             quote_style="non_numeric",
             datetime_format="%Y-%m-%d %H:%M:%S%.6f",
         )
-        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
-        with dbapi.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[attr-defined]
-            copy.write(buffer.getvalue())
-        return frame.height
+        sql = f"COPY {table.name} ({', '.join(full.columns)}) FROM STDIN WITH (FORMAT csv)"
+        pg_cursor: Any = dbapi.cursor()
+        try:
+            with pg_cursor.copy(sql) as copy:
+                copy.write(buffer.getvalue())
+            return int(pg_cursor.rowcount if pg_cursor.rowcount >= 0 else full.height)
+        finally:
+            pg_cursor.close()
     prepared = _prepare(frame, dialect)
     if dialect == "sqlite":
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)})"
-        )
+        columns = prepared.columns
+        names = ", ".join([*columns, *constants])
+        values = ", ".join(["?"] * len(columns) + [_sql_literal(v) for v in constants.values()])
+        sql = f"INSERT INTO {table.name} ({names}) VALUES ({values})"
+        inserted = 0
         cursor = dbapi.cursor()
         try:
             for start in range(0, prepared.height, _BATCH):
@@ -183,15 +206,22 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> in
                 # Column lists zipped into tuples lazily: cheaper than DataFrame.rows().
                 rows = zip(*(batch[c].to_list() for c in columns), strict=True)
                 cursor.executemany(sql, rows)  # type: ignore[arg-type]
+                inserted += cursor.rowcount
         finally:
             cursor.close()
-        return frame.height
-    for start in range(0, prepared.height, _BATCH):
-        conn.execute(table.insert(), prepared.slice(start, _BATCH).to_dicts())
-    return frame.height
+        return inserted
+    full = prepared.with_columns(pl.lit(v).alias(k) for k, v in constants.items())
+    for start in range(0, full.height, _BATCH):
+        conn.execute(table.insert(), full.slice(start, _BATCH).to_dicts())
+    return full.height
 
 
-def _bulk_insert_indexed(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> int:
+def _bulk_insert_indexed(
+    conn: sa.Connection,
+    table: sa.Table,
+    frame: pl.DataFrame,
+    constants: dict[str, Any] | None = None,
+) -> int:
     """Insert in bulk; on SQLite, rebuild the table's indexes when the load dominates.
 
     Inserting ~1M random ``row_hash`` keys into a live B-tree costs several times more than
@@ -200,14 +230,14 @@ def _bulk_insert_indexed(conn: sa.Connection, table: sa.Table, frame: pl.DataFra
     them, and a duplicate key still fails the unique index and rolls the run back).
     """
     if conn.dialect.name != "sqlite" or frame.height < _REBUILD_MIN_ROWS:
-        return bulk_insert(conn, table, frame)
+        return bulk_insert(conn, table, frame, constants)
     stored = conn.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0
     if frame.height <= stored:
-        return bulk_insert(conn, table, frame)
+        return bulk_insert(conn, table, frame, constants)
     indexes = sorted(table.indexes, key=lambda ix: str(ix.name))
     for index in indexes:
         index.drop(conn)
-    inserted = bulk_insert(conn, table, frame)
+    inserted = bulk_insert(conn, table, frame, constants)
     for index in indexes:
         index.create(conn)
     return inserted
@@ -278,11 +308,6 @@ def _upsert_customers(conn: sa.Connection, valid: pl.DataFrame) -> int:
     return new.height
 
 
-def _count(conn: sa.Connection, table: sa.Table, run_id: int) -> int:
-    stmt = sa.select(sa.func.count()).select_from(table).where(table.c.ingest_run_id == run_id)
-    return int(conn.execute(stmt).scalar_one())
-
-
 def write_result(conn: sa.Connection, result: _Result) -> int:
     """Write one cleaned file into the store and record its ingest run.
 
@@ -327,6 +352,8 @@ def write_result(conn: sa.Connection, result: _Result) -> int:
     _upsert_products(conn, result.products_table)
     _upsert_customers(conn, valid)
 
+    # Sorted by row hash: the unique hash index is then built from ordered keys (cheaper).
+    # Transaction ids therefore do not follow file order; readers order by invoice_date.
     transactions = (
         valid.join(stores, on="store", how="left")
         .select(
@@ -339,25 +366,21 @@ def write_result(conn: sa.Connection, result: _Result) -> int:
             "invoice_date",
             "row_hash",
         )
-        .with_columns(ingest_run_id=pl.lit(run_id, dtype=pl.Int64))
+        .sort("row_hash")
     )
-    _bulk_insert_indexed(conn, schema.transactions, transactions)
-    _bulk_insert_indexed(
-        conn,
-        schema.cancellations,
-        result.cancellation_rows.with_columns(ingest_run_id=pl.lit(run_id, dtype=pl.Int64)),
-    )
-    _bulk_insert_indexed(
-        conn,
-        schema.rejected_data,
-        result.rejected.with_columns(ingest_run_id=pl.lit(run_id, dtype=pl.Int64)),
-    )
-
+    run = {"ingest_run_id": run_id}
     stored = {
-        "transactions": _count(conn, schema.transactions, run_id),
-        "rejected_data": _count(conn, schema.rejected_data, run_id),
+        "transactions": _bulk_insert_indexed(conn, schema.transactions, transactions, run),
+        "cancellations": _bulk_insert_indexed(
+            conn, schema.cancellations, result.cancellation_rows, run
+        ),
+        "rejected_data": _bulk_insert_indexed(conn, schema.rejected_data, result.rejected, run),
     }
-    expected = {"transactions": report.rows_loaded, "rejected_data": report.rows_rejected}
+    expected = {
+        "transactions": report.rows_loaded,
+        "cancellations": result.cancellation_rows.height,
+        "rejected_data": report.rows_rejected,
+    }
     if stored != expected:
         raise StoreError(
             f"stored rows {stored} differ from the report {expected} for {report.source_file}; "

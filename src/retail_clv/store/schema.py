@@ -139,7 +139,6 @@ rejected_data = sa.Table(
     sa.Column("raw_extra", sa.JSON),
     sa.Column("row_hash", sa.String(32), nullable=False),
     sa.Index("ux_rejected_data_row_hash", "row_hash", unique=True),
-    sa.Index("ix_rejected_data_run", "ingest_run_id"),
 )
 
 predictions = sa.Table(

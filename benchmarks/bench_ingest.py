@@ -1,0 +1,132 @@
+"""Benchmark: read + validate + store the full Online Retail II CSV into a fresh SQLite file.
+
+Usage::
+
+    python benchmarks/bench_ingest.py                      # ../shared/data/online_retail_II.csv.gz
+    python benchmarks/bench_ingest.py --repeat 3 --file path/to/file.csv.gz
+
+Each repetition runs in a fresh child process (so peak RSS is per run, measured with
+``resource.getrusage(RUSAGE_CHILDREN)``) on a fresh SQLite file. Prints a markdown table and the
+machine description. Timings on a shared machine are noisy: the load average before each run
+is printed next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_FILE = REPO.parent / "shared" / "data" / "online_retail_II.csv.gz"
+
+CHILD = r"""
+import json, resource, sys, time
+from retail_clv.ingest.pipeline import ingest_files
+from retail_clv.store.db import get_engine
+
+path, url = sys.argv[1], sys.argv[2]
+engine = get_engine(url)
+steps = []
+t0 = time.perf_counter()
+c0 = time.process_time()
+def on_progress(message, fraction):
+    steps.append((message, round(time.perf_counter() - t0, 3)))
+reports = ingest_files([path], engine, progress=on_progress)
+wall = time.perf_counter() - t0
+cpu = time.process_time() - c0
+r = reports[0]
+print(json.dumps({
+    "wall": wall, "cpu": cpu, "rows_read": r.rows_read, "rows_loaded": r.rows_loaded,
+    "rows_rejected": r.rows_rejected, "rows_duplicate": r.rows_duplicate,
+    "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "steps": steps,
+}))
+"""
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run_once(path: Path) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        # Create the schema first so the timed child measures ingestion only.
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from retail_clv.store.db import get_engine; get_engine({url!r})",
+            ],
+            check=True,
+        )
+        load = os.getloadavg()[0]
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(path), url],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result["load"] = load
+        result["db_mb"] = (Path(tmp) / "bench.db").stat().st_size / 1e6
+        return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--file", type=Path, default=DEFAULT_FILE)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    if not args.file.exists():
+        print(f"data file not found: {args.file}", file=sys.stderr)
+        return 1
+
+    print(
+        f"machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}, Python "
+        f"{platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+    print(f"file: {args.file} ({args.file.stat().st_size:,} bytes)\n")
+    print(
+        "| run | rows read | loaded | rejected | duplicates | wall (s) | CPU (s) | rows/s | "
+        "peak RSS (MB) | SQLite file (MB) | load avg before |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    results = []
+    for i in range(args.repeat):
+        r = run_once(args.file)
+        results.append(r)
+        print(
+            f"| {i + 1} | {r['rows_read']:,} | {r['rows_loaded']:,} | {r['rows_rejected']:,} | "
+            f"{r['rows_duplicate']:,} | {r['wall']:.2f} | {r['cpu']:.2f} | "
+            f"{r['rows_read'] / r['wall']:,.0f} | {r['maxrss_mb']:,.0f} | {r['db_mb']:,.0f} | "
+            f"{r['load']:.2f} |"
+        )
+    best = min(results, key=lambda r: r["wall"])
+    print("\nsteps of the fastest run (seconds since start):")
+    for message, at in best["steps"]:
+        print(f"  {at:7.2f}  {message}")
+    print(
+        f"\nbest wall {best['wall']:.2f} s (target <= 8 s), peak RSS "
+        f"{max(r['maxrss_mb'] for r in results):,.0f} MB (target <= 2048 MB); the machine is "
+        "shared, so wall times vary with the load average shown."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    start = time.perf_counter()
+    code = main()
+    sys.exit(code)

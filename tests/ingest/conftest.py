@@ -1,0 +1,32 @@
+"""Helpers of the ingest tests: tiny raw files written on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+HEADER_II = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+
+#: A valid purchase line of Online Retail II, in raw CSV form.
+VALID = (
+    "489434,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS,12,2009-12-01 07:45:00,6.95,13085,"
+    "United Kingdom"
+)
+
+
+def write_csv(
+    path: Path, lines: list[str], header: str = HEADER_II, encoding: str = "utf-8"
+) -> Path:
+    path.write_bytes(("\n".join([header, *lines]) + "\n").encode(encoding))
+    return path
+
+
+@pytest.fixture
+def csv_file(tmp_path: Path):
+    """Factory writing a CSV with the Online Retail II header and the given data lines."""
+
+    def make(lines: list[str], name: str = "data.csv", **kwargs) -> Path:
+        return write_csv(tmp_path / name, lines, **kwargs)
+
+    return make

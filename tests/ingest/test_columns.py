@@ -1,0 +1,115 @@
+import pytest
+
+from retail_clv.errors import SchemaError
+from retail_clv.ingest.columns import normalise_name, parse_column_options, resolve_columns
+
+ONLINE_RETAIL_II = [
+    "Invoice",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "Price",
+    "Customer ID",
+    "Country",
+]
+UCI_ONLINE_RETAIL = [
+    "InvoiceNo",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+    "Country",
+]
+
+
+def test_online_retail_ii_header_maps_every_field() -> None:
+    assert resolve_columns(ONLINE_RETAIL_II) == {
+        "invoice": "Invoice",
+        "stock_code": "StockCode",
+        "description": "Description",
+        "quantity": "Quantity",
+        "invoice_date": "InvoiceDate",
+        "price": "Price",
+        "customer_id": "Customer ID",
+        "country": "Country",
+    }
+
+
+def test_uci_online_retail_header_maps_every_field() -> None:
+    mapping = resolve_columns(UCI_ONLINE_RETAIL)
+    assert mapping["invoice"] == "InvoiceNo"
+    assert mapping["price"] == "UnitPrice"
+    assert mapping["customer_id"] == "CustomerID"
+
+
+def test_variants_are_case_space_and_punctuation_insensitive() -> None:
+    found = ["order_id", "SKU", "qty", "Order Date", "unit price", "customer-id", " COUNTRY "]
+    mapping = resolve_columns(found)
+    assert mapping == {
+        "invoice": "order_id",
+        "stock_code": "SKU",
+        "quantity": "qty",
+        "invoice_date": "Order Date",
+        "price": "unit price",
+        "customer_id": "customer-id",
+        "country": " COUNTRY ",
+    }
+
+
+def test_user_mapping_wins_and_matches_loosely() -> None:
+    found = [*ONLINE_RETAIL_II[:6], "Cust No", "Customer ID", "Country"]
+    mapping = resolve_columns(found, {"customer_id": "cust no"})
+    assert mapping["customer_id"] == "Cust No"
+
+
+def test_missing_required_column_names_it_lists_found_and_suggests() -> None:
+    found = ["Invoice", "StockCode", "Quantity", "InvoiceDate", "Price", "Country", "Custmer"]
+    with pytest.raises(SchemaError) as info:
+        resolve_columns(found, where="x.csv")
+    message = str(info.value)
+    assert "required column 'customer_id' is missing in x.csv" in message
+    assert "'Invoice', 'StockCode'" in message
+    assert "closest match: 'Custmer'" in message
+    assert '--column customer_id="<column name>"' in message
+
+
+def test_mapping_to_absent_column_fails_with_suggestion() -> None:
+    with pytest.raises(SchemaError, match=r"'Cust Num' given for field 'customer_id'.*closest"):
+        resolve_columns(ONLINE_RETAIL_II, {"customer_id": "Cust Num"})
+
+
+def test_unknown_field_in_mapping_suggests_the_right_one() -> None:
+    with pytest.raises(
+        SchemaError, match=r"unknown field 'customerid'.*did you mean 'customer_id'"
+    ):
+        resolve_columns(ONLINE_RETAIL_II, {"customerid": "Customer ID"})
+
+
+def test_one_column_cannot_serve_two_fields() -> None:
+    with pytest.raises(SchemaError, match="mapped to both"):
+        resolve_columns(ONLINE_RETAIL_II, {"invoice": "Invoice", "stock_code": "Invoice"})
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("customer_id=Cust No", {"customer_id": "Cust No"}),
+        ('price="Unit Price"', {"price": "Unit Price"}),
+    ],
+)
+def test_parse_column_options(option: str, expected: dict[str, str]) -> None:
+    assert parse_column_options([option]) == expected
+
+
+@pytest.mark.parametrize("option", ["customer_id", "=x", "customer_id="])
+def test_parse_column_options_rejects_malformed(option: str) -> None:
+    with pytest.raises(SchemaError, match="expected FIELD=COLUMN"):
+        parse_column_options([option])
+
+
+def test_normalise_name() -> None:
+    assert normalise_name(" Customer ID ") == "customerid"
+    assert normalise_name("Invoice_No.") == "invoiceno"

@@ -1,0 +1,207 @@
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from retail_clv.ingest.columns import FIELDS
+from retail_clv.ingest.pipeline import (
+    CANCELLATION_COLUMNS,
+    PURCHASE_COLUMNS,
+    REJECTED_COLUMNS,
+    AccountingError,
+    IngestReport,
+    check_invariant,
+    clean_file,
+    clean_frame,
+)
+
+from .conftest import VALID
+
+LINES = [
+    VALID,
+    VALID,  # exact duplicate of the line above
+    "C489449,22087,PAPER BUNTING WHITE LACE,-12,2009-12-01 10:33:00,2.95,16321,Australia",
+    "489435,22350,CAT BOWL ,12,2009-12-01 07:46:00,2.55,,United Kingdom",
+    "489436,POST,POSTAGE,1,2009-12-01 09:06:00,18.0,13078.0,France",
+    "A563185,B,Adjust bad debt,1,2011-08-12 14:50:00,11062.06,,United Kingdom",
+    "489437,21232,STRAWBERRY CERAMIC TRINKET BOX,0,12/1/2009 9:08,1.25,13078,France",
+]
+
+
+def test_clean_file_splits_every_row_into_one_outcome(csv_file) -> None:
+    result = clean_file(csv_file(LINES))
+    report = result.report
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected, report.rows_duplicate) == (
+        7,
+        2,
+        4,
+        1,
+    )
+    assert report.reason_counts == {
+        "MISSING_CUSTOMER_ID": 2,
+        "CANCELLATION": 1,
+        "BAD_DEBT_ADJUSTMENT": 1,
+        "NON_POSITIVE_QUANTITY": 2,
+    }
+    assert report.customers == 2 and report.products == 2
+    assert report.date_min == dt.datetime(2009, 12, 1, 7, 45)
+    assert report.date_max == dt.datetime(2009, 12, 1, 9, 6)
+    assert report.file_format == "csv" and report.encoding == "utf-8"
+    assert report.invariant_holds
+
+
+def test_public_frames_follow_the_contract(csv_file) -> None:
+    result = clean_file(csv_file(LINES))
+    assert tuple(result.purchases.columns) == PURCHASE_COLUMNS
+    assert result.purchases.schema["invoice_date"] == pl.Datetime("us")
+    assert result.purchases.schema["quantity"] == pl.Int64
+    assert tuple(result.cancellations.columns) == CANCELLATION_COLUMNS
+    assert tuple(result.rejected.columns) == REJECTED_COLUMNS
+    # Non-product codes are purchases, with their own category; customer ids are normalised.
+    post = result.purchases.filter(pl.col("stock_code") == "POST")
+    assert post["category"].to_list() == ["Non-product"]
+    assert post["customer_id"].to_list() == ["13078"]
+    cancel = result.cancellations.row(0, named=True)
+    assert cancel["quantity"] == -12 and cancel["customer_id"] == "16321"
+
+
+def test_rejected_rows_keep_raw_values_file_and_row_number(csv_file) -> None:
+    result = clean_file(csv_file(LINES, name="shop.csv"))
+    rejected = result.rejected.sort("row_number")
+    assert rejected["row_number"].to_list() == [3, 4, 6, 7]
+    row = rejected.row(1, named=True)
+    assert row["source_file"] == "shop.csv" and row["sheet"] is None
+    assert row["raw_description"] == "CAT BOWL "  # trailing space kept as read
+    assert row["raw_customer_id"] is None
+    assert row["reasons"] == "MISSING_CUSTOMER_ID"
+    assert rejected.row(3, named=True)["raw_invoice_date"] == "12/1/2009 9:08"
+
+
+def test_extra_columns_are_kept_as_json(csv_file) -> None:
+    header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country,Note"
+    result = clean_file(csv_file([LINES[3] + ",call back"], header=header))
+    assert result.rejected["raw_extra"][0] == '{"Note":"call back"}'
+
+
+def test_store_column_is_used_when_present(csv_file) -> None:
+    header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country,Shop"
+    result = clean_file(csv_file([VALID + ",Leeds"], header=header))
+    assert result.valid_rows["store"].to_list() == ["Leeds"]
+
+
+def test_check_invariant_raises_on_a_broken_report() -> None:
+    report = IngestReport("x.csv", None, "csv", "utf-8", 10, 5, 3, 1)
+    with pytest.raises(AccountingError, match="rows read 10 = loaded 5 \\+ rejected 3"):
+        check_invariant(report)
+
+
+def test_report_to_dict_is_json_safe(csv_file) -> None:
+    import json
+
+    data = clean_file(csv_file(LINES)).report.to_dict()
+    assert json.loads(json.dumps(data))["date_min"] == "2009-12-01T07:45:00"
+
+
+# --- property: every row has exactly one outcome, whatever the mess -------------------------
+
+VALUES = {
+    "invoice": ["489434", "C489449", "A1", "", None, " 5 "],
+    "stock_code": ["85048", "POST", None, "m"],
+    "description": ["LIGHTS", None, " BAG ", "£10 GIFT"],
+    "quantity": ["12", "-3", "0", "x", None, "2.0"],
+    "invoice_date": ["2010-12-01 08:26:00", "12/1/2010 8:26", "bad", None],
+    "price": ["2.5", "0", "-1", "£3", None, "nan"],
+    "customer_id": ["13085", "13085.0", None, "", "nan"],
+    "country": ["United Kingdom", None, "France"],
+}
+ROW = st.fixed_dictionaries({k: st.sampled_from(v) for k, v in VALUES.items()})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(ROW, min_size=0, max_size=40), repeat=st.lists(st.integers(0, 39), max_size=10)
+)
+def test_accounting_invariant_on_random_messy_frames(rows: list[dict], repeat: list[int]) -> None:
+    rows = rows + [rows[i] for i in repeat if i < len(rows)]
+    frame = pl.DataFrame(
+        {f"raw_{k}": [r[k] for r in rows] for k in FIELDS},
+        schema={f"raw_{k}": pl.Utf8 for k in FIELDS},
+    ).with_columns(
+        raw_extra=pl.lit(None, dtype=pl.Utf8),
+        sheet=pl.lit(None, dtype=pl.Utf8),
+        row_number=pl.int_range(1, len(rows) + 1, dtype=pl.Int64),
+    )
+    base = IngestReport("x.csv", None, "csv", "utf-8", len(rows), 0, 0, 0)
+    result = clean_frame(frame, base, source_file="x.csv")
+    report = result.report
+    distinct = len({tuple(r[k] for k in FIELDS) for r in rows})
+    assert report.rows_read == len(rows)
+    assert report.rows_duplicate == len(rows) - distinct
+    assert report.rows_loaded + report.rows_rejected + report.rows_duplicate == len(rows)
+    purchases = result.purchases
+    assert (purchases["quantity"] > 0).all() and (purchases["price"] > 0).all()
+    assert purchases["customer_id"].null_count() == 0
+    assert purchases["invoice_date"].null_count() == 0
+    assert not purchases["invoice"].str.starts_with("C").any()
+    assert result.rejected["reasons"].null_count() == 0
+    assert result.cancellations.height <= report.reason_counts.get("CANCELLATION", 0)
+
+
+# --- a two-sheet workbook built from the real data --------------------------------------------
+
+
+def _real_slice(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows of 2010-12-01 before 10:00 from each sheet (the sheets overlap on that day)."""
+    head = pl.read_csv(path, infer_schema=False, n_rows=525_461 + 3_000)
+    morning = pl.col("InvoiceDate").is_between(pl.lit("2010-12-01"), pl.lit("2010-12-01 10:00"))
+    sheet1 = head.slice(0, 525_461).filter(morning)
+    sheet2 = head.slice(525_461, 3_000).filter(morning)
+    return sheet1, sheet2
+
+
+def _typed(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(
+        pl.col("Quantity").cast(pl.Int64),
+        pl.col("Price").cast(pl.Float64),
+        pl.col("Customer ID").cast(pl.Float64),
+        pl.col("InvoiceDate").str.to_datetime("%Y-%m-%d %H:%M:%S"),
+    )
+
+
+def test_two_sheet_workbook_counts_the_overlap_once(tmp_path: Path, online_retail_ii: Path) -> None:
+    import xlsxwriter
+
+    sheet1, sheet2 = _real_slice(online_retail_ii)
+    path = tmp_path / "online_retail_II.xlsx"
+    with xlsxwriter.Workbook(path) as workbook:
+        _typed(sheet1).write_excel(workbook, worksheet="Year 2009-2010")
+        _typed(sheet2).write_excel(workbook, worksheet="Year 2010-2011")
+
+    # Independent expectation from the CSV text: duplicates are repeated full rows.
+    both = pl.concat([sheet1, sheet2])
+    distinct = both.unique()
+    overlap = sheet2.unique().join(sheet1.unique(), on=sheet1.columns, how="semi", nulls_equal=True)
+    valid = distinct.filter(
+        pl.col("Customer ID").is_not_null()
+        & ~pl.col("Invoice").str.starts_with("C")
+        & ~pl.col("Invoice").str.starts_with("A")
+        & (pl.col("Quantity").cast(pl.Int64) > 0)
+        & (pl.col("Price").cast(pl.Float64) > 0)
+    )
+    assert overlap.height > 100  # the slice really does overlap (2010-12-01..09 is in both)
+
+    result = clean_file(path)
+    report = result.report
+    assert report.file_format == "xlsx"
+    assert report.sheet == "Year 2009-2010, Year 2010-2011"
+    assert report.rows_read == both.height
+    assert report.rows_duplicate == both.height - distinct.height
+    assert report.rows_loaded == valid.height
+    assert report.rows_rejected == distinct.height - valid.height
+    assert set(result.rejected["sheet"].unique()) <= {"Year 2009-2010", "Year 2010-2011"}
+    # Row numbers are 1-based data rows of each sheet.
+    assert result.rejected["row_number"].min() >= 1
+    assert result.rejected["row_number"].max() <= max(sheet1.height, sheet2.height)

@@ -1,0 +1,135 @@
+import datetime as dt
+import gzip
+import io
+import zipfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from retail_clv.errors import InputFileError, SchemaError
+from retail_clv.ingest.pipeline import clean_file
+from retail_clv.ingest.readers import read_raw
+
+from .conftest import HEADER_II, VALID, write_csv
+
+GIFT = "489436,GIFT_0001_10,£10 GIFT VOUCHER,1,2009-12-01 09:06:00,8.51,13078,United Kingdom"
+
+
+def test_latin1_file_with_pound_sign_is_detected_and_decoded(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "latin.csv", [GIFT], encoding="latin-1")
+    assert b"\xa3" in path.read_bytes()
+    raw = read_raw(path)
+    assert raw.encoding == "latin-1"
+    assert raw.sheets[0].frame["Description"][0] == "£10 GIFT VOUCHER"
+    result = clean_file(path)
+    assert result.report.encoding == "latin-1"
+    assert result.purchases["description"][0] == "£10 GIFT VOUCHER"
+
+
+def test_cp1252_specific_bytes_are_reported_as_cp1252(tmp_path: Path) -> None:
+    line = "489436,22,\u2018QUOTED\u2019 MUG \u20ac,1,2009-12-01 09:06:00,8.51,13078,France"
+    path = write_csv(tmp_path / "win.csv", [line], encoding="cp1252")
+    raw = read_raw(path)
+    assert raw.encoding == "cp1252"
+    assert raw.sheets[0].frame["Description"][0] == "\u2018QUOTED\u2019 MUG \u20ac"
+
+
+def test_utf8_with_bom_and_semicolons(tmp_path: Path) -> None:
+    text = HEADER_II.replace(",", ";") + "\n" + VALID.replace(",", ";") + "\n"
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    raw = read_raw(path)
+    assert raw.encoding == "utf-8-sig"
+    assert raw.delimiter == ";"
+    assert raw.sheets[0].frame.columns[0] == "Invoice"
+
+
+def test_gzip_csv_detected_by_content_even_with_csv_extension(tmp_path: Path) -> None:
+    path = tmp_path / "actually_gzip.csv"
+    path.write_bytes(gzip.compress((HEADER_II + "\n" + VALID + "\n").encode()))
+    raw = read_raw(path)
+    assert raw.file_format == "csv.gz"
+    assert raw.sheets[0].frame.height == 1
+
+
+def test_parquet_is_read_and_typed_values_become_text(tmp_path: Path) -> None:
+    path = tmp_path / "data.parquet"
+    pl.DataFrame(
+        {
+            "Invoice": ["489434"],
+            "StockCode": ["85048"],
+            "Description": ["LIGHTS"],
+            "Quantity": [12],
+            "InvoiceDate": [dt.datetime(2009, 12, 1, 7, 45)],
+            "Price": [6.95],
+            "Customer ID": [13085.0],
+            "Country": ["United Kingdom"],
+        }
+    ).write_parquet(path)
+    raw = read_raw(path)
+    assert raw.file_format == "parquet"
+    assert raw.sheets[0].frame.schema == dict.fromkeys(raw.sheets[0].frame.columns, pl.Utf8)
+    result = clean_file(path)
+    assert result.report.rows_loaded == 1
+    assert result.purchases["customer_id"][0] == "13085"
+
+
+def test_parquet_with_wrong_extension_is_still_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "misnamed.csv"
+    pl.DataFrame({"Invoice": ["1"]}).write_parquet(path)
+    assert read_raw(path).file_format == "parquet"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", b"", "file is empty"),
+        ("blank.csv", b"\n\n  \n", "file is empty"),
+        ("header.csv", (HEADER_II + "\n").encode(), "has a header but no data rows"),
+        ("garbage.csv", bytes(range(256)) * 40, "looks binary"),
+        ("image.csv", b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, "is a PNG image"),
+        ("doc.csv", b"%PDF-1.4 something", "is a PDF document"),
+        ("data.xlsx", (HEADER_II + "\n" + VALID + "\n").encode(), "extension of an Excel workbook"),
+        ("data.parquet", b"Invoice\n1\n", "extension of a Parquet file"),
+        ("broken.gz", b"\x1f\x8b\x08\x00garbage", "damaged gzip"),
+        ("data.json", b'[{"Invoice": 1}]', "looks like JSON"),
+        ("legacy.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "not a readable Excel"),
+    ],
+)
+def test_bad_files_raise_input_file_error(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputFileError, match=message):
+        clean_file(path)
+
+
+def test_zip_that_is_not_a_workbook(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("data.csv", HEADER_II + "\n" + VALID + "\n")
+    path = tmp_path / "data.zip"
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(InputFileError, match="zip archive, not an Excel workbook"):
+        read_raw(path)
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="file not found"):
+        read_raw(tmp_path / "nope.csv")
+    with pytest.raises(InputFileError, match="is a directory"):
+        read_raw(tmp_path)
+
+
+def test_wrong_columns_name_the_missing_one(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "wrong.csv", ["1,2,3"], header="Order,Item,Amount")
+    with pytest.raises(SchemaError, match=r"required column 'stock_code' is missing in wrong.csv"):
+        clean_file(path)
+
+
+def test_ragged_csv_is_an_input_error(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "ragged.csv", [VALID + ",extra,fields,here"])
+    with pytest.raises(InputFileError, match="not a readable CSV"):
+        clean_file(path)

@@ -1,0 +1,153 @@
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from retail_clv.ingest.columns import FIELDS
+from retail_clv.ingest.rules import REASON_CODES, parse_and_validate, parse_dates
+
+GOOD = {
+    "invoice": "489434",
+    "stock_code": "85048",
+    "description": "15CM CHRISTMAS GLASS BALL 20 LIGHTS",
+    "quantity": "12",
+    "invoice_date": "2009-12-01 07:45:00",
+    "price": "6.95",
+    "customer_id": "13085",
+    "country": "United Kingdom",
+}
+
+
+def check(**changes: str | None) -> pl.DataFrame:
+    row = {**GOOD, **changes}
+    frame = pl.DataFrame(
+        {f"raw_{k}": [row[k]] for k in FIELDS}, schema={f"raw_{k}": pl.Utf8 for k in FIELDS}
+    )
+    return parse_and_validate(frame)
+
+
+def reasons(**changes: str | None) -> list[str]:
+    value = check(**changes)["reasons"][0]
+    return [] if value is None else value.split("|")
+
+
+def test_valid_line_has_no_reason_and_is_typed() -> None:
+    out = check()
+    assert out["reasons"][0] is None
+    assert out["quantity"].dtype == pl.Int64 and out["quantity"][0] == 12
+    assert out["price"].dtype == pl.Float64 and out["price"][0] == 6.95
+    assert out["invoice_date"][0] == dt.datetime(2009, 12, 1, 7, 45)
+    assert out["store"][0] == "United Kingdom"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"customer_id": None}, ["MISSING_CUSTOMER_ID"]),
+        ({"customer_id": "  "}, ["MISSING_CUSTOMER_ID"]),
+        ({"customer_id": "nan"}, ["MISSING_CUSTOMER_ID"]),
+        ({"quantity": "0"}, ["NON_POSITIVE_QUANTITY"]),
+        ({"quantity": "-3"}, ["NON_POSITIVE_QUANTITY"]),
+        ({"quantity": "many"}, ["BAD_QUANTITY"]),
+        ({"quantity": "1.5"}, ["BAD_QUANTITY"]),
+        ({"quantity": None}, ["BAD_QUANTITY"]),
+        ({"price": "-11062.06"}, ["NEGATIVE_PRICE"]),
+        ({"price": "0"}, ["ZERO_PRICE"]),
+        ({"price": "0.0"}, ["ZERO_PRICE"]),
+        ({"price": "abc"}, ["BAD_PRICE"]),
+        ({"price": None}, ["BAD_PRICE"]),
+        ({"invoice_date": "yesterday"}, ["BAD_DATE"]),
+        ({"invoice_date": None}, ["BAD_DATE"]),
+        ({"invoice_date": "2010-02-30 10:00:00"}, ["BAD_DATE"]),
+        (
+            {"invoice": "A563185", "customer_id": None},
+            ["MISSING_CUSTOMER_ID", "BAD_DEBT_ADJUSTMENT"],
+        ),
+        ({"invoice": None}, ["MISSING_INVOICE"]),
+        ({"invoice": ""}, ["MISSING_INVOICE"]),
+        ({"stock_code": None}, ["MISSING_STOCK_CODE"]),
+        (
+            {"invoice": "C489449", "quantity": "-12"},
+            ["CANCELLATION", "NON_POSITIVE_QUANTITY"],
+        ),
+        (
+            {"customer_id": None, "price": "0", "quantity": "-1", "invoice_date": "x"},
+            ["MISSING_CUSTOMER_ID", "NON_POSITIVE_QUANTITY", "ZERO_PRICE", "BAD_DATE"],
+        ),
+    ],
+)
+def test_each_rule_and_several_rules_at_once(changes: dict, expected: list[str]) -> None:
+    assert reasons(**changes) == expected
+
+
+def test_codes_are_listed_in_canonical_order() -> None:
+    got = reasons(invoice="C1", customer_id=None, quantity="-1", price="0", invoice_date="?")
+    assert got == sorted(got, key=REASON_CODES.index)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("13085", "13085"),
+        ("13085.0", "13085"),
+        (" 13085 ", "13085"),
+        ("C-77", "C-77"),
+        ("12.5", "12.5"),
+    ],
+)
+def test_customer_ids_are_normalised_text(raw: str, expected: str) -> None:
+    assert check(customer_id=raw)["customer_id"][0] == expected
+
+
+def test_quantity_written_as_float_is_accepted_when_whole() -> None:
+    assert check(quantity="12.0")["quantity"][0] == 12
+
+
+def test_price_with_currency_sign_and_thousands_separator() -> None:
+    assert check(price="£1,234.50")["price"][0] == 1234.5
+
+
+def test_text_is_stripped_but_raw_is_kept() -> None:
+    out = check(description="  WHITE CHERRY LIGHTS ", stock_code=" 79323W")
+    assert out["description"][0] == "WHITE CHERRY LIGHTS"
+    assert out["raw_description"][0] == "  WHITE CHERRY LIGHTS "
+    assert out["stock_code"][0] == "79323W"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2010-12-01 08:26:00", dt.datetime(2010, 12, 1, 8, 26)),
+        ("2010-12-01 08:26", dt.datetime(2010, 12, 1, 8, 26)),
+        ("2010-12-01T08:26:00", dt.datetime(2010, 12, 1, 8, 26)),
+        ("2010-12-01 08:26:00.000000", dt.datetime(2010, 12, 1, 8, 26)),
+        ("2010-12-01", dt.datetime(2010, 12, 1)),
+        ("12/1/2010 8:26", dt.datetime(2010, 12, 1, 8, 26)),
+        ("01.12.2010 08:26", dt.datetime(2010, 12, 1, 8, 26)),
+    ],
+)
+def test_date_formats(text: str, expected: dt.datetime) -> None:
+    assert parse_dates(pl.Series([text]))[0] == expected
+
+
+def test_slash_dates_default_to_month_first() -> None:
+    parsed = parse_dates(pl.Series(["1/2/2011 10:00", "3/4/2011 10:00"]))
+    assert parsed.to_list() == [dt.datetime(2011, 1, 2, 10), dt.datetime(2011, 3, 4, 10)]
+
+
+def test_slash_dates_switch_to_day_first_when_the_column_proves_it() -> None:
+    parsed = parse_dates(pl.Series(["25/12/2010 10:00", "1/2/2011 10:00", "13/1/2011 9:00"]))
+    assert parsed.to_list() == [
+        dt.datetime(2010, 12, 25, 10),
+        dt.datetime(2011, 2, 1, 10),
+        dt.datetime(2011, 1, 13, 9),
+    ]
+
+
+def test_missing_optional_columns_are_tolerated() -> None:
+    frame = pl.DataFrame(
+        {f"raw_{k}": [GOOD[k]] for k in FIELDS if k not in ("description", "country")}
+    )
+    out = parse_and_validate(frame)
+    assert out["reasons"][0] is None
+    assert out["store"][0] == "Unknown"

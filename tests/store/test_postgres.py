@@ -1,0 +1,74 @@
+"""The same ingestion code against a real PostgreSQL server (started by the tests)."""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from retail_clv.errors import StoreError
+from retail_clv.ingest.pipeline import ingest_files
+from retail_clv.store import load, schema
+from retail_clv.store.db import get_engine
+from retail_clv.store.queries import (
+    PURCHASES_SCHEMA,
+    read_cancellations,
+    read_purchases,
+    read_rejections,
+)
+
+from ..ingest.conftest import VALID, write_csv
+from .test_store import LINES, counts
+
+pytestmark = pytest.mark.postgres
+
+
+def test_postgresql_ingest_roundtrip_idempotency_and_rollback(
+    tmp_path: Path, postgresql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = get_engine(postgresql_url)
+    try:
+        assert engine.dialect.name == "postgresql"
+        weird = (
+            '489438,22111,"SCOTTIE DOG ""HOT"" WATER BOTTLE, RED",3,2009-12-04 10:00:00,4.95,'
+            "13085,United Kingdom"
+        )
+        path = write_csv(tmp_path / "pg.csv", [*LINES, weird, "489439,22112,,1,bad date,1,,"])
+        [report] = ingest_files([path], engine, progress=False)
+        assert (report.rows_loaded, report.rows_rejected, report.rows_duplicate) == (4, 3, 1)
+        assert counts(engine)["transactions"] == 4
+
+        purchases = read_purchases(engine)
+        assert purchases.schema == pl.Schema(PURCHASES_SCHEMA)
+        assert read_cancellations(engine)["quantity"].to_list() == [-2]
+        with engine.connect() as conn:
+            description = conn.execute(
+                sa.select(schema.products.c.description).where(
+                    schema.products.c.stock_code == "22111"
+                )
+            ).scalar_one()
+            empty_vs_null = conn.execute(
+                sa.select(
+                    schema.rejected_data.c.raw_description, schema.rejected_data.c.raw_country
+                ).where(schema.rejected_data.c.raw_stock_code == "22112")
+            ).one()
+        assert description == 'SCOTTIE DOG "HOT" WATER BOTTLE, RED'  # COPY kept quotes and comma
+        assert tuple(empty_vs_null) == (None, None)  # missing stays NULL, not ''
+        total, page = read_rejections(engine, reason="BAD_DATE")
+        assert total == 1 and page["raw_invoice_date"].to_list() == ["bad date"]
+
+        before = counts(engine)
+        [again] = ingest_files([path], engine, progress=False)
+        assert again.rows_duplicate == again.rows_read == 8
+        assert counts(engine) == before
+
+        def crash(conn, table, frame, constants=None):
+            raise sa.exc.OperationalError("COPY", {}, Exception("connection lost (simulated)"))
+
+        monkeypatch.setattr(load, "_bulk_insert_indexed", crash)
+        other = write_csv(tmp_path / "other.csv", [VALID.replace("489434", "999999")])
+        with pytest.raises(StoreError, match="nothing of it was stored"):
+            ingest_files([other], engine, progress=False)
+        assert counts(engine) == before
+    finally:
+        engine.dispose()

@@ -1,0 +1,217 @@
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from retail_clv.errors import StoreError
+from retail_clv.ingest.pipeline import ingest_files
+from retail_clv.store import load, schema
+from retail_clv.store.db import get_engine
+from retail_clv.store.migrations import MIGRATIONS, current_version
+from retail_clv.store.queries import (
+    CANCELLATIONS_SCHEMA,
+    PURCHASES_SCHEMA,
+    read_cancellations,
+    read_purchases,
+    read_rejections,
+)
+
+from ..ingest.conftest import VALID, write_csv
+
+LINES = [
+    VALID,
+    VALID,
+    "C489449,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS,-2,2009-12-02 10:33:00,6.95,13085,"
+    "United Kingdom",
+    "489435,22350,CAT BOWL ,12,2009-12-01 07:46:00,2.55,,United Kingdom",
+    "489436,POST,POSTAGE,1,2009-12-03 09:06:00,18.0,12680.0,France",
+    "489437,22087,PAPER BUNTING WHITE LACE,6,2009-12-03 09:06:00,2.95,12680,France",
+]
+
+
+def counts(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return load.table_counts(
+            conn,
+            ["transactions", "cancellations", "rejected_data", "customers", "products", "stores"],
+        )
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> sa.Engine:
+    eng = get_engine(f"sqlite:///{tmp_path / 'sub' / 'store.db'}")
+    yield eng
+    eng.dispose()
+
+
+def test_get_engine_creates_folder_and_records_migrations(tmp_path: Path) -> None:
+    eng = get_engine(f"sqlite:///{tmp_path / 'new' / 'dir' / 'clv.db'}")
+    assert (tmp_path / "new" / "dir" / "clv.db").exists()
+    with eng.connect() as conn:
+        assert current_version(conn) == schema.SCHEMA_VERSION == MIGRATIONS[-1].version
+        names = sa.inspect(conn).get_table_names()
+        rows = conn.execute(sa.select(schema.schema_migrations)).all()
+    assert {"transactions", "rejected_data", "ingest_runs", "products", "stores"} <= set(names)
+    assert [(r.version, r.name) for r in rows] == [(1, "initial schema")]
+    # Opening again applies nothing twice.
+    get_engine(f"sqlite:///{tmp_path / 'new' / 'dir' / 'clv.db'}").dispose()
+    with eng.connect() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(schema.schema_migrations)).scalar()
+            == 1
+        )
+    eng.dispose()
+
+
+def test_get_engine_default_url_comes_from_settings(tmp_path: Path) -> None:
+    eng = get_engine()
+    assert str(tmp_path) in str(eng.url)
+    eng.dispose()
+
+
+def test_bad_url_is_a_store_error() -> None:
+    with pytest.raises(StoreError, match="invalid database URL"):
+        get_engine("not a url")
+
+
+def test_ingest_stores_rows_and_reads_them_back(tmp_path: Path, engine: sa.Engine) -> None:
+    path = write_csv(tmp_path / "a.csv", LINES)
+    [report] = ingest_files([path], engine, progress=False)
+    assert (report.rows_loaded, report.rows_rejected, report.rows_duplicate) == (3, 2, 1)
+    assert counts(engine) == {
+        "transactions": 3,
+        "cancellations": 1,
+        "rejected_data": 2,
+        "customers": 2,
+        "products": 3,
+        "stores": 2,
+    }
+    purchases = read_purchases(engine)
+    assert purchases.schema == pl.Schema(PURCHASES_SCHEMA)
+    assert purchases["invoice_date"].to_list()[0] == dt.datetime(2009, 12, 1, 7, 45)
+    assert sorted(purchases["customer_id"].unique()) == ["12680", "13085"]
+    assert set(purchases["country"]) == {"United Kingdom", "France"}
+    cancellations = read_cancellations(engine)
+    assert cancellations.schema == pl.Schema(CANCELLATIONS_SCHEMA)
+    assert cancellations["quantity"].to_list() == [-2]
+    with engine.connect() as conn:
+        run = conn.execute(sa.select(schema.ingest_runs)).one()
+        customer = conn.execute(
+            sa.select(schema.customers).where(schema.customers.c.customer_id == "12680")
+        ).one()
+    assert run.status == "succeeded" and run.rows_read == 6 and run.rows_duplicate == 1
+    assert run.reason_counts == {
+        "MISSING_CUSTOMER_ID": 1,
+        "CANCELLATION": 1,
+        "NON_POSITIVE_QUANTITY": 1,
+    }
+    assert len(run.sha256) == 64
+    assert customer.country == "France" and customer.first_seen == dt.datetime(2009, 12, 3, 9, 6)
+
+
+def test_same_file_twice_adds_nothing(tmp_path: Path, engine: sa.Engine) -> None:
+    path = write_csv(tmp_path / "a.csv", LINES)
+    ingest_files([path], engine, progress=False)
+    before = counts(engine)
+    [again] = ingest_files([path], engine, progress=False)
+    assert (again.rows_loaded, again.rows_rejected, again.rows_duplicate) == (0, 0, 6)
+    assert counts(engine) == before
+
+
+def test_rows_already_stored_from_another_file_are_duplicates(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    first = write_csv(tmp_path / "first.csv", LINES[:3])
+    later = "489500,22087,PAPER BUNTING WHITE LACE,6,2009-12-01 06:00:00,2.95,13085,United Kingdom"
+    second = write_csv(tmp_path / "second.csv", [*LINES[2:5], later])
+    ingest_files([first], engine, progress=False)
+    [report] = ingest_files([second], engine, progress=False)
+    # LINES[2] (a cancellation, stored as rejected) is a duplicate of the first file's row.
+    assert report.rows_duplicate == 1
+    assert (report.rows_loaded, report.rows_rejected) == (2, 1)
+    with engine.connect() as conn:
+        first_seen = conn.execute(
+            sa.select(schema.customers.c.first_seen).where(
+                schema.customers.c.customer_id == "13085"
+            )
+        ).scalar_one()
+    assert first_seen == dt.datetime(2009, 12, 1, 6, 0)  # moved earlier by the second file
+
+
+def test_failure_half_way_leaves_the_store_as_it_was(
+    tmp_path: Path, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest_files([write_csv(tmp_path / "a.csv", LINES[:2])], engine, progress=False)
+    before = counts(engine)
+    with engine.connect() as conn:
+        runs_before = conn.execute(
+            sa.select(sa.func.count()).select_from(schema.ingest_runs)
+        ).scalar()
+
+    real = load._bulk_insert_indexed
+
+    def crash_on_rejected(conn, table, frame, constants=None):
+        if table.name == "rejected_data":
+            raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error (simulated)"))
+        return real(conn, table, frame, constants)
+
+    monkeypatch.setattr(load, "_bulk_insert_indexed", crash_on_rejected)
+    with pytest.raises(StoreError, match="nothing of it was stored.*simulated"):
+        ingest_files([write_csv(tmp_path / "b.csv", LINES[2:])], engine, progress=False)
+    assert counts(engine) == before
+    with engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(schema.ingest_runs)).scalar()
+            == runs_before
+        )
+    monkeypatch.undo()
+    [report] = ingest_files([write_csv(tmp_path / "b.csv", LINES[2:])], engine, progress=False)
+    assert report.rows_loaded == 2  # the same file goes through once the fault is gone
+
+
+def test_mismatch_between_report_and_rows_written_rolls_back(
+    tmp_path: Path, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = load._bulk_insert_indexed
+
+    def lose_a_row(conn, table, frame, constants=None):
+        if table.name == "transactions":
+            frame = frame.head(frame.height - 1)
+        return real(conn, table, frame, constants)
+
+    monkeypatch.setattr(load, "_bulk_insert_indexed", lose_a_row)
+    with pytest.raises(StoreError, match="differ from the report"):
+        ingest_files([write_csv(tmp_path / "a.csv", LINES)], engine, progress=False)
+    assert counts(engine)["transactions"] == 0
+
+
+def test_bulk_path_rebuilds_indexes_inside_the_transaction(
+    tmp_path: Path, engine: sa.Engine, monkeypatch
+) -> None:
+    monkeypatch.setattr(load, "_REBUILD_MIN_ROWS", 1)
+    ingest_files([write_csv(tmp_path / "a.csv", LINES)], engine, progress=False)
+    with engine.connect() as conn:
+        indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("transactions")}
+    assert {"ux_transactions_row_hash", "ix_transactions_customer_date"} <= indexes
+    # The unique index still guards against a duplicate hash sneaking in.
+    with engine.begin() as conn, pytest.raises(sa.exc.IntegrityError):
+        row = conn.execute(sa.select(schema.transactions).limit(1)).mappings().one()
+        conn.execute(schema.transactions.insert().values({**row, "id": None}))
+
+
+def test_read_rejections_filters_by_reason(tmp_path: Path, engine: sa.Engine) -> None:
+    ingest_files([write_csv(tmp_path / "a.csv", LINES)], engine, progress=False)
+    total, page = read_rejections(engine, reason="CANCELLATION")
+    assert total == 1
+    assert page["raw_invoice"].to_list() == ["C489449"]
+    assert page["reasons"].to_list() == ["CANCELLATION|NON_POSITIVE_QUANTITY"]
+    total_all, _ = read_rejections(engine)
+    assert total_all == 2
+    assert read_rejections(engine, reason="ZERO_PRICE")[0] == 0
+
+
+def test_empty_store_reads_empty_typed_frames(engine: sa.Engine) -> None:
+    assert read_purchases(engine).schema == pl.Schema(PURCHASES_SCHEMA)
+    assert read_cancellations(engine).height == 0
