@@ -64,13 +64,14 @@ def api_data(
     tmp_path_factory: pytest.TempPathFactory, api_store: tuple[Path, Path, dict[str, Any]]
 ) -> ApiData:
     """The store plus a model trained on it (quick budget) and its stored predictions."""
+    import importlib
     import os
 
     if os.environ.get("CLV_TEST_TOY_TRAINING"):  # TEMPORARY: until the training module lands
         from tests.api import _toy_training
 
         _toy_training.install()
-    import retail_clv.models.training as training
+    training = importlib.import_module("retail_clv.models.training")
     from retail_clv.models.registry import data_fingerprint, load_run, save_run
     from retail_clv.models.scoring import default_as_of, default_training_as_of, score
     from retail_clv.store.db import get_engine

@@ -9,7 +9,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 MAX_PREDICT_ITEMS = 10_000
 
@@ -99,18 +107,38 @@ class CustomerPredictionOut(BaseModel):
 class PredictIn(_Input):
     """Either customer ids (scored from the store as of a date) or ready feature rows."""
 
-    customer_ids: list[CustomerId] | None = Field(
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["customer_ids"], "not": {"required": ["rows"]}},
+                {
+                    "required": ["rows"],
+                    "not": {"anyOf": [{"required": ["customer_ids"]}, {"required": ["as_of"]}]},
+                },
+            ]
+        },
+    )
+
+    customer_ids: list[CustomerId] | SkipJsonSchema[None] = Field(
         default=None, min_length=1, max_length=MAX_PREDICT_ITEMS
     )
     as_of: date | None = Field(
         default=None, description="Cutoff for customer_ids; default: day after the last purchase"
     )
-    rows: list[dict[str, Any]] | None = Field(
+    rows: list[dict[str, Any]] | SkipJsonSchema[None] = Field(
         default=None,
         min_length=1,
         max_length=MAX_PREDICT_ITEMS,
         description="Each row: customer_id and every feature of the active model (numbers)",
     )
+
+    @field_validator("customer_ids", "rows", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null; leave the field out instead")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> PredictIn:
