@@ -97,7 +97,8 @@ def show_report(result: dict[str, Any]) -> None:
         f"encoding **{report.get('encoding', '?')}**",
     ]
     if report.get("date_min") and report.get("date_max"):
-        details.append(f"invoices from **{report['date_min']}** to **{report['date_max']}**")
+        first, last = str(report["date_min"])[:10], str(report["date_max"])[:10]
+        details.append(f"invoices from **{first}** to **{last}**")
     if report.get("products") is not None:
         details.append(f"**{format_number(report['products'])}** products")
     st.caption(" · ".join(details))
