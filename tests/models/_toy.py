@@ -12,28 +12,7 @@ from sklearn.linear_model import PoissonRegressor, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-try:
-    from retail_clv.models.training import TrainResult
-except ImportError:  # TEMPORARY until the training module lands
-    from dataclasses import dataclass
-    from typing import Any
-
-    @dataclass
-    class TrainResult:  # type: ignore[no-redef]
-        model1: Any
-        model2: Any
-        products_model: Any
-        feature_names: list
-        as_of: dt.date
-        horizon_days: int
-        metrics: dict
-        holdout: Any
-        best_params: dict
-        cv_scores: dict
-        feature_importance: list
-        config: dict
-        bgnbd_params: Any
-
+from retail_clv.models.training import TrainResult
 
 TOY_FEATURES = ["recency_days", "frequency", "monetary"]
 

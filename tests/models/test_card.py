@@ -67,6 +67,19 @@ def test_card_has_run_info_metrics_table_calibration_params_and_limitations() ->
     assert "![" not in text
 
 
+def test_failed_baseline_is_shown_as_failed_with_its_reason() -> None:
+    metrics = toy_metrics()
+    metrics["buyer_share"] = 0.26
+    metrics["baselines"]["bgnbd_gg"] = {"failed": True, "reason": "too few repeat buyers"}
+    rows = metrics_rows(metrics)
+    assert rows[-1]["label"] == "Baseline: BG/NBD + Gamma-Gamma (failed)"
+    assert rows[-1]["r2"] is None and rows[-1]["failed_reason"] == "too few repeat buyers"
+    text = render_model_card(_metadata(metrics))
+    assert "| Baseline: BG/NBD + Gamma-Gamma (failed) | n/a | n/a |" in text
+    assert "Baseline: BG/NBD + Gamma-Gamma (failed): too few repeat buyers" in text
+    assert "40 customers in the population, 26% of whom bought" in text
+
+
 def test_card_without_holdout_says_not_evaluated() -> None:
     text = render_model_card(_metadata(metrics={}))
     assert "Not evaluated" in text

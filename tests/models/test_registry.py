@@ -180,7 +180,8 @@ def test_round_trip_predictions_are_identical(saved) -> None:
 
 
 def test_bundle_predict_matches_predict_frame_and_adds_holdout_r2(saved) -> None:
-    training = pytest.importorskip("retail_clv.models.training")
+    from retail_clv.models import training
+
     models_dir, _ = saved
     original = toy_result()
     features = toy_features(seed=7)

@@ -129,7 +129,6 @@ def _store_frames() -> tuple[pl.DataFrame, pl.DataFrame]:
 
 @pytest.fixture
 def bundle(tmp_path):
-    pytest.importorskip("retail_clv.models.training")  # TEMPORARY until training lands
     from tests.models._toy import toy_result
 
     from retail_clv.models.registry import load_run, save_run

@@ -100,7 +100,11 @@ def _metrics_table(metrics: dict[str, Any] | None) -> Table | None:
     for label in ("R²", "MAE", "Gini", "Top-10% capture"):
         table.add_column(label, justify="right")
     for row in rows:
-        style = "bold" if row["key"] in {"model1", "model2"} else None
+        style = (
+            "bold"
+            if row["key"] in {"model1", "model2"}
+            else ("dim" if row["failed_reason"] else None)
+        )
         table.add_row(
             row["label"],
             _fmt(row["r2"]),
@@ -189,14 +193,17 @@ def train(
             done = min(1.0, max(0.0, float(fraction)))
             progress.update(task, completed=done, description=escape(message))
 
-        result = train_models(
-            purchases,
-            cancellations,
-            as_of=cutoff,
-            horizon_days=horizon_days,
-            budget=budget.value,
-            progress=on_progress,
-        )
+        try:
+            result = train_models(
+                purchases,
+                cancellations,
+                as_of=cutoff,
+                horizon_days=horizon_days,
+                budget=budget.value,
+                progress=on_progress,
+            )
+        except NotEnoughDataError as exc:
+            raise NotEnoughDataError(f"{exc} To add history: {_INGEST_HINT}") from exc
         progress.update(task, completed=1.0, description="trained")
     url = engine.url.render_as_string(hide_password=False)
     run_dir = save_run(

@@ -93,15 +93,25 @@ def metrics_rows(metrics: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        ``{"key", "label", "r2", "mae", "rmse", "spearman", "gini", "top10_capture"}`` for
-        every model or baseline present in ``metrics``.
+        ``{"key", "label", "r2", "mae", "rmse", "spearman", "gini", "top10_capture",
+        "failed_reason"}`` for every model or baseline present in ``metrics``; a baseline that
+        could not be fitted (``{"failed": True, "reason": ...}``) has ``None`` metrics and its
+        reason in ``failed_reason``.
     """
     rows: list[dict[str, Any]] = []
     for group, key, label in _ROWS:
         values = ((metrics or {}).get(group) or {}).get(key)
         if not values:
             continue
-        rows.append({"key": key, "label": label, **{m: values.get(m) for m, _ in _METRIC_COLUMNS}})
+        failed = bool(values.get("failed"))
+        rows.append(
+            {
+                "key": key,
+                "label": f"{label} (failed)" if failed else label,
+                **{m: None if failed else values.get(m) for m, _ in _METRIC_COLUMNS},
+                "failed_reason": values.get("reason") if failed else None,
+            }
+        )
     return rows
 
 
@@ -171,7 +181,13 @@ def render_model_card(metadata: Mapping[str, Any], plots: Mapping[str, str] | No
         lines += [
             f"Measured on the held-out window starting {metrics.get('cutoff', as_of)} "
             f"({metrics.get('horizon_days', horizon)} days, "
-            f"{_fmt(metrics.get('n_customers'), 0)} customers in the population). "
+            f"{_fmt(metrics.get('n_customers'), 0)} customers in the population"
+            + (
+                f", {100 * float(metrics['buyer_share']):.0f}% of whom bought"
+                if metrics.get("buyer_share") is not None
+                else ""
+            )
+            + "). "
             "These are the `r2_model1` / `r2_model2` values attached to every prediction.",
             "",
         ]
@@ -179,6 +195,9 @@ def render_model_card(metadata: Mapping[str, Any], plots: Mapping[str, str] | No
             ["Model", *(label for _, label in _METRIC_COLUMNS)],
             [[r["label"], *(_fmt(r[m]) for m, _ in _METRIC_COLUMNS)] for r in rows],
         )
+        for row in rows:
+            if row["failed_reason"]:
+                lines += ["", f"{row['label']}: {_escape(row['failed_reason'])}"]
         products = (metrics.get("models") or {}).get("products")
         if products:
             lines += [
