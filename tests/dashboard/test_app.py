@@ -356,3 +356,23 @@ def test_models_page_backend_down(api: respx.MockRouter) -> None:
     at = models_page(new_app().run())
     assert not at.exception
     assert any("Cannot reach" in m and "clv serve" in m for m in texts(at.main.error))
+
+
+def test_unexpected_answer_shape_is_a_message_not_a_traceback(api: respx.MockRouter) -> None:
+    api.get("/models/active").respond(json={"run_id": "r", "metrics": {"models": "oops"}})
+    at = models_page(new_app().run())
+    assert not at.exception
+    assert any("Something went wrong while drawing this page" in e for e in texts(at.error))
+
+
+def test_store_toggle_sends_store_true_and_the_api_key(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLV_API_KEY", "k3y-for-tests")
+    route = api.post("/pipeline").respond(json=sample_pipeline)
+    at = new_app().run()
+    at.toggle[0].set_value(True).run()
+    upload(at)
+    request = route.calls.last.request
+    assert request.url.params["store"] == "true"
+    assert request.headers["X-API-Key"] == "k3y-for-tests"

@@ -214,7 +214,7 @@ def render() -> None:
     )
     upload_col, option_col = st.columns([3, 1])
     uploaded = upload_col.file_uploader(
-        "Raw transactions file", type=["csv", "xlsx", "gz"], key="pipeline_file"
+        "Raw transactions file", type=["csv", "gz", "xlsx", "parquet"], key="pipeline_file"
     )
     store = option_col.toggle(
         "Also save cleaned rows to the store",
