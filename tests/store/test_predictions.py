@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from retail_clv.errors import StoreError
-from retail_clv.store import schema
+from retail_clv.store.db import get_engine
 from retail_clv.store.predictions import (
     PREDICTION_COLUMNS,
     read_prediction,
@@ -16,10 +16,17 @@ from retail_clv.store.predictions import (
 )
 
 
-@pytest.fixture
-def engine(tmp_path):
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'p.db'}")
-    schema.metadata.create_all(engine, tables=[schema.predictions])
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+def engine(request, tmp_path):
+    """The migrated store on SQLite, and on a real PostgreSQL server (dialect-specific upsert)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'p.db'}"
+    else:
+        url = request.getfixturevalue("postgresql_url")
+    engine = get_engine(url)
+    assert engine.dialect.name == request.param
     yield engine
     engine.dispose()
 
