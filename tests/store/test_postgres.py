@@ -58,6 +58,7 @@ def test_postgresql_ingest_roundtrip_idempotency_and_rollback(
         assert total == 1 and page["raw_invoice_date"].to_list() == ["bad date"]
 
         before = counts(engine)
+        monkeypatch.setattr(load, "_SMALL_LOOKUP", 0)  # exercise the string_agg lookup too
         [again] = ingest_files([path], engine, progress=False)
         assert again.rows_duplicate == again.rows_read == 8
         assert counts(engine) == before

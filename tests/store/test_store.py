@@ -215,3 +215,18 @@ def test_read_rejections_filters_by_reason(tmp_path: Path, engine: sa.Engine) ->
 def test_empty_store_reads_empty_typed_frames(engine: sa.Engine) -> None:
     assert read_purchases(engine).schema == pl.Schema(PURCHASES_SCHEMA)
     assert read_cancellations(engine).height == 0
+
+
+def test_existing_hashes_large_path_matches_small_path(
+    tmp_path: Path, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest_files([write_csv(tmp_path / "a.csv", LINES)], engine, progress=False)
+    with engine.connect() as conn:
+        stored = pl.Series(
+            conn.execute(sa.text("SELECT row_hash FROM transactions")).scalars().all()
+        )
+        candidates = pl.concat([stored.head(2), pl.Series(["0" * 32, "f" * 32])])
+        small = load.existing_hashes(conn, candidates)
+        monkeypatch.setattr(load, "_SMALL_LOOKUP", 0)
+        large = load.existing_hashes(conn, candidates)
+    assert sorted(small.to_list()) == sorted(large.to_list()) == sorted(stored.head(2).to_list())

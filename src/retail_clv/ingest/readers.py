@@ -12,6 +12,7 @@ with a message that says what is wrong and how to fix it.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -185,6 +186,19 @@ def _read_zip(path: Path, data: bytes, digest: str) -> RawFile:
     )
 
 
+def _is_utf8(data: bytes, chunk: int = 1 << 22) -> bool:
+    """Validate UTF-8 in chunks (no full-size string is ever built)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for offset in range(0, len(data), chunk):
+            decoder.decode(view[offset : offset + chunk], final=False)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _decode(path: Path, data: bytes) -> tuple[bytes, str]:
     """Return UTF-8 bytes of a text file and the encoding it was detected in."""
     if data.startswith(b"\xef\xbb\xbf"):
@@ -204,11 +218,7 @@ def _decode(path: Path, data: bytes) -> tuple[bytes, str]:
             f"{path} looks binary (it contains NUL bytes), not a CSV text file; "
             "give a CSV, .csv.gz, .xlsx or Parquet file"
         )
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    else:
+    if _is_utf8(data):
         return data, "utf-8"
     # Not UTF-8: an 8-bit Western export. Latin-1 and cp1252 agree except on 0x80-0x9f,
     # where cp1252 has printable characters (curly quotes, euro sign) and Latin-1 controls.
@@ -228,12 +238,13 @@ def _sniff_delimiter(header: str) -> str:
 
 def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str]:
     text, encoding = _decode(path, data)
-    stripped = text.strip()
-    if not stripped:
+    start = re.search(rb"\S", text)  # no copy of the (possibly large) buffer
+    if start is None:
         raise InputFileError(f"file is empty: {path} (only blank lines)")
-    if stripped[:1] in (b"{", b"["):
+    if text[start.start() : start.start() + 1] in (b"{", b"["):
         raise InputFileError(f"{path} looks like JSON, not CSV; export the data as CSV")
-    first_line = stripped.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    end = text.find(b"\n", start.start())
+    first_line = text[start.start() : end if end >= 0 else None].decode("utf-8", errors="replace")
     delimiter = _sniff_delimiter(first_line)
     try:
         frame = pl.read_csv(

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import numpy as np
 import polars as pl
 import sqlalchemy as sa
 
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 _BATCH = 100_000
 _IN_CHUNK = 5_000
 _SMALL_LOOKUP = 50_000
+_HASH_LENGTH = 32
 _REBUILD_MIN_ROWS = 50_000
 
 
@@ -113,13 +115,19 @@ def existing_hashes(conn: sa.Connection, *candidates: pl.Series) -> pl.Series:
                 stmt = sa.select(table.c.row_hash).where(table.c.row_hash.in_(chunk))
                 found.extend(conn.execute(stmt).scalars().all())
         return pl.Series("row_hash", found, dtype=pl.Utf8)
-    union = sa.union_all(*(sa.select(t.c.row_hash) for t in tables))
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(str(union.compile(dialect=conn.dialect)))
-        stored = pl.DataFrame(cursor.fetchall(), schema={"row_hash": pl.Utf8}, orient="row")
-    finally:
-        cursor.close()
+    # All stored hashes as ONE string (32 hex characters each), split by NumPy: no Python
+    # object per stored row.
+    union = sa.union_all(*(sa.select(t.c.row_hash) for t in tables)).subquery()
+    concat = (
+        sa.func.string_agg(union.c.row_hash, sa.literal(""))
+        if conn.dialect.name == "postgresql"
+        else sa.func.group_concat(union.c.row_hash, sa.literal(""))
+    )
+    joined = conn.execute(sa.select(concat)).scalar() or ""
+    if len(joined) % _HASH_LENGTH:
+        raise StoreError("stored row hashes are not all 32-character md5 digests")
+    digests = np.frombuffer(joined.encode("ascii"), dtype=f"S{_HASH_LENGTH}")
+    stored = pl.DataFrame({"row_hash": pl.Series(digests).cast(pl.Utf8)})
     return stored.filter(pl.col("row_hash").is_in(wanted.implode()))["row_hash"]
 
 
