@@ -1,1 +1,22 @@
-"""features layer of retail-clv."""
+"""Customer features as of cutoffs (pure Polars), prediction targets and training frames."""
+
+from retail_clv.features.build import (
+    CANCELLATION_COLUMNS,
+    FEATURE_COLUMNS,
+    PURCHASE_COLUMNS,
+    WINDOWS,
+    customer_features,
+    normalize_cutoffs,
+)
+from retail_clv.features.targets import targets, training_frame
+
+__all__ = [
+    "CANCELLATION_COLUMNS",
+    "FEATURE_COLUMNS",
+    "PURCHASE_COLUMNS",
+    "WINDOWS",
+    "customer_features",
+    "normalize_cutoffs",
+    "targets",
+    "training_frame",
+]

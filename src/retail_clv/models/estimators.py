@@ -1,0 +1,341 @@
+"""The two stacking ensembles (Model 1, Model 2), the products count model, and their parts.
+
+Why a :class:`TimeSeriesStackingRegressor` and not a plain ``StackingRegressor``: the stack's
+meta-learner is fitted on out-of-fold predictions of the base learners. scikit-learn obtains
+them with ``cross_val_predict``, which requires the folds to partition the rows, so every row,
+including the oldest cutoffs, must be predicted by a model trained on *other* rows; with
+forward-in-time folds that is impossible, and with k-fold the base learners would be trained on
+later windows to predict earlier ones (look-ahead), which over-rates the flexible learners in
+the blend. This subclass keeps everything else of ``StackingRegressor`` (``clone``,
+``set_params``, ``transform``, ``predict``, ``named_estimators_``) and changes only ``fit``:
+
+1. every base learner is fitted on all rows (as in scikit-learn) and used at predict time;
+2. out-of-fold predictions come from forward, purged :class:`CutoffSplit` folds over the
+   cutoffs found in ``X.index`` (rows of the oldest block have none and are left out);
+3. the final estimator (default ``LinearRegression(positive=True)``: non-negative blending
+   weights plus an intercept) is fitted on the rows that have out-of-fold predictions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.ensemble import (
+    HistGradientBoostingRegressor,
+    RandomForestRegressor,
+    StackingRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import Lasso, LinearRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import Bunch, _safe_indexing
+from sklearn.utils.validation import check_is_fitted
+from xgboost import XGBRegressor
+
+from retail_clv.errors import NotEnoughDataError
+from retail_clv.models.tuning import CutoffSplit
+
+N_JOBS = 2
+
+
+class TimeSeriesStackingRegressor(StackingRegressor):
+    """``StackingRegressor`` whose meta-learner sees only forward-in-time predictions.
+
+    Parameters
+    ----------
+    estimators : list of (str, estimator)
+        Base learners.
+    final_estimator : estimator, default None
+        Meta-learner; ``None`` means ``LinearRegression(positive=True)``.
+    cv : CutoffSplit, default None
+        Splitter used for the out-of-fold predictions; ``None`` means ``CutoffSplit(3)``. The
+        cutoffs are read from the pandas index of ``X`` (int day numbers or dates).
+    n_jobs : int, default None
+        Kept for compatibility; base learners parallelise themselves.
+    passthrough : bool, default False
+        Also give the original features to the meta-learner.
+    verbose : int, default 0
+        Verbosity.
+    """
+
+    def __init__(
+        self,
+        estimators: list[tuple[str, Any]],
+        final_estimator: Any = None,
+        *,
+        cv: Any = None,
+        n_jobs: int | None = None,
+        passthrough: bool = False,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(
+            estimators,
+            final_estimator=final_estimator,
+            cv=cv,
+            n_jobs=n_jobs,
+            passthrough=passthrough,
+            verbose=verbose,
+        )
+
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> TimeSeriesStackingRegressor:
+        """Fit the base learners on all rows and the meta-learner on forward OOF predictions.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Features; its index holds the cutoff of each row.
+        y : array-like
+            Target.
+        **fit_params : dict
+            Unused (no sample weights).
+
+        Returns
+        -------
+        TimeSeriesStackingRegressor
+            The fitted estimator.
+        """
+        if not isinstance(X, pd.DataFrame):
+            raise NotEnoughDataError(
+                "TimeSeriesStackingRegressor.fit needs a pandas DataFrame indexed by cutoff"
+            )
+        y_arr = np.asarray(y, dtype=float)
+        names, all_estimators = self._validate_estimators()
+        active = [(n, e) for n, e in zip(names, all_estimators, strict=True) if e != "drop"]
+        self.final_estimator_ = clone(
+            LinearRegression(positive=True)
+            if self.final_estimator is None
+            else self.final_estimator
+        )
+        cv = CutoffSplit(3) if self.cv is None else self.cv
+        splits = list(cv.split(X, y_arr, groups=X.index.to_numpy()))
+
+        self.estimators_ = [clone(est).fit(X, y_arr) for _, est in active]
+        self.named_estimators_ = Bunch()
+        for (name, _), fitted in zip(active, self.estimators_, strict=True):
+            self.named_estimators_[name] = fitted
+        for name, est in zip(names, all_estimators, strict=True):
+            if est == "drop":
+                self.named_estimators_[name] = "drop"
+        self.stack_method_ = ["predict"] * len(self.estimators_)
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+
+        oof = np.full((X.shape[0], len(active)), np.nan)
+        for train_idx, test_idx in splits:
+            X_tr = _safe_indexing(X, train_idx)
+            X_te = _safe_indexing(X, test_idx)
+            for j, (_, est) in enumerate(active):
+                oof[test_idx, j] = clone(est).fit(X_tr, y_arr[train_idx]).predict(X_te)
+        rows = np.flatnonzero(~np.isnan(oof).any(axis=1))
+        if rows.size == 0:
+            raise NotEnoughDataError("no out-of-fold prediction to fit the stacking meta-learner")
+        X_meta = self._concatenate_predictions(
+            _safe_indexing(X, rows), [oof[rows, j] for j in range(len(active))]
+        )
+        self.final_estimator_.fit(X_meta, y_arr[rows])
+        self.oof_rows_ = rows.size
+        return self
+
+    def blend_weights(self) -> dict[str, float]:
+        """Return the meta-learner's coefficient per base learner (linear meta-learners only).
+
+        Returns
+        -------
+        dict[str, float]
+            Base-learner name to weight, plus ``intercept``.
+        """
+        check_is_fitted(self)
+        coef = np.ravel(getattr(self.final_estimator_, "coef_", []))
+        names = [n for n, e in self.estimators if e != "drop"]
+        out = {n: float(c) for n, c in zip(names, coef[: len(names)], strict=False)}
+        out["intercept"] = float(np.ravel(getattr(self.final_estimator_, "intercept_", [0.0]))[0])
+        return out
+
+
+class NonNegativeRegressor(RegressorMixin, BaseEstimator):
+    """Wrap a regressor so its predictions are clipped at 0 (spend and counts are never < 0).
+
+    Parameters
+    ----------
+    regressor : estimator
+        The wrapped regressor.
+    """
+
+    def __init__(self, regressor: Any) -> None:
+        self.regressor = regressor
+
+    def fit(self, X: Any, y: Any) -> NonNegativeRegressor:
+        """Fit the wrapped regressor.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Features (index = cutoff, kept for the stacking splitter).
+        y : array-like
+            Target.
+
+        Returns
+        -------
+        NonNegativeRegressor
+            The fitted wrapper.
+        """
+        self.regressor_ = clone(self.regressor).fit(X, y)
+        if hasattr(self.regressor_, "feature_names_in_"):
+            self.feature_names_in_ = self.regressor_.feature_names_in_
+        self.n_features_in_ = getattr(self.regressor_, "n_features_in_", None)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict and clip at 0.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Features.
+
+        Returns
+        -------
+        numpy.ndarray
+            Non-negative predictions.
+        """
+        check_is_fitted(self)
+        return np.clip(np.asarray(self.regressor_.predict(X), dtype=float), 0.0, None)
+
+
+def _linear(model: Any) -> Pipeline:
+    """Impute (median), scale, then the linear learner: preprocessing lives inside each fold."""
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median")),
+            ("scale", StandardScaler()),
+            ("model", model),
+        ]
+    )
+
+
+def _forest(random_state: int) -> Pipeline:
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median")),
+            (
+                "model",
+                RandomForestRegressor(
+                    n_estimators=100,
+                    min_samples_leaf=10,
+                    max_features=0.5,
+                    max_samples=0.3,
+                    n_jobs=N_JOBS,
+                    random_state=random_state,
+                ),
+            ),
+        ]
+    )
+
+
+def _xgb(random_state: int) -> XGBRegressor:
+    return XGBRegressor(
+        n_estimators=300,
+        learning_rate=0.05,
+        max_depth=4,
+        subsample=0.8,
+        colsample_bytree=0.8,
+        min_child_weight=5.0,
+        objective="reg:squarederror",
+        n_jobs=N_JOBS,
+        random_state=random_state,
+        verbosity=0,
+    )
+
+
+def build_model1(
+    horizon_days: int = 30, inner_splits: int = 2, random_state: int = 0
+) -> NonNegativeRegressor:
+    """Build Model 1: stacking of Random Forest + Ridge + Lasso, clipped at 0.
+
+    Parameters
+    ----------
+    horizon_days : int, default 30
+        Window length, used by the stack's time-aware inner folds.
+    inner_splits : int, default 2
+        Folds of the stack's inner :class:`CutoffSplit`.
+    random_state : int, default 0
+        Seed of the forest.
+
+    Returns
+    -------
+    NonNegativeRegressor
+        Unfitted ``NonNegativeRegressor(TimeSeriesStackingRegressor(...))``; hyperparameters are
+        reachable as ``regressor__rf__model__max_depth`` etc.
+    """
+    stack = TimeSeriesStackingRegressor(
+        estimators=[
+            ("rf", _forest(random_state)),
+            ("ridge", _linear(Ridge(alpha=1.0))),
+            ("lasso", _linear(Lasso(alpha=1.0, max_iter=5000))),
+        ],
+        final_estimator=LinearRegression(positive=True),
+        cv=CutoffSplit(inner_splits, horizon_days),
+    )
+    return NonNegativeRegressor(stack)
+
+
+def build_model2(
+    horizon_days: int = 30, inner_splits: int = 2, random_state: int = 0
+) -> NonNegativeRegressor:
+    """Build Model 2: stacking of Random Forest + XGBoost + Ridge + Lasso, clipped at 0.
+
+    Parameters
+    ----------
+    horizon_days : int, default 30
+        Window length, used by the stack's time-aware inner folds.
+    inner_splits : int, default 2
+        Folds of the stack's inner :class:`CutoffSplit`.
+    random_state : int, default 0
+        Seed of the forest and of XGBoost.
+
+    Returns
+    -------
+    NonNegativeRegressor
+        Unfitted ``NonNegativeRegressor(TimeSeriesStackingRegressor(...))``.
+    """
+    stack = TimeSeriesStackingRegressor(
+        estimators=[
+            ("rf", _forest(random_state)),
+            ("xgb", _xgb(random_state)),
+            ("ridge", _linear(Ridge(alpha=1.0))),
+            ("lasso", _linear(Lasso(alpha=1.0, max_iter=5000))),
+        ],
+        final_estimator=LinearRegression(positive=True),
+        cv=CutoffSplit(inner_splits, horizon_days),
+    )
+    return NonNegativeRegressor(stack)
+
+
+def build_products_model(random_state: int = 0) -> NonNegativeRegressor:
+    """Build the products model: gradient boosting with a Poisson loss on the distinct-count.
+
+    Parameters
+    ----------
+    random_state : int, default 0
+        Seed.
+
+    Returns
+    -------
+    NonNegativeRegressor
+        Unfitted count model (missing values handled natively).
+    """
+    return NonNegativeRegressor(
+        HistGradientBoostingRegressor(
+            loss="poisson",
+            learning_rate=0.05,
+            max_iter=300,
+            max_leaf_nodes=31,
+            min_samples_leaf=40,
+            l2_regularization=1.0,
+            early_stopping=False,
+            random_state=random_state,
+        )
+    )

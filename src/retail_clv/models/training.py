@@ -1,0 +1,438 @@
+"""Train Model 1, Model 2 and the products model on many cutoffs, and evaluate them honestly.
+
+``train`` builds training rows from every cutoff whose target window ends on or before
+``as_of`` (each customer with a purchase before the cutoff is a row, zero spenders included),
+tunes both stacks with :class:`~sklearn.model_selection.RandomizedSearchCV` over forward, purged
+:class:`~retail_clv.models.tuning.CutoffSplit` folds, fits the products count model, and, when
+the data covers ``[as_of, as_of + horizon)``, evaluates models and baselines on that window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import polars as pl
+from sklearn.model_selection import RandomizedSearchCV
+
+from retail_clv.errors import NotEnoughDataError
+from retail_clv.features import FEATURE_COLUMNS, training_frame
+from retail_clv.features.build import PURCHASE_COLUMNS, check_columns
+from retail_clv.models import metrics as M
+from retail_clv.models.baselines import bgnbd_gg_baseline, mean_baseline, run_rate_baseline
+from retail_clv.models.estimators import (
+    build_model1,
+    build_model2,
+    build_products_model,
+)
+from retail_clv.models.tuning import CutoffSplit, cutoff_days
+
+logger = logging.getLogger(__name__)
+
+Budget = Literal["quick", "default"]
+Progress = Callable[[float, str], None]
+
+#: Search budgets. ``quick`` is the demo (<= 60 s for both models on Online Retail II, 2 cores);
+#: ``default`` is the full search (<= 10 minutes).
+BUDGETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "cutoff_step_days": 28,
+        "max_train_cutoffs": 12,
+        "n_iter": 1,
+        "outer_splits": 2,
+        "inner_splits": 2,
+        "rf_trees": 40,
+        "xgb_trees": 200,
+    },
+    "default": {
+        "cutoff_step_days": 14,
+        "max_train_cutoffs": 40,
+        "n_iter": 6,
+        "outer_splits": 3,
+        "inner_splits": 2,
+        "rf_trees": 100,
+        "xgb_trees": 300,
+    },
+}
+
+#: Random-search spaces (prefix ``regressor__`` reaches into the stack).
+SEARCH_SPACE_MODEL1: dict[str, list[Any]] = {
+    "regressor__rf__model__min_samples_leaf": [5, 10, 20, 40],
+    "regressor__rf__model__max_features": [0.3, 0.5, 0.8],
+    "regressor__rf__model__max_depth": [8, 12, None],
+    "regressor__ridge__model__alpha": [0.1, 1.0, 10.0, 100.0],
+    "regressor__lasso__model__alpha": [0.1, 1.0, 10.0],
+}
+SEARCH_SPACE_MODEL2: dict[str, list[Any]] = {
+    **SEARCH_SPACE_MODEL1,
+    "regressor__xgb__max_depth": [3, 4, 6],
+    "regressor__xgb__learning_rate": [0.03, 0.05, 0.1],
+    "regressor__xgb__min_child_weight": [1.0, 5.0, 20.0],
+    "regressor__xgb__subsample": [0.7, 0.9],
+}
+
+MIN_HISTORY_DAYS = 60
+
+
+@dataclass
+class TrainResult:
+    """Everything a training run produces (the registry saves it; the CLI/API read it)."""
+
+    model1: Any
+    model2: Any
+    products_model: Any
+    feature_names: list[str]
+    as_of: dt.date
+    horizon_days: int
+    metrics: dict[str, Any]
+    holdout: pl.DataFrame
+    best_params: dict[str, Any] = field(default_factory=dict)
+    cv_scores: dict[str, Any] = field(default_factory=dict)
+    feature_importance: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    bgnbd_params: dict[str, float] | None = None
+
+
+def training_cutoffs(
+    first_date: dt.date,
+    as_of: dt.date,
+    horizon_days: int,
+    step_days: int,
+    max_cutoffs: int | None = None,
+    min_history_days: int = MIN_HISTORY_DAYS,
+) -> list[dt.date]:
+    """List training cutoffs whose windows end on or before ``as_of``, newest at ``as_of - h``.
+
+    Parameters
+    ----------
+    first_date : datetime.date
+        Date of the first purchase in the data.
+    as_of : datetime.date
+        Evaluation cutoff; every training window ``[c, c + horizon)`` ends on or before it.
+    horizon_days : int
+        Window length.
+    step_days : int
+        Spacing between cutoffs.
+    max_cutoffs : int or None
+        Keep only the most recent ones.
+    min_history_days : int, default 60
+        First cutoff at least this long after ``first_date``.
+
+    Returns
+    -------
+    list[datetime.date]
+        Sorted cutoffs.
+    """
+    last = as_of - dt.timedelta(days=horizon_days)
+    earliest = first_date + dt.timedelta(days=min_history_days)
+    out: list[dt.date] = []
+    c = last
+    while c >= earliest and (max_cutoffs is None or len(out) < max_cutoffs):
+        out.append(c)
+        c -= dt.timedelta(days=step_days)
+    return sorted(out)
+
+
+def _to_pandas(frame: pl.DataFrame, feature_names: Sequence[str]) -> pd.DataFrame:
+    """Model input: the feature columns, indexed by the cutoff (day number) for the splitters."""
+    X = frame.select(list(feature_names)).to_pandas()
+    X.index = pd.Index(cutoff_days(frame["cutoff"].to_numpy()), name="cutoff_day")
+    return X
+
+
+def predict_frame(
+    model1: Any,
+    model2: Any,
+    products_model: Any,
+    features: pl.DataFrame,
+    feature_names: Sequence[str],
+) -> pl.DataFrame:
+    """Predict spend (both models) and distinct products for every row of a feature frame.
+
+    Parameters
+    ----------
+    model1, model2, products_model : estimator
+        Fitted models taking a pandas DataFrame with columns ``feature_names``.
+    features : pl.DataFrame
+        Output of :func:`retail_clv.features.customer_features` (one cutoff).
+    feature_names : Sequence[str]
+        Model inputs, in training order.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``customer_id, predicted_spend_30d_model1, predicted_spend_30d_model2,
+        predicted_products_30d`` (never negative).
+    """
+    missing = [c for c in feature_names if c not in features.columns]
+    if missing:
+        raise NotEnoughDataError(f"feature frame lacks column(s): {', '.join(missing)}")
+    X = features.select(list(feature_names)).to_pandas()
+
+    def _pred(model: Any) -> np.ndarray:
+        if X.shape[0] == 0:
+            return np.zeros(0)
+        return np.clip(np.asarray(model.predict(X), dtype=float), 0.0, None)
+
+    return pl.DataFrame(
+        {
+            "customer_id": features["customer_id"].cast(pl.Utf8),
+            "predicted_spend_30d_model1": _pred(model1),
+            "predicted_spend_30d_model2": _pred(model2),
+            "predicted_products_30d": _pred(products_model),
+        }
+    )
+
+
+def _fit_search(
+    name: str,
+    estimator: Any,
+    space: dict[str, list[Any]],
+    X: pd.DataFrame,
+    y: np.ndarray,
+    cfg: dict[str, Any],
+    horizon_days: int,
+    seed: int,
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Run the randomized search over forward folds (or a plain fit when n_iter <= 1)."""
+    start = time.perf_counter()
+    if cfg["n_iter"] <= 1:
+        fitted = estimator.fit(X, y)
+        return fitted, {}, {"search": "none (budget)", "seconds": time.perf_counter() - start}
+    search = RandomizedSearchCV(
+        estimator,
+        space,
+        n_iter=cfg["n_iter"],
+        scoring="r2",
+        cv=CutoffSplit(cfg["outer_splits"], horizon_days),
+        refit=True,
+        random_state=seed,
+        n_jobs=1,
+        error_score="raise",
+    )
+    search.fit(X, y, groups=X.index.to_numpy())
+    res = search.cv_results_
+    scores = {
+        "search": "RandomizedSearchCV over CutoffSplit",
+        "best_score_r2": float(search.best_score_),
+        "mean_test_r2": [float(v) for v in res["mean_test_score"]],
+        "std_test_r2": [float(v) for v in res["std_test_score"]],
+        "seconds": time.perf_counter() - start,
+    }
+    best = {
+        k: (v if isinstance(v, int | float | str) or v is None else str(v))
+        for k, v in search.best_params_.items()
+    }
+    logger.info("%s: best CV R2 %.3f with %s", name, search.best_score_, best)
+    return search.best_estimator_, best, scores
+
+
+def _set_sizes(model: Any, cfg: dict[str, Any]) -> Any:
+    params = {"regressor__rf__model__n_estimators": cfg["rf_trees"]}
+    if "xgb" in dict(model.regressor.estimators):
+        params["regressor__xgb__n_estimators"] = cfg["xgb_trees"]
+    return model.set_params(**params)
+
+
+def _feature_importance(model2: Any, feature_names: Sequence[str]) -> list[dict[str, Any]]:
+    """Impurity importance of Model 2's forest and XGBoost gain share, averaged."""
+    stack = model2.regressor_
+    parts = []
+    rf = stack.named_estimators_["rf"].named_steps["model"]
+    parts.append(np.asarray(rf.feature_importances_, dtype=float))
+    if "xgb" in stack.named_estimators_:
+        parts.append(np.asarray(stack.named_estimators_["xgb"].feature_importances_, dtype=float))
+    imp = np.mean([p / p.sum() if p.sum() > 0 else p for p in parts], axis=0)
+    order = np.argsort(-imp)
+    return [{"feature": feature_names[i], "importance": float(imp[i])} for i in order]
+
+
+def train(
+    purchases: pl.DataFrame,
+    cancellations: pl.DataFrame | None,
+    as_of: dt.date,
+    horizon_days: int = 30,
+    budget: Budget = "default",
+    progress: Progress | None = None,
+    random_state: int = 0,
+) -> TrainResult:
+    """Fit Model 1, Model 2 and the products model; evaluate them and the baselines.
+
+    Parameters
+    ----------
+    purchases : pl.DataFrame
+        Valid purchase lines (``retail_clv.store.queries.read_purchases`` columns).
+    cancellations : pl.DataFrame or None
+        Cancellation lines (``read_cancellations`` columns).
+    as_of : datetime.date
+        Training windows end on or before this date; evaluation window ``[as_of, as_of + h)``.
+    horizon_days : int, default 30
+        Window length.
+    budget : {"quick", "default"}, default "default"
+        Search budget (see :data:`BUDGETS`).
+    progress : callable, optional
+        Called as ``progress(fraction, message)`` between steps.
+    random_state : int, default 0
+        Seed of the learners and of the search.
+
+    Returns
+    -------
+    TrainResult
+        Fitted models, metrics (empty ``models``/``baselines`` when the window is not covered by
+        the data), holdout predictions, search results, importances and the run config.
+
+    Raises
+    ------
+    NotEnoughDataError
+        When the history before ``as_of`` is too short to build training cutoffs.
+    """
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; use one of {', '.join(BUDGETS)}")
+    check_columns(purchases, PURCHASE_COLUMNS, "purchases")
+    if purchases.height == 0:
+        raise NotEnoughDataError("no purchase to train on")
+    if isinstance(as_of, dt.datetime):
+        as_of = as_of.date()
+    cfg = dict(BUDGETS[budget])
+    t0 = time.perf_counter()
+
+    def report(fraction: float, message: str) -> None:
+        logger.info("[%3.0f%%] %s", 100 * fraction, message)
+        if progress is not None:
+            progress(fraction, message)
+
+    first_date = purchases["invoice_date"].min()
+    last_date = purchases["invoice_date"].max()
+    assert isinstance(first_date, dt.datetime) and isinstance(last_date, dt.datetime)
+    cutoffs = training_cutoffs(
+        first_date.date(), as_of, horizon_days, cfg["cutoff_step_days"], cfg["max_train_cutoffs"]
+    )
+    needed = max(cfg["outer_splits"], cfg["inner_splits"]) + 2
+    if len(cutoffs) < needed:
+        raise NotEnoughDataError(
+            f"only {len(cutoffs)} training cutoff(s) fit between {first_date.date()} + "
+            f"{MIN_HISTORY_DAYS} days and {as_of} - {horizon_days} days; need {needed}. "
+            "Use a later --as-of, a shorter horizon or more history."
+        )
+    report(0.02, f"building features for {len(cutoffs)} training cutoffs and {as_of}")
+    frame = training_frame(purchases, cancellations, [*cutoffs, as_of], horizon_days)
+    train_rows = frame.filter(pl.col("cutoff") < as_of)
+    test_rows = frame.filter(pl.col("cutoff") == as_of)
+    if train_rows.height == 0 or float(train_rows["spend"].sum()) <= 0:
+        raise NotEnoughDataError("no purchase falls in any training window")
+    feature_names = list(FEATURE_COLUMNS)
+    X = _to_pandas(train_rows, feature_names)
+    y = train_rows["spend"].to_numpy().astype(float)
+    y_products = train_rows["n_products"].to_numpy().astype(float)
+    logger.info("training rows: %d from %d cutoffs", X.shape[0], len(cutoffs))
+
+    report(0.10, "tuning Model 1 (RF + Ridge + Lasso stack)")
+    m1 = _set_sizes(build_model1(horizon_days, cfg["inner_splits"], random_state), cfg)
+    model1, best1, cv1 = _fit_search(
+        "model1", m1, SEARCH_SPACE_MODEL1, X, y, cfg, horizon_days, random_state
+    )
+    report(0.45, "tuning Model 2 (RF + XGBoost + Ridge + Lasso stack)")
+    m2 = _set_sizes(build_model2(horizon_days, cfg["inner_splits"], random_state), cfg)
+    model2, best2, cv2 = _fit_search(
+        "model2", m2, SEARCH_SPACE_MODEL2, X, y, cfg, horizon_days, random_state
+    )
+    report(0.80, "fitting the products model (Poisson gradient boosting)")
+    products_model = build_products_model(random_state).fit(X, y_products)
+
+    covered = last_date.date() >= as_of + dt.timedelta(days=horizon_days - 1)
+    report(0.88, "evaluating models and baselines" if covered else "scoring as-of features")
+    preds = predict_frame(model1, model2, products_model, test_rows, feature_names)
+    n = test_rows.height
+    holdout = pl.DataFrame(
+        {
+            "customer_id": test_rows["customer_id"],
+            "actual_spend": test_rows["spend"]
+            if covered
+            else pl.Series([None] * n, dtype=pl.Float64),
+            "actual_products": test_rows["n_products"]
+            if covered
+            else pl.Series([None] * n, dtype=pl.Int64),
+            "pred_model1": preds["predicted_spend_30d_model1"],
+            "pred_model2": preds["predicted_spend_30d_model2"],
+            "pred_products": preds["predicted_products_30d"],
+            "pred_mean": mean_baseline(y, n),
+            "pred_run_rate": run_rate_baseline(test_rows["spend_365d"].to_numpy(), horizon_days),
+        }
+    )
+    bg = bgnbd_gg_baseline(purchases, as_of, test_rows["customer_id"].to_list(), horizon_days)
+    holdout = holdout.with_columns(
+        pred_bgnbd_gg=pl.Series(bg.predictions if bg.ok else [None] * n, dtype=pl.Float64)
+    )
+    metrics: dict[str, Any] = {
+        "cutoff": as_of.isoformat(),
+        "horizon_days": horizon_days,
+        "n_customers": n,
+        "evaluated": bool(covered and n > 0),
+        "models": {},
+        "baselines": {},
+        "calibration": {},
+        "gain_curve": {},
+    }
+    if covered and n > 0:
+        actual = holdout["actual_spend"].to_numpy()
+        metrics["buyer_share"] = float(np.mean(actual > 0))
+        for key in ("model1", "model2"):
+            pred = holdout[f"pred_{key}"].to_numpy()
+            metrics["models"][key] = M.evaluate(actual, pred)
+            metrics["calibration"][key] = M.decile_calibration(actual, pred)
+            metrics["gain_curve"][key] = M.gain_curve(actual, pred)
+        metrics["gain_curve"]["perfect"] = M.gain_curve(actual, actual)
+        ap = holdout["actual_products"].to_numpy().astype(float)
+        pp = holdout["pred_products"].to_numpy()
+        metrics["models"]["products"] = {
+            "mae": M.mae(ap, pp),
+            "spearman": M.spearman(ap, pp),
+            "r2": M.r2(ap, pp),
+        }
+        metrics["baselines"]["mean"] = M.evaluate(actual, holdout["pred_mean"].to_numpy())
+        metrics["baselines"]["run_rate"] = M.evaluate(actual, holdout["pred_run_rate"].to_numpy())
+        if bg.ok and bg.predictions is not None:
+            metrics["baselines"]["bgnbd_gg"] = M.evaluate(actual, bg.predictions)
+        else:
+            metrics["baselines"]["bgnbd_gg"] = {"failed": True, "reason": bg.reason}
+    elif not bg.ok:
+        metrics["baselines"]["bgnbd_gg"] = {"failed": True, "reason": bg.reason}
+
+    config = {
+        "budget": budget,
+        **cfg,
+        "horizon_days": horizon_days,
+        "as_of": as_of.isoformat(),
+        "train_cutoffs": [c.isoformat() for c in cutoffs],
+        "train_rows": int(X.shape[0]),
+        "target": "raw spend (squared error), predictions clipped at 0",
+        "meta_learner": "LinearRegression(positive=True) on forward out-of-fold predictions",
+        "random_state": random_state,
+        "blend_weights": {
+            "model1": model1.regressor_.blend_weights(),
+            "model2": model2.regressor_.blend_weights(),
+        },
+        "seconds": time.perf_counter() - t0,
+    }
+    report(1.0, f"done in {config['seconds']:.0f} s")
+    return TrainResult(
+        model1=model1,
+        model2=model2,
+        products_model=products_model,
+        feature_names=feature_names,
+        as_of=as_of,
+        horizon_days=horizon_days,
+        metrics=metrics,
+        holdout=holdout,
+        best_params={"model1": best1, "model2": best2},
+        cv_scores={"model1": cv1, "model2": cv2},
+        feature_importance=_feature_importance(model2, feature_names),
+        config=config,
+        bgnbd_params=bg.params if bg.ok else None,
+    )

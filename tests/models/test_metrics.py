@@ -1,0 +1,80 @@
+import math
+
+import numpy as np
+import pytest
+
+from retail_clv.models import metrics as M
+
+Y = [0.0, 0.0, 10.0, 5.0]
+P = [1.0, 2.0, 3.0, 4.0]
+
+
+def test_r2_mae_rmse_by_hand():
+    # mean(Y) = 3.75; SS_tot = 14.0625*2 + 39.0625 + 1.5625 = 68.75
+    # residuals: -1, -2, 7, 1 -> SS_res = 55
+    assert M.r2(Y, P) == pytest.approx(1 - 55 / 68.75)
+    assert M.mae(Y, P) == pytest.approx((1 + 2 + 7 + 1) / 4)
+    assert M.rmse(Y, P) == pytest.approx(math.sqrt(55 / 4))
+
+
+def test_r2_constant_truth_is_nan_and_perfect_is_one():
+    assert math.isnan(M.r2([1, 1, 1], [1, 2, 3]))
+    assert M.r2([1, 2, 3], [1, 2, 3]) == 1.0
+
+
+def test_spearman_by_hand():
+    # ranks of Y: 1.5, 1.5, 4, 3 ; ranks of P: 1, 2, 3, 4
+    ry = np.array([1.5, 1.5, 4, 3])
+    rp = np.array([1, 2, 3, 4])
+    expected = np.corrcoef(ry, rp)[0, 1]
+    assert M.spearman(Y, P) == pytest.approx(expected)
+    assert math.isnan(M.spearman(Y, [1, 1, 1, 1]))
+
+
+def test_normalized_gini_by_hand():
+    # ranked by P desc: 5, 10, 0, 0 -> gains 0, 1/3, 1, 1, 1
+    # area = .25*(0+1/3)/2 + .25*(1/3+1)/2 + .25 + .25 = 0.708333 ; minus .5 = 0.208333
+    # perfect: 10, 5, 0, 0 -> gains 0, 2/3, 1, 1, 1 -> area .791667 ; minus .5 = 0.291667
+    assert M.normalized_gini(Y, P) == pytest.approx(0.2083333 / 0.2916667, rel=1e-5)
+    assert M.normalized_gini(Y, Y) == pytest.approx(1.0)
+
+
+def test_gini_constant_prediction_gets_no_credit_from_ties():
+    assert M.normalized_gini(Y, [1, 1, 1, 1]) < 0
+
+
+def test_top_capture_by_hand():
+    y = np.array([100.0, 0, 0, 0, 0, 0, 0, 0, 0, 50.0])
+    p = np.arange(10.0)  # highest prediction on the last customer (50 of 150)
+    assert M.top_capture(y, p, 0.1) == pytest.approx(50 / 150)
+    assert M.top_capture(y, p, 0.2) == pytest.approx(50 / 150)  # 9th customer bought 0
+    assert M.top_capture(y, y, 0.1) == pytest.approx(100 / 150)
+    with pytest.raises(ValueError, match="fraction"):
+        M.top_capture(y, p, 0.0)
+
+
+def test_decile_calibration_groups():
+    y = np.arange(20.0)
+    p = np.arange(20.0) * 2
+    table = M.decile_calibration(y, p)
+    assert [row["decile"] for row in table] == list(range(1, 11))
+    assert all(row["n"] == 2 for row in table)
+    # decile 1 = the two highest predictions (38, 36) whose actuals are 19, 18
+    assert table[0]["mean_predicted"] == pytest.approx(37.0)
+    assert table[0]["mean_actual"] == pytest.approx(18.5)
+    assert table[-1]["mean_actual"] == pytest.approx(0.5)
+
+
+def test_gain_curve_points():
+    curve = M.gain_curve(Y, P, points=5)
+    assert [pt["fraction_spend"] for pt in curve] == pytest.approx([0, 1 / 3, 1, 1, 1])
+    assert curve[0]["fraction_customers"] == 0.0 and curve[-1]["fraction_customers"] == 1.0
+
+
+def test_evaluate_keys_and_length_check():
+    out = M.evaluate(Y, P)
+    assert set(out) == {"r2", "mae", "rmse", "spearman", "gini", "top10_capture"}
+    with pytest.raises(ValueError, match="differ in length"):
+        M.evaluate([1, 2], [1])
+    with pytest.raises(ValueError, match="empty"):
+        M.r2([], [])
