@@ -317,19 +317,40 @@ def clean_frame(
     rows_duplicate = int((~first).sum())
     checked = parse_and_validate(frame.filter(first))
 
+    # Split with column pruning: each outcome keeps only the columns it needs, so the wide
+    # parsed frame is not copied whole (peak memory on 1M rows).
     is_rejected = pl.col("reasons").is_not_null()
-    valid = checked.filter(~is_rejected)
-    products = _products(valid)
-    valid = valid.join(products.select("stock_code", "category"), on="stock_code", how="left")
-    valid = valid.select(*PURCHASE_COLUMNS, "store", "row_hash")
-    rejected_all = checked.filter(is_rejected)
-    cancellations = rejected_all.filter(
-        pl.col("reasons").str.contains(CANCELLATION, literal=True)
-        & pl.col("customer_id").is_not_null()
-        & pl.col("invoice_date").is_not_null()
-        & (pl.col("quantity") < 0).fill_null(False)
-    ).select(*CANCELLATION_COLUMNS, "row_hash")
-    rejected = rejected_all.with_columns(source_file=pl.lit(source_file)).select(REJECTED_COLUMNS)
+    valid_plan = (
+        checked.lazy()
+        .filter(~is_rejected)
+        .select(*(c for c in PURCHASE_COLUMNS if c != "category"), "store", "row_hash")
+    )
+    cancellations_plan = (
+        checked.lazy()
+        .filter(
+            is_rejected
+            & pl.col("reasons").str.contains(CANCELLATION, literal=True)
+            & pl.col("customer_id").is_not_null()
+            & pl.col("invoice_date").is_not_null()
+            & (pl.col("quantity") < 0).fill_null(False)
+        )
+        .select(*CANCELLATION_COLUMNS, "row_hash")
+    )
+    rejected_plan = (
+        checked.lazy()
+        .filter(is_rejected)
+        .with_columns(source_file=pl.lit(source_file))
+        .select(REJECTED_COLUMNS)
+    )
+    valid_frame, cancellation_frame, rejected_frame = pl.collect_all(
+        [valid_plan, cancellations_plan, rejected_plan]
+    )
+    del checked
+    products = _products(valid_frame)
+    valid_frame = valid_frame.join(
+        products.select("stock_code", "category"), on="stock_code", how="left"
+    ).select(*PURCHASE_COLUMNS, "store", "row_hash")
+    valid, cancellations, rejected = valid_frame, cancellation_frame, rejected_frame
 
     report = _report(base, valid, rejected, cancellations, products, rows_duplicate)
     check_invariant(report)
