@@ -312,7 +312,7 @@ def customer_features(
 
     # country: the customer's first country (stable over cutoffs)
     country = (
-        p.sort("invoice_date")
+        p.sort(["invoice_date", "country"], nulls_last=True)
         .group_by("customer_id")
         .agg(country=pl.col("country").first())
         .with_columns(pl.col("country").fill_null("Unknown"))

@@ -1,0 +1,138 @@
+import datetime as dt
+import math
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from retail_clv.errors import SchemaError
+from retail_clv.features import FEATURE_COLUMNS, customer_features
+
+from ._frames import FR, HAND_CANCELLATIONS, HAND_PURCHASES, UK, d, purchases
+
+FEB1 = dt.date(2011, 2, 1)
+
+
+def _row(frame: pl.DataFrame, customer: str, cutoff: dt.date) -> dict:
+    rows = frame.filter((pl.col("customer_id") == customer) & (pl.col("cutoff") == cutoff))
+    assert rows.height == 1
+    return rows.row(0, named=True)
+
+
+def test_hand_computed_features_at_one_cutoff():
+    f = customer_features(HAND_PURCHASES, HAND_CANCELLATIONS, [FEB1])
+    assert f.columns == ["customer_id", "cutoff", "country", *FEATURE_COLUMNS]
+    assert f["customer_id"].to_list() == ["A", "B"]
+    a = _row(f, "A", FEB1)
+    assert a["country"] == UK
+    expected = {
+        "recency_days": 1.0,  # last purchase 2011-01-31 (23:00 is still before the cutoff)
+        "tenure_days": 31.0,
+        "frequency": 3.0,
+        "monetary": 45.0,
+        "avg_order_value": 15.0,
+        "lines_per_order": 4 / 3,
+        "n_categories": 2.0,
+        "unique_products": 3.0,
+        "spend_30d": 15.0,  # 01-11 (age 21) and 01-31 (age 1); 01-01 is 31 days old
+        "orders_30d": 2.0,
+        "spend_90d": 45.0,
+        "orders_365d": 3.0,
+        "max_order_value": 30.0,
+        "purchase_days": 3.0,
+        "ipi_mean_days": 15.0,  # gaps 10 and 20 days
+        "ipi_std_days": 5.0,
+        "recency_ipi_ratio": 1 / 15,
+        "trend_90d": 1.0,  # nothing in the 90 days before the last 90
+        "return_rate": 5 / 45,
+        "top_category_share": 25 / 45,  # Home 10 + 5 + 10 of 45
+        "is_uk": 1.0,
+        "country_freq": 0.5,
+        "cutoff_month": 2.0,
+        "spend_same_30d_last_year": 0.0,
+    }
+    for name, value in expected.items():
+        assert a[name] == pytest.approx(value), name
+    b = _row(f, "B", FEB1)
+    assert b["country"] == FR and b["is_uk"] == 0.0
+    assert b["recency_days"] == 12.0 and b["frequency"] == 1.0 and b["return_rate"] == 0.0
+    assert b["ipi_mean_days"] is None and b["recency_ipi_ratio"] is None
+    assert b["top_category_share"] == 1.0
+
+
+def test_population_is_customers_with_a_purchase_strictly_before_the_cutoff():
+    jan11 = dt.date(2011, 1, 11)
+    f = customer_features(HAND_PURCHASES, None, [jan11, FEB1])
+    assert f.filter(pl.col("cutoff") == jan11)["customer_id"].to_list() == ["A"]
+    a = _row(f, "A", jan11)
+    # the purchase on the cutoff day itself (I2, 2011-01-11) belongs to the window
+    assert a["frequency"] == 1.0 and a["monetary"] == 30.0 and a["recency_days"] == 10.0
+    assert a["unique_products"] == 2.0 and a["return_rate"] == 0.0
+
+
+def test_many_cutoffs_at_once_equal_one_at_a_time():
+    cuts = [dt.date(2011, 1, 2), dt.date(2011, 1, 12), dt.date(2011, 1, 16), FEB1]
+    together = customer_features(HAND_PURCHASES, HAND_CANCELLATIONS, cuts)
+    alone = pl.concat([customer_features(HAND_PURCHASES, HAND_CANCELLATIONS, [c]) for c in cuts])
+    assert together.sort(["cutoff", "customer_id"]).equals(alone.sort(["cutoff", "customer_id"]))
+
+
+def test_missing_column_is_a_schema_error():
+    with pytest.raises(SchemaError, match="lacks column.*category"):
+        customer_features(HAND_PURCHASES.drop("category"), None, [FEB1])
+
+
+customers = st.sampled_from(["1", "2", "3", "4"])
+days = st.integers(min_value=0, max_value=120)
+line = st.tuples(
+    customers,
+    st.integers(0, 30),
+    st.sampled_from(["P1", "P2", "P3", "P4", "P5"]),
+    st.integers(1, 20),
+    st.floats(0.1, 50.0, allow_nan=False),
+    days,
+    st.integers(0, 23),
+    st.sampled_from([UK, FR, "Germany"]),
+    st.sampled_from(["Home", "Toys", "Kitchen"]),
+)
+
+
+def _frame(lines) -> pl.DataFrame:
+    base = dt.datetime(2011, 1, 1)
+    return purchases(
+        [
+            (c, f"I{inv}", sc, q, p, base + dt.timedelta(days=day, hours=h), ctry, cat)
+            for c, inv, sc, q, p, day, h, ctry, cat in lines
+        ]
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=st.lists(line, min_size=1, max_size=30),
+    after=st.lists(line, min_size=1, max_size=30),
+    cut_day=st.integers(min_value=1, max_value=120),
+)
+def test_no_leakage_rows_on_or_after_the_cutoff_change_nothing(before, after, cut_day):
+    cutoff = dt.date(2011, 1, 1) + dt.timedelta(days=cut_day)
+    start = dt.datetime.combine(cutoff, dt.time())
+    past = _frame(before).filter(pl.col("invoice_date") < start)
+    future = _frame(after).with_columns(
+        invoice_date=pl.lit(start) + (pl.col("invoice_date") - pl.datetime(2011, 1, 1)),
+        invoice=pl.col("invoice") + "F",
+    )
+    future_cancel = future.select(
+        "customer_id", "invoice", "stock_code", -pl.col("quantity"), "price", "invoice_date"
+    )
+    clean = customer_features(past, None, [cutoff])
+    dirty = customer_features(pl.concat([past, future]), future_cancel, [cutoff])
+    assert clean.equals(dirty)
+
+
+def test_nan_free_core_features_on_single_purchase_customer():
+    p = purchases([("Z", "I9", "P", 1, 2.0, d(2011, 3, 1), UK, "Home")])
+    f = customer_features(p, None, [dt.date(2011, 3, 2)])
+    row = f.row(0, named=True)
+    assert row["monetary"] == 2.0 and row["trend_90d"] == 1.0
+    assert not math.isnan(row["avg_order_value"])

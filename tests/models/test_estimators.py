@@ -1,0 +1,135 @@
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.ensemble import StackingRegressor
+from sklearn.linear_model import LinearRegression, Ridge
+
+from retail_clv.errors import NotEnoughDataError
+from retail_clv.models.estimators import (
+    NonNegativeRegressor,
+    TimeSeriesStackingRegressor,
+    build_model1,
+    build_model2,
+    build_products_model,
+)
+from retail_clv.models.tuning import CutoffSplit, cutoff_days
+
+
+def _frame(n_cutoffs: int = 8, per: int = 30, step: int = 14, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    days = np.repeat(15000 + step * np.arange(n_cutoffs), per)
+    X = pd.DataFrame(
+        {"a": rng.normal(size=days.size), "b": rng.normal(size=days.size)},
+        index=pd.Index(days, name="cutoff_day"),
+    )
+    y = 3 * X["a"].to_numpy() + rng.normal(scale=0.1, size=days.size)
+    return X, y
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_cutoffs=st.integers(4, 30),
+    step=st.integers(1, 40),
+    horizon=st.integers(1, 60),
+    n_splits=st.integers(1, 3),
+)
+def test_folds_never_train_on_a_window_that_reaches_the_test_cutoffs(
+    n_cutoffs, step, horizon, n_splits
+):
+    days = np.repeat(15000 + step * np.arange(n_cutoffs), 3)
+    cv = CutoffSplit(n_splits, horizon)
+    try:
+        folds = list(cv.split(np.zeros(days.size), groups=days))
+    except NotEnoughDataError:
+        # allowed only when the purge leaves a fold without training rows
+        assert step * (n_cutoffs // (n_splits + 1)) < horizon or n_cutoffs < n_splits + 1
+        return
+    assert len(folds) == n_splits
+    previous_test_start = -np.inf
+    for train, test in folds:
+        assert train.size and test.size
+        assert days[train].max() + horizon <= days[test].min()
+        assert np.intersect1d(train, test).size == 0
+        assert days[test].min() > previous_test_start  # test blocks move forward in time
+        previous_test_start = days[test].min()
+
+
+def test_cutoff_split_reads_the_pandas_index_and_checks_history():
+    X, _ = _frame(n_cutoffs=6, step=30)
+    folds = list(CutoffSplit(2, 30).split(X))
+    assert len(folds) == 2
+    with pytest.raises(NotEnoughDataError, match="at least 4 distinct cutoffs"):
+        list(CutoffSplit(3, 30).split(X.iloc[:60]))
+    with pytest.raises(NotEnoughDataError, match="needs groups"):
+        list(CutoffSplit(2, 30).split(np.zeros((10, 2))))
+
+
+def test_cutoff_days_accepts_dates_and_ints():
+    as_dates = np.array(["2011-01-01", "2011-01-15"], dtype="datetime64[D]")
+    assert cutoff_days(as_dates).tolist() == [14975, 14989]
+    assert cutoff_days([5, 6]).tolist() == [5, 6]
+
+
+def test_time_series_stack_meta_learner_sees_only_forward_predictions():
+    X, y = _frame(n_cutoffs=9, step=30)
+    stack = TimeSeriesStackingRegressor(
+        [("ridge", Ridge(alpha=0.1)), ("zero", Ridge(alpha=1e6))],
+        cv=CutoffSplit(2, horizon_days=30),
+    )
+    assert isinstance(stack, StackingRegressor)
+    stack.fit(X, y)
+    # 9 cutoffs in 3 blocks of 3: the oldest block gets no out-of-fold prediction
+    assert stack.oof_rows_ == 6 * 30
+    w = stack.blend_weights()
+    assert w["ridge"] > 0.9 and w["zero"] >= 0.0
+    pred = stack.predict(X)
+    assert np.corrcoef(pred, y)[0, 1] > 0.99
+    clone(stack).set_params(ridge__alpha=2.0)  # behaves like a scikit-learn estimator
+
+
+def test_stack_requires_cutoff_index():
+    X, y = _frame()
+    stack = TimeSeriesStackingRegressor([("lr", LinearRegression())], cv=CutoffSplit(2, 14))
+    with pytest.raises(NotEnoughDataError, match="pandas DataFrame indexed by cutoff"):
+        stack.fit(X.to_numpy(), y)
+
+
+def test_non_negative_regressor_clips():
+    X, y = _frame()
+    model = NonNegativeRegressor(LinearRegression()).fit(X, y)
+    assert (model.predict(X) >= 0).all()
+    assert (LinearRegression().fit(X, y).predict(X) < 0).any()
+
+
+@pytest.mark.parametrize(
+    "builder, names",
+    [
+        (build_model1, ["rf", "ridge", "lasso"]),
+        (build_model2, ["rf", "xgb", "ridge", "lasso"]),
+    ],
+)
+def test_ensembles_have_the_specified_learners(builder, names):
+    model = builder(horizon_days=30)
+    stack = model.regressor
+    assert isinstance(stack, StackingRegressor)
+    assert [n for n, _ in stack.estimators] == names
+    assert isinstance(stack.final_estimator, LinearRegression) and stack.final_estimator.positive
+    # scaling lives inside the linear learners' own pipelines
+    assert "scale" in stack.named_estimators["ridge"].named_steps
+
+
+def test_small_stacks_fit_and_predict_non_negative():
+    X, y = _frame(n_cutoffs=9, step=30)
+    y = np.abs(y)
+    for builder in (build_model1, build_model2):
+        model = builder(horizon_days=30).set_params(regressor__rf__model__n_estimators=5)
+        if "xgb" in dict(model.regressor.estimators):
+            model.set_params(regressor__xgb__n_estimators=10)
+        pred = model.fit(X, y).predict(X)
+        assert pred.shape == (X.shape[0],) and (pred >= 0).all()
+    counts = np.random.default_rng(0).poisson(2, X.shape[0])
+    prod = build_products_model().set_params(regressor__max_iter=20).fit(X, counts)
+    assert (prod.predict(X) >= 0).all()
