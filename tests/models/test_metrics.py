@@ -39,8 +39,14 @@ def test_normalized_gini_by_hand():
     assert M.normalized_gini(Y, Y) == pytest.approx(1.0)
 
 
-def test_gini_constant_prediction_gets_no_credit_from_ties():
-    assert M.normalized_gini(Y, [1, 1, 1, 1]) < 0
+def test_ties_are_averaged_constant_prediction_scores_zero():
+    assert M.normalized_gini(Y, [1, 1, 1, 1]) == pytest.approx(0.0)
+    # top 25% with all predictions tied: expected share = mean spend / total = 1/4
+    assert M.top_capture(Y, [1, 1, 1, 1], 0.25) == pytest.approx(0.25)
+    # ties inside the top group only: {10, 5} tied first, then the zeros
+    assert M.normalized_gini(Y, [0, 0, 2, 2]) == pytest.approx(
+        ((0.25 * 0.5 / 2 + 0.25 * 1.5 / 2 + 0.5) - 0.5) / 0.2916667, rel=1e-5
+    )
 
 
 def test_top_capture_by_hand():

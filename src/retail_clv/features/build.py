@@ -66,6 +66,7 @@ FEATURE_COLUMNS: list[str] = [
     *[f"spend_{w}d" for w in WINDOWS],
     *[f"orders_{w}d" for w in WINDOWS],
     "spend_same_30d_last_year",
+    "run_rate_adj_30d",
     "max_order_value",
     "purchase_days",
     # rhythm
@@ -337,6 +338,7 @@ def customer_features(
             / (pl.col("spend_90d") + pl.col("spend_prev_90d"))
         )
         .otherwise(0.0),
+        run_rate_adj_30d=pl.col("spend_365d") * 30.0 / pl.col("tenure_days").clip(30.0, 365.0),
         return_rate=pl.col("returned") / pl.col("monetary"),
         top_category_share=pl.col("top_cat_spend") / pl.col("monetary"),
         is_uk=(pl.col("country") == "United Kingdom").cast(pl.Float64),

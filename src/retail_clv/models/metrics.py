@@ -99,19 +99,27 @@ def spearman(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     return float(stats.spearmanr(y, p).statistic)
 
 
-def _gini(y: np.ndarray, order: np.ndarray) -> float:
-    """Area between the gain curve of ``order`` and the diagonal (trapezoid rule)."""
-    n = y.size
-    total = y.sum()
-    gains = np.concatenate([[0.0], np.cumsum(y[order]) / total])
+def _ranked_spend(y: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Actual spend ordered by descending score, ties replaced by their group mean.
+
+    Averaging within tied scores gives the expected gain curve under a random tie order, so a
+    constant prediction gets a Gini of exactly 0 and no ordering luck.
+    """
+    uniq, inverse = np.unique(-score, return_inverse=True)
+    inverse = inverse.ravel()
+    sums = np.bincount(inverse, weights=y, minlength=uniq.size)
+    counts = np.bincount(inverse, minlength=uniq.size)
+    smoothed = (sums / counts)[inverse]
+    return smoothed[np.argsort(inverse, kind="stable")]
+
+
+def _gini(ranked: np.ndarray) -> float:
+    """Area between the gain curve of spend in ``ranked`` order and the diagonal (trapezoids)."""
+    n = ranked.size
+    gains = np.concatenate([[0.0], np.cumsum(ranked) / ranked.sum()])
     x = np.linspace(0.0, 1.0, n + 1)
     area = float(np.sum((gains[1:] + gains[:-1]) / 2.0 * np.diff(x)))
     return area - 0.5
-
-
-def _desc_order(score: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Sort ``score`` descending; ties broken pessimistically (lowest actual first)."""
-    return np.lexsort((y, -score))
 
 
 def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -119,7 +127,8 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 
     Customers are sorted by descending prediction; the gain curve is the cumulative share of
     actual spend against the share of customers. Ties in the prediction are broken
-    pessimistically (lowest actual first) so a constant prediction scores below 0, never by luck.
+    by averaging (the expected curve under a random order of tied customers), so a constant
+    prediction scores exactly 0.
 
     Parameters
     ----------
@@ -134,8 +143,7 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     y, p = _pair(y_true, y_pred)
     if y.sum() <= 0:
         return math.nan
-    perfect = _gini(y, _desc_order(y, y))
-    return _gini(y, _desc_order(p, y)) / perfect
+    return _gini(_ranked_spend(y, p)) / _gini(_ranked_spend(y, y))
 
 
 def top_capture(y_true: ArrayLike, y_pred: ArrayLike, fraction: float = 0.1) -> float:
@@ -146,7 +154,8 @@ def top_capture(y_true: ArrayLike, y_pred: ArrayLike, fraction: float = 0.1) -> 
     y_true, y_pred : array-like
         Actual and predicted values.
     fraction : float, default 0.1
-        Share of customers kept (``ceil(fraction * n)`` customers).
+        Share of customers kept (``ceil(fraction * n)`` customers; tied predictions at the
+        boundary contribute their group's mean spend).
 
     Returns
     -------
@@ -160,7 +169,7 @@ def top_capture(y_true: ArrayLike, y_pred: ArrayLike, fraction: float = 0.1) -> 
     if total <= 0:
         return math.nan
     k = math.ceil(fraction * y.size)
-    return float(y[_desc_order(p, y)[:k]].sum() / total)
+    return float(_ranked_spend(y, p)[:k].sum() / total)
 
 
 def decile_calibration(
@@ -181,7 +190,7 @@ def decile_calibration(
         ``{"decile", "mean_predicted", "mean_actual", "n"}`` per group.
     """
     y, p = _pair(y_true, y_pred)
-    order = _desc_order(p, y)
+    order = np.argsort(-p, kind="stable")
     groups = np.array_split(order, bins)
     return [
         {
@@ -211,7 +220,7 @@ def gain_curve(y_true: ArrayLike, y_pred: ArrayLike, points: int = 21) -> list[d
     """
     y, p = _pair(y_true, y_pred)
     total = y.sum()
-    cum = np.concatenate([[0.0], np.cumsum(y[_desc_order(p, y)])])
+    cum = np.concatenate([[0.0], np.cumsum(_ranked_spend(y, p))])
     fractions = np.linspace(0.0, 1.0, points)
     idx = np.round(fractions * y.size).astype(int)
     share = cum[idx] / total if total > 0 else np.zeros_like(fractions)
