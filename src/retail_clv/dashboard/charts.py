@@ -317,7 +317,11 @@ def calibration_chart(calibration: pd.DataFrame, currency: str = DEFAULT_CURRENC
         alt.Chart(calibration)
         .mark_line(point=True)
         .encode(
-            x=alt.X("decile:O", title="Decile of predicted spend", axis=alt.Axis(labelAngle=0)),
+            x=alt.X(
+                "decile:O",
+                title="Decile of predicted spend (1 = highest)",
+                axis=alt.Axis(labelAngle=0),
+            ),
             y=alt.Y("mean_spend:Q", title=f"Mean 30-day spend{_money(currency)}"),
             color=alt.Color("series:N", title=None),
             tooltip=[

@@ -308,7 +308,8 @@ class ApiClient:
             "GET",
             self._customer_path(customer_id),
             not_found_hint="Check the id (e.g. 13085), or ingest the file that holds this "
-            "customer with `clv ingest` or the Full Pipeline page with 'store' ticked.",
+            "customer with `clv ingest` (or the Full Pipeline page with 'Save rows to the "
+            "store' on).",
         )
 
     def customer_features(self, customer_id: str) -> dict[str, Any]:

@@ -115,7 +115,7 @@ def render() -> None:
     st.title("Customers")
     st.markdown(
         "Look up a customer stored in the database (loaded with `clv ingest`, "
-        "`clv demo` or the Full Pipeline page with *save* ticked)."
+        "`clv demo` or the Full Pipeline page with *Save rows to the store* on)."
     )
     customer_id = st.text_input(
         "Customer id", key=QUERY_KEY, placeholder="e.g. 13085", max_chars=64

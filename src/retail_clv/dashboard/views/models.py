@@ -62,7 +62,8 @@ def show_run(model: dict[str, Any], symbol: str) -> None:
         )
         st.caption(
             "Holdout: the 30 days after the cutoff. Gini and top-10% capture measure "
-            "ranking (share of next-30-day spend from the 10% of customers ranked highest)."
+            "ranking (share of next-30-day spend from the 10% of customers ranked highest). "
+            "None: the metric is undefined for that model (e.g. a constant prediction)."
         )
     products = (metrics.get("models") or {}).get("products")
     if isinstance(products, dict):

@@ -217,7 +217,7 @@ def render() -> None:
         "Raw transactions file", type=["csv", "gz", "xlsx", "parquet"], key="pipeline_file"
     )
     store = option_col.toggle(
-        "Also save cleaned rows to the store",
+        "Save rows to the store",
         value=False,
         help="Off: the file is only scored. On: its clean rows are added to the database "
         "used for training and the Customers page.",
@@ -226,7 +226,7 @@ def render() -> None:
         for key in (RESULT_KEY, ERROR_KEY, UPLOAD_KEY):
             st.session_state.pop(key, None)
         st.info(
-            "Drop a file above to start. Nothing is stored unless you tick the option.",
+            "Drop a file above to start. Nothing is stored unless *Save rows to the store* is on.",
             icon=":material/upload_file:",
         )
         return
