@@ -1,8 +1,9 @@
 """Fixtures of the API tests: one small store and one trained model per session, copied per test.
 
 The session store is a synthetic retailer (300 customers, 13 months) ingested with the real
-ingestion code; the model is trained once with the real training code and the ``quick`` budget,
-saved with the registry, and every customer is scored into the ``predictions`` table. Tests get a
+ingestion code; the model is trained once with the real training code and the ``quick`` budget
+(shrunk further: fewer trees and training cutoffs, see ``TEST_BUDGET``), saved with the
+registry, and every customer is scored into the ``predictions`` table. Tests get a
 *copy* of the store file so that writes never leak between tests.
 """
 
@@ -22,6 +23,7 @@ from retail_clv.api import create_app
 from retail_clv.config import Settings
 
 SYNTH_START = dt.date(2010, 1, 1)
+TEST_BUDGET = {"max_train_cutoffs": 5, "rf_trees": 10, "xgb_trees": 30}
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,7 @@ def api_data(
     tmp_path_factory: pytest.TempPathFactory, api_store: tuple[Path, Path, dict[str, Any]]
 ) -> ApiData:
     """The store plus a model trained on it (quick budget) and its stored predictions."""
-    import importlib
-    import os
-
-    if os.environ.get("CLV_TEST_TOY_TRAINING"):  # TEMPORARY: until the training module lands
-        from tests.api import _toy_training
-
-        _toy_training.install()
-    training = importlib.import_module("retail_clv.models.training")
+    from retail_clv.models import training
     from retail_clv.models.registry import data_fingerprint, load_run, save_run
     from retail_clv.models.scoring import default_as_of, default_training_as_of, score
     from retail_clv.store.db import get_engine
@@ -84,13 +79,20 @@ def api_data(
     shutil.copy(store_db, db)
     engine = get_engine(f"sqlite:///{db}")
     purchases, cancellations = read_purchases(engine), read_cancellations(engine)
-    result = training.train(
-        purchases,
-        cancellations,
-        as_of=default_training_as_of(purchases, 30),
-        horizon_days=30,
-        budget="quick",
-    )
+    # The real training code with the quick budget shrunk further (fewer trees and cutoffs):
+    # the API tests need a genuine run, not a good one, and the suite must stay under 2 minutes.
+    quick = dict(training.BUDGETS["quick"])
+    training.BUDGETS["quick"] = {**quick, **TEST_BUDGET}
+    try:
+        result = training.train(
+            purchases,
+            cancellations,
+            as_of=default_training_as_of(purchases, 30),
+            horizon_days=30,
+            budget="quick",
+        )
+    finally:
+        training.BUDGETS["quick"] = quick
     models_dir = root / "models"
     run_dir = save_run(result, models_dir, data_fingerprint(purchases))
     bundle = load_run(models_dir)
