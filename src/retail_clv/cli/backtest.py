@@ -1,5 +1,128 @@
-"""CLI commands of the backtest group (registered on the shared app)."""
+"""``clv backtest``: train on the past of a cutoff, evaluate on the window after it."""
 
 from __future__ import annotations
 
-from retail_clv.cli.base import app  # noqa: F401
+import datetime as dt
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from retail_clv.cli.base import app, console
+from retail_clv.config import get_settings
+
+
+class BacktestBudget(StrEnum):
+    """Hyper-parameter search budget."""
+
+    quick = "quick"
+    default = "default"
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def backtest_table(result: dict[str, Any]) -> Table:
+    """Render a backtest result as a rich table: models first, then baselines.
+
+    Parameters
+    ----------
+    result : dict
+        Output of :func:`retail_clv.models.backtest.backtest`.
+
+    Returns
+    -------
+    rich.table.Table
+        One row per model and baseline.
+    """
+    from retail_clv.models.backtest import summary_rows
+
+    table = Table(
+        title=f"Backtest at {result['cutoff']}, {result['horizon_days']} days, "
+        f"{result['n_customers']:,} customers"
+    )
+    for col in ("", "kind", "R²", "MAE", "RMSE", "Spearman", "Gini", "top-10% capture"):
+        table.add_column(col, justify="left" if col in ("", "kind") else "right")
+    for row in summary_rows(result):
+        if row["failed"]:
+            table.add_row(row["name"], row["kind"], f"[red]failed: {escape(row['failed'])}[/]")
+            continue
+        table.add_row(
+            row["name"],
+            row["kind"],
+            _fmt(row["r2"]),
+            _fmt(row["mae"], 1),
+            _fmt(row["rmse"], 1),
+            _fmt(row["spearman"]),
+            _fmt(row["gini"]),
+            _fmt(row["top10_capture"]),
+        )
+    return table
+
+
+@app.command("backtest")
+def backtest_command(
+    cutoff: Annotated[
+        dt.datetime,
+        typer.Option("--cutoff", formats=["%Y-%m-%d"], help="Test cutoff, YYYY-MM-DD."),
+    ],
+    json_path: Annotated[
+        Path, typer.Option("--json", help="Where to write the metrics JSON.", dir_okay=False)
+    ],
+    horizon: Annotated[int, typer.Option(min=1, max=366, help="Window length in days.")] = 30,
+    budget: Annotated[
+        BacktestBudget, typer.Option(help="Search budget: quick or default.")
+    ] = BacktestBudget.default,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Store URL (default CLV_DATABASE_URL).")
+    ] = None,
+) -> None:
+    """Train on windows ending by --cutoff, evaluate models and baselines on the next window.
+
+    Training rows come only from cutoffs whose windows end on or before --cutoff; the test
+    window is [cutoff, cutoff + horizon). Writes the metrics JSON and prints a table.
+
+    Example: ``clv backtest --cutoff 2011-11-09 --budget quick --json output/backtest.json``
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from retail_clv.errors import NotEnoughDataError
+    from retail_clv.models.backtest import backtest
+    from retail_clv.store.db import get_engine
+    from retail_clv.store.queries import read_cancellations, read_purchases
+
+    engine = get_engine(db or get_settings().database_url)
+    purchases = read_purchases(engine)
+    cancellations = read_cancellations(engine)
+    if purchases.height == 0:
+        raise NotEnoughDataError("the store has no purchase: ingest data first (clv ingest FILE)")
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task("starting", total=1.0)
+
+        def on_progress(fraction: float, message: str) -> None:
+            bar.update(task, completed=fraction, description=escape(message))
+
+        result = backtest(
+            purchases, cancellations, cutoff.date(), horizon, budget.value, on_progress
+        )
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    console.print(backtest_table(result))
+    products = (result.get("models") or {}).get("products") or {}
+    if products:
+        console.print(
+            "Products model: " + ", ".join(f"{k} {_fmt(v)}" for k, v in products.items()),
+            highlight=False,
+        )
+    console.print(f"Metrics written to {escape(str(json_path))}")

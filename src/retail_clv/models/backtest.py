@@ -1,0 +1,154 @@
+"""Honest backtests: train on windows ending by a cutoff, evaluate on the window after it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from retail_clv.errors import NotEnoughDataError
+from retail_clv.models.training import Budget, Progress, train
+
+logger = logging.getLogger(__name__)
+
+#: The public protocol's test cutoff and the earlier cutoffs of the rolling check.
+PROTOCOL_CUTOFF = dt.date(2011, 11, 9)
+ROLLING_CUTOFFS: tuple[dt.date, ...] = (
+    dt.date(2011, 6, 9),
+    dt.date(2011, 8, 9),
+    dt.date(2011, 9, 9),
+    dt.date(2011, 10, 9),
+)
+_JSON_KEYS = ("cutoff", "horizon_days", "n_customers", "models", "baselines")
+
+
+def _clean(value: Any) -> Any:
+    """Replace NaN/inf by None, recursively, so the result is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def backtest(
+    purchases: pl.DataFrame,
+    cancellations: pl.DataFrame | None,
+    cutoff: dt.date,
+    horizon_days: int = 30,
+    budget: Budget = "default",
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train on windows ending on or before ``cutoff``; evaluate on ``[cutoff, cutoff + h)``.
+
+    Parameters
+    ----------
+    purchases, cancellations : pl.DataFrame
+        Store frames (``read_purchases`` / ``read_cancellations`` columns).
+    cutoff : datetime.date
+        Test cutoff.
+    horizon_days : int, default 30
+        Window length.
+    budget : {"quick", "default"}, default "default"
+        Search budget.
+    progress : callable, optional
+        ``progress(fraction, message)``.
+
+    Returns
+    -------
+    dict
+        The metrics dict of :func:`retail_clv.models.training.train` (``cutoff, horizon_days,
+        n_customers, models, baselines, calibration, gain_curve``) plus ``buyer_share``,
+        ``seconds``, ``budget`` and ``blend_weights``; NaN values become ``None``.
+
+    Raises
+    ------
+    NotEnoughDataError
+        When the data does not cover the test window or lacks history.
+    """
+    last = purchases["invoice_date"].max()
+    if not isinstance(last, dt.datetime) or last.date() < cutoff + dt.timedelta(
+        days=horizon_days - 1
+    ):
+        raise NotEnoughDataError(
+            f"the data ends on {last.date() if isinstance(last, dt.datetime) else None}: it "
+            f"does not cover the test window [{cutoff}, {cutoff} + {horizon_days} days); "
+            "choose an earlier --cutoff"
+        )
+    start = time.perf_counter()
+    result = train(purchases, cancellations, cutoff, horizon_days, budget, progress)
+    out = dict(result.metrics)
+    out["seconds"] = time.perf_counter() - start
+    out["budget"] = budget
+    out["blend_weights"] = result.config.get("blend_weights")
+    out["best_params"] = result.best_params
+    return _clean(out)
+
+
+def rolling_backtest(
+    purchases: pl.DataFrame,
+    cancellations: pl.DataFrame | None,
+    cutoffs: Sequence[dt.date] = (*ROLLING_CUTOFFS, PROTOCOL_CUTOFF),
+    horizon_days: int = 30,
+    budget: Budget = "default",
+) -> list[dict[str, Any]]:
+    """Run :func:`backtest` at each cutoff (each trains only on its own past).
+
+    Parameters
+    ----------
+    purchases, cancellations : pl.DataFrame
+        Store frames.
+    cutoffs : Sequence[datetime.date]
+        Test cutoffs.
+    horizon_days : int, default 30
+        Window length.
+    budget : {"quick", "default"}, default "default"
+        Search budget.
+
+    Returns
+    -------
+    list[dict]
+        One :func:`backtest` result per cutoff.
+    """
+    return [backtest(purchases, cancellations, c, horizon_days, budget) for c in sorted(cutoffs)]
+
+
+def summary_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flatten a backtest result into one row per model / baseline (for tables).
+
+    Parameters
+    ----------
+    result : dict
+        Output of :func:`backtest`.
+
+    Returns
+    -------
+    list[dict]
+        ``{"cutoff", "name", "kind", "r2", "mae", "rmse", "spearman", "gini",
+        "top10_capture", "failed"}`` rows.
+    """
+    rows = []
+    for kind in ("models", "baselines"):
+        for name, m in (result.get(kind) or {}).items():
+            if name == "products":
+                continue
+            rows.append(
+                {
+                    "cutoff": result["cutoff"],
+                    "name": name,
+                    "kind": kind[:-1],
+                    **{
+                        k: m.get(k)
+                        for k in ("r2", "mae", "rmse", "spearman", "gini", "top10_capture")
+                    },
+                    "failed": m.get("reason") if m.get("failed") else None,
+                }
+            )
+    return rows
