@@ -360,21 +360,15 @@ def write_result(conn: sa.Connection, result: _Result) -> int:
     _upsert_products(conn, result.products_table)
     _upsert_customers(conn, valid)
 
-    # Sorted by row hash: the unique hash index is then built from ordered keys (cheaper).
-    # Transaction ids therefore do not follow file order; readers order by invoice_date.
-    transactions = (
-        valid.join(stores, on="store", how="left")
-        .select(
-            "invoice",
-            "stock_code",
-            "customer_id",
-            "store_id",
-            "quantity",
-            "price",
-            "invoice_date",
-            "row_hash",
-        )
-        .sort("row_hash")
+    transactions = valid.join(stores, on="store", how="left").select(
+        "invoice",
+        "stock_code",
+        "customer_id",
+        "store_id",
+        "quantity",
+        "price",
+        "invoice_date",
+        "row_hash",
     )
     run = {"ingest_run_id": run_id}
     stored = {
