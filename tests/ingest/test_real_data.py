@@ -107,3 +107,22 @@ def test_full_online_retail_ii_exact_counts_and_idempotency(
         assert runs == 2
     finally:
         engine.dispose()
+
+
+def test_uci_online_retail_header_variant_and_published_figures(online_retail_ii: Path) -> None:
+    """The older UCI file (InvoiceNo/UnitPrice/CustomerID) gives the widely published figures.
+
+    541,909 rows, 5,268 exact duplicates; after removing duplicates, missing customer ids,
+    cancellations and non-positive quantities/prices: 392,692 lines of 4,338 customers.
+    """
+    from retail_clv.ingest.pipeline import clean_file
+
+    path = online_retail_ii.parent / "online_retail.csv.gz"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    report = clean_file(path).report
+    assert report.rows_read == 541_909
+    assert report.rows_duplicate == 5_268
+    assert report.rows_loaded == 392_692
+    assert report.customers == 4_338
+    assert report.rows_read == report.rows_loaded + report.rows_rejected + report.rows_duplicate
