@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from retail_clv.cli.base import app, err_console
 from retail_clv.config import get_settings
@@ -53,7 +54,12 @@ def serve(
     if models_dir is not None:
         os.environ["CLV_MODELS_DIR"] = str(models_dir)
     get_settings.cache_clear()
-    get_settings()  # fail fast, here, on an invalid setting (e.g. a placeholder API key)
+    try:
+        get_settings()  # fail fast, here, on an invalid setting (e.g. a placeholder API key)
+    except ValidationError as exc:
+        problems = "; ".join(str(error["msg"]) for error in exc.errors())
+        err_console.print(f"[bold red]Error:[/] invalid settings: {problems}", highlight=False)
+        raise typer.Exit(1) from None
     uvicorn.run(
         "retail_clv.api.app:create_app",
         factory=True,

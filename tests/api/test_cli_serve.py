@@ -1,0 +1,58 @@
+import os
+
+from typer.testing import CliRunner
+
+from retail_clv.cli import app
+from retail_clv.cli import serve as serve_module
+
+
+def test_dashboard_launches_streamlit_on_the_app_file(monkeypatch) -> None:
+    calls = []
+
+    def fake_call(command, env):
+        calls.append((command, env))
+        return 0
+
+    monkeypatch.setattr(serve_module.subprocess, "call", fake_call)
+    result = CliRunner().invoke(app, ["dashboard", "--port", "8765", "--api-url", "http://x:1"])
+    assert result.exit_code == 0, result.output
+    [(command, env)] = calls
+    assert command[1:4] == ["-m", "streamlit", "run"]
+    assert command[4].endswith(os.path.join("retail_clv", "dashboard", "app.py"))
+    assert command[5:] == ["--server.port", "8765", "--server.headless", "true"]
+    assert env["CLV_API_URL"] == "http://x:1"
+
+
+def test_serve_passes_options_to_uvicorn_and_the_environment(monkeypatch, tmp_path) -> None:
+    import uvicorn
+
+    seen = {}
+
+    def fake_run(target, **kwargs):
+        seen.update(kwargs, target=target)
+        seen["db"] = os.environ["CLV_DATABASE_URL"]
+        seen["models"] = os.environ["CLV_MODELS_DIR"]
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setenv("CLV_DATABASE_URL", "sqlite:///unused.db")
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    args = ["serve", "--port", "8123", "--db", url, "--models-dir", str(tmp_path / "m")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert seen["target"] == "retail_clv.api.app:create_app"
+    assert seen["factory"] is True
+    assert (seen["host"], seen["port"], seen["workers"]) == ("127.0.0.1", 8123, 1)
+    assert seen["db"] == url
+    assert seen["models"] == str(tmp_path / "m")
+    assert seen["log_config"]["loggers"]["retail_clv.api.access"]["level"] == "INFO"
+
+
+def test_serve_refuses_a_placeholder_api_key(monkeypatch) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    monkeypatch.setenv("CLV_API_KEY", "change-me")
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 1
+    assert "placeholder" in result.output
+    assert "Traceback" not in result.output
