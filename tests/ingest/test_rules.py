@@ -66,6 +66,9 @@ def test_valid_line_has_no_reason_and_is_typed() -> None:
         ({"invoice": None}, ["MISSING_INVOICE"]),
         ({"invoice": ""}, ["MISSING_INVOICE"]),
         ({"stock_code": None}, ["MISSING_STOCK_CODE"]),
+        ({"stock_code": "X" * 65}, ["FIELD_TOO_LONG"]),
+        ({"customer_id": "9" * 65}, ["FIELD_TOO_LONG"]),
+        ({"country": "Y" * 201}, ["FIELD_TOO_LONG"]),
         (
             {"invoice": "C489449", "quantity": "-12"},
             ["CANCELLATION", "NON_POSITIVE_QUANTITY"],

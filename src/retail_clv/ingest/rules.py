@@ -24,6 +24,11 @@ BAD_PRICE = "BAD_PRICE"
 NEGATIVE_PRICE = "NEGATIVE_PRICE"
 ZERO_PRICE = "ZERO_PRICE"
 BAD_DATE = "BAD_DATE"
+FIELD_TOO_LONG = "FIELD_TOO_LONG"
+
+#: Longest identifier (invoice, stock code, customer id) and name (country, store) stored.
+MAX_ID_LENGTH = 64
+MAX_NAME_LENGTH = 200
 
 #: Every reason code, in the order they are listed in ``rejected_data.reasons``.
 REASON_CODES: tuple[str, ...] = (
@@ -38,6 +43,7 @@ REASON_CODES: tuple[str, ...] = (
     NEGATIVE_PRICE,
     ZERO_PRICE,
     BAD_DATE,
+    FIELD_TOO_LONG,
 )
 
 #: Date formats tried in order on the values still unparsed (ISO first, the data set's own).
@@ -216,6 +222,15 @@ def parse_and_validate(raw: pl.DataFrame) -> pl.DataFrame:
         NEGATIVE_PRICE: (pl.col("price") < 0).fill_null(False),
         ZERO_PRICE: (pl.col("price") == 0).fill_null(False),
         BAD_DATE: pl.col("invoice_date").is_null(),
+        FIELD_TOO_LONG: (
+            pl.any_horizontal(
+                *(
+                    pl.col(name).str.len_chars() > MAX_ID_LENGTH
+                    for name in ("invoice", "stock_code", "customer_id")
+                ),
+                *(pl.col(name).str.len_chars() > MAX_NAME_LENGTH for name in ("country", "store")),
+            ).fill_null(False)
+        ),
     }
     # One bit per rule, summed into a mask; the few distinct masks are then mapped to their
     # "|"-joined codes (much faster than concatenating strings on every row).

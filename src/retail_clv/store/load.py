@@ -30,6 +30,8 @@ _BATCH = 100_000
 _IN_CHUNK = 5_000
 _SMALL_LOOKUP = 50_000
 _HASH_LENGTH = 32
+_MAX_DESCRIPTION = 500
+_MAX_SHEETS = 200
 _REBUILD_MIN_ROWS = 50_000
 
 
@@ -279,9 +281,9 @@ def _upsert_stores(conn: sa.Connection, valid: pl.DataFrame) -> pl.DataFrame:
 
 def _upsert_products(conn: sa.Connection, products: pl.DataFrame) -> int:
     existing = _select_frame(conn, sa.select(schema.products.c.stock_code), {"stock_code": pl.Utf8})
-    new = products.select("stock_code", "description", "category").join(
-        existing, on="stock_code", how="anti"
-    )
+    new = products.select(
+        "stock_code", pl.col("description").str.slice(0, _MAX_DESCRIPTION), "category"
+    ).join(existing, on="stock_code", how="anti")
     return bulk_insert(conn, schema.products, new)
 
 
@@ -342,7 +344,7 @@ def write_result(conn: sa.Connection, result: _Result) -> int:
     inserted = conn.execute(
         schema.ingest_runs.insert().values(
             source_file=report.source_file,
-            sheet=report.sheet,
+            sheet=report.sheet[:_MAX_SHEETS] if report.sheet else None,
             sha256=result.sha256 or "",
             file_format=report.file_format,
             encoding=report.encoding,
