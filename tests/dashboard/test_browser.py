@@ -1,16 +1,17 @@
 """End to end in a real browser: ``clv serve`` + ``clv dashboard`` driven by headless Chromium.
 
-The module fixture builds a small synthetic store (300 customers, 13 months), trains a model
-with the real training code (``quick`` budget, as the API tests do), scores the store, then
-starts the API and the dashboard as subprocesses on free localhost ports. Debian's Chromium
-(``/usr/bin/chromium``, installed by ``make browser``) is driven with Playwright; no browser is
-downloaded. Each test saves a screenshot of its page under ``docs/screenshots/``.
+The module fixture ingests a small synthetic store (300 customers, 13 months) with the real
+ingestion code, then starts the API (no model yet) and the dashboard as subprocesses on free
+localhost ports. Debian's Chromium (``/usr/bin/chromium``, installed by ``make browser``) is
+driven with Playwright; no browser is downloaded. The model is trained *through the browser*:
+the Models page first says no model exists, then its Retrain button runs ``POST /train``
+(``quick`` budget) with a progress bar; the other tests use that run. Each test saves a
+screenshot of its page under ``docs/screenshots/``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import io
 import os
 import shutil
@@ -48,6 +49,7 @@ SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 MAX_SCREENSHOT_BYTES = 300_000
 VIEWPORT = {"width": 1440, "height": 900}  # a laptop screen
 SYNTH_START = dt.date(2010, 1, 1)
+TRAINING_TIMEOUT_MS = 300_000  # quick budget; generous for a loaded 2-core machine
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Stack:
     api_url: str
     dashboard_url: str
     upload: Path
-    top_customer: str
+    db: Path
     logs: Path
 
 
@@ -90,44 +92,19 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
-def _build_store_and_model(root: Path) -> str:
-    """Synthetic store + quick-trained model + stored predictions; return the top customer."""
-    try:
-        training = importlib.import_module("retail_clv.models.training")
-    except ModuleNotFoundError:  # TEMPORARY, as in tests/api/conftest.py
-        from tests.api import _toy_training
-
-        _toy_training.install()
-        training = importlib.import_module("retail_clv.models.training")
+def _build_store(root: Path) -> Path:
+    """Ingest a synthetic retailer into a fresh SQLite store; return the store file."""
     from retail_clv.ingest.pipeline import ingest_files
-    from retail_clv.models.registry import data_fingerprint, load_run, save_run
-    from retail_clv.models.scoring import default_as_of, default_training_as_of, score
     from retail_clv.store.db import get_engine
-    from retail_clv.store.predictions import write_predictions
-    from retail_clv.store.queries import read_cancellations, read_purchases
     from retail_clv.synth import generate
 
     raw = root / "history.csv"
     generate(customers=300, start=SYNTH_START, months=13, seed=7, out=raw)
-    engine = get_engine(f"sqlite:///{root / 'store.db'}")
+    db = root / "store.db"
+    engine = get_engine(f"sqlite:///{db}")
     ingest_files([raw], engine, progress=False)
-    purchases, cancellations = read_purchases(engine), read_cancellations(engine)
-    result = training.train(
-        purchases,
-        cancellations,
-        as_of=default_training_as_of(purchases, 30),
-        horizon_days=30,
-        budget="quick",
-    )
-    models_dir = root / "models"
-    save_run(result, models_dir, data_fingerprint(purchases))
-    bundle = load_run(models_dir)
-    as_of = default_as_of(purchases)
-    scored = score(bundle, purchases, cancellations, as_of=as_of)
-    write_predictions(engine, scored, bundle.run_id, as_of, 30)
     engine.dispose()
-    top = scored.sort("predicted_spend_30d_model1", descending=True)
-    return str(top.get_column("customer_id")[0])
+    return db
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +121,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for key, value in os.environ.items()
         if not key.startswith(("CLV_", "STREAMLIT_"))
     } | {
-        "CLV_DATABASE_URL": f"sqlite:///{root / 'store.db'}",
+        "CLV_DATABASE_URL": f"sqlite:///{root / 'store.db'}",  # built by _build_store
         "CLV_MODELS_DIR": str(root / "models"),
         "CLV_OUTPUT_DIR": str(root / "output"),
         "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
@@ -174,7 +151,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         dashboard = start(
             ["dashboard", "--port", str(dashboard_port), "--api-url", api_url], dash_log
         )
-        top_customer = _build_store_and_model(root)
+        db = _build_store(root)
         api = start(["serve", "--port", str(api_port), "--no-access-log"], api_log)
         from retail_clv.synth import generate
 
@@ -182,8 +159,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         upload = root / "raw_upload.csv"
         generate(customers=60, start=SYNTH_START, months=6, seed=11, out=upload)
         _wait_http(f"{dashboard_url}/_stcore/health", dashboard, dash_log)
-        _wait_http(f"{api_url}/ready", api, api_log)
-        yield Stack(api_url, dashboard_url, upload, top_customer, logs)
+        _wait_http(f"{api_url}/health", api, api_log)
+        yield Stack(api_url, dashboard_url, upload, db, logs)
     finally:
         for proc in reversed(started):
             _stop(proc)
@@ -210,6 +187,27 @@ def page(browser: Any, stack: Stack) -> Iterator[Any]:
     page.get_by_role("heading", name="Full Pipeline").wait_for()
     yield page
     context.close()
+
+
+@pytest.fixture(scope="module")
+def trained(stack: Stack, browser: Any) -> str:
+    """Train the first model from the Models page (no model yet -> Retrain); return its run id."""
+    assert httpx.get(f"{stack.api_url}/ready").status_code == 503
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        page.goto(f"{stack.dashboard_url}/models")
+        page.get_by_text("No model trained yet").first.wait_for()
+        page.get_by_role("button", name="Retrain").click()
+        page.locator('[data-testid="stProgress"]').first.wait_for()
+        done = page.get_by_text("is now active")
+        done.wait_for(timeout=TRAINING_TIMEOUT_MS)
+        ready = httpx.get(f"{stack.api_url}/ready").json()
+        assert ready["model_run_id"] in str(done.inner_text())
+        return str(ready["model_run_id"])
+    finally:
+        context.close()
 
 
 def save_screenshot(page: Any, name: str) -> Path:
@@ -240,7 +238,7 @@ def metric_value(page: Any, label: str) -> str:
 
 
 def test_full_pipeline_upload_report_predictions_and_download(
-    stack: Stack, page: Any, tmp_path: Path
+    stack: Stack, trained: str, page: Any, tmp_path: Path
 ) -> None:
     # what the API itself says about the file (the dashboard must show exactly this)
     with stack.upload.open("rb") as handle:
@@ -249,6 +247,7 @@ def test_full_pipeline_upload_report_predictions_and_download(
         )
     assert answer.status_code == 200, answer.text
     expected: dict[str, Any] = answer.json()
+    assert expected["model_run_id"] == trained
     report = expected["report"]
     n_predictions = len(expected["predictions"])
     assert report["rows_rejected"] > 0 and n_predictions > 0
@@ -288,12 +287,21 @@ def test_full_pipeline_upload_report_predictions_and_download(
     save_screenshot(page, "full_pipeline")
 
 
-def test_customers_page_shows_the_stored_prediction(stack: Stack, page: Any) -> None:
-    expected = httpx.get(f"{stack.api_url}/customers/{stack.top_customer}/prediction").json()
+def test_customers_page_shows_the_stored_prediction(stack: Stack, trained: str, page: Any) -> None:
+    from retail_clv.store.db import get_engine
+    from retail_clv.store.predictions import read_predictions
+
+    engine = get_engine(f"sqlite:///{stack.db}")
+    stored = read_predictions(engine)
+    engine.dispose()
+    customer = str(stored.sort("predicted_spend_30d_model1", descending=True)["customer_id"][0])
+    expected = httpx.get(f"{stack.api_url}/customers/{customer}/prediction").json()
+    assert expected["model_run_id"] == trained
+
     page.get_by_role("link", name="Customers").click()
     page.get_by_role("heading", name="Customers").wait_for()
     box = page.get_by_label("Customer id")
-    box.fill(stack.top_customer)
+    box.fill(customer)
     box.press("Enter")
     page.get_by_text("Features behind the predictions").wait_for()
     assert metric_value(page, "Model 1 · predicted spend") == format_currency(
@@ -306,8 +314,9 @@ def test_customers_page_shows_the_stored_prediction(stack: Stack, page: Any) -> 
     save_screenshot(page, "customers")
 
 
-def test_models_page_shows_the_active_run(stack: Stack, page: Any) -> None:
+def test_models_page_shows_the_active_run(stack: Stack, trained: str, page: Any) -> None:
     active = httpx.get(f"{stack.api_url}/models/active").json()
+    assert active["run_id"] == trained
     page.get_by_role("link", name="Models").click()
     page.get_by_text(f"Active run {active['run_id']}").wait_for()
     for title in ("Decile calibration", "Gain curve", "Feature importance"):
