@@ -350,3 +350,24 @@ def test_data_fingerprint_counts_dates_hides_password_and_ignores_row_order() ->
     changed = purchases.with_columns(pl.when(pl.col("quantity") == 3).then(4).otherwise("quantity"))
     assert data_fingerprint(changed)["purchases_sha256"] != fp["purchases_sha256"]
     assert data_fingerprint(purchases, ingest_sha256s=["b", "a"])["ingest_sha256s"] == ["a", "b"]
+
+
+def test_unevaluated_run_with_numpy_values_saves_loads_and_has_null_r2(tmp_path: Path) -> None:
+    """A run trained up to the end of the data (no held-out window), numpy types in results."""
+    result = toy_result()
+    result.metrics = {"cutoff": "2011-12-10", "horizon_days": 30, "models": {}, "baselines": {}}
+    result.holdout = result.holdout.head(0)
+    result.best_params = {"model1": {"alpha": np.float64(0.5), "depth": np.int64(3)}}
+    result.cv_scores = {"model1": np.array([0.25, float("nan")])}
+    models_dir = tmp_path / "models"
+    run_dir = save_run(result, models_dir, FINGERPRINT)
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["best_params"] == {"model1": {"alpha": 0.5, "depth": 3}}
+    assert meta["cv_scores"] == {"model1": [0.25, None]}
+    assert not (run_dir / "holdout.parquet").exists()
+    assert "Not evaluated" in (run_dir / "model_card.md").read_text()
+    bundle = load_run(models_dir)
+    assert bundle.r2_model1 is None and bundle.r2_model2 is None
+    predictions = bundle.predict(toy_features())
+    assert predictions["r2_model1"].null_count() == predictions.height
+    assert predictions.schema["r2_model2"] == pl.Float64
