@@ -376,3 +376,13 @@ def test_store_toggle_sends_store_true_and_the_api_key(
     request = route.calls.last.request
     assert request.url.params["store"] == "true"
     assert request.headers["X-API-Key"] == "k3y-for-tests"
+
+
+def test_configured_currency_comes_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from retail_clv.config import get_settings
+    from retail_clv.dashboard import common
+
+    assert common.currency_choices()[0] == "£"
+    monkeypatch.setattr(type(get_settings()), "currency_symbol", "CHF ", raising=False)
+    assert common.currency_choices() == ["CHF ", "£", "€", "$", ""]
+    assert common.default_currency() == "CHF "

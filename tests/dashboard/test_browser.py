@@ -303,6 +303,7 @@ def test_customers_page_shows_the_stored_prediction(stack: Stack, trained: str, 
     box = page.get_by_label("Customer id")
     box.fill(customer)
     box.press("Enter")
+    box.blur()
     page.get_by_text("Features behind the predictions").wait_for()
     assert metric_value(page, "Model 1 · predicted spend") == format_currency(
         expected["predicted_spend_30d_model1"]

@@ -30,15 +30,38 @@ def get_client() -> ApiClient:
     return ApiClient(settings.api_url, api_key=settings.api_key)
 
 
+def default_currency() -> str:
+    """Return the configured currency symbol (``currency_symbol`` setting when present, else £).
+
+    Returns
+    -------
+    str
+        The symbol shown until the user picks another one in the sidebar.
+    """
+    return str(getattr(get_settings(), "currency_symbol", None) or DEFAULT_CURRENCY)
+
+
+def currency_choices() -> list[str]:
+    """Return the sidebar's currency choices, the configured default first.
+
+    Returns
+    -------
+    list of str
+        The configured symbol followed by :data:`CURRENCY_CHOICES` without duplicates.
+    """
+    first = default_currency()
+    return [first, *(c for c in CURRENCY_CHOICES if c != first)]
+
+
 def currency() -> str:
-    """Return the currency symbol chosen in the sidebar (default ``£``).
+    """Return the currency symbol chosen in the sidebar (default :func:`default_currency`).
 
     Returns
     -------
     str
         The symbol, possibly empty.
     """
-    value = st.session_state.get(CURRENCY_KEY, DEFAULT_CURRENCY)
+    value = st.session_state.get(CURRENCY_KEY, default_currency())
     return str(value)
 
 
@@ -82,7 +105,7 @@ def sidebar(client: ApiClient) -> None:
             st.success(f"API connected · model `{run_id}`", icon=":material/check_circle:")
         st.selectbox(
             "Currency symbol",
-            CURRENCY_CHOICES,
+            currency_choices(),
             key=CURRENCY_KEY,
             format_func=lambda s: s or "(none)",
             help="Only changes how amounts are shown; predictions are in the data's currency.",
