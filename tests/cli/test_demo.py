@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import polars as pl
@@ -19,7 +20,7 @@ def _run(tmp_path: Path, *extra: str) -> str:
         "--customers",
         "150",
         "--months",
-        "14",
+        "12",
         "--data-dir",
         str(tmp_path / "data" / "demo"),
         "--models-dir",
@@ -30,10 +31,10 @@ def _run(tmp_path: Path, *extra: str) -> str:
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    return result.output
+    return " ".join(result.output.split())  # rich wraps long lines at the terminal width
 
 
-def test_demo_runs_every_available_step_and_reruns(tmp_path: Path) -> None:
+def test_demo_runs_every_available_step(tmp_path: Path) -> None:
     output = _run(tmp_path)
     raw = tmp_path / "data" / "demo" / DEMO_FILE
     assert raw.exists() and Path(f"{raw}.truth.parquet").exists()
@@ -43,16 +44,12 @@ def test_demo_runs_every_available_step_and_reruns(tmp_path: Path) -> None:
         return
     assert (tmp_path / "data" / "demo.db").exists()
     assert "Cleaning report" in output and "[OK]" in output
-    first_loaded = [line for line in output.splitlines() if "loaded" in line and "=" in line]
-    # rerun: a fresh demo store again, so the same lines are loaded, not counted as duplicates
-    again = _run(tmp_path)
-    assert [line for line in again.splitlines() if "loaded" in line and "=" in line] == first_loaded
     if missing_modules("train"):
         assert "'train' is not available yet" in output
         assert not (tmp_path / "output" / "predictions.csv").exists()
         return
-    assert "Held-out window" in output
-    assert "Oracle (true latent parameters)" in output
+    assert "held-out window" in output
+    assert "Oracle (true parameters)" in output
     if missing_modules("predict"):
         return
     predictions = pl.read_csv(tmp_path / "output" / "predictions.csv")
@@ -66,7 +63,7 @@ def test_demo_runs_every_available_step_and_reruns(tmp_path: Path) -> None:
     ]
     assert predictions.height > 0
     assert (predictions["predicted_spend_30d_model2"] >= 0).all()
-    assert "Top" in again and "clv serve --db" in again
+    assert "Top 10 customers" in output and "clv serve --db" in output
 
 
 def test_demo_refuses_an_unknown_budget(tmp_path: Path) -> None:
@@ -82,5 +79,12 @@ def test_a_missing_module_is_reported_not_faked(tmp_path: Path, monkeypatch) -> 
     if missing_modules("ingest"):
         pytest.skip("ingestion not available")
     assert "'train' is not available yet: needs retail_clv.no_such_module" in output
-    assert "Held-out window" not in output
+    assert "held-out window" not in output
     assert not (tmp_path / "output" / "predictions.csv").exists()
+    # rerun: a fresh demo store again, so the same lines are loaded (not seen as duplicates)
+    pattern = r"rows read ([\d,]+) = loaded ([\d,]+) \+ rejected ([\d,]+) \+ duplicates ([\d,]+)"
+    first = re.search(pattern, output)
+    again = re.search(pattern, _run(tmp_path))
+    assert first is not None and again is not None
+    assert first.groups() == again.groups()
+    assert int(first.group(2).replace(",", "")) > 0

@@ -122,16 +122,17 @@ def _comparison_table(metrics: dict[str, Any], oracle: dict[str, Any] | None) ->
     from retail_clv.models.card import metrics_rows
 
     table = Table(
-        title=f"Held-out window {metrics.get('cutoff')} + {metrics.get('horizon_days')} days "
-        f"({metrics.get('n_customers')} customers)"
+        title=f"Spend in the held-out window {metrics.get('cutoff')} + "
+        f"{metrics.get('horizon_days')} days ({metrics.get('n_customers')} customers)"
     )
-    table.add_column("Model")
-    for label in ("R²", "MAE", "Spearman", "Gini", "Top-10% capture"):
+    table.add_column("Model", no_wrap=True)
+    for label in ("R²", "MAE", "Gini", "Top 10%"):
         table.add_column(label, justify="right")
     if oracle is not None:
-        table.add_column("% of achievable R²", justify="right")
+        table.add_column("of oracle R²", justify="right")
     for row in metrics_rows(metrics):
-        cells = [_fmt(row[k]) for k in ("r2", "mae", "spearman", "gini", "top10_capture")]
+        cells = [_fmt(row["r2"]), _fmt(row["mae"], 1), _fmt(row["gini"])]
+        cells.append(_fmt(row["top10_capture"]))
         if oracle is not None:
             fraction = oracle["fractions"].get(row["key"])
             cells.append("n/a" if fraction is None else f"{100 * fraction:.0f}%")
@@ -139,9 +140,9 @@ def _comparison_table(metrics: dict[str, Any], oracle: dict[str, Any] | None) ->
         table.add_row(row["label"], *cells, style=style)
     if oracle is not None:
         table.add_row(
-            "[italic]Oracle (true latent parameters)[/]",
+            "[italic]Oracle (true parameters)[/]",
             _fmt(oracle["oracle_r2"]),
-            *([""] * 4),
+            *([""] * 3),
             "100%",
         )
     return table
@@ -352,6 +353,11 @@ def _train(
                 "expectation.",
                 style="dim",
             )
+    else:
+        console.print(
+            f"[yellow]Not evaluated:[/] the purchases do not cover the held-out window "
+            f"[{as_of}, {as_of} + {HORIZON_DAYS} days), so there is no model comparison."
+        )
     console.print(f"Model run saved to {escape(str(state.run_dir))}", highlight=False)
 
 
@@ -436,7 +442,7 @@ def _print_summary(state: DemoState, models_dir: Path) -> None:
 @app.command()
 def demo(
     customers: int = typer.Option(
-        3000, min=10, help="Customers of the synthetic retailer (size of the demo)."
+        2500, min=10, help="Customers of the synthetic retailer (size of the demo)."
     ),
     months: int = typer.Option(24, min=3, help="Months of history to simulate."),
     seed: int = typer.Option(42, help="Random seed of the synthetic retailer."),
