@@ -1,0 +1,104 @@
+import datetime as dt
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from tests.models._sample import synthetic_log
+
+from retail_clv.errors import NotEnoughDataError
+from retail_clv.features import FEATURE_COLUMNS, customer_features
+from retail_clv.models.training import TrainResult, predict_frame, train, training_cutoffs
+
+
+@pytest.fixture(scope="module")
+def quick_run() -> tuple[TrainResult, list[tuple[float, str]]]:
+    purchases, cancellations = synthetic_log()
+    calls: list[tuple[float, str]] = []
+    result = train(
+        purchases,
+        cancellations,
+        as_of=dt.date(2011, 3, 1),
+        horizon_days=30,
+        budget="quick",
+        progress=lambda f, m: calls.append((f, m)),
+    )
+    return result, calls
+
+
+def test_training_cutoffs_windows_end_by_as_of():
+    cuts = training_cutoffs(dt.date(2010, 1, 1), dt.date(2011, 1, 1), 30, 28, 5)
+    assert len(cuts) == 5 and cuts == sorted(cuts)
+    assert cuts[-1] == dt.date(2010, 12, 2)
+    assert all(c + dt.timedelta(days=30) <= dt.date(2011, 1, 1) for c in cuts)
+
+
+def test_quick_training_on_a_small_sample(quick_run):
+    result, calls = quick_run
+    m = result.metrics
+    assert m["cutoff"] == "2011-03-01" and m["horizon_days"] == 30 and m["evaluated"]
+    assert set(m["models"]) == {"model1", "model2", "products"}
+    assert set(m["baselines"]) == {"mean", "run_rate", "bgnbd_gg"}
+    for key in ("model1", "model2"):
+        assert set(m["models"][key]) == {"r2", "mae", "rmse", "spearman", "gini", "top10_capture"}
+        assert len(m["calibration"][key]) == 10
+        # the synthetic customers have stable rates: the stacks must rank them well
+        assert m["models"][key]["gini"] > 0.3
+    assert m["gain_curve"]["perfect"][-1]["fraction_spend"] == pytest.approx(1.0)
+    assert result.feature_names == FEATURE_COLUMNS
+    assert m["n_customers"] == result.holdout.height
+    # training rows include the zero spenders of every cutoff
+    assert result.config["train_rows"] > 0
+    assert all(c < "2011-03-01" for c in result.config["train_cutoffs"])
+    assert calls[0][0] < calls[-1][0] == 1.0
+    assert {f["feature"] for f in result.feature_importance} == set(FEATURE_COLUMNS)
+    assert all(
+        w >= 0 for k, w in result.config["blend_weights"]["model2"].items() if k != "intercept"
+    )
+
+
+def test_holdout_and_predict_frame(quick_run):
+    result, _ = quick_run
+    h = result.holdout
+    assert h.columns == [
+        "customer_id",
+        "actual_spend",
+        "actual_products",
+        "pred_model1",
+        "pred_model2",
+        "pred_products",
+        "pred_mean",
+        "pred_run_rate",
+        "pred_bgnbd_gg",
+    ]
+    assert (h["actual_spend"] == 0).sum() > 0  # non-buyers are evaluated too
+    for col in ("pred_model1", "pred_model2", "pred_products"):
+        assert h[col].min() >= 0
+    purchases, cancellations = synthetic_log()
+    feats = customer_features(purchases, cancellations, [dt.date(2011, 3, 1)])
+    out = predict_frame(
+        result.model1, result.model2, result.products_model, feats, result.feature_names
+    )
+    assert out.columns == [
+        "customer_id",
+        "predicted_spend_30d_model1",
+        "predicted_spend_30d_model2",
+        "predicted_products_30d",
+    ]
+    assert np.allclose(out["predicted_spend_30d_model2"], h["pred_model2"])
+    assert out.select(pl.all().exclude("customer_id").min()).row(0) >= (0, 0, 0)
+
+
+def test_not_evaluated_when_window_not_covered():
+    purchases, cancellations = synthetic_log(n_customers=60, months=15, seed=1)
+    last = purchases["invoice_date"].max().date()
+    result = train(purchases, cancellations, last, 30, "quick")
+    assert result.metrics["evaluated"] is False and result.metrics["models"] == {}
+    assert result.holdout["actual_spend"].null_count() == result.holdout.height
+    assert not math.isnan(result.holdout["pred_model1"].sum())
+
+
+def test_too_little_history_is_a_clear_error():
+    purchases, cancellations = synthetic_log(n_customers=30, months=18)
+    with pytest.raises(NotEnoughDataError, match="training cutoff"):
+        train(purchases, cancellations, dt.date(2010, 4, 1), 30, "quick")
