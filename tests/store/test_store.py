@@ -54,14 +54,13 @@ def test_get_engine_creates_folder_and_records_migrations(tmp_path: Path) -> Non
         names = sa.inspect(conn).get_table_names()
         rows = conn.execute(sa.select(schema.schema_migrations)).all()
     assert {"transactions", "rejected_data", "ingest_runs", "products", "stores"} <= set(names)
-    assert [(r.version, r.name) for r in rows] == [(1, "initial schema")]
+    assert [(r.version, r.name) for r in rows] == [(m.version, m.name) for m in MIGRATIONS]
     # Opening again applies nothing twice.
     get_engine(f"sqlite:///{tmp_path / 'new' / 'dir' / 'clv.db'}").dispose()
     with eng.connect() as conn:
-        assert (
-            conn.execute(sa.select(sa.func.count()).select_from(schema.schema_migrations)).scalar()
-            == 1
-        )
+        assert conn.execute(
+            sa.select(sa.func.count()).select_from(schema.schema_migrations)
+        ).scalar() == len(MIGRATIONS)
     eng.dispose()
 
 
@@ -194,7 +193,7 @@ def test_bulk_path_rebuilds_indexes_inside_the_transaction(
     ingest_files([write_csv(tmp_path / "a.csv", LINES)], engine, progress=False)
     with engine.connect() as conn:
         indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("transactions")}
-    assert {"ux_transactions_row_hash", "ix_transactions_customer_date"} <= indexes
+    assert {"ux_transactions_row_key", "ix_transactions_customer_date"} <= indexes
     # The unique index still guards against a duplicate hash sneaking in.
     with engine.begin() as conn, pytest.raises(sa.exc.IntegrityError):
         row = conn.execute(sa.select(schema.transactions).limit(1)).mappings().one()
@@ -230,3 +229,35 @@ def test_existing_hashes_large_path_matches_small_path(
         monkeypatch.setattr(load, "_SMALL_LOOKUP", 0)
         large = load.existing_hashes(conn, candidates)
     assert sorted(small.to_list()) == sorted(large.to_list()) == sorted(stored.head(2).to_list())
+
+
+def test_migration_2_upgrades_a_version_1_store(tmp_path: Path) -> None:
+    """A store written by schema version 1 (text hash index, no row_key) is upgraded in place."""
+    from retail_clv.store.migrations import migrate, row_key_expr
+
+    url = f"sqlite:///{tmp_path / 'v1.db'}"
+    eng = get_engine(url)
+    ingest_files([write_csv(tmp_path / "a.csv", LINES)], eng, progress=False)
+    with eng.begin() as conn:  # turn it back into a version-1 store
+        for name in ("transactions", "cancellations", "rejected_data"):
+            conn.execute(sa.text(f"DROP INDEX ux_{name}_row_key"))
+            conn.execute(sa.text(f"ALTER TABLE {name} DROP COLUMN row_key"))
+            conn.execute(sa.text(f"CREATE UNIQUE INDEX ux_{name}_row_hash ON {name} (row_hash)"))
+        conn.execute(sa.text("DELETE FROM schema_migrations WHERE version = 2"))
+    assert migrate(eng) == 2
+    with eng.connect() as conn:
+        stored = pl.DataFrame(
+            conn.execute(sa.text("SELECT row_hash, row_key FROM transactions")).all(),
+            schema=["row_hash", "row_key"],
+            orient="row",
+        )
+        indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("rejected_data")}
+    assert stored.height == 3
+    assert (
+        stored["row_key"].to_list()
+        == stored.select(row_key_expr(pl.col("row_hash")))["row_key"].to_list()
+    )
+    assert "ux_rejected_data_row_key" in indexes and "ux_rejected_data_row_hash" not in indexes
+    [again] = ingest_files([write_csv(tmp_path / "a.csv", LINES)], eng, progress=False)
+    assert again.rows_duplicate == again.rows_read
+    eng.dispose()

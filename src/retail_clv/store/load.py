@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from retail_clv.errors import StoreError
 from retail_clv.store import schema
+from retail_clv.store.migrations import row_key_expr
 
 logger = logging.getLogger(__name__)
 
@@ -106,17 +107,22 @@ def existing_hashes(conn: sa.Connection, *candidates: pl.Series) -> pl.Series:
     has_rows = [conn.execute(sa.select(t.c.row_hash).limit(1)).first() is not None for t in tables]
     if not any(has_rows):
         return empty
-    found: list[str] = []
     if wanted.len() <= _SMALL_LOOKUP:
-        values = wanted.unique().to_list()
+        keys = pl.DataFrame({"row_hash": wanted.unique()}).with_columns(
+            row_key=row_key_expr(pl.col("row_hash"))
+        )
+        values = keys["row_key"].to_list()
+        found: list[str] = []
         for table, populated in zip(tables, has_rows, strict=True):
             if not populated:
                 continue
             for start in range(0, len(values), _IN_CHUNK):
                 chunk = values[start : start + _IN_CHUNK]
-                stmt = sa.select(table.c.row_hash).where(table.c.row_hash.in_(chunk))
+                stmt = sa.select(table.c.row_hash).where(table.c.row_key.in_(chunk))
                 found.extend(conn.execute(stmt).scalars().all())
-        return pl.Series("row_hash", found, dtype=pl.Utf8)
+        # Equal keys with different hashes (a 60-bit collision) are not duplicates.
+        hits = pl.Series("row_hash", found, dtype=pl.Utf8)
+        return hits.filter(hits.is_in(wanted.implode()))
     # All stored hashes as ONE string (32 hex characters each), split by NumPy: no Python
     # object per stored row.
     union = sa.union_all(*(sa.select(t.c.row_hash) for t in tables)).subquery()
@@ -234,7 +240,7 @@ def _bulk_insert_indexed(
 ) -> int:
     """Insert in bulk; on SQLite, rebuild the table's indexes when the load dominates.
 
-    Inserting ~1M random ``row_hash`` keys into a live B-tree costs several times more than
+    Inserting ~1M random ``row_key`` values into a live B-tree costs several times more than
     building the index once afterwards, so when the new rows outnumber the stored ones the
     indexes are dropped and re-created *inside the same transaction* (a rollback restores
     them, and a duplicate key still fails the unique index and rolls the run back).
@@ -373,13 +379,15 @@ def write_result(conn: sa.Connection, result: _Result) -> int:
         "row_hash",
     )
     run = {"ingest_run_id": run_id}
-    stored = {
-        "transactions": _bulk_insert_indexed(conn, schema.transactions, transactions, run),
-        "cancellations": _bulk_insert_indexed(
-            conn, schema.cancellations, result.cancellation_rows, run
-        ),
-        "rejected_data": _bulk_insert_indexed(conn, schema.rejected_data, result.rejected, run),
-    }
+    keyed = [
+        (table, frame.with_columns(row_key=row_key_expr(pl.col("row_hash"))))
+        for table, frame in (
+            (schema.transactions, transactions),
+            (schema.cancellations, result.cancellation_rows),
+            (schema.rejected_data, result.rejected),
+        )
+    ]
+    stored = {table.name: _bulk_insert_indexed(conn, table, frame, run) for table, frame in keyed}
     expected = {
         "transactions": report.rows_loaded,
         "cancellations": result.cancellation_rows.height,

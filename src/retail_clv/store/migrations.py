@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import polars as pl
 import sqlalchemy as sa
 
 from retail_clv.store import schema
@@ -45,8 +46,63 @@ def _initial_schema(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=tables, checkfirst=True)
 
 
+def row_key_expr(row_hash: pl.Expr) -> pl.Expr:
+    """Return the integer key of a row hash: its first 15 hex digits (60 bits) as Int64.
+
+    Parameters
+    ----------
+    row_hash : polars.Expr
+        32-character md5 hex digests.
+
+    Returns
+    -------
+    polars.Expr
+        Non-negative Int64 keys.
+    """
+    return row_hash.str.slice(0, 15).str.to_integer(base=16, dtype=pl.Int64).alias("row_key")
+
+
+_HASHED_TABLES = ("transactions", "cancellations", "rejected_data")
+
+
+def _integer_row_keys(conn: sa.Connection) -> None:
+    """Add ``row_key`` (indexed, unique) next to ``row_hash``; drop the text hash indexes.
+
+    A database created by this code's first schema has no ``row_key``: the column is added and
+    filled from ``row_hash`` (computed by Polars, written back by id). On a database created
+    with the current schema (which already has it) only the index names are checked.
+    """
+    inspector = sa.inspect(conn)
+    for name in _HASHED_TABLES:
+        table = schema.metadata.tables[name]
+        columns = {c["name"] for c in inspector.get_columns(name)}
+        indexes = {ix["name"] for ix in inspector.get_indexes(name)}
+        old_index = f"ux_{name}_row_hash"
+        if old_index in indexes:
+            conn.execute(sa.text(f"DROP INDEX {old_index}"))
+        if "row_key" not in columns:
+            conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN row_key BIGINT"))
+            rows = conn.execute(sa.select(table.c.id, table.c.row_hash)).all()
+            if rows:
+                keys = pl.DataFrame(
+                    [tuple(r) for r in rows], schema={"id": pl.Int64, "h": pl.Utf8}, orient="row"
+                ).select(b_id=pl.col("id"), b_key=row_key_expr(pl.col("h")))
+                conn.execute(
+                    table.update()
+                    .where(table.c.id == sa.bindparam("b_id"))
+                    .values(row_key=sa.bindparam("b_key")),
+                    keys.to_dicts(),
+                )
+        for index in table.indexes:
+            if index.name not in indexes:
+                index.create(conn)
+
+
 #: Every migration, in order; the last version equals :data:`schema.SCHEMA_VERSION`.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial_schema),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial_schema),
+    Migration(2, "integer row keys for the duplicate index", _integer_row_keys),
+)
 
 
 def current_version(conn: sa.Connection) -> int:
