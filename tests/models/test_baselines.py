@@ -1,0 +1,71 @@
+import datetime as dt
+
+import numpy as np
+import polars as pl
+from tests.models._sample import synthetic_log
+
+from retail_clv.models import baselines as B
+
+P = pl.DataFrame(
+    {
+        "customer_id": ["A", "A", "A", "A", "B"],
+        "invoice": ["1", "1", "2", "3", "4"],
+        "stock_code": ["x", "y", "x", "x", "z"],
+        "quantity": [1, 2, 1, 3, 1],
+        "price": [10.0, 5.0, 30.0, 10.0, 7.0],
+        "invoice_date": [
+            dt.datetime(2011, 1, 1, 9),
+            dt.datetime(2011, 1, 1, 9),
+            dt.datetime(2011, 1, 5, 9),
+            dt.datetime(2011, 1, 11, 9),
+            dt.datetime(2011, 1, 8, 9),
+        ],
+    }
+)
+
+
+def test_mean_and_run_rate_by_hand():
+    assert B.mean_baseline([0, 0, 30], 2).tolist() == [10.0, 10.0]
+    assert B.run_rate_baseline([365.0, 0.0], 30).tolist() == [30.0, 0.0]
+
+
+def test_rfm_summary_by_hand():
+    s = B.rfm_summary(P, dt.date(2011, 1, 11))  # the 01-11 purchase is on the cutoff: excluded
+    a = s.filter(pl.col("customer_id") == "A").row(0, named=True)
+    assert a == {
+        "customer_id": "A",
+        "frequency": 1.0,  # one repeat purchase day (01-05)
+        "recency": 4.0,
+        "T": 10.0,
+        "monetary_value": 30.0,
+    }
+    b = s.filter(pl.col("customer_id") == "B").row(0, named=True)
+    assert b["frequency"] == 0.0 and b["monetary_value"] == 0.0 and b["T"] == 3.0
+
+
+def test_bgnbd_gg_predicts_on_synthetic_data():
+    purchases, _ = synthetic_log(n_customers=200, months=12, seed=3)
+    ids = purchases["customer_id"].unique().sort().to_list()
+    res = B.bgnbd_gg_baseline(purchases, dt.date(2010, 11, 1), ids, 30)
+    assert res.ok, res.reason
+    assert res.predictions is not None and res.predictions.shape == (len(ids),)
+    assert np.all(res.predictions >= 0) and np.isfinite(res.predictions).all()
+    assert {"bgnbd_r", "bgnbd_alpha", "gg_p", "gg_q", "gg_v"} <= set(res.params)
+
+
+def test_bgnbd_failure_is_reported_not_raised(monkeypatch):
+    import lifetimes
+
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("did not converge")
+
+    monkeypatch.setattr(lifetimes.BetaGeoFitter, "fit", boom)
+    res = B.bgnbd_gg_baseline(P, dt.date(2011, 1, 11), ["A", "B"], 30)
+    assert not res.ok and res.predictions is None
+    assert res.reason == "RuntimeError: did not converge"
+
+
+def test_bgnbd_without_repeat_buyers_fails_cleanly():
+    single = P.filter(pl.col("invoice").is_in(["1", "4"]))
+    res = B.bgnbd_gg_baseline(single, dt.date(2011, 2, 1), ["A", "B"], 30)
+    assert not res.ok and res.reason
