@@ -210,6 +210,10 @@ def bulk_insert(
             pg_cursor.close()
     prepared = _prepare(frame, dialect)
     if dialect == "sqlite":
+        # Columns that are null on every row are left to their NULL default: fewer binds.
+        prepared = prepared.select(
+            name for name in prepared.columns if prepared[name].null_count() < prepared.height
+        )
         columns = prepared.columns
         names = ", ".join([*columns, *constants])
         values = ", ".join(["?"] * len(columns) + [_sql_literal(v) for v in constants.values()])
