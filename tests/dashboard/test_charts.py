@@ -86,9 +86,15 @@ def test_scatter_samples_large_inputs_and_says_so() -> None:
     assert len(points) == 3
     big = charts.model_scatter_chart(predictions(charts.MAX_POINTS + 500))
     s = spec(big)
-    assert f"random sample of {charts.MAX_POINTS:,}" in s["title"]
+    assert s["title"]["text"] == "Model 1 vs Model 2"
+    assert s["title"]["subtitle"].startswith(f"{charts.MAX_POINTS:,} of 4,500 customers")
     points = [d for d in datasets(big) if "customer_id" in d[0]][0]
     assert len(points) == charts.MAX_POINTS
+    assert len({d["customer_id"] for d in points}) == charts.MAX_POINTS
+    table = predictions(charts.MAX_POINTS + 500)
+    shown = {d["customer_id"] for d in points}
+    for column in charts.MODEL_COLUMNS.values():
+        assert set(table.nlargest(charts.KEEP_TOP, column)["customer_id"]) <= shown
     layer = s["layer"][1]["encoding"]
     assert layer["x"]["field"] == "predicted_spend_30d_model1"
     assert layer["y"]["field"] == "predicted_spend_30d_model2"

@@ -1,8 +1,8 @@
 """Altair chart builders: pure functions from DataFrames (see ``frames.py``) to charts.
 
 Charts embed their data, so each builder keeps it small: histograms are binned here in
-pandas/NumPy, and the scatter plot draws at most :data:`MAX_POINTS` customers (a fixed
-random sample, said so in its title).
+pandas/NumPy, and the scatter plot draws at most :data:`MAX_POINTS` customers (the largest
+predictions plus a fixed random sample, said so in its subtitle).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from retail_clv.dashboard.formatting import DEFAULT_CURRENCY
 
 #: Largest number of points drawn in a scatter plot (Altair embeds the data in the page).
 MAX_POINTS = 4000
+#: Customers with the largest predictions always drawn in a sampled scatter plot (per model).
+KEEP_TOP = 50
 
 MODEL_COLUMNS = {
     "Model 1": "predicted_spend_30d_model1",
@@ -190,14 +192,21 @@ def model_scatter_chart(predictions: pd.DataFrame, currency: str = DEFAULT_CURRE
     Returns
     -------
     altair.Chart
-        Points plus the y = x diagonal; at most :data:`MAX_POINTS` customers (a seeded
-        random sample, noted in the title, when there are more).
+        Points plus the y = x diagonal; at most :data:`MAX_POINTS` customers. When there
+        are more, the :data:`KEEP_TOP` largest of each model are kept and the rest is a
+        seeded random sample (said in the subtitle).
     """
     points = predictions[["customer_id", *MODEL_COLUMNS.values()]].dropna()
-    title = "Model 1 vs Model 2 (each point is a customer)"
+    subtitle = "Each point is a customer; dashed line: both models agree"
     if len(points) > MAX_POINTS:
-        title += f" — random sample of {MAX_POINTS:,} of {len(points):,}"
-        points = points.sample(MAX_POINTS, random_state=0)
+        subtitle = (
+            f"{MAX_POINTS:,} of {len(points):,} customers: the {KEEP_TOP} largest of each "
+            "model plus a random sample"
+        )
+        columns = list(MODEL_COLUMNS.values())
+        top = pd.concat([points.nlargest(KEEP_TOP, c) for c in columns]).drop_duplicates()
+        rest = points.drop(index=top.index)
+        points = pd.concat([top, rest.sample(MAX_POINTS - len(top), random_state=0)])
     points = points.assign(customer_id=points["customer_id"].astype(str))
     top = float(points[list(MODEL_COLUMNS.values())].to_numpy().max()) if len(points) else 1.0
     diagonal = pd.DataFrame({"a": [0.0, top], "b": [0.0, top]})
@@ -215,6 +224,7 @@ def model_scatter_chart(predictions: pd.DataFrame, currency: str = DEFAULT_CURRE
         )
     )
     line = alt.Chart(diagonal).mark_line(color="grey", strokeDash=[4, 4]).encode(x="a:Q", y="b:Q")
+    title = alt.TitleParams("Model 1 vs Model 2", subtitle=subtitle, anchor="start")
     return (line + scatter).properties(title=title, height=_HEIGHT)
 
 

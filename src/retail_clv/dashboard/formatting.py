@@ -104,7 +104,7 @@ def format_percent(fraction: float | None, decimals: int = 1) -> str:
 
 
 def currency_column_format(symbol: str = DEFAULT_CURRENCY, decimals: int = 2) -> str:
-    """Return a printf-style format for ``st.column_config.NumberColumn``.
+    """Return a printf-style format for ``st.column_config.NumberColumn`` (with ``,`` groups).
 
     Parameters
     ----------
@@ -116,6 +116,6 @@ def currency_column_format(symbol: str = DEFAULT_CURRENCY, decimals: int = 2) ->
     Returns
     -------
     str
-        For example ``"£%.2f"``.
+        For example ``"£%,.2f"`` (Streamlit shows 1234.5 as ``£1,234.50``).
     """
-    return f"{symbol.replace('%', '%%')}%.{decimals}f"
+    return f"{symbol.replace('%', '%%')}%,.{decimals}f"
