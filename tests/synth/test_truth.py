@@ -188,3 +188,15 @@ def test_achievable_r2_accepts_external_actuals_and_counts_missing(
     assert r.n_missing_predictions == pop.height - pop.height // 2
     with pytest.raises(ValueError, match="two columns"):
         achievable_r2(truth, pop.select("customer_id", "nu", "p_dropout"))
+
+
+def test_achievable_r2_for_products(realistic: GenerateReport) -> None:
+    truth = read_truth(str(realistic.truth_path))
+    pop = truth.filter(pl.col("in_population"))
+    r = achievable_r2(
+        truth, pop.select("customer_id", "oracle_expected_products"), target="products"
+    )
+    assert r.fraction == pytest.approx(1.0) and r.bayes_r2 is None
+    assert 0 < r.oracle_r2 == pytest.approx(oracle_r2(truth, target="products"))
+    with pytest.raises(ValueError, match="unknown target 'orders'"):
+        oracle_r2(truth, target="orders")

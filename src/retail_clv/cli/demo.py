@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -129,7 +130,7 @@ def _comparison_table(metrics: dict[str, Any], oracle: dict[str, Any] | None) ->
     for label in ("R²", "MAE", "Gini", "Top 10%"):
         table.add_column(label, justify="right")
     if oracle is not None:
-        table.add_column("of oracle R²", justify="right")
+        table.add_column("% oracle", justify="right")
     for row in metrics_rows(metrics):
         cells = [_fmt(row["r2"]), _fmt(row["mae"], 1), _fmt(row["gini"])]
         cells.append(_fmt(row["top10_capture"]))
@@ -175,7 +176,16 @@ def _oracle_summary(truth_path: Path, holdout: Any) -> dict[str, Any] | None:
         oracle_r2 = result.oracle_r2
     if oracle_r2 is None:
         return None
-    return {"oracle_r2": oracle_r2, "fractions": fractions}
+    summary: dict[str, Any] = {"oracle_r2": oracle_r2, "fractions": fractions}
+    if {"pred_products", "actual_products"} <= set(holdout.columns):
+        products = achievable_r2(
+            truth,
+            holdout.select(pl.col("customer_id").cast(pl.Utf8), "pred_products"),
+            holdout.select(pl.col("customer_id").cast(pl.Utf8), "actual_products"),
+            target="products",
+        )
+        summary["products"] = products
+    return summary
 
 
 def run_demo(
@@ -342,10 +352,14 @@ def _train(
         console.print(_comparison_table(result.metrics, oracle))
         products = (result.metrics.get("models") or {}).get("products") or {}
         if products:
-            console.print(
-                "Products model: " + ", ".join(f"{k} {_fmt(v)}" for k, v in products.items()),
-                highlight=False,
-            )
+            line = "Products model: " + ", ".join(f"{k} {_fmt(v)}" for k, v in products.items())
+            if oracle is not None and "products" in oracle:
+                p_r2 = oracle["products"]
+                line += (
+                    f" ({100 * p_r2.fraction:.0f}% of the oracle R² {_fmt(p_r2.oracle_r2)} "
+                    "for distinct products)"
+                )
+            console.print(line, highlight=False)
         if oracle is not None:
             console.print(
                 "Oracle = expected spend given each customer's true latent purchase rate, dropout "
@@ -481,8 +495,15 @@ def demo(
     models = Path(models_dir or settings.models_dir)
     out_path = Path(out or settings.output_dir / "predictions.csv")
     t0 = time.perf_counter()
-    state = run_demo(
-        customers, months, seed, start.date(), process, data_dir, db, models, out_path, budget
-    )
+    # the demo prints its own summary: keep the library's INFO lines out of it
+    package_logger = logging.getLogger("retail_clv")
+    level = package_logger.level
+    package_logger.setLevel(logging.WARNING)
+    try:
+        state = run_demo(
+            customers, months, seed, start.date(), process, data_dir, db, models, out_path, budget
+        )
+    finally:
+        package_logger.setLevel(level)
     _print_summary(state, models)
     console.print(f"Demo finished in {time.perf_counter() - t0:.0f} s.", highlight=False)

@@ -215,77 +215,102 @@ def _r2(y: np.ndarray, p: np.ndarray) -> float:
     return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
 
 
-def _population(truth: pl.DataFrame, actual: pl.DataFrame | None) -> pl.DataFrame:
-    """Return the customers a model scores at the cutoff, with their actual window spend."""
-    pop = truth.filter(pl.col("in_population"))
+#: target -> (actual column, oracle column, Bayes-optimal column or None)
+TARGETS: dict[str, tuple[str, str, str | None]] = {
+    "spend": ("actual_spend", "oracle_expected_spend", "bayes_expected_spend"),
+    "products": ("actual_products", "oracle_expected_products", None),
+}
+
+
+def _population(truth: pl.DataFrame, actual: pl.DataFrame | None, target: str) -> pl.DataFrame:
+    """Return the customers a model scores at the cutoff: ``_actual, _oracle, _bayes``."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}: use 'spend' or 'products'")
+    actual_col, oracle_col, bayes_col = TARGETS[target]
+    pop = truth.filter(pl.col("in_population")).select(
+        "customer_id",
+        pl.col(actual_col).cast(pl.Float64).alias("_actual"),
+        pl.col(oracle_col).alias("_oracle"),
+        (pl.col(bayes_col) if bayes_col else pl.lit(None, dtype=pl.Float64)).alias("_bayes"),
+    )
     if actual is None:
         return pop
     if "customer_id" not in actual.columns or len(actual.columns) != 2:
-        raise ValueError("actual must have two columns: customer_id and the actual spend")
+        raise ValueError(f"actual must have two columns: customer_id and the actual {target}")
     value = next(c for c in actual.columns if c != "customer_id")
     return (
-        pop.drop("actual_spend")
+        pop.drop("_actual")
         .join(
             actual.select(
                 pl.col("customer_id").cast(pl.Utf8),
-                pl.col(value).cast(pl.Float64).alias("actual_spend"),
+                pl.col(value).cast(pl.Float64).alias("_actual"),
             ),
             on="customer_id",
             how="left",
         )
-        .with_columns(pl.col("actual_spend").fill_null(0.0))
+        .with_columns(pl.col("_actual").fill_null(0.0))
     )
 
 
-def oracle_r2(truth: pl.DataFrame, actual: pl.DataFrame | None = None) -> float:
-    """R² of the oracle expected spend against the actual window spend.
+def oracle_r2(
+    truth: pl.DataFrame, actual: pl.DataFrame | None = None, target: str = "spend"
+) -> float:
+    """R² of the oracle expectation against the actual window outcome.
 
     Parameters
     ----------
     truth : polars.DataFrame
         Frame from :func:`read_truth`.
     actual : polars.DataFrame, optional
-        ``customer_id`` plus one column of actual spend in the truth window (e.g. from
-        ``retail_clv.features.targets``); default: the truth's own ``actual_spend``.
+        ``customer_id`` plus one column of the actual outcome in the truth window (e.g. from
+        ``retail_clv.features.targets``); default: the truth's own ``actual_*`` column.
+    target : str
+        ``spend`` (default) or ``products`` (distinct stock codes).
 
     Returns
     -------
     float
         The R² on the customers with a purchase before the cutoff.
     """
-    pop = _population(truth, actual)
-    return _r2(pop["actual_spend"].to_numpy(), pop["oracle_expected_spend"].to_numpy())
+    pop = _population(truth, actual, target)
+    return _r2(pop["_actual"].to_numpy(), pop["_oracle"].to_numpy())
 
 
 def fraction_of_achievable_r2(
-    model_r2: float, truth: pl.DataFrame, actual: pl.DataFrame | None = None
+    model_r2: float,
+    truth: pl.DataFrame,
+    actual: pl.DataFrame | None = None,
+    target: str = "spend",
 ) -> float:
     """Model R² divided by the oracle R² on the same window and population.
 
     Parameters
     ----------
     model_r2 : float
-        R² of the model's spend predictions in the truth window (population: customers with a
+        R² of the model's predictions in the truth window (population: customers with a
         purchase before the cutoff).
     truth : polars.DataFrame
         Frame from :func:`read_truth`.
     actual : polars.DataFrame, optional
         See :func:`oracle_r2`.
+    target : str
+        ``spend`` (default) or ``products``.
 
     Returns
     -------
     float
         ``model_r2 / oracle_r2``.
     """
-    return model_r2 / oracle_r2(truth, actual)
+    return model_r2 / oracle_r2(truth, actual, target)
 
 
 def achievable_r2(
     truth: pl.DataFrame,
     predictions: pl.DataFrame | Mapping[str, float],
     actual: pl.DataFrame | None = None,
+    target: str = "spend",
 ) -> AchievableR2:
-    """Score spend predictions against the truth window: model, oracle and Bayes-optimal R².
+    """Score predictions against the truth window: model, oracle and Bayes-optimal R².
 
     Parameters
     ----------
@@ -293,10 +318,12 @@ def achievable_r2(
         Frame from :func:`read_truth`; its window (``cutoff``, ``horizon_days``) must be the one
         the predictions were made for.
     predictions : polars.DataFrame or mapping
-        ``customer_id`` plus one numeric column of predicted spend, or ``{customer_id: spend}``.
+        ``customer_id`` plus one numeric column of predictions, or ``{customer_id: value}``.
         Customers of the population without a prediction count as predicted 0.
     actual : polars.DataFrame, optional
         See :func:`oracle_r2`.
+    target : str
+        ``spend`` (default) or ``products`` (no Bayes-optimal value for products).
 
     Returns
     -------
@@ -313,9 +340,11 @@ def achievable_r2(
             {"customer_id": list(predictions), "predicted": list(predictions.values())}
         )
     if "customer_id" not in predictions.columns or len(predictions.columns) != 2:
-        raise ValueError("predictions must have two columns: customer_id and the predicted spend")
+        raise ValueError(
+            f"predictions must have two columns: customer_id and the predicted {target}"
+        )
     value = next(c for c in predictions.columns if c != "customer_id")
-    pop = _population(truth, actual)
+    pop = _population(truth, actual, target)
     joined = pop.join(
         predictions.select(
             pl.col("customer_id").cast(pl.Utf8),
@@ -325,10 +354,10 @@ def achievable_r2(
         how="left",
     )
     n_missing = int(joined["_predicted"].null_count())
-    y = joined["actual_spend"].to_numpy()
+    y = joined["_actual"].to_numpy()
     model_r2 = _r2(y, joined["_predicted"].fill_null(0.0).to_numpy())
-    o_r2 = _r2(y, joined["oracle_expected_spend"].to_numpy())
-    bayes = joined["bayes_expected_spend"]
+    o_r2 = _r2(y, joined["_oracle"].to_numpy())
+    bayes = joined["_bayes"]
     b_r2 = _r2(y, bayes.to_numpy()) if bayes.null_count() == 0 and len(bayes) else None
     return AchievableR2(
         model_r2=model_r2,
