@@ -7,6 +7,8 @@ from pathlib import Path
 import fastexcel
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.synth.conftest import START, clean_purchases, read_raw
 
 from retail_clv.synth import DirtRates, GenerateReport, generate
@@ -201,3 +203,26 @@ def test_bad_debt_rows_look_like_the_real_adjustments(tmp_path: Path) -> None:
     assert set(bad["StockCode"]) == {"B"} and set(bad["Description"]) == {"Adjust bad debt"}
     assert (bad["Customer ID"] == "").all() and (bad["Quantity"] == "1").all()
     assert (bad["Price"].cast(pl.Float64) < 0).sum() == report.dirt["negative_price"]
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), customers=st.integers(1, 60), months=st.integers(2, 5))
+def test_any_seed_gives_consistent_file_and_truth(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, customers: int, months: int
+) -> None:
+    out = tmp_path_factory.mktemp("sweep") / "s.csv"
+    report = generate(customers, START, months, seed, out)
+    raw = read_raw(out)
+    assert raw.height == report.rows_written
+    clean = clean_purchases(raw)
+    assert clean.height == report.clean_purchase_rows
+    assert (clean["Quantity"] > 0).all() and (clean["Price"] > 0).all()
+    truth = pl.read_parquet(report.truth_path)
+    assert truth.height == customers
+    assert set(clean["Customer ID"].unique()) == set(truth["customer_id"])
+    assert (truth["oracle_expected_spend"] >= 0).all()
+    # only customers alive at the cutoff, or arriving in the window, can be expected to buy
+    cutoff = dt.datetime.combine(report.truth_cutoff, dt.time())
+    expected = truth.filter(~pl.col("alive_at_cutoff") & (pl.col("oracle_expected_orders") > 0))
+    assert (expected["first_purchase"] >= cutoff).all()
+    assert (truth.filter(pl.col("in_population"))["first_purchase"] < cutoff).all()
