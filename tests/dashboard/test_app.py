@@ -386,3 +386,20 @@ def test_configured_currency_comes_first(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(type(get_settings()), "currency_symbol", "CHF ", raising=False)
     assert common.currency_choices() == ["CHF ", "£", "€", "$", ""]
     assert common.default_currency() == "CHF "
+
+
+def test_try_again_after_the_backend_comes_back(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    route = api.post("/pipeline").mock(
+        side_effect=[httpx.ConnectError("refused"), httpx.Response(200, json=sample_pipeline)]
+    )
+    at = new_app().run()
+    upload(at)
+    assert any("Cannot reach" in m for m in texts(at.main.error))
+    assert not at.metric
+    at.button(key="pipeline_retry").click().run()
+    assert not at.exception
+    assert route.call_count == 2
+    assert metrics(at)["Rows read"] == "1,234"
+    assert not at.main.error

@@ -238,6 +238,9 @@ def render() -> None:
     error = st.session_state.get(ERROR_KEY)
     if isinstance(error, DashboardError):
         show_error(error)
+        if st.button("Try again", icon=":material/replay:", key="pipeline_retry"):
+            st.session_state.pop(UPLOAD_KEY, None)
+            st.rerun()
         return
     result = st.session_state.get(RESULT_KEY)
     if result is None:
