@@ -1,0 +1,79 @@
+import datetime as dt
+import json
+import math
+
+import pytest
+from tests.models._sample import synthetic_log
+
+import retail_clv.cli  # noqa: F401  (registers every command)
+from retail_clv.cli.base import run_app
+from retail_clv.errors import NotEnoughDataError
+from retail_clv.models import backtest as BT
+
+BLOCK = {"r2": 0.5, "mae": 1.0, "rmse": 2.0, "spearman": 0.4, "gini": 0.7, "top10_capture": 0.6}
+FAKE = {
+    "cutoff": "2011-03-01",
+    "horizon_days": 30,
+    "n_customers": 10,
+    "models": {"model1": BLOCK, "model2": {**BLOCK, "r2": math.nan}, "products": {"mae": 1.0}},
+    "baselines": {
+        "mean": BLOCK,
+        "run_rate": BLOCK,
+        "bgnbd_gg": {"failed": True, "reason": "ConvergenceError: no"},
+    },
+}
+
+
+def test_backtest_refuses_a_window_the_data_does_not_cover():
+    purchases, cancellations = synthetic_log(n_customers=20, months=12)
+    last = purchases["invoice_date"].max().date()
+    with pytest.raises(NotEnoughDataError, match="does not cover the test window"):
+        BT.backtest(purchases, cancellations, last - dt.timedelta(days=10), 30, "quick")
+
+
+def test_summary_rows_flatten_models_and_failed_baselines():
+    rows = BT.summary_rows(FAKE)
+    assert [r["name"] for r in rows] == ["model1", "model2", "mean", "run_rate", "bgnbd_gg"]
+    assert rows[-1]["failed"] == "ConvergenceError: no" and rows[-1]["r2"] is None
+    assert rows[0]["kind"] == "model" and rows[2]["kind"] == "baseline"
+
+
+def test_clean_makes_strict_json():
+    out = BT._clean(FAKE)
+    assert out["models"]["model2"]["r2"] is None
+    json.dumps(out, allow_nan=False)
+
+
+def test_cli_backtest_writes_json_and_prints_table(monkeypatch, tmp_path, capsys):
+    import retail_clv.store.queries as queries
+
+    purchases, cancellations = synthetic_log(n_customers=20, months=12)
+    monkeypatch.setattr(queries, "read_purchases", lambda engine: purchases)
+    monkeypatch.setattr(queries, "read_cancellations", lambda engine: cancellations)
+    seen = {}
+
+    def fake_backtest(p, c, cutoff, horizon, budget, progress=None):
+        seen.update(cutoff=cutoff, horizon=horizon, budget=budget, rows=p.height)
+        progress(0.5, "half")
+        return BT._clean(FAKE)
+
+    monkeypatch.setattr(BT, "backtest", fake_backtest)
+    out = tmp_path / "bt" / "metrics.json"
+    code = run_app(["backtest", "--cutoff", "2011-03-01", "--budget", "quick", "--json", str(out)])
+    assert code == 0
+    assert seen == {
+        "cutoff": dt.date(2011, 3, 1),
+        "horizon": 30,
+        "budget": "quick",
+        "rows": purchases.height,
+    }
+    data = json.loads(out.read_text())
+    assert data["cutoff"] == "2011-03-01" and data["baselines"]["bgnbd_gg"]["failed"] is True
+    printed = capsys.readouterr().out
+    assert "model2" in printed and "failed" in printed
+
+
+def test_cli_backtest_on_an_empty_store_is_one_clear_error(tmp_path, capsys):
+    code = run_app(["backtest", "--cutoff", "2011-03-01", "--json", str(tmp_path / "m.json")])
+    assert code == 1
+    assert "ingest data first" in capsys.readouterr().err
