@@ -261,3 +261,19 @@ def test_migration_2_upgrades_a_version_1_store(tmp_path: Path) -> None:
     [again] = ingest_files([write_csv(tmp_path / "a.csv", LINES)], eng, progress=False)
     assert again.rows_duplicate == again.rows_read
     eng.dispose()
+
+
+def test_a_bad_second_file_keeps_the_first_and_stores_nothing_of_its_own(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    from retail_clv.errors import InputFileError
+
+    good = write_csv(tmp_path / "good.csv", LINES)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"")
+    with pytest.raises(InputFileError, match="file is empty"):
+        ingest_files([good, bad], engine, progress=False)
+    assert counts(engine)["transactions"] == 3
+    with engine.connect() as conn:
+        runs = conn.execute(sa.select(schema.ingest_runs.c.source_file)).scalars().all()
+    assert runs == ["good.csv"]

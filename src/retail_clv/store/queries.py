@@ -86,9 +86,10 @@ def read_purchases(engine: sa.Engine) -> pl.DataFrame:
             p.c.category,
         )
         .select_from(t.join(s, t.c.store_id == s.c.id).join(p, t.c.stock_code == p.c.stock_code))
-        .order_by(t.c.invoice_date, t.c.id)
+        .order_by(t.c.id)
     )
-    return _frame(engine, stmt, PURCHASES_SCHEMA)
+    # Sorted here (parallel, stable: ties keep insertion order) rather than by the database.
+    return _frame(engine, stmt, PURCHASES_SCHEMA).sort("invoice_date", maintain_order=True)
 
 
 def read_cancellations(engine: sa.Engine) -> pl.DataFrame:
@@ -108,8 +109,8 @@ def read_cancellations(engine: sa.Engine) -> pl.DataFrame:
     c = schema.cancellations
     stmt = sa.select(
         c.c.customer_id, c.c.invoice, c.c.stock_code, c.c.quantity, c.c.price, c.c.invoice_date
-    ).order_by(c.c.invoice_date, c.c.id)
-    return _frame(engine, stmt, CANCELLATIONS_SCHEMA)
+    ).order_by(c.c.id)
+    return _frame(engine, stmt, CANCELLATIONS_SCHEMA).sort("invoice_date", maintain_order=True)
 
 
 def read_rejections(
