@@ -314,8 +314,11 @@ def _plot_calibration(calibration: Mapping[str, Any], path: Path) -> None:
         ax.plot(predicted, actual, marker="o", label=model)
         top = max([top, *predicted, *actual])
     ax.plot([0, top], [0, top], linestyle="--", color="grey", label="perfect calibration")
-    ax.set_xlabel("Mean predicted spend per decile")
-    ax.set_ylabel("Mean actual spend per decile")
+    # The top decile is often 10x the next: a symmetric log scale keeps every decile readable.
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_yscale("symlog", linthresh=10)
+    ax.set_xlabel("Mean predicted spend per decile (symlog scale)")
+    ax.set_ylabel("Mean actual spend per decile (symlog scale)")
     ax.set_title("Decile calibration (held-out window)")
     ax.legend()
     fig.savefig(path)
