@@ -290,7 +290,12 @@ def _report(
 
 
 def clean_frame(
-    frame: pl.DataFrame, base: IngestReport, *, source_file: str, sha256: str = ""
+    frame: pl.DataFrame,
+    base: IngestReport,
+    *,
+    source_file: str,
+    sha256: str = "",
+    on_step: Callable[[str], None] | None = None,
 ) -> CleanResult:
     """Deduplicate, validate and split a frame of ``raw_*`` text columns (pure).
 
@@ -305,16 +310,21 @@ def clean_frame(
         Name recorded with every rejected row.
     sha256 : str
         Digest of the file, kept for the ingest run.
+    on_step : callable, optional
+        Called with a short description before each stage (progress display).
 
     Returns
     -------
     CleanResult
         The split rows and the report, whose invariant has been checked.
     """
+    step = on_step or (lambda _message: None)
+    step("hashing rows, finding exact duplicates")
     hash_columns = [*RAW_COLUMNS, *(["raw_store"] if "raw_store" in frame.columns else [])]
     frame = frame.with_columns(row_hash=row_hashes(frame, hash_columns))
     first = frame["row_hash"].is_first_distinct()
     rows_duplicate = int((~first).sum())
+    step("parsing and validating")
     checked = parse_and_validate(frame.filter(first))
 
     # Split with column pruning: each outcome keeps only the columns it needs, so the wide
@@ -357,7 +367,12 @@ def clean_frame(
     return CleanResult(valid, cancellations, rejected, products, report, sha256)
 
 
-def clean_file(path: str | Path, column_map: Mapping[str, str] | None = None) -> CleanResult:
+def clean_file(
+    path: str | Path,
+    column_map: Mapping[str, str] | None = None,
+    *,
+    on_step: Callable[[str], None] | None = None,
+) -> CleanResult:
     """Read and validate one file, every sheet of a workbook, without touching any database.
 
     Parameters
@@ -366,6 +381,8 @@ def clean_file(path: str | Path, column_map: Mapping[str, str] | None = None) ->
         CSV, ``.csv.gz``, ``.xlsx`` or Parquet file (type detected from content).
     column_map : mapping of str to str, optional
         Explicit ``field -> column name`` choices, e.g. ``{"customer_id": "Cust No"}``.
+    on_step : callable, optional
+        Called with a short description before each stage (progress display).
 
     Returns
     -------
@@ -380,14 +397,20 @@ def clean_file(path: str | Path, column_map: Mapping[str, str] | None = None) ->
     SchemaError
         When a required column is missing or the mapping names an unknown column.
     """
+    if on_step is not None:
+        on_step("reading")
     raw = read_raw(path)
-    frames = [
-        f for i in range(len(raw.sheets)) if (f := _sheet_frame(raw, i, column_map)) is not None
-    ]
+    frames: list[pl.DataFrame] = []
+    sheet_names: list[str] = []
+    for index, sheet in enumerate(raw.sheets):
+        sheet_frame = _sheet_frame(raw, index, column_map)
+        if sheet_frame is not None:
+            frames.append(sheet_frame)
+            if sheet.name is not None:
+                sheet_names.append(sheet.name)
     if not frames:
         raise SchemaError(f"{raw.path.name}: no sheet has the required columns {REQUIRED_FIELDS}")
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
-    sheet_names = [s.name for s in raw.sheets if s.name is not None]
     base = IngestReport(
         source_file=raw.path.name,
         sheet=", ".join(sheet_names) if sheet_names else None,
@@ -398,7 +421,7 @@ def clean_file(path: str | Path, column_map: Mapping[str, str] | None = None) ->
         rows_rejected=0,
         rows_duplicate=0,
     )
-    return clean_frame(frame, base, source_file=raw.path.name, sha256=raw.sha256)
+    return clean_frame(frame, base, source_file=raw.path.name, sha256=raw.sha256, on_step=on_step)
 
 
 def drop_known(result: CleanResult, known: pl.Series) -> CleanResult:
@@ -491,25 +514,39 @@ def ingest_files(
             logger.info("%s", message)
 
     n = max(len(path_list), 1)
+    # Rough share of the time each stage takes on a large file (for the progress bar only).
+    stage_at = {
+        "reading": 0.0,
+        "hashing rows, finding exact duplicates": 0.12,
+        "parsing and validating": 0.2,
+        "checking against the store": 0.32,
+        "writing stores, products, customers": 0.35,
+        "writing transactions": 0.38,
+        "writing cancellations": 0.7,
+        "writing rejected rows": 0.72,
+        "checking the accounting invariant": 0.95,
+    }
     for i, path in enumerate(path_list):
-        step(f"reading {path.name}", i / n)
-        result = clean_file(path, column_map)
-        step(f"checking {path.name} against the store", (i + 0.4) / n)
+
+        def on_step(message: str, i: int = i, name: str = path.name) -> None:
+            step(f"{name}: {message}", (i + stage_at.get(message, 0.0)) / n)
+
+        result = clean_file(path, column_map, on_step=on_step)
         try:
             with engine.begin() as conn:
                 prepare_bulk_session(conn)
+                on_step("checking against the store")
                 known = existing_hashes(
                     conn, result.valid_rows["row_hash"], result.rejected["row_hash"]
                 )
                 result = drop_known(result, known)
-                step(f"writing {path.name}", (i + 0.5) / n)
-                run_id = write_result(conn, result)
+                run_id = write_result(conn, result, on_step=on_step)
         except RetailClvError:
             raise
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(
-                f"writing {path.name} failed, nothing of it was stored: {exc.__class__.__name__}: "
-                f"{str(getattr(exc, 'orig', exc)).strip()}"
+                f"writing {path.name} failed, nothing of it was stored: "
+                f"{exc.__class__.__name__}: {str(getattr(exc, 'orig', exc)).strip()}"
             ) from exc
         report = replace(result.report, run_id=run_id)
         logger.info("%s: %s", path.name, report.invariant_line())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -328,7 +328,11 @@ def _upsert_customers(conn: sa.Connection, valid: pl.DataFrame) -> int:
     return new.height
 
 
-def write_result(conn: sa.Connection, result: _Result) -> int:
+def write_result(
+    conn: sa.Connection,
+    result: _Result,
+    on_step: Callable[[str], None] | None = None,
+) -> int:
     """Write one cleaned file into the store and record its ingest run.
 
     Parameters
@@ -338,6 +342,8 @@ def write_result(conn: sa.Connection, result: _Result) -> int:
     result : CleanResult
         Output of :func:`retail_clv.ingest.pipeline.clean_file`, already stripped of rows
         stored before (:func:`existing_hashes`).
+    on_step : callable, optional
+        Called with a short description before each stage (progress display).
 
     Returns
     -------
@@ -349,6 +355,7 @@ def write_result(conn: sa.Connection, result: _Result) -> int:
     StoreError
         When the rows written do not match the report (the transaction is then rolled back).
     """
+    step = on_step or (lambda _message: None)
     report: _Report = result.report
     started = _now()
     inserted = conn.execute(
@@ -368,6 +375,7 @@ def write_result(conn: sa.Connection, result: _Result) -> int:
     run_id = int(inserted[0])
 
     valid = result.valid_rows
+    step("writing stores, products, customers")
     stores = _upsert_stores(conn, valid)
     _upsert_products(conn, result.products_table)
     _upsert_customers(conn, valid)
@@ -391,7 +399,11 @@ def write_result(conn: sa.Connection, result: _Result) -> int:
             (schema.rejected_data, result.rejected),
         )
     ]
-    stored = {table.name: _bulk_insert_indexed(conn, table, frame, run) for table, frame in keyed}
+    stored: dict[str, int] = {}
+    for table, frame in keyed:
+        step("writing rejected rows" if table.name == "rejected_data" else f"writing {table.name}")
+        stored[table.name] = _bulk_insert_indexed(conn, table, frame, run)
+    step("checking the accounting invariant")
     expected = {
         "transactions": report.rows_loaded,
         "cancellations": result.cancellation_rows.height,
