@@ -105,6 +105,12 @@ def proc_memory_mb(pid: int) -> dict[str, float]:
     return values
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
@@ -180,7 +186,9 @@ def build(workdir: Path, data: Path, budget: str, reuse: bool) -> dict:
     return facts
 
 
-def start_server(facts: dict, port: int, workers: int, log: Path) -> subprocess.Popen:
+def start_server(
+    facts: dict, port: int, workers: int, log: Path, access_log: bool = True
+) -> subprocess.Popen:
     command = [
         sys.executable,
         "-m",
@@ -196,6 +204,7 @@ def start_server(facts: dict, port: int, workers: int, log: Path) -> subprocess.
         facts["models_dir"],
         "--workers",
         str(workers),
+        "--access-log" if access_log else "--no-access-log",
     ]
     env = {k: v for k, v in os.environ.items() if k != "CLV_API_KEY"}
     with log.open("wb") as sink:
@@ -283,7 +292,12 @@ async def _load(port, paths, clients, seconds, total_rate) -> dict:
 
 
 def load(port: int, paths: list[str], clients: int, seconds: float, rate: float | None) -> dict:
-    return asyncio.run(_load(port, paths, clients, seconds, rate))
+    coroutine = _load(port, paths, clients, seconds, rate)
+    if _has("uvloop"):
+        import uvloop
+
+        return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
 
 
 def run_wrk(port: int, ids: list[str], seconds: int) -> dict | None:
@@ -393,12 +407,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--rate", type=float, default=1500.0, help="offered req/s of the open loop")
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="start the server without its access log"
+    )
     args = parser.parse_args()
 
     facts = build(args.workdir, args.data, args.budget, args.reuse)
     port = free_port()
     log = args.workdir / "server.log"
-    server = start_server(facts, port, args.workers, log)
+    server = start_server(facts, port, args.workers, log, access_log=not args.no_access_log)
     base = f"http://{HOST}:{port}"
     try:
         time.sleep(2.0)  # let the start-up warm-up (store load + scoring) finish
@@ -406,9 +423,18 @@ def main() -> None:
         paths = [f"/customers/{i}/prediction" for i in ids]
         load(port, paths, args.clients, 2.0, None)  # warm-up
         load_before = loadavg()
+        cpu0 = cpu_seconds(server.pid)
         closed = load(port, paths, args.clients, args.seconds, None)
+        closed["server_cpu_us_per_request"] = (
+            (cpu_seconds(server.pid) - cpu0) / closed["requests"] * 1e6
+        )
         opened = load(port, paths, args.clients, args.seconds, args.rate)
+        cpu0 = cpu_seconds(server.pid)
         wrk = run_wrk(port, ids, int(args.seconds))
+        if wrk:
+            wrk["server_cpu_us_per_request"] = (
+                (cpu_seconds(server.pid) - cpu0) / (wrk["rps"] * int(args.seconds)) * 1e6
+            )
         predict = bench_predict(base, ids)
         pipeline = (
             bench_pipeline(base, Path(facts["raw_csv"]), server.pid) if args.data.exists() else None
@@ -429,10 +455,12 @@ def main() -> None:
         "pipeline": pipeline,
     }
     print(json.dumps(results, indent=2), file=sys.stderr)
+    access = "off" if args.no_access_log else "on"
 
     print(
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB RAM, "
-        f"Python {info['python']}, {info['server']}, {args.workers} worker(s); load average "
+        f"Python {info['python']}, {info['server']}, {args.workers} worker(s), access log "
+        f"{access}; load average "
         f"before the runs {load_before} (shared machine: numbers are noisy). Data: "
         f"{facts['source']}, {facts['purchase_lines']:,} purchase lines, "
         f"{len(facts['customer_ids']):,} scored customers; model budget {facts['budget']}.\n"
@@ -442,7 +470,8 @@ def main() -> None:
     print(
         f"| `GET /customers/{{id}}/prediction`, {args.clients} clients, closed loop "
         f"(Python client) | {closed['rps']:,.0f} req/s, p50 {closed['p50_ms']:.1f} ms, "
-        f"p99 {closed['p99_ms']:.1f} ms, non-200: {closed['non_200']} |"
+        f"p99 {closed['p99_ms']:.1f} ms, non-200: {closed['non_200']}; server CPU "
+        f"{closed['server_cpu_us_per_request']:.0f} µs/request |"
     )
     print(
         f"| same, open loop offering {args.rate:,.0f} req/s over {args.clients} connections "
@@ -452,7 +481,8 @@ def main() -> None:
     if wrk:
         print(
             f"| same, `wrk -t1 -c{args.clients}` closed loop | {wrk['rps']:,.0f} req/s, "
-            f"p50 {wrk['p50_ms']:.2f} ms, p99 {wrk['p99_ms']:.2f} ms, non-2xx: {wrk['non_200']} |"
+            f"p50 {wrk['p50_ms']:.2f} ms, p99 {wrk['p99_ms']:.2f} ms, non-2xx: {wrk['non_200']}; "
+            f"server CPU {wrk['server_cpu_us_per_request']:.0f} µs/request |"
         )
     print(
         f"| `POST /predict`, {predict['ids']:,} ids ({predict['scored']:,} known, "

@@ -100,20 +100,20 @@ class RequestIdMiddleware:
             return
         finally:
             if access_logger.isEnabledFor(logging.INFO):
-                access_logger.info(
-                    "%s %s %d",
-                    scope.get("method"),
-                    scope.get("path"),
-                    status,
-                    extra={
-                        "request_id": request_id,
-                        "method": scope.get("method"),
-                        "path": scope.get("path"),
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000.0, 3),
-                        "client": (scope.get("client") or ("-",))[0],
-                    },
-                )
+                # Built by hand and passed to handle(): skips the caller lookup of logger.info,
+                # a sizeable share of the cost of the cheapest requests.
+                method, path = scope.get("method"), scope.get("path")
+                record = logging.LogRecord(
+                    access_logger.name, logging.INFO, __file__, 0, "%s %s %d",
+                    (method, path, status), None,
+                )  # fmt: skip
+                record.request_id = request_id
+                record.method = method
+                record.path = path
+                record.status = status
+                record.duration_ms = round((time.perf_counter() - started) * 1000.0, 3)
+                record.client = (scope.get("client") or ("-",))[0]
+                access_logger.handle(record)
         _REQUEST_ID.reset(token)
 
 
@@ -138,16 +138,26 @@ _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 class JsonFormatter(logging.Formatter):
     """Format a record as one JSON object per line: time, level, logger, message and extras."""
 
+    _second: int = -1
+    _stamp: str = ""
+
+    def _timestamp(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:  # strftime once per second, not once per record
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
+            self._second = second
+        return self._stamp
+
     def format(self, record: logging.LogRecord) -> str:
         """Return the JSON line of ``record``."""
         payload: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "ts": self._timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+            if key not in _STANDARD_ATTRS and key[0] != "_":
                 payload[key] = value
         if record.exc_info:
             payload["exc_info"] = self.formatException(record.exc_info)
