@@ -517,14 +517,14 @@ def ingest_files(
     # Rough share of the time each stage takes on a large file (for the progress bar only).
     stage_at = {
         "reading": 0.0,
-        "hashing rows, finding exact duplicates": 0.12,
+        "hashing rows, finding exact duplicates": 0.09,
         "parsing and validating": 0.2,
         "checking against the store": 0.32,
-        "writing stores, products, customers": 0.35,
-        "writing transactions": 0.38,
-        "writing cancellations": 0.7,
-        "writing rejected rows": 0.72,
-        "checking the accounting invariant": 0.95,
+        "writing stores, products, customers": 0.33,
+        "writing transactions": 0.35,
+        "writing cancellations": 0.78,
+        "writing rejected rows": 0.79,
+        "checking the accounting invariant": 0.96,
     }
     for i, path in enumerate(path_list):
 
