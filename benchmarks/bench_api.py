@@ -96,19 +96,48 @@ def loadavg() -> str:
         return "n/a"
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (uvicorn workers are children of the supervisor)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
 def proc_memory_mb(pid: int) -> dict[str, float]:
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("VmHWM", "VmRSS")):
-            key, value = line.split(":", 1)
-            values[key] = int(value.split()[0]) / 1024
+    """Largest VmRSS / VmHWM over the server's processes (the one that served the upload)."""
+    values = {"VmRSS": 0.0, "VmHWM": 0.0}
+    for member in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if line.startswith(("VmHWM", "VmRSS")):
+                key, value = line.split(":", 1)
+                values[key] = max(values[key], int(value.split()[0]) / 1024)
     return values
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (``/proc/<pid>/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of the server's processes (``/proc/<pid>/stat``)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
