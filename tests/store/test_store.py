@@ -277,3 +277,14 @@ def test_a_bad_second_file_keeps_the_first_and_stores_nothing_of_its_own(
     with engine.connect() as conn:
         runs = conn.execute(sa.select(schema.ingest_runs.c.source_file)).scalars().all()
     assert runs == ["good.csv"]
+
+
+def test_bulk_settings_are_restored_after_the_run(tmp_path: Path, engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+    with load.bulk_session(engine) as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 0  # OFF during the run
+        conn.rollback()
+    ingest_files([write_csv(tmp_path / "a.csv", LINES)], engine, progress=False)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == before != 0

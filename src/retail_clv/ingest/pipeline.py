@@ -502,7 +502,7 @@ def ingest_files(
     StoreError
         When the store cannot be written (the file's transaction is rolled back).
     """
-    from retail_clv.store.load import existing_hashes, prepare_bulk_session, write_result
+    from retail_clv.store.load import bulk_session, existing_hashes, write_result
 
     path_list = [Path(p) for p in paths]
     reports: list[IngestReport] = []
@@ -533,8 +533,7 @@ def ingest_files(
 
         result = clean_file(path, column_map, on_step=on_step)
         try:
-            with engine.begin() as conn:
-                prepare_bulk_session(conn)
+            with bulk_session(engine) as conn, conn.begin():
                 on_step("checking against the store")
                 known = existing_hashes(
                     conn, result.valid_rows["row_hash"], result.rejected["row_hash"]

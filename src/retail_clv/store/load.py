@@ -14,7 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import numpy as np
@@ -61,24 +62,46 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def prepare_bulk_session(conn: sa.Connection) -> None:
-    """Tune an SQLite connection for a bulk load (call before the run's first write).
+_BULK_PRAGMAS = {"synchronous": "OFF", "cache_size": "-262144", "temp_store": "MEMORY"}
 
-    ``synchronous=OFF`` skips the fsyncs of each commit: a crash of the *process* still
-    cannot corrupt the file or leave half a run (the rollback journal stays on disk), only
-    an operating-system crash could lose the last committed run. A larger page cache keeps
-    the indexes in memory. No-op on other databases.
+
+@contextmanager
+def bulk_session(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """Yield a connection tuned for one bulk load; its settings are restored afterwards.
+
+    On SQLite, ``synchronous=OFF`` skips the fsyncs of the commit and a 256 MB page cache
+    keeps the indexes in memory. A crash of the *process* still leaves the file as it was
+    before the run (the rollback journal is on disk); an operating-system crash or power loss
+    right after the commit could damage the file, which is why the previous settings are put
+    back on the pooled connection when the run ends. No tuning on other databases. The caller
+    opens the run's transaction with ``conn.begin()``.
 
     Parameters
     ----------
-    conn : sqlalchemy.Connection
-        Connection of the run, before its first write.
+    engine : sqlalchemy.Engine
+        The store.
+
+    Yields
+    ------
+    sqlalchemy.Connection
+        A connection with no transaction open.
     """
-    if conn.dialect.name != "sqlite":
-        return
-    conn.exec_driver_sql("PRAGMA synchronous = OFF")
-    conn.exec_driver_sql("PRAGMA cache_size = -262144")
-    conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
+    with engine.connect() as conn:
+        previous: dict[str, Any] = {}
+        if conn.dialect.name == "sqlite":
+            for name, value in _BULK_PRAGMAS.items():
+                previous[name] = conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                conn.exec_driver_sql(f"PRAGMA {name} = {value}")
+            conn.commit()
+        try:
+            yield conn
+        finally:
+            if previous:
+                if conn.in_transaction():
+                    conn.rollback()
+                for name, value in previous.items():
+                    conn.exec_driver_sql(f"PRAGMA {name} = {value}")
+                conn.commit()
 
 
 def existing_hashes(conn: sa.Connection, *candidates: pl.Series) -> pl.Series:
