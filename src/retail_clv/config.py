@@ -34,6 +34,7 @@ class Settings(BaseSettings):
         default_factory=lambda: ["http://localhost:8501"], description="Allowed CORS origins."
     )
     api_url: str = Field(default="http://localhost:8000", description="API used by the dashboard.")
+    currency_symbol: str = Field(default="£", description="Currency symbol shown by the dashboard.")
 
     @field_validator("api_key")
     @classmethod

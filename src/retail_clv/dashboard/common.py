@@ -38,7 +38,7 @@ def default_currency() -> str:
     str
         The symbol shown until the user picks another one in the sidebar.
     """
-    return str(getattr(get_settings(), "currency_symbol", None) or DEFAULT_CURRENCY)
+    return get_settings().currency_symbol or DEFAULT_CURRENCY
 
 
 def currency_choices() -> list[str]:
