@@ -51,6 +51,10 @@ test: $(STAMP) lint browser ## Lint, type check and run the whole test suite.
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests; failing on purpose." >&2; exit 1; fi; \
 	exit $$rc
 
+.PHONY: screenshots
+screenshots: $(STAMP) browser ## Refresh docs/screenshots/ from the real-browser end-to-end test.
+	CLV_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/dashboard/test_browser.py
+
 .PHONY: serve
 serve: $(STAMP) ## Start the API on http://localhost:8000.
 	$(BIN)/clv serve

@@ -6,7 +6,8 @@ localhost ports. Debian's Chromium (``/usr/bin/chromium``, installed by ``make b
 driven with Playwright; no browser is downloaded. The model is trained *through the browser*:
 the Models page first says no model exists, then its Retrain button runs ``POST /train``
 (``quick`` budget) with a progress bar; the other tests use that run. Each test saves a
-screenshot of its page under ``docs/screenshots/``.
+screenshot of its page: under ``docs/screenshots/`` when ``CLV_UPDATE_SCREENSHOTS=1``
+(``make screenshots``), else in a temporary folder so a test run leaves the checkout untouched.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,7 +47,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+SCREENSHOTS = (
+    REPO_ROOT / "docs" / "screenshots"
+    if os.environ.get("CLV_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "retail-clv-screenshots"
+)
 MAX_SCREENSHOT_BYTES = 300_000
 VIEWPORT = {"width": 1440, "height": 900}  # a laptop screen
 SYNTH_START = dt.date(2010, 1, 1)
@@ -211,7 +217,7 @@ def trained(stack: Stack, browser: Any) -> str:
 
 
 def save_screenshot(page: Any, name: str) -> Path:
-    """Screenshot the whole page (Streamlit scrolls inside stMain) to docs/screenshots."""
+    """Screenshot the whole page (Streamlit scrolls inside stMain) into ``SCREENSHOTS``."""
     height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": VIEWPORT["width"], "height": min(max(900, height), 4000)})
     page.wait_for_timeout(1500)  # let the charts re-layout
