@@ -9,10 +9,11 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.synth.conftest import START, clean_purchases, read_raw
 
 from retail_clv.synth import DirtRates, GenerateReport, generate
 from retail_clv.synth.generator import COLUMNS, truth_path_for
+
+from .helpers import START, clean_purchases, read_raw
 
 
 def _sha(path: Path) -> str:
@@ -120,6 +121,11 @@ def test_dirt_rates_match_the_documented_rates(realistic: GenerateReport) -> Non
 def test_realistic_process_has_no_saturday_and_a_q4_peak(realistic_raw: pl.DataFrame) -> None:
     p = clean_purchases(realistic_raw)
     assert p.filter(pl.col("InvoiceDate").dt.weekday() == 6).is_empty()
+    # no row of any kind (cancellations, bad debt, guests...) on a Saturday or 25 December
+    when = realistic_raw["InvoiceDate"].str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False)
+    when = when.drop_nulls()
+    assert (when.dt.weekday() != 6).all()
+    assert not ((when.dt.month() == 12) & (when.dt.day() == 25)).any()
     months = p.group_by(pl.col("InvoiceDate").dt.month().alias("m")).agg(
         pl.col("Invoice").n_unique()
     )

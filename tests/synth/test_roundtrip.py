@@ -7,9 +7,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from tests.synth.conftest import START
 
 from retail_clv.synth import generate, read_truth
+
+from .helpers import START
 
 pipeline = pytest.importorskip("retail_clv.ingest.pipeline")
 db = pytest.importorskip("retail_clv.store.db")

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lifetimes import BetaGeoFitter
 from scipy.stats import poisson
-from tests.synth.conftest import clean_purchases, read_raw
 
 from retail_clv.synth import (
     GenerateReport,
@@ -26,6 +25,8 @@ from retail_clv.synth.truth import (
     expected_transactions,
     gamma_gamma_conditional_value,
 )
+
+from .helpers import clean_purchases, read_raw
 
 # ---------------------------------------------------------------- closed forms
 

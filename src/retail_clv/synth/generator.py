@@ -214,6 +214,7 @@ def _block_rows(
     catalog: Catalog,
     dirt: DirtRates,
     horizon_days: int,
+    next_open: np.ndarray,
 ) -> tuple[_Rows, np.ndarray, np.ndarray, np.ndarray, int]:
     """Clean lines plus dirt; returns rows and per-event (kind, day, minute) for numbering."""
     n_ord = block.order_customer.size
@@ -308,7 +309,7 @@ def _block_rows(
     )
     # ---- cancellations of earlier customer orders
     c_ord = np.flatnonzero(rng.random(n_ord) < dirt.cancel_order_prob)
-    c_day = o_day[c_ord] + 1 + rng.poisson(3.0, c_ord.size)
+    c_day = next_open[np.minimum(o_day[c_ord] + 1 + rng.poisson(3.0, c_ord.size), horizon_days)]
     keep = c_day < horizon_days
     c_ord, c_day = c_ord[keep], c_day[keep]
     c_min = _random_minutes(rng, c_ord.size)
@@ -341,7 +342,8 @@ def _block_rows(
     next_event += c_ord.size
     # ---- bad-debt adjustments
     n_bd = int(rng.poisson(dirt.bad_debt_per_line * n_lines))
-    bd_day = rng.integers(0, horizon_days, n_bd)
+    bd_day = next_open[rng.integers(0, horizon_days, n_bd)]
+    bd_day = np.where(bd_day < horizon_days, bd_day, np.flatnonzero(next_open < horizon_days)[-1])
     bd_min = _random_minutes(rng, n_bd)
     sign = np.where(rng.random(n_bd) < 2 / 3, -1.0, 1.0)
     parts.append(
@@ -767,6 +769,7 @@ def generate(
     catalog = build_catalog(np.random.default_rng([seed, 0]), n_products)
     calendar = build_calendar(start, n_days, seasonal=process == "realistic")
     lookup = _Lookup(catalog)
+    next_open = _next_open_day(calendar.s[:n_days])
     report = GenerateReport(
         path=out,
         truth_path=truth_path,
@@ -814,7 +817,9 @@ def generate(
             first = b * BLOCK_CUSTOMERS
             size = min(BLOCK_CUSTOMERS, customers - first)
             block = simulate_block(rng, first, size, params, calendar, n_days, catalog)
-            rows, ev_kind, ev_day, ev_min, n_dup = _block_rows(rng, block, catalog, dirt, n_days)
+            rows, ev_kind, ev_day, ev_min, n_dup = _block_rows(
+                rng, block, catalog, dirt, n_days, next_open
+            )
             # invoice numbers: consecutive in time order within the block
             ev_order = np.lexsort((np.arange(ev_kind.size), ev_min, ev_day))
             number = np.empty(ev_kind.size, np.int64)
@@ -865,6 +870,13 @@ def generate(
         truth_path,
     )
     return report
+
+
+def _next_open_day(s: np.ndarray) -> np.ndarray:
+    """First trading day on or after each day (``len(s)`` when none is left), plus a sentinel."""
+    open_days = np.flatnonzero(s > 0)
+    pos = np.searchsorted(open_days, np.arange(s.size + 1))
+    return np.where(pos < open_days.size, open_days[np.minimum(pos, open_days.size - 1)], s.size)
 
 
 def _count_dirt(counts: dict[str, int], rows: _Rows) -> None:
