@@ -130,3 +130,34 @@ def test_unknown_job_is_404(empty_client: TestClient) -> None:
     response = empty_client.get("/jobs/does-not-exist")
     assert response.status_code == 404
     assert "does-not-exist" in response.json()["detail"]
+
+
+def test_successful_training_job_activates_the_new_model(
+    store_client: TestClient, api_data, monkeypatch
+) -> None:
+    """The trainer is replaced by a copy of a real run: the API must load it once it succeeds."""
+    import shutil
+
+    state = store_client.app.state.clv
+    assert store_client.get("/ready").status_code == 503
+
+    def fake_training(engine, models_dir, as_of, horizon_days, budget, progress, **kwargs):
+        progress(0.5, "training")
+        shutil.copytree(api_data.models_dir, models_dir, symlinks=True, dirs_exist_ok=True)
+        return {"run_id": api_data.run_id, "budget": budget, "horizon_days": horizon_days}
+
+    monkeypatch.setattr(services, "run_training", fake_training)
+    response = store_client.post("/train", json={"budget": "quick", "horizon_days": 14})
+    job = _wait(store_client, response.json()["job_id"])
+    assert job["state"] == "succeeded", job
+    assert job["progress"] == 1.0
+    assert job["result"] == {
+        "run_id": api_data.run_id,
+        "budget": "quick",
+        "horizon_days": 14,
+        "loaded": True,
+    }
+    assert state.bundle.run_id == api_data.run_id
+    ready = store_client.get("/ready").json()
+    assert ready["model_run_id"] == api_data.run_id
+    assert store_client.get("/models").json()["runs"][0]["active"] is True
