@@ -250,7 +250,11 @@ def _products(valid: pl.DataFrame) -> pl.DataFrame:
     counts = (
         valid.group_by("stock_code", "description")
         .len()
-        .sort(["stock_code", "len", "description"], descending=[False, True, False])
+        .sort(
+            ["stock_code", "len", "description"],
+            descending=[False, True, False],
+            nulls_last=True,
+        )
     )
     table = counts.group_by("stock_code", maintain_order=True).first().drop("len")
     return table.with_columns(
