@@ -48,15 +48,15 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "outer_splits": 2,
         "inner_splits": 2,
         "rf_trees": 40,
-        "xgb_trees": 200,
+        "xgb_trees": 150,
     },
     "default": {
         "cutoff_step_days": 14,
-        "max_train_cutoffs": 40,
-        "n_iter": 6,
-        "outer_splits": 3,
+        "max_train_cutoffs": 36,
+        "n_iter": 4,
+        "outer_splits": 2,
         "inner_splits": 2,
-        "rf_trees": 100,
+        "rf_trees": 80,
         "xgb_trees": 300,
     },
 }
@@ -75,6 +75,8 @@ SEARCH_SPACE_MODEL2: dict[str, list[Any]] = {
     "regressor__xgb__learning_rate": [0.03, 0.05, 0.1],
     "regressor__xgb__min_child_weight": [1.0, 5.0, 20.0],
     "regressor__xgb__subsample": [0.7, 0.9],
+    "regressor__xgb__objective": ["reg:tweedie", "reg:squarederror"],
+    "regressor__xgb__tweedie_variance_power": [1.2, 1.5, 1.8],
 }
 
 MIN_HISTORY_DAYS = 60
@@ -411,7 +413,8 @@ def train(
         "as_of": as_of.isoformat(),
         "train_cutoffs": [c.isoformat() for c in cutoffs],
         "train_rows": int(X.shape[0]),
-        "target": "raw spend (squared error), predictions clipped at 0",
+        "target": "raw spend; RF/Ridge/Lasso squared error, XGBoost Tweedie (log link) unless "
+        "the search picks squared error; predictions clipped at 0",
         "meta_learner": "LinearRegression(positive=True) on forward out-of-fold predictions",
         "random_state": random_state,
         "blend_weights": {
