@@ -184,14 +184,17 @@ def build(workdir: Path, data: Path, budget: str, reuse: bool) -> dict:
     ingest_files([raw], engine, progress=False)
     ingest_s = time.perf_counter() - t0
     purchases, cancellations = read_purchases(engine), read_cancellations(engine)
+    from threadpoolctl import threadpool_limits
+
     t0 = time.perf_counter()
-    result = train(
-        purchases,
-        cancellations,
-        as_of=default_training_as_of(purchases, 30),
-        horizon_days=30,
-        budget=budget,
-    )
+    with threadpool_limits(limits=1):  # as the API's training job (see create_app)
+        result = train(
+            purchases,
+            cancellations,
+            as_of=default_training_as_of(purchases, 30),
+            horizon_days=30,
+            budget=budget,
+        )
     train_s = time.perf_counter() - t0
     models_dir = workdir / "models"
     save_run(result, models_dir, data_fingerprint(purchases, db_url))

@@ -60,6 +60,7 @@ def create_app(
     *,
     prediction_refresh_seconds: float = 2.0,
     warm_up: bool = True,
+    model_threads: int | None = 1,
 ) -> FastAPI:
     """Build the retail-clv API.
 
@@ -72,6 +73,11 @@ def create_app(
     warm_up
         After start-up, load the store and score it with the active model in the background,
         so the first ``/predict`` does not pay for it.
+    model_threads
+        Limit of the native thread pools (OpenMP, BLAS) used by scoring and training in this
+        process; ``None`` leaves them alone. One thread keeps a core free for requests on a small
+        machine, and avoids OpenMP threads spinning against each other when the CPU is shared,
+        which was measured to make a small training run take minutes instead of seconds.
 
     Returns
     -------
@@ -82,6 +88,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limiter = None
+        if model_threads is not None:
+            from threadpoolctl import threadpool_limits
+
+            limiter = threadpool_limits(limits=model_threads)
         engine = await run_in_threadpool(services.open_engine, settings.database_url)
         state = ApiState(settings, engine)
         await run_in_threadpool(state.reload_model)
@@ -107,6 +118,8 @@ def create_app(
                     await warm
             state.jobs.shutdown(timeout=1.0)
             engine.dispose()
+            if limiter is not None:
+                limiter.restore_original_limits()
 
     app = FastAPI(
         title="retail-clv API",
