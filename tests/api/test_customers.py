@@ -134,3 +134,23 @@ def test_customer_features_before_first_purchase_is_404(client: TestClient, api_
 def test_customer_path_is_bounded(client: TestClient) -> None:
     assert client.get(f"/customers/{'9' * 65}/prediction").status_code in (404, 422)
     assert client.get(f"/customers/{'9' * 65}").status_code == 422
+
+
+def test_customer_ids_are_normalised_like_ingestion(client: TestClient, api_data) -> None:
+    customer_id = next(i for i in api_data.scored_ids if i.isdigit())
+    plain = client.get(f"/customers/{customer_id}/prediction").json()
+    assert client.get(f"/customers/{customer_id}.0/prediction").json() == plain
+    assert client.get(f"/customers/%20{customer_id}.0/prediction").json() == plain
+    assert client.get(f"/customers/{customer_id}.0").json()["customer_id"] == customer_id
+    predicted = client.post("/predict", json={"customer_ids": [f" {customer_id}.0 "]}).json()
+    assert [p["customer_id"] for p in predicted["predictions"]] == [customer_id]
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [("13085.0", "13085"), (" 13085 ", "13085"), ("13085.5", "13085.5"), ("A13.0", "A13.0")],
+)
+def test_normalise_customer_id(raw: str, normalised: str) -> None:
+    from retail_clv.api.schemas import normalise_customer_id
+
+    assert normalise_customer_id(raw) == normalised

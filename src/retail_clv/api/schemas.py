@@ -6,10 +6,12 @@ ignored value. Response models document the JSON shapes of ``docs/api.md`` and t
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,8 +22,21 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 MAX_PREDICT_ITEMS = 10_000
+_FLOAT_ID = re.compile(r"^(\d+)\.0$")
 
-CustomerId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+def normalise_customer_id(value: str) -> str:
+    """Normalise a customer id as ingestion does: trimmed, ``"13085.0"`` -> ``"13085"``."""
+    value = value.strip()
+    match = _FLOAT_ID.match(value)
+    return match.group(1) if match else value
+
+
+CustomerId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(normalise_customer_id),
+]
 
 
 class _Input(BaseModel):

@@ -17,6 +17,7 @@ from retail_clv.api.schemas import (
     CustomerPredictionOut,
     ErrorOut,
     HistoryMonth,
+    normalise_customer_id,
 )
 from retail_clv.api.state import ApiState, finite_or_none
 
@@ -59,7 +60,7 @@ def _history(state: ApiState, customer_id: str) -> CustomerOut:
 @router.get("/{customer_id}", response_model=CustomerOut, responses={404: {"model": ErrorOut}})
 def customer(customer_id: CustomerPath, state: StateDep) -> CustomerOut:
     """Return a customer's country, first and last purchase, total spend and monthly history."""
-    return _history(state, customer_id.strip())
+    return _history(state, normalise_customer_id(customer_id))
 
 
 def _features(state: ApiState, customer_id: str, as_of: date | None) -> CustomerFeaturesOut:
@@ -98,7 +99,7 @@ def customer_features(
     as_of: Annotated[date | None, Query(description="Default: day after the last purchase")] = None,
 ) -> CustomerFeaturesOut:
     """Return the active model's input features of one customer as of a date."""
-    return _features(state, customer_id.strip(), as_of)
+    return _features(state, normalise_customer_id(customer_id), as_of)
 
 
 @router.get(
@@ -113,11 +114,10 @@ async def customer_prediction(customer_id: CustomerPath, request: Request) -> Re
     checked against the table itself before answering 404.
     """
     state: ApiState = request.app.state.clv
+    customer_id = normalise_customer_id(customer_id)
     body = state.predictions.get(customer_id)
     if body is None:
-        body = await run_in_threadpool(
-            state.predictions.lookup_database, state.engine, customer_id.strip()
-        )
+        body = await run_in_threadpool(state.predictions.lookup_database, state.engine, customer_id)
         if body is None:
             raise HTTPException(
                 status_code=404,
