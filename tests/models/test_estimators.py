@@ -9,6 +9,7 @@ from sklearn.linear_model import LinearRegression, Ridge
 
 from retail_clv.errors import NotEnoughDataError
 from retail_clv.models.estimators import (
+    ConvexBlendRegressor,
     NonNegativeRegressor,
     TimeSeriesStackingRegressor,
     build_model1,
@@ -77,6 +78,7 @@ def test_time_series_stack_meta_learner_sees_only_forward_predictions():
     X, y = _frame(n_cutoffs=9, step=30)
     stack = TimeSeriesStackingRegressor(
         [("ridge", Ridge(alpha=0.1)), ("zero", Ridge(alpha=1e6))],
+        final_estimator=LinearRegression(positive=True),
         cv=CutoffSplit(2, horizon_days=30),
     )
     assert isinstance(stack, StackingRegressor)
@@ -116,7 +118,7 @@ def test_ensembles_have_the_specified_learners(builder, names):
     stack = model.regressor
     assert isinstance(stack, StackingRegressor)
     assert [n for n, _ in stack.estimators] == names
-    assert isinstance(stack.final_estimator, LinearRegression) and stack.final_estimator.positive
+    assert isinstance(stack.final_estimator, ConvexBlendRegressor)
     # scaling lives inside the linear learners' own pipelines
     assert "scale" in stack.named_estimators["ridge"].named_steps
 
@@ -133,3 +135,18 @@ def test_small_stacks_fit_and_predict_non_negative():
     counts = np.random.default_rng(0).poisson(2, X.shape[0])
     prod = build_products_model().set_params(regressor__max_iter=20).fit(X, counts)
     assert (prod.predict(X) >= 0).all()
+
+
+def test_convex_blend_weights_are_non_negative_and_sum_to_one():
+    rng = np.random.default_rng(0)
+    good = rng.gamma(1.0, 100.0, 500)
+    y = good + rng.normal(0, 5, 500)
+    P = np.column_stack([good, 2 * good, rng.normal(0, 50, 500)])
+    blend = ConvexBlendRegressor().fit(P, y)
+    assert blend.coef_.min() >= 0 and blend.coef_.sum() == pytest.approx(1.0)
+    assert blend.coef_[0] > 0.95  # the unbiased learner, not the doubled one
+    assert blend.intercept_ == 0.0
+    assert np.allclose(blend.predict(P), P @ blend.coef_)
+    # a free non-negative linear meta-learner would simply rescale the doubled learner
+    free = LinearRegression(positive=True, fit_intercept=False).fit(P[:, 1:2], y)
+    assert free.coef_[0] == pytest.approx(0.5, abs=0.02)

@@ -66,8 +66,8 @@ SEARCH_SPACE_MODEL1: dict[str, list[Any]] = {
     "regressor__rf__model__min_samples_leaf": [5, 10, 20, 40],
     "regressor__rf__model__max_features": [0.3, 0.5, 0.8],
     "regressor__rf__model__max_depth": [8, 12, None],
-    "regressor__ridge__model__alpha": [0.1, 1.0, 10.0, 100.0],
-    "regressor__lasso__model__alpha": [0.1, 1.0, 10.0],
+    "regressor__ridge__model__alpha": [10.0, 100.0, 1000.0, 10000.0],
+    "regressor__lasso__model__alpha": [1.0, 3.0, 10.0, 30.0],
 }
 SEARCH_SPACE_MODEL2: dict[str, list[Any]] = {
     **SEARCH_SPACE_MODEL1,
@@ -415,7 +415,8 @@ def train(
         "train_rows": int(X.shape[0]),
         "target": "raw spend; RF/Ridge/Lasso squared error, XGBoost Tweedie (log link) unless "
         "the search picks squared error; predictions clipped at 0",
-        "meta_learner": "LinearRegression(positive=True) on forward out-of-fold predictions",
+        "meta_learner": "ConvexBlendRegressor (weights >= 0, sum 1) on forward out-of-fold "
+        "predictions",
         "random_state": random_state,
         "blend_weights": {
             "model1": model1.regressor_.blend_weights(),
