@@ -3,12 +3,12 @@ import json
 import math
 
 import pytest
-from tests.models._sample import synthetic_log
 
 import retail_clv.cli  # noqa: F401  (registers every command)
 from retail_clv.cli.base import run_app
 from retail_clv.errors import NotEnoughDataError
 from retail_clv.models import backtest as BT
+from tests.models._sample import synthetic_log
 
 BLOCK = {"r2": 0.5, "mae": 1.0, "rmse": 2.0, "spearman": 0.4, "gini": 0.7, "top10_capture": 0.6}
 FAKE = {

@@ -2,9 +2,9 @@ import datetime as dt
 
 import numpy as np
 import polars as pl
-from tests.models._sample import synthetic_log
 
 from retail_clv.models import baselines as B
+from tests.models._sample import synthetic_log
 
 P = pl.DataFrame(
     {

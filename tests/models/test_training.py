@@ -4,11 +4,17 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-from tests.models._sample import synthetic_log
 
 from retail_clv.errors import NotEnoughDataError
 from retail_clv.features import FEATURE_COLUMNS, customer_features
-from retail_clv.models.training import TrainResult, predict_frame, train, training_cutoffs
+from retail_clv.models.training import (
+    BUDGETS,
+    TrainResult,
+    predict_frame,
+    train,
+    training_cutoffs,
+)
+from tests.models._sample import synthetic_log
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +95,11 @@ def test_holdout_and_predict_frame(quick_run):
     assert out.select(pl.all().exclude("customer_id").min()).row(0) >= (0, 0, 0)
 
 
-def test_not_evaluated_when_window_not_covered():
-    purchases, cancellations = synthetic_log(n_customers=60, months=15, seed=1)
+def test_not_evaluated_when_window_not_covered(monkeypatch):
+    # same code path as the quick budget, with tiny learners to keep CI fast
+    small = {**BUDGETS["quick"], "rf_trees": 5, "xgb_trees": 10, "max_train_cutoffs": 6}
+    monkeypatch.setitem(BUDGETS, "quick", small)
+    purchases, cancellations = synthetic_log(n_customers=40, months=15, seed=1)
     last = purchases["invoice_date"].max().date()
     result = train(purchases, cancellations, last, 30, "quick")
     assert result.metrics["evaluated"] is False and result.metrics["models"] == {}
