@@ -383,7 +383,8 @@ def test_configured_currency_comes_first(monkeypatch: pytest.MonkeyPatch) -> Non
     from retail_clv.dashboard import common
 
     assert common.currency_choices()[0] == "£"
-    monkeypatch.setattr(type(get_settings()), "currency_symbol", "CHF ", raising=False)
+    monkeypatch.setenv("CLV_CURRENCY_SYMBOL", "CHF ")
+    get_settings.cache_clear()
     assert common.currency_choices() == ["CHF ", "£", "€", "$", ""]
     assert common.default_currency() == "CHF "
 
