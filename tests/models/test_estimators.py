@@ -150,3 +150,21 @@ def test_convex_blend_weights_are_non_negative_and_sum_to_one():
     # a free non-negative linear meta-learner would simply rescale the doubled learner
     free = LinearRegression(positive=True, fit_intercept=False).fit(P[:, 1:2], y)
     assert free.coef_[0] == pytest.approx(0.5, abs=0.02)
+
+
+def test_convex_blend_matches_a_generic_constrained_solver():
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(1)
+    P = rng.gamma(1.0, 100.0, (2000, 4))
+    y = P @ np.array([0.5, 0.3, 0.0, 0.2]) * 1.3 + rng.normal(0, 30, 2000)
+    w = ConvexBlendRegressor().fit(P, y).coef_
+    ref = minimize(
+        lambda v: float(np.sum((y - P @ v) ** 2)) / 1e7,
+        np.full(4, 0.25),
+        bounds=[(0, 1)] * 4,
+        constraints=[{"type": "eq", "fun": lambda v: v.sum() - 1}],
+        method="SLSQP",
+    ).x
+    assert np.sum((y - P @ w) ** 2) <= np.sum((y - P @ ref) ** 2) * (1 + 1e-9)
+    assert w == pytest.approx(ref, abs=1e-3)

@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from retail_clv.errors import NotEnoughDataError, SchemaError
+from retail_clv.features.bgnbd import BGNBD_COLUMNS, bgnbd_features
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ FEATURE_COLUMNS: list[str] = [
     "cutoff_month",
     "month_sin",
     "month_cos",
+    # BG/NBD + Gamma-Gamma fitted at each cutoff on the data before it
+    *BGNBD_COLUMNS,
 ]
 
 
@@ -319,6 +322,7 @@ def customer_features(
         .with_columns(pl.col("country").fill_null("Unknown"))
     )
 
+    bg = bgnbd_features(p, cuts)
     out = (
         base.join(rhythm, on=["customer_id", "k"], how="left")
         .join(prod, on=["customer_id", "k"], how="left")
@@ -326,6 +330,7 @@ def customer_features(
         .join(top, on=["customer_id", "k"], how="left")
         .join(ret, on=["customer_id", "k"], how="left")
         .join(country, on="customer_id", how="left")
+        .join(bg, on=["customer_id", "cutoff"], how="left")
     )
     month = pl.col("cutoff").dt.month().cast(pl.Float64)
     out = out.with_columns(

@@ -18,7 +18,17 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from retail_clv.features.bgnbd import rfm_summary
+
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BaselineResult",
+    "bgnbd_gg_baseline",
+    "mean_baseline",
+    "rfm_summary",
+    "run_rate_baseline",
+]
 
 
 def mean_baseline(train_spend: Any, n: int) -> np.ndarray:
@@ -65,55 +75,6 @@ class BaselineResult:
     predictions: np.ndarray | None = None
     reason: str | None = None
     params: dict[str, float] = field(default_factory=dict)
-
-
-def rfm_summary(purchases: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
-    """Compute the BG/NBD summary (in days) from purchases strictly before ``cutoff``.
-
-    Repeat purchases are counted on distinct purchase days, as in ``lifetimes``.
-
-    Parameters
-    ----------
-    purchases : pl.DataFrame
-        Valid purchase lines.
-    cutoff : datetime.date
-        End of the observation period (exclusive).
-
-    Returns
-    -------
-    pl.DataFrame
-        ``customer_id, frequency, recency, T, monetary_value`` (monetary = mean spend per repeat
-        purchase day, 0 without repeats).
-    """
-    end = dt.datetime.combine(cutoff, dt.time())
-    daily = (
-        purchases.filter(pl.col("invoice_date") < end)
-        .with_columns(
-            day=pl.col("invoice_date").dt.date(),
-            amount=pl.col("quantity").cast(pl.Float64) * pl.col("price"),
-        )
-        .group_by(["customer_id", "day"])
-        .agg(pl.col("amount").sum())
-        .sort(["customer_id", "day"])
-    )
-    first = pl.col("day").min()
-    return (
-        daily.with_columns(is_first=pl.col("day") == pl.col("day").min().over("customer_id"))
-        .group_by("customer_id")
-        .agg(
-            frequency=(pl.len() - 1).cast(pl.Float64),
-            recency=(pl.col("day").max() - first).dt.total_days().cast(pl.Float64),
-            T=(pl.lit(cutoff) - first).dt.total_days().cast(pl.Float64),
-            repeat_spend=pl.col("amount").filter(~pl.col("is_first")).sum(),
-        )
-        .with_columns(
-            monetary_value=pl.when(pl.col("frequency") > 0)
-            .then(pl.col("repeat_spend") / pl.col("frequency"))
-            .otherwise(0.0)
-        )
-        .drop("repeat_spend")
-        .sort("customer_id")
-    )
 
 
 def bgnbd_gg_baseline(

@@ -167,7 +167,10 @@ class ConvexBlendRegressor(RegressorMixin, BaseEstimator):
     """
 
     def fit(self, X: Any, y: Any) -> ConvexBlendRegressor:
-        """Solve min ||y - X w||^2 subject to w >= 0, sum(w) = 1 (SLSQP, k variables).
+        """Solve min ||y - X w||^2 subject to w >= 0, sum(w) = 1, exactly.
+
+        With k <= 6 learners every support set is enumerated: on each, the equality-constrained
+        least squares has a closed form (KKT system); the best feasible one is the optimum.
 
         Parameters
         ----------
@@ -181,22 +184,38 @@ class ConvexBlendRegressor(RegressorMixin, BaseEstimator):
         ConvexBlendRegressor
             The fitted blend (``coef_``, ``intercept_ = 0``).
         """
-        from scipy.optimize import minimize
+        from itertools import combinations
 
         P = np.asarray(X, dtype=float)
         t = np.asarray(y, dtype=float)
         k = P.shape[1]
-        scale = float(np.mean(t**2)) or 1.0
-        res = minimize(
-            lambda w: float(np.mean((t - P @ w) ** 2)) / scale,
-            np.full(k, 1.0 / k),
-            jac=lambda w: -2.0 * (P.T @ (t - P @ w)) / t.size / scale,
-            bounds=[(0.0, 1.0)] * k,
-            constraints=[{"type": "eq", "fun": lambda w: float(np.sum(w) - 1.0)}],
-            method="SLSQP",
-        )
-        w = np.clip(res.x, 0.0, None)
-        self.coef_ = w / w.sum() if w.sum() > 0 else np.full(k, 1.0 / k)
+        if k > 6:
+            raise ValueError(f"ConvexBlendRegressor enumerates supports; got {k} > 6 learners")
+        scale = float(np.trace(P.T @ P)) / k or 1.0  # keeps the KKT system well conditioned
+        A = P.T @ P / scale
+        b = P.T @ t / scale
+        best_w, best_loss = np.full(k, 1.0 / k), np.inf
+        for size in range(1, k + 1):
+            for support in combinations(range(k), size):
+                idx = list(support)
+                kkt = np.zeros((size + 1, size + 1))
+                kkt[:size, :size] = 2.0 * A[np.ix_(idx, idx)]
+                kkt[:size, size] = 1.0
+                kkt[size, :size] = 1.0
+                rhs = np.concatenate([2.0 * b[idx], [1.0]])
+                try:
+                    sol = np.linalg.solve(kkt, rhs)[:size]
+                except np.linalg.LinAlgError:  # collinear learners: minimum-norm solution
+                    sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:size]
+                if np.any(sol < -1e-9):
+                    continue
+                w = np.zeros(k)
+                w[idx] = np.clip(sol, 0.0, None)
+                w /= w.sum()
+                loss = float(np.sum((t - P @ w) ** 2))
+                if loss < best_loss:
+                    best_w, best_loss = w, loss
+        self.coef_ = best_w
         self.intercept_ = 0.0
         self.n_features_in_ = k
         return self
