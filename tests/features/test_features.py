@@ -1,6 +1,7 @@
 import datetime as dt
 import math
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 
 from retail_clv.errors import SchemaError
 from retail_clv.features import FEATURE_COLUMNS, customer_features
+from retail_clv.features.bgnbd import BGNBD_COLUMNS
 
 from ._frames import FR, HAND_CANCELLATIONS, HAND_PURCHASES, UK, d, purchases
 
@@ -127,7 +129,12 @@ def test_no_leakage_rows_on_or_after_the_cutoff_change_nothing(before, after, cu
     )
     clean = customer_features(past, None, [cutoff])
     dirty = customer_features(pl.concat([past, future]), future_cancel, [cutoff])
-    assert clean.equals(dirty)
+    exact = [c for c in clean.columns if c not in BGNBD_COLUMNS]
+    assert clean.select(exact).equals(dirty.select(exact))
+    # BG/NBD columns come from a numerical optimiser: equal up to floating-point noise
+    for col in BGNBD_COLUMNS:
+        a, b = clean[col].to_numpy(), dirty[col].to_numpy()
+        assert np.allclose(a, b, rtol=1e-6, atol=1e-9, equal_nan=True), col
 
 
 def test_nan_free_core_features_on_single_purchase_customer():

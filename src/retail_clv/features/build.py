@@ -214,7 +214,10 @@ def customer_features(
     p = purchases.select(PURCHASE_COLUMNS).with_columns(
         pl.col("customer_id").cast(pl.Utf8), pl.col("invoice_date").cast(pl.Datetime("us"))
     )
-    p = p.filter(pl.col("invoice_date") < dt.datetime.combine(cuts[-1], dt.time()))
+    # a total order makes every aggregation (and the BG/NBD fits) independent of input order
+    p = p.filter(pl.col("invoice_date") < dt.datetime.combine(cuts[-1], dt.time())).sort(
+        ["customer_id", "invoice_date", "invoice", "stock_code", "quantity", "price"]
+    )
 
     inv = _invoices(p)
     # distinct purchase days and the gap to the previous one (for interval statistics)
