@@ -11,7 +11,9 @@ them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import logging
 import warnings
 
@@ -80,7 +82,8 @@ def _fit_one(summary: pl.DataFrame) -> dict[str, np.ndarray]:
     from lifetimes import BetaGeoFitter, GammaGammaFitter
 
     pdf = summary.to_pandas()
-    with warnings.catch_warnings():
+    # lifetimes print()s the optimiser state when a fit does not converge: keep stdout clean
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         bgf = BetaGeoFitter(penalizer_coef=PENALIZER)
         bgf.fit(pdf["frequency"], pdf["recency"], pdf["T"])

@@ -9,7 +9,9 @@ result with ``ok=False`` and the reason, never a silent number.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -114,7 +116,8 @@ def bgnbd_gg_baseline(
         order = pl.DataFrame({"customer_id": list(customer_ids)}, schema={"customer_id": pl.Utf8})
         summary = order.join(summary, on="customer_id", how="left").fill_null(0.0)
         pdf = summary.to_pandas()
-        with warnings.catch_warnings():
+        # lifetimes print()s the optimiser state when a fit does not converge
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             bgf = BetaGeoFitter(penalizer_coef=penalizer)
             bgf.fit(pdf["frequency"], pdf["recency"], pdf["T"])
@@ -134,5 +137,6 @@ def bgnbd_gg_baseline(
         params.update({f"gg_{k}": float(v) for k, v in ggf.params_.items()})
         return BaselineResult(True, np.clip(pred, 0.0, None), params=params)
     except Exception as exc:  # the baseline must never crash a training run
-        logger.warning("BG/NBD + Gamma-Gamma baseline failed: %s", exc)
-        return BaselineResult(False, reason=f"{type(exc).__name__}: {exc}")
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        logger.warning("BG/NBD + Gamma-Gamma baseline failed: %s", reason)
+        return BaselineResult(False, reason=reason)
