@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.models._toy import toy_metrics
 
 from retail_clv.models.card import (
     PLOT_FILES,
@@ -11,6 +10,7 @@ from retail_clv.models.card import (
     render_model_card,
     write_model_card,
 )
+from tests.models._toy import toy_metrics
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from tests.models._toy import TOY_FEATURES, as_pandas, toy_features, toy_result
 
 from retail_clv.errors import ModelMismatchError, ModelNotFoundError
 from retail_clv.models import registry
@@ -22,6 +21,7 @@ from retail_clv.models.registry import (
     new_run_id,
     save_run,
 )
+from tests.models._toy import TOY_FEATURES, as_pandas, toy_features, toy_result
 
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 FINGERPRINT = {"database_url": "sqlite:///x.db", "n_purchases": 3}

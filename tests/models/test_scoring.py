@@ -129,9 +129,8 @@ def _store_frames() -> tuple[pl.DataFrame, pl.DataFrame]:
 
 @pytest.fixture
 def bundle(tmp_path):
-    from tests.models._toy import toy_result
-
     from retail_clv.models.registry import load_run, save_run
+    from tests.models._toy import toy_result
 
     save_run(toy_result(), tmp_path / "models", {"n_purchases": 4})
     return load_run(tmp_path / "models")
