@@ -52,12 +52,12 @@ BUDGETS: dict[str, dict[str, Any]] = {
     },
     "default": {
         "cutoff_step_days": 14,
-        "max_train_cutoffs": 36,
-        "n_iter": 4,
+        "max_train_cutoffs": 24,
+        "n_iter": 3,
         "outer_splits": 2,
         "inner_splits": 2,
-        "rf_trees": 80,
-        "xgb_trees": 300,
+        "rf_trees": 60,
+        "xgb_trees": 250,
     },
 }
 
