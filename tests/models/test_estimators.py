@@ -168,3 +168,18 @@ def test_convex_blend_matches_a_generic_constrained_solver():
     ).x
     assert np.sum((y - P @ w) ** 2) <= np.sum((y - P @ ref) ** 2) * (1 + 1e-9)
     assert w == pytest.approx(ref, abs=1e-3)
+
+
+def test_stack_falls_back_to_fewer_inner_folds_when_cutoffs_are_few():
+    # 6 cutoffs 14 days apart, 30-day horizon: 2 purged folds leave the first fold empty,
+    # one forward fold (test = last 3 cutoffs, train = the first) still works
+    X, y = _frame(n_cutoffs=6, step=14)
+    with pytest.raises(NotEnoughDataError):
+        list(CutoffSplit(2, 30).split(X))
+    stack = TimeSeriesStackingRegressor(
+        [("ridge", Ridge(alpha=0.1))], final_estimator=ConvexBlendRegressor(), cv=CutoffSplit(2, 30)
+    ).fit(X, y)
+    assert stack.oof_rows_ == 3 * 30
+    X1, y1 = _frame(n_cutoffs=2, step=14)
+    with pytest.raises(NotEnoughDataError):
+        TimeSeriesStackingRegressor([("ridge", Ridge())], cv=CutoffSplit(2, 30)).fit(X1, y1)

@@ -111,7 +111,7 @@ class TimeSeriesStackingRegressor(StackingRegressor):
             else self.final_estimator
         )
         cv = CutoffSplit(3) if self.cv is None else self.cv
-        splits = list(cv.split(X, y_arr, groups=X.index.to_numpy()))
+        splits = self._forward_splits(cv, X, y_arr)
 
         self.estimators_ = [clone(est).fit(X, y_arr) for _, est in active]
         self.named_estimators_ = Bunch()
@@ -141,6 +141,26 @@ class TimeSeriesStackingRegressor(StackingRegressor):
         self.oof_predictions_ = oof[rows].astype(np.float32)
         self.oof_target_ = y_arr[rows].astype(np.float32)
         return self
+
+    @staticmethod
+    def _forward_splits(cv: Any, X: pd.DataFrame, y: np.ndarray) -> list[Any]:
+        """Split ``X`` by its cutoff index; with too few cutoffs, fall back to fewer folds.
+
+        Inside a search fold the stack may see only a handful of cutoffs, too few for every
+        purged fold to keep a training row; one forward fold is still honest.
+        """
+        groups = X.index.to_numpy()
+        n_splits = int(getattr(cv, "n_splits", 1))
+        for n in range(n_splits, 0, -1):
+            candidate = (
+                cv if n == n_splits else CutoffSplit(n, cv.horizon_days, cv.max_test_cutoffs)
+            )
+            try:
+                return list(candidate.split(X, y, groups=groups))
+            except NotEnoughDataError:
+                if n == 1:
+                    raise
+        return []  # unreachable: n_splits >= 1
 
     def blend_weights(self) -> dict[str, float]:
         """Return the meta-learner's coefficient per base learner (linear meta-learners only).
