@@ -311,7 +311,7 @@ def _linear(model: Any) -> Pipeline:
     """Impute (median), scale, then the linear learner: preprocessing lives inside each fold."""
     return Pipeline(
         [
-            ("impute", SimpleImputer(strategy="median")),
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
             ("scale", StandardScaler()),
             ("model", model),
         ]
@@ -329,7 +329,7 @@ def _lasso() -> Lasso:
 def _forest(random_state: int) -> Pipeline:
     return Pipeline(
         [
-            ("impute", SimpleImputer(strategy="median")),
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
             (
                 "model",
                 RandomForestRegressor(
