@@ -47,7 +47,7 @@ browser: ## Install Debian's Chromium for the browser test when missing (needs r
 
 .PHONY: test
 test: $(STAMP) lint browser ## Lint, type check and run the whole test suite.
-	@set +e; $(BIN)/python -m pytest; rc=$$?; \
+	@set +e; $(BIN)/python -m pytest --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests; failing on purpose." >&2; exit 1; fi; \
 	exit $$rc
 
