@@ -27,6 +27,8 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
+        if abs(value) < 0.5 * 10**-digits:
+            value = 0.0  # no "-0.000"
         return f"{value:,.{digits}f}"
     return str(value)
 

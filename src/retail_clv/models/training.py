@@ -305,7 +305,7 @@ def train(
     t0 = time.perf_counter()
 
     def report(fraction: float, message: str) -> None:
-        logger.info("[%3.0f%%] %s", 100 * fraction, message)
+        logger.debug("[%3.0f%%] %s", 100 * fraction, message)
         if progress is not None:
             progress(fraction, message)
 
