@@ -43,16 +43,16 @@ Progress = Callable[[float, str], None]
 BUDGETS: dict[str, dict[str, Any]] = {
     "quick": {
         "cutoff_step_days": 28,
-        "max_train_cutoffs": 12,
+        "max_train_cutoffs": None,
         "n_iter": 1,
         "outer_splits": 2,
         "inner_splits": 2,
         "rf_trees": 40,
-        "xgb_trees": 150,
+        "xgb_trees": 300,
     },
     "default": {
-        "cutoff_step_days": 14,
-        "max_train_cutoffs": 24,
+        "cutoff_step_days": 28,
+        "max_train_cutoffs": None,
         "n_iter": 3,
         "outer_splits": 2,
         "inner_splits": 2,
