@@ -5,14 +5,11 @@ demo store -> train Model 1, Model 2 and the products model (quick budget) on th
 -> score every customer -> write ``output/predictions.csv`` and the predictions table -> print
 the cleaning report, the model comparison (with baselines and the oracle's "achievable R²"), the
 top customers, and how to start the API and the dashboard.
-
-A step whose module is not installed is reported as *not available* (never faked).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import logging
 import math
 import time
@@ -33,37 +30,13 @@ DEMO_FILE = "online_retail_synthetic.csv"
 HORIZON_DAYS = 30
 TOP_N = 10
 
-#: later pipeline steps and the modules they need
-STEP_MODULES: dict[str, tuple[str, ...]] = {
-    "ingest": ("retail_clv.ingest.pipeline", "retail_clv.store.db", "retail_clv.store.queries"),
-    "train": ("retail_clv.models.training", "retail_clv.models.registry"),
-    "predict": (
-        "retail_clv.models.registry",
-        "retail_clv.models.scoring",
-        "retail_clv.store.predictions",
-    ),
-}
-
-
-def missing_modules(step: str) -> list[str]:
-    """Modules a demo step needs that are not importable (empty when the step can run)."""
-    out = []
-    for name in STEP_MODULES[step]:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
-            out.append(name)
-    return out
-
 
 @dataclass
 class StepStatus:
     """Outcome of one demo step for the final summary."""
 
     name: str
-    state: str  # "done", "not available", "skipped"
+    state: str  # "done"
     seconds: float = 0.0
     detail: str = ""
 
@@ -91,12 +64,6 @@ def _timed(state: DemoState, name: str, action: Callable[[], str]) -> None:
     t0 = time.perf_counter()
     detail = action()
     state.steps.append(StepStatus(name, "done", time.perf_counter() - t0, detail))
-
-
-def _unavailable(state: DemoState, name: str, missing: list[str]) -> None:
-    detail = "needs " + ", ".join(missing)
-    state.steps.append(StepStatus(name, "not available", detail=detail))
-    console.print(f"[yellow]Step '{name}' is not available yet:[/] {escape(detail)}")
 
 
 def _ingest_table(reports: list[Any]) -> Table:
@@ -246,12 +213,6 @@ def run_demo(
     )
 
     # 2. ingest -----------------------------------------------------------------------------
-    missing = missing_modules("ingest")
-    if missing:
-        _unavailable(state, "ingest", missing)
-        for name in ("train", "predict"):
-            state.steps.append(StepStatus(name, "skipped", detail="needs the ingest step"))
-        return state
     from retail_clv.ingest.pipeline import ingest_files
     from retail_clv.store.db import get_engine
     from retail_clv.store.queries import read_cancellations, read_purchases
@@ -282,18 +243,9 @@ def run_demo(
         cancellations = read_cancellations(engine)
 
         # 3. train ----------------------------------------------------------------------------
-        missing = missing_modules("train")
-        if missing:
-            _unavailable(state, "train", missing)
-            state.steps.append(StepStatus("predict", "skipped", detail="needs a trained model"))
-            return state
         _train(state, purchases, cancellations, gen.truth_cutoff, budget, models_dir, db)
 
         # 4. predict --------------------------------------------------------------------------
-        missing = missing_modules("predict")
-        if missing:
-            _unavailable(state, "predict", missing)
-            return state
         _predict(state, engine, purchases, cancellations, models_dir, out)
     finally:
         engine.dispose()
@@ -432,7 +384,7 @@ def _print_summary(state: DemoState, models_dir: Path) -> None:
     table.add_column("State")
     table.add_column("Seconds", justify="right")
     table.add_column("Detail")
-    colours = {"done": "green", "not available": "yellow", "skipped": "yellow"}
+    colours = {"done": "green"}
     for step in state.steps:
         table.add_row(
             step.name,
