@@ -27,27 +27,13 @@ import polars as pl
 
 from retail_clv.errors import NotEnoughDataError, SchemaError
 from retail_clv.features.bgnbd import BGNBD_COLUMNS, bgnbd_features
+from retail_clv.store.queries import CANCELLATIONS_SCHEMA, PURCHASES_SCHEMA
 
 logger = logging.getLogger(__name__)
 
-PURCHASE_COLUMNS: tuple[str, ...] = (
-    "customer_id",
-    "invoice",
-    "stock_code",
-    "quantity",
-    "price",
-    "invoice_date",
-    "country",
-    "category",
-)
-CANCELLATION_COLUMNS: tuple[str, ...] = (
-    "customer_id",
-    "invoice",
-    "stock_code",
-    "quantity",
-    "price",
-    "invoice_date",
-)
+#: Columns the features read: those of ``store.queries.read_purchases`` / ``read_cancellations``.
+PURCHASE_COLUMNS: tuple[str, ...] = tuple(PURCHASES_SCHEMA)
+CANCELLATION_COLUMNS: tuple[str, ...] = tuple(CANCELLATIONS_SCHEMA)
 
 #: Trailing windows (days) of the windowed spend / order counts.
 WINDOWS: tuple[int, ...] = (30, 90, 180, 365)
