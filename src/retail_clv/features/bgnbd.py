@@ -16,6 +16,7 @@ import datetime as dt
 import io
 import logging
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -77,34 +78,65 @@ def rfm_summary(purchases: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
     )
 
 
-def _fit_one(summary: pl.DataFrame) -> dict[str, np.ndarray]:
-    """Fit BG/NBD + Gamma-Gamma on one summary; return the per-customer quantities."""
+@dataclass(frozen=True)
+class BgnbdGgFit:
+    """Per-customer BG/NBD + Gamma-Gamma quantities of one fit, aligned with the summary rows."""
+
+    expected_purchases: np.ndarray
+    p_alive: np.ndarray
+    average_value: np.ndarray
+    params: dict[str, float]
+
+    @property
+    def expected_spend(self) -> np.ndarray:
+        """Expected spend over the horizon: expected purchases times expected order value."""
+        return self.expected_purchases * self.average_value
+
+
+def fit_bgnbd_gg(
+    summary: pl.DataFrame, horizon_days: float = _HORIZON, penalizer: float = PENALIZER
+) -> BgnbdGgFit:
+    """Fit BG/NBD and Gamma-Gamma (``lifetimes``, penalised MLE) on an RFM summary.
+
+    Parameters
+    ----------
+    summary : pl.DataFrame
+        Output of :func:`rfm_summary` (``frequency, recency, T, monetary_value``).
+    horizon_days : float, default 30
+        Horizon of the expected number of purchases.
+    penalizer : float, default 0.001
+        L2 penalizer of both fits (stabilises the MLE).
+
+    Returns
+    -------
+    BgnbdGgFit
+        Expected purchases, P(alive) and expected order value per row, and the fitted parameters.
+        Raises whatever ``lifetimes`` raises when a fit fails; callers decide what that means.
+    """
     from lifetimes import BetaGeoFitter, GammaGammaFitter
 
     pdf = summary.to_pandas()
     # lifetimes print()s the optimiser state when a fit does not converge: keep stdout clean
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        bgf = BetaGeoFitter(penalizer_coef=PENALIZER)
+        bgf = BetaGeoFitter(penalizer_coef=penalizer)
         bgf.fit(pdf["frequency"], pdf["recency"], pdf["T"])
         expected = bgf.conditional_expected_number_of_purchases_up_to_time(
-            _HORIZON, pdf["frequency"], pdf["recency"], pdf["T"]
+            horizon_days, pdf["frequency"], pdf["recency"], pdf["T"]
         ).to_numpy(dtype=float)
         alive = np.asarray(
             bgf.conditional_probability_alive(pdf["frequency"], pdf["recency"], pdf["T"]),
             dtype=float,
         )
         repeat = pdf[(pdf["frequency"] > 0) & (pdf["monetary_value"] > 0)]
-        ggf = GammaGammaFitter(penalizer_coef=PENALIZER)
+        ggf = GammaGammaFitter(penalizer_coef=penalizer)
         ggf.fit(repeat["frequency"], repeat["monetary_value"])
         value = ggf.conditional_expected_average_profit(
             pdf["frequency"], pdf["monetary_value"]
         ).to_numpy(dtype=float)
-    return {
-        "bgnbd_purchases_30d": expected,
-        "bgnbd_p_alive": alive,
-        "bgnbd_gg_spend_30d": expected * value,
-    }
+    params = {f"bgnbd_{k}": float(v) for k, v in bgf.params_.items()}
+    params.update({f"gg_{k}": float(v) for k, v in ggf.params_.items()})
+    return BgnbdGgFit(expected, alive, value, params)
 
 
 def bgnbd_features(purchases: pl.DataFrame, cutoffs: list[dt.date]) -> pl.DataFrame:
@@ -129,7 +161,12 @@ def bgnbd_features(purchases: pl.DataFrame, cutoffs: list[dt.date]) -> pl.DataFr
         if summary.height == 0:
             continue
         try:
-            values = _fit_one(summary)
+            fit = fit_bgnbd_gg(summary)
+            values = {
+                "bgnbd_purchases_30d": fit.expected_purchases,
+                "bgnbd_p_alive": fit.p_alive,
+                "bgnbd_gg_spend_30d": fit.expected_spend,
+            }
         except Exception as exc:  # a failed fit must not stop feature building
             logger.info("BG/NBD features at %s unavailable: %s", cutoff, exc)
             values = {c: np.full(summary.height, np.nan) for c in BGNBD_COLUMNS}

@@ -9,18 +9,15 @@ result with ``ok=False`` and the reason, never a silent number.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import io
 import logging
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from retail_clv.features.bgnbd import rfm_summary
+from retail_clv.features.bgnbd import fit_bgnbd_gg, rfm_summary
 
 logger = logging.getLogger(__name__)
 
@@ -110,32 +107,14 @@ def bgnbd_gg_baseline(
         Predictions aligned with ``customer_ids``, or ``ok=False`` with the failure reason.
     """
     try:
-        from lifetimes import BetaGeoFitter, GammaGammaFitter
-
         summary = rfm_summary(purchases, cutoff)
         order = pl.DataFrame({"customer_id": list(customer_ids)}, schema={"customer_id": pl.Utf8})
         summary = order.join(summary, on="customer_id", how="left").fill_null(0.0)
-        pdf = summary.to_pandas()
-        # lifetimes print()s the optimiser state when a fit does not converge
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            bgf = BetaGeoFitter(penalizer_coef=penalizer)
-            bgf.fit(pdf["frequency"], pdf["recency"], pdf["T"])
-            expected = bgf.conditional_expected_number_of_purchases_up_to_time(
-                horizon_days, pdf["frequency"], pdf["recency"], pdf["T"]
-            ).to_numpy(dtype=float)
-            repeat = pdf[(pdf["frequency"] > 0) & (pdf["monetary_value"] > 0)]
-            ggf = GammaGammaFitter(penalizer_coef=penalizer)
-            ggf.fit(repeat["frequency"], repeat["monetary_value"])
-            value = ggf.conditional_expected_average_profit(
-                pdf["frequency"], pdf["monetary_value"]
-            ).to_numpy(dtype=float)
-        pred = expected * value
+        fit = fit_bgnbd_gg(summary, horizon_days=horizon_days, penalizer=penalizer)
+        pred = fit.expected_spend
         if not np.all(np.isfinite(pred)):
             return BaselineResult(False, reason="BG/NBD + Gamma-Gamma gave non-finite predictions")
-        params = {f"bgnbd_{k}": float(v) for k, v in bgf.params_.items()}
-        params.update({f"gg_{k}": float(v) for k, v in ggf.params_.items()})
-        return BaselineResult(True, np.clip(pred, 0.0, None), params=params)
+        return BaselineResult(True, np.clip(pred, 0.0, None), params=fit.params)
     except Exception as exc:  # the baseline must never crash a training run
         reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         logger.warning("BG/NBD + Gamma-Gamma baseline failed: %s", reason)
