@@ -7,8 +7,20 @@ red line on stderr and exit code 1, never a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from retail_clv.errors import RetailClvError
 
@@ -22,6 +34,32 @@ app = typer.Typer(
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(
+    first_message: str = "starting", *, transient: bool = False
+) -> Iterator[Callable[[float, str], None]]:
+    """Show a rich progress bar and yield the ``progress(fraction, message)`` callback it follows.
+
+    The callback is what long core functions (training, ingestion) accept as ``progress``.
+    """
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+    ) as progress:
+        task = progress.add_task(escape(first_message), total=1.0)
+
+        def on_progress(fraction: float, message: str) -> None:
+            done = min(1.0, max(0.0, float(fraction)))
+            progress.update(task, completed=done, description=escape(message))
+
+        yield on_progress
 
 
 def run_app(argv: list[str] | None = None) -> int:

@@ -20,10 +20,9 @@ from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from retail_clv.cli.base import app, console
+from retail_clv.cli.base import app, console, progress_bar
 from retail_clv.config import get_settings
 
 DEMO_FILE = "online_retail_synthetic.csv"
@@ -267,21 +266,7 @@ def _train(
     holder: dict[str, Any] = {}
 
     def do_train() -> str:
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("training", total=1.0)
-
-            def on_progress(fraction: float, message: str) -> None:
-                progress.update(
-                    task, completed=min(1.0, max(0.0, float(fraction))), description=message
-                )
-
+        with progress_bar("training", transient=True) as on_progress:
             result = train(
                 purchases,
                 cancellations,

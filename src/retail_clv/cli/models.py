@@ -15,17 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-from retail_clv.cli.base import app, console
+from retail_clv.cli.base import app, console, progress_bar
 from retail_clv.config import get_settings
 from retail_clv.errors import NotEnoughDataError
 
@@ -177,22 +169,9 @@ def train(
         f"horizon {horizon_days} days, budget {budget.value}",
         highlight=False,
     )
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        task = progress.add_task("starting", total=1.0)
-        from retail_clv.models.training import train as train_models
+    from retail_clv.models.training import train as train_models
 
-        def on_progress(fraction: float, message: str) -> None:
-            done = min(1.0, max(0.0, float(fraction)))
-            progress.update(task, completed=done, description=escape(message))
-
+    with progress_bar() as on_progress:
         try:
             result = train_models(
                 purchases,
@@ -204,7 +183,7 @@ def train(
             )
         except NotEnoughDataError as exc:
             raise NotEnoughDataError(f"{exc} To add history: {_INGEST_HINT}") from exc
-        progress.update(task, completed=1.0, description="trained")
+        on_progress(1.0, "trained")
     url = engine.url.render_as_string(hide_password=False)
     run_dir = save_run(
         result, Path(models_dir or settings.models_dir), data_fingerprint(purchases, url)
