@@ -42,6 +42,8 @@ from pathlib import Path
 
 import httpx
 
+from _machine import cpu_model, memory_gb
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "online_retail_II.csv.gz"
 HOST = "127.0.0.1"
@@ -53,21 +55,8 @@ HOST = "127.0.0.1"
 
 
 def machine() -> dict:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gb = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem_gb = int(line.split()[1]) / 1024 / 1024
-    except OSError:
-        pass
+    cpu = cpu_model()
+    mem_gb = memory_gb()
     import fastapi
     import uvicorn
 

@@ -16,24 +16,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
+from _machine import describe
 from retail_clv.ingest.pipeline import clean_file
 from retail_clv.models.backtest import PROTOCOL_CUTOFF, ROLLING_CUTOFFS, backtest, summary_rows
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "online_retail_II.csv.gz"
-
-
-def machine() -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s) visible, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}, "
-        f"load average at start {load:.1f} (shared machine: timings are noisy)"
-    )
 
 
 def main() -> None:
@@ -48,7 +38,7 @@ def main() -> None:
     ap.add_argument("--horizon", type=int, default=30)
     ap.add_argument("--json-dir", type=Path, default=None, help="write one JSON per cutoff")
     args = ap.parse_args()
-    print(f"Machine: {machine()}")
+    print(f"Machine: {describe()}")
     t = time.perf_counter()
     clean = clean_file(args.data)
     print(

@@ -10,25 +10,15 @@ and the machine description. Timings on a shared machine are noisy: best of 3 is
 from __future__ import annotations
 
 import datetime as dt
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
+from _machine import describe
 from retail_clv.features import customer_features, training_frame
 from retail_clv.ingest.pipeline import clean_file
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "online_retail_II.csv.gz"
-
-
-def machine() -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s) visible, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}, "
-        f"load average at start {load:.1f}"
-    )
 
 
 def main() -> None:
@@ -65,7 +55,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---|")
     for name, best, worst, n in rows:
         print(f"| {name} | {best:.2f} | {worst:.2f} | {n:,} | <= 10 s |")
-    print(f"\nMachine: {machine()}")
+    print(f"\nMachine: {describe()}")
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _machine import describe
 
 CHILD = r"""
 import datetime as dt, json, resource, sys, time
@@ -33,27 +33,6 @@ rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"customers": customers, "rows": r.rows_written, "seconds": seconds,
                   "peak_rss_mb": rss_mb, "bytes": out.stat().st_size}))
 """
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kb / 1024**2:.0f} GB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return (
-        f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} logical cores{mem}, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def run(customers: int, fmt: str, folder: Path) -> dict:
@@ -75,7 +54,7 @@ def main() -> None:
     parser.add_argument("--format", default="csv", choices=["csv", "csv.gz", "parquet"])
     parser.add_argument("--dir", type=Path, default=None, help="Scratch folder (default: tmp).")
     args = parser.parse_args()
-    print(f"Machine: {machine()} (shared: timings are noisy)")
+    print(f"Machine: {describe()}")
     print("Process: realistic, 24 months from 2009-12-01, seed 1; format", args.format)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         pilot = run(2000, args.format, Path(tmp))
