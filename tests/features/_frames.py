@@ -6,17 +6,11 @@ import datetime as dt
 
 import polars as pl
 
-PURCHASE_SCHEMA = {
-    "customer_id": pl.Utf8,
-    "invoice": pl.Utf8,
-    "stock_code": pl.Utf8,
-    "quantity": pl.Int64,
-    "price": pl.Float64,
-    "invoice_date": pl.Datetime("us"),
-    "country": pl.Utf8,
-    "category": pl.Utf8,
-}
-CANCEL_SCHEMA = {k: v for k, v in PURCHASE_SCHEMA.items() if k not in ("country", "category")}
+from retail_clv.store.queries import CANCELLATIONS_SCHEMA, PURCHASES_SCHEMA
+
+# the store's column contract: what read_purchases / read_cancellations return
+PURCHASE_SCHEMA = PURCHASES_SCHEMA
+CANCEL_SCHEMA = CANCELLATIONS_SCHEMA
 
 
 def purchases(rows: list[tuple]) -> pl.DataFrame:
