@@ -17,7 +17,6 @@ import io
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import pytest
 
 from retail_clv.dashboard.formatting import format_currency
 from retail_clv.dashboard.frames import CSV_COLUMNS
+from tests._ports import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -65,12 +65,6 @@ class Stack:
     upload: Path
     db: Path
     logs: Path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
@@ -119,7 +113,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         pytest.skip(f"Debian Chromium not found at {CHROMIUM}: run `make browser` (as root)")
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     root = tmp_path_factory.mktemp("browser")
-    api_port, dashboard_port = _free_port(), _free_port()
+    api_port, dashboard_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{api_port}"
     dashboard_url = f"http://127.0.0.1:{dashboard_port}"
     env = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -19,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests._ports import free_port
 
 
 def _pg_ctl() -> str | None:
@@ -32,12 +33,6 @@ def _pg_ctl() -> str | None:
         if candidate.exists():
             return str(candidate)
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +67,7 @@ def postgresql_server() -> Iterator[tuple[str, int]]:
         wrapper.chmod(0o755)
         executable = str(wrapper)
 
-    port = _free_port()
+    port = free_port()
     executor = PostgreSQLExecutor(
         executable=executable,
         host="127.0.0.1",
