@@ -1,14 +1,14 @@
 """End-to-end backtest on Online Retail II: the public protocol and a rolling check.
 
 Usage:
-    python benchmarks/bench_backtest.py [--budget quick|default] [--cutoffs 2011-06-09,...]
+    python benchmarks/bench_backtest.py [--budget quick|default] [--cutoffs 2011-05-09,...]
                                         [--data PATH] [--json-dir DIR]
 
 From the raw file (cleaned by the real ingest code, ``clean_file``), for each cutoff: train
 only on windows ending on or before it, evaluate Model 1, Model 2, the products model and the
 baselines on [cutoff, cutoff + 30 days). The protocol's test cutoff is 2011-11-09; the earlier
-cutoffs (2011-06-09, 2011-08-09, 2011-09-09, 2011-10-09) are the rolling check the modelling
-choices were made on. Prints a markdown table per metric and the machine description.
+cutoffs (2011-05-09 to 2011-10-09, monthly) are the rolling check the modelling choices were
+made on. Prints a markdown table per metric and the machine description.
 """
 
 from __future__ import annotations

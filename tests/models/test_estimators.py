@@ -10,6 +10,7 @@ from sklearn.linear_model import LinearRegression, Ridge
 from retail_clv.errors import NotEnoughDataError
 from retail_clv.models.estimators import (
     ConvexBlendRegressor,
+    ExposureOffsetRegressor,
     NonNegativeRegressor,
     TimeSeriesStackingRegressor,
     build_model1,
@@ -126,10 +127,11 @@ def test_ensembles_have_the_specified_learners(builder, names):
 def test_small_stacks_fit_and_predict_non_negative():
     X, y = _frame(n_cutoffs=9, step=30)
     y = np.abs(y)
+    X["run_rate_adj_30d"] = np.abs(X["b"].to_numpy()) * 10  # Model 2's XGBoost exposure
     for builder in (build_model1, build_model2):
         model = builder(horizon_days=30).set_params(regressor__rf__model__n_estimators=5)
         if "xgb" in dict(model.regressor.estimators):
-            model.set_params(regressor__xgb__n_estimators=10)
+            model.set_params(regressor__xgb__regressor__n_estimators=10)
         pred = model.fit(X, y).predict(X)
         assert pred.shape == (X.shape[0],) and (pred >= 0).all()
     counts = np.random.default_rng(0).poisson(2, X.shape[0])
@@ -183,3 +185,71 @@ def test_stack_falls_back_to_fewer_inner_folds_when_cutoffs_are_few():
     X1, y1 = _frame(n_cutoffs=2, step=14)
     with pytest.raises(NotEnoughDataError):
         TimeSeriesStackingRegressor([("ridge", Ridge())], cv=CutoffSplit(2, 30)).fit(X1, y1)
+
+
+def _exposure_data(n: int = 4000, seed: int = 0):
+    """Spend = exposure x exp(0.7 a) x noise: a multiplier learnable from small customers."""
+    rng = np.random.default_rng(seed)
+    s = rng.uniform(1.0, 100.0, n)
+    a = rng.normal(size=n)
+    X = pd.DataFrame({"a": a, "run_rate_adj_30d": s})
+    y = s * np.exp(0.7 * a) * rng.gamma(4.0, 0.25, n)
+    return X, y
+
+
+def _xgb_tweedie(**kw):
+    from xgboost import XGBRegressor
+
+    params = dict(
+        n_estimators=200, learning_rate=0.1, max_depth=3, objective="reg:tweedie", n_jobs=1
+    )
+    return XGBRegressor(**{**params, **kw})
+
+
+def test_exposure_offset_scales_predictions_with_the_exposure_beyond_the_training_range():
+    X, y = _exposure_data()
+    model = ExposureOffsetRegressor(_xgb_tweedie()).fit(X, y)
+    plain = _xgb_tweedie().fit(X, y)
+    rows = pd.DataFrame({"a": [0.0, 0.0, 0.0], "run_rate_adj_30d": [50.0, 200.0, 20000.0]})
+    p = model.predict(rows)
+    # the learned multiplier is about exp(0.7 * 0) = 1 ...
+    assert p[0] == pytest.approx(50.0, rel=0.25)
+    # ... and beyond the training range (exposure <= 100) the trees see the same leaves, so
+    # the prediction is exactly proportional to the exposure
+    assert p[2] / p[1] == pytest.approx(100.0, rel=1e-4)  # float32 margins
+    # a plain tree model cannot predict above the levels it saw in training
+    assert plain.predict(rows)[2] < y.max() < p[2] / 10
+
+
+def test_exposure_offset_floors_missing_and_tiny_exposures():
+    X, y = _exposure_data(n=1500)
+    model = ExposureOffsetRegressor(_xgb_tweedie(n_estimators=20), floor=1.0).fit(X, y)
+    rows = pd.DataFrame({"a": [0.0, 0.0, 0.0], "run_rate_adj_30d": [np.nan, 0.0, 1.0]})
+    p = model.predict(rows)
+    assert np.isfinite(p).all() and (p > 0).all()
+    # 0 and 1 reach the same leaves (both below every split) and the same floored margin
+    assert p[1] == pytest.approx(p[2])
+
+
+def test_exposure_offset_averages_its_seeds_and_clones():
+    X, y = _exposure_data(n=1500)
+    model = ExposureOffsetRegressor(
+        _xgb_tweedie(n_estimators=20, subsample=0.7, random_state=3), n_seeds=3
+    )
+    cloned = clone(model).set_params(regressor__max_depth=2)
+    assert cloned.get_params()["regressor__max_depth"] == 2 and cloned.n_seeds == 3
+    model.fit(X, y)
+    assert [e.get_params()["random_state"] for e in model.estimators_] == [3, 4, 5]
+    margin = np.log(X["run_rate_adj_30d"].to_numpy())
+    each = [e.predict(X, base_margin=margin) for e in model.estimators_]
+    assert np.allclose(model.predict(X), np.mean(each, axis=0))
+    assert not np.allclose(each[0], each[1])  # the seeds differ
+    assert model.feature_importances_.shape == (2,)
+
+
+def test_exposure_offset_refuses_an_identity_link_and_a_missing_column():
+    X, y = _exposure_data(n=200)
+    with pytest.raises(ValueError, match="log-link objective"):
+        ExposureOffsetRegressor(_xgb_tweedie(objective="reg:squarederror")).fit(X, y)
+    with pytest.raises(NotEnoughDataError, match="run_rate_adj_30d"):
+        ExposureOffsetRegressor(_xgb_tweedie()).fit(X[["a"]], y)

@@ -19,7 +19,9 @@ logger = logging.getLogger(__name__)
 #: The public protocol's test cutoff and the earlier cutoffs of the rolling check.
 PROTOCOL_CUTOFF = dt.date(2011, 11, 9)
 ROLLING_CUTOFFS: tuple[dt.date, ...] = (
+    dt.date(2011, 5, 9),
     dt.date(2011, 6, 9),
+    dt.date(2011, 7, 9),
     dt.date(2011, 8, 9),
     dt.date(2011, 9, 9),
     dt.date(2011, 10, 9),

@@ -49,6 +49,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "inner_splits": 2,
         "rf_trees": 40,
         "xgb_trees": 300,
+        "xgb_seeds": 2,
     },
     "default": {
         "cutoff_step_days": 28,
@@ -57,7 +58,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "outer_splits": 2,
         "inner_splits": 2,
         "rf_trees": 60,
-        "xgb_trees": 250,
+        "xgb_trees": 300,
+        "xgb_seeds": 3,
     },
 }
 
@@ -71,12 +73,11 @@ SEARCH_SPACE_MODEL1: dict[str, list[Any]] = {
 }
 SEARCH_SPACE_MODEL2: dict[str, list[Any]] = {
     **SEARCH_SPACE_MODEL1,
-    "regressor__xgb__max_depth": [3, 4, 6],
-    "regressor__xgb__learning_rate": [0.03, 0.05, 0.1],
-    "regressor__xgb__min_child_weight": [1.0, 5.0, 20.0],
-    "regressor__xgb__subsample": [0.7, 0.9],
-    "regressor__xgb__objective": ["reg:tweedie", "reg:squarederror"],
-    "regressor__xgb__tweedie_variance_power": [1.2, 1.5, 1.8],
+    "regressor__xgb__regressor__max_depth": [3, 4, 5],
+    "regressor__xgb__regressor__learning_rate": [0.03, 0.05, 0.1],
+    "regressor__xgb__regressor__min_child_weight": [1.0, 5.0, 20.0],
+    "regressor__xgb__regressor__subsample": [0.7, 0.8, 0.9],
+    "regressor__xgb__regressor__tweedie_variance_power": [1.5, 1.7, 1.9],
 }
 
 MIN_HISTORY_DAYS = 60
@@ -141,7 +142,7 @@ def training_cutoffs(
     return sorted(out)
 
 
-def _to_pandas(frame: pl.DataFrame, feature_names: Sequence[str]) -> pd.DataFrame:
+def model_input(frame: pl.DataFrame, feature_names: Sequence[str]) -> pd.DataFrame:
     """Model input: the feature columns, indexed by the cutoff (day number) for the splitters."""
     X = frame.select(list(feature_names)).to_pandas()
     X.index = pd.Index(cutoff_days(frame["cutoff"].to_numpy()), name="cutoff_day")
@@ -238,7 +239,8 @@ def _fit_search(
 def _set_sizes(model: Any, cfg: dict[str, Any]) -> Any:
     params = {"regressor__rf__model__n_estimators": cfg["rf_trees"]}
     if "xgb" in dict(model.regressor.estimators):
-        params["regressor__xgb__n_estimators"] = cfg["xgb_trees"]
+        params["regressor__xgb__regressor__n_estimators"] = cfg["xgb_trees"]
+        params["regressor__xgb__n_seeds"] = cfg["xgb_seeds"]
     return model.set_params(**params)
 
 
@@ -329,7 +331,7 @@ def train(
     if train_rows.height == 0 or float(train_rows["spend"].sum()) <= 0:
         raise NotEnoughDataError("no purchase falls in any training window")
     feature_names = list(FEATURE_COLUMNS)
-    X = _to_pandas(train_rows, feature_names)
+    X = model_input(train_rows, feature_names)
     y = train_rows["spend"].to_numpy().astype(float)
     y_products = train_rows["n_products"].to_numpy().astype(float)
     logger.info("training rows: %d from %d cutoffs", X.shape[0], len(cutoffs))
@@ -413,8 +415,8 @@ def train(
         "as_of": as_of.isoformat(),
         "train_cutoffs": [c.isoformat() for c in cutoffs],
         "train_rows": int(X.shape[0]),
-        "target": "raw spend; RF/Ridge/Lasso squared error, XGBoost Tweedie (log link) unless "
-        "the search picks squared error; predictions clipped at 0",
+        "target": "raw spend; RF/Ridge/Lasso squared error, XGBoost Tweedie (log link) with "
+        "log(run-rate) as exposure offset; predictions clipped at 0",
         "meta_learner": "ConvexBlendRegressor (weights >= 0, sum 1) on forward out-of-fold "
         "predictions",
         "random_state": random_state,
