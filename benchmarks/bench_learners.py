@@ -38,7 +38,7 @@ from retail_clv.ingest.pipeline import clean_file
 from retail_clv.models import metrics as M
 from retail_clv.models.backtest import PROTOCOL_CUTOFF, ROLLING_CUTOFFS
 from retail_clv.models.baselines import bgnbd_gg_baseline
-from retail_clv.models.estimators import ExposureOffsetRegressor
+from retail_clv.models.estimators import ExposureOffsetRegressor, xgb_tweedie
 from retail_clv.models.training import model_input, training_cutoffs
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "online_retail_II.csv.gz"
@@ -47,20 +47,8 @@ STEP = 28
 
 
 def _xgb(seed: int, **kw: Any) -> XGBRegressor:
-    params: dict[str, Any] = dict(
-        n_estimators=300,
-        learning_rate=0.05,
-        max_depth=4,
-        subsample=0.8,
-        colsample_bytree=0.8,
-        min_child_weight=5.0,
-        objective="reg:tweedie",
-        tweedie_variance_power=1.5,
-        n_jobs=2,
-        random_state=seed,
-        verbosity=0,
-    )
-    return XGBRegressor(**{**params, **kw})
+    """Model 2's XGBoost settings, Tweedie power 1.5 unless overridden."""
+    return xgb_tweedie(seed, **{"tweedie_variance_power": 1.5, **kw})
 
 
 class _Seeds:
@@ -102,7 +90,7 @@ def learners(seeds: int) -> dict[str, Callable[[], Any]]:
         "RandomForest (40 trees, leaf 10)": lambda: make_pipeline(
             SimpleImputer(strategy="median"),
             RandomForestRegressor(
-                40, min_samples_leaf=10, max_features=0.5, max_samples=0.3, n_jobs=2
+                40, min_samples_leaf=10, max_features=0.5, max_samples=0.3, n_jobs=2, random_state=0
             ),
         ),
         "Ridge α=1000": linear(Ridge(alpha=1000.0)),
