@@ -120,14 +120,17 @@ def test_ensembles_have_the_specified_learners(builder, names):
     assert isinstance(stack, StackingRegressor)
     assert [n for n, _ in stack.estimators] == names
     assert isinstance(stack.final_estimator, ConvexBlendRegressor)
-    # scaling lives inside the linear learners' own pipelines
-    assert "scale" in stack.named_estimators["ridge"].named_steps
+    # selection and scaling live inside the linear learners' own pipelines
+    for name in ("ridge", "lasso"):
+        steps = stack.named_estimators[name].named_steps
+        assert list(steps) == ["select", "impute", "scale", "model"]
+        assert steps["model"].positive
 
 
 def test_small_stacks_fit_and_predict_non_negative():
     X, y = _frame(n_cutoffs=9, step=30)
     y = np.abs(y)
-    X["run_rate_adj_30d"] = np.abs(X["b"].to_numpy()) * 10  # Model 2's XGBoost exposure
+    X["run_rate_adj_30d"] = np.abs(X["b"].to_numpy()) * 10  # XGBoost exposure, a level feature
     for builder in (build_model1, build_model2):
         model = builder(horizon_days=30).set_params(regressor__rf__model__n_estimators=5)
         if "xgb" in dict(model.regressor.estimators):
@@ -253,3 +256,32 @@ def test_exposure_offset_refuses_an_identity_link_and_a_missing_column():
         ExposureOffsetRegressor(_xgb_tweedie(objective="reg:squarederror")).fit(X, y)
     with pytest.raises(NotEnoughDataError, match="run_rate_adj_30d"):
         ExposureOffsetRegressor(_xgb_tweedie()).fit(X[["a"]], y)
+
+
+def test_linear_learners_see_only_level_features_with_non_negative_weights():
+    rng = np.random.default_rng(0)
+    n = 3000
+    X = pd.DataFrame(
+        {
+            "run_rate_adj_30d": rng.gamma(1.0, 100.0, n),
+            "spend_90d": rng.gamma(1.0, 300.0, n),
+            "recency_days": rng.uniform(1, 300, n),  # not a level feature
+        },
+        index=pd.Index(np.repeat(15000 + 28 * np.arange(6), n // 6), name="cutoff_day"),
+    )
+    # spend falls with the level of spend_90d in this toy data: a free model would use -1
+    y = 2.0 * X["run_rate_adj_30d"].to_numpy() - 0.1 * X["spend_90d"].to_numpy() + 100.0
+    y += 50 * np.sin(X["recency_days"].to_numpy())
+    for builder in (build_model1, build_model2):
+        stack = builder(horizon_days=30).regressor
+        for name in ("ridge", "lasso"):
+            fitted = clone(stack.named_estimators[name]).fit(X, y)
+            select = fitted.named_steps["select"]
+            assert list(select.get_feature_names_out()) == [
+                "level__run_rate_adj_30d",
+                "level__spend_90d",
+            ]
+            coef = fitted.named_steps["model"].coef_
+            assert coef.shape == (2,) and (coef >= 0).all() and coef[0] > 0
+    with pytest.raises(NotEnoughDataError, match="spend-level feature"):
+        clone(build_model1().regressor.named_estimators["ridge"]).fit(X[["recency_days"]], y)
