@@ -13,6 +13,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,28 @@ def _pg_ctl() -> str | None:
         if candidate.exists():
             return str(candidate)
     return None
+
+
+def _wait_until_accepting(host: str, port: int, timeout: float = 60.0) -> None:
+    """Poll until the server accepts a query.
+
+    ``pg_ctl -w`` and the executor's own wait can return while the server still answers
+    "the database system is starting up" (seen on a loaded machine), so connect for real.
+    """
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(
+                f"host={host} port={port} user=postgres dbname=postgres", connect_timeout=5
+            ) as conn:
+                conn.execute("SELECT 1")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +105,7 @@ def postgresql_server() -> Iterator[tuple[str, int]]:
     try:
         executor.start()
         executor.wait_for_postgres()
+        _wait_until_accepting("127.0.0.1", port)
     except Exception as exc:  # noqa: BLE001
         log = base / "postgresql.log"
         detail = log.read_text()[-2000:] if log.exists() else ""
