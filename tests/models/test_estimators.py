@@ -285,3 +285,12 @@ def test_linear_learners_see_only_level_features_with_non_negative_weights():
             assert coef.shape == (2,) and (coef >= 0).all() and coef[0] > 0
     with pytest.raises(NotEnoughDataError, match="spend-level feature"):
         clone(build_model1().regressor.named_estimators["ridge"]).fit(X[["recency_days"]], y)
+
+
+def test_level_features_and_the_exposure_are_feature_columns():
+    from retail_clv.features import FEATURE_COLUMNS
+    from retail_clv.models.estimators import LEVEL_FEATURES
+
+    assert set(LEVEL_FEATURES) <= set(FEATURE_COLUMNS)
+    stack = build_model2().regressor
+    assert stack.named_estimators["xgb"].exposure in FEATURE_COLUMNS
