@@ -415,7 +415,8 @@ def train(
         "as_of": as_of.isoformat(),
         "train_cutoffs": [c.isoformat() for c in cutoffs],
         "train_rows": int(X.shape[0]),
-        "target": "raw spend; RF/Ridge/Lasso squared error, XGBoost Tweedie (log link) with "
+        "target": "raw spend; RF squared error on all features, Ridge/Lasso squared error on "
+        "the spend-level features with non-negative weights, XGBoost Tweedie (log link) with "
         "log(run-rate) as exposure offset; predictions clipped at 0",
         "meta_learner": "ConvexBlendRegressor (weights >= 0, sum 1) on forward out-of-fold "
         "predictions",
