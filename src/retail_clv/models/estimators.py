@@ -558,6 +558,18 @@ def _xgb(random_state: int, n_seeds: int = 1) -> ExposureOffsetRegressor:
     )
 
 
+def _clipped_stack(
+    estimators: list[tuple[str, Any]], horizon_days: int, inner_splits: int
+) -> NonNegativeRegressor:
+    """Forward-stacked convex blend of ``estimators``, clipped at 0 (both models' shell)."""
+    stack = TimeSeriesStackingRegressor(
+        estimators=estimators,
+        final_estimator=ConvexBlendRegressor(),
+        cv=CutoffSplit(inner_splits, horizon_days),
+    )
+    return NonNegativeRegressor(stack)
+
+
 def build_model1(
     horizon_days: int = 30, inner_splits: int = 2, random_state: int = 0
 ) -> NonNegativeRegressor:
@@ -578,16 +590,15 @@ def build_model1(
         Unfitted ``NonNegativeRegressor(TimeSeriesStackingRegressor(...))``; hyperparameters are
         reachable as ``regressor__rf__model__max_depth`` etc.
     """
-    stack = TimeSeriesStackingRegressor(
-        estimators=[
+    return _clipped_stack(
+        [
             ("rf", _forest(random_state)),
             ("ridge", _linear(_ridge())),
             ("lasso", _linear(_lasso())),
         ],
-        final_estimator=ConvexBlendRegressor(),
-        cv=CutoffSplit(inner_splits, horizon_days),
+        horizon_days,
+        inner_splits,
     )
-    return NonNegativeRegressor(stack)
 
 
 def build_model2(
@@ -609,17 +620,16 @@ def build_model2(
     NonNegativeRegressor
         Unfitted ``NonNegativeRegressor(TimeSeriesStackingRegressor(...))``.
     """
-    stack = TimeSeriesStackingRegressor(
-        estimators=[
+    return _clipped_stack(
+        [
             ("rf", _forest(random_state)),
             ("xgb", _xgb(random_state)),
             ("ridge", _linear(_ridge())),
             ("lasso", _linear(_lasso())),
         ],
-        final_estimator=ConvexBlendRegressor(),
-        cv=CutoffSplit(inner_splits, horizon_days),
+        horizon_days,
+        inner_splits,
     )
-    return NonNegativeRegressor(stack)
 
 
 def build_products_model(random_state: int = 0) -> NonNegativeRegressor:
