@@ -52,7 +52,7 @@ def _xgb(seed: int, **kw: Any) -> XGBRegressor:
 
 
 class _Seeds:
-    """Average of ``make(seed)`` fitted with seeds 0 .. n-1."""
+    """Average of ``make(seed)`` fitted with seeds 0 .. n-1 (the plain XGBoost rows)."""
 
     def __init__(self, make: Callable[[int], Any], n: int) -> None:
         self.make, self.n = make, n
@@ -69,11 +69,9 @@ def learners(seeds: int) -> dict[str, Callable[[], Any]]:
     """Name -> factory of an unfitted learner taking the pandas feature frame."""
 
     def offset(exposure: str, power: float) -> Callable[[], Any]:
-        return lambda: _Seeds(
-            lambda s: ExposureOffsetRegressor(
-                _xgb(s, tweedie_variance_power=power), exposure=exposure
-            ),
-            seeds,
+        # seeds 0 .. n-1, averaged by the regressor itself (as in Model 2)
+        return lambda: ExposureOffsetRegressor(
+            _xgb(0, tweedie_variance_power=power), exposure=exposure, n_seeds=seeds
         )
 
     def linear(model: Any) -> Callable[[], Any]:
