@@ -104,8 +104,7 @@ def postgresql_server() -> Iterator[tuple[str, int]]:
     )
     try:
         executor.start()
-        executor.wait_for_postgres()
-        _wait_until_accepting("127.0.0.1", port)
+        _wait_until_accepting("127.0.0.1", port)  # replaces executor.wait_for_postgres()
     except Exception as exc:  # noqa: BLE001
         log = base / "postgresql.log"
         detail = log.read_text()[-2000:] if log.exists() else ""
