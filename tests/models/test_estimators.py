@@ -294,3 +294,79 @@ def test_level_features_and_the_exposure_are_feature_columns():
     assert set(LEVEL_FEATURES) <= set(FEATURE_COLUMNS)
     stack = build_model2().regressor
     assert stack.named_estimators["xgb"].exposure in FEATURE_COLUMNS
+
+
+def _falling_level_data(n: int = 2400, seed: int = 0):
+    """Spend that *falls* with spend_90d over most of its range: a free model would follow it."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "run_rate_adj_30d": rng.gamma(2.0, 50.0, n),
+            "spend_90d": rng.uniform(0.0, 1000.0, n),
+            "recency_days": rng.uniform(1.0, 300.0, n),  # not a level feature: unconstrained
+        },
+        index=pd.Index(np.repeat(15000 + 28 * np.arange(8), n // 8), name="cutoff_day"),
+    )
+    y = X["run_rate_adj_30d"].to_numpy() * (
+        1.5 - X["spend_90d"].to_numpy() / 1000.0 + 0.5 * np.sin(X["recency_days"].to_numpy() / 30)
+    )
+    return X, np.clip(y, 0.0, None)
+
+
+def _along(X: pd.DataFrame, rows: int, column: str, grid: np.ndarray) -> pd.DataFrame:
+    """``rows`` rows of ``X``, each repeated along ``grid`` values of ``column``."""
+    base = X.iloc[:rows].reset_index(drop=True)
+    out = base.loc[base.index.repeat(grid.size)].reset_index(drop=True)
+    out[column] = np.tile(grid, rows)
+    return out
+
+
+def test_level_monotone_forest_never_falls_in_a_level_feature_and_keeps_its_params():
+    from retail_clv.models.estimators import LevelMonotoneForest
+
+    X, y = _falling_level_data()
+    forest = LevelMonotoneForest(n_estimators=20, min_samples_leaf=5, random_state=0)
+    fitted = clone(forest).fit(X, y)
+    assert fitted.get_params()["monotonic_cst"] is None  # derived per fit, then restored
+    grid = np.linspace(0.0, 1000.0, 41)
+    pred = fitted.predict(_along(X, 30, "spend_90d", grid)).reshape(30, grid.size)
+    assert (np.diff(pred, axis=1) >= -1e-9).all()
+    # the same forest without the constraint does follow the falling toy relation
+    from sklearn.ensemble import RandomForestRegressor
+
+    free = RandomForestRegressor(n_estimators=20, min_samples_leaf=5, random_state=0).fit(X, y)
+    free_pred = free.predict(_along(X, 30, "spend_90d", grid)).reshape(30, grid.size)
+    assert (np.diff(free_pred, axis=1) < -1e-6).any()
+    # the non-level feature stays free
+    rec = fitted.predict(_along(X, 30, "recency_days", np.linspace(1, 300, 41))).reshape(30, 41)
+    assert (np.diff(rec, axis=1) < -1e-6).any()
+    with pytest.raises(ValueError, match="leave it None"):
+        clone(forest).set_params(monotonic_cst=[1, 1, 0]).fit(X, y)
+
+
+@pytest.mark.parametrize("builder", [build_model1, build_model2])
+def test_both_models_never_predict_less_when_a_spend_level_rises(builder):
+    X, y = _falling_level_data()
+    model = builder(horizon_days=30).set_params(regressor__rf__model__n_estimators=10)
+    if "xgb" in dict(model.regressor.estimators):
+        model.set_params(regressor__xgb__regressor__n_estimators=30)
+    model.fit(X, y)
+    for column, top in (("spend_90d", 1000.0), ("run_rate_adj_30d", 600.0)):
+        grid = np.linspace(0.0, top, 31)
+        pred = model.predict(_along(X, 40, column, grid)).reshape(40, grid.size)
+        assert (np.diff(pred, axis=1) >= -1e-6 * (1 + np.abs(pred[:, 1:]))).all(), column
+
+
+def test_exposure_offset_monotone_constraints_apply_by_name_to_the_columns_present():
+    X, y = _falling_level_data()
+    model = ExposureOffsetRegressor(
+        _xgb_tweedie(n_estimators=60), increasing=("spend_90d", "not_a_column")
+    ).fit(X, y)
+    assert model.estimators_[0].get_params()["monotone_constraints"] == {"spend_90d": 1}
+    assert model.regressor.get_params()["monotone_constraints"] is None  # not mutated
+    grid = np.linspace(0.0, 1000.0, 31)
+    pred = model.predict(_along(X, 30, "spend_90d", grid)).reshape(30, grid.size)
+    assert (np.diff(pred, axis=1) >= -1e-6 * pred[:, 1:]).all()
+    free = ExposureOffsetRegressor(_xgb_tweedie(n_estimators=60)).fit(X, y)
+    free_pred = free.predict(_along(X, 30, "spend_90d", grid)).reshape(30, grid.size)
+    assert (np.diff(free_pred, axis=1) < 0).any()
