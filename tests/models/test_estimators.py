@@ -4,13 +4,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
-from sklearn.ensemble import StackingRegressor
+from sklearn.ensemble import RandomForestRegressor, StackingRegressor
 from sklearn.linear_model import LinearRegression, Ridge
 
 from retail_clv.errors import NotEnoughDataError
 from retail_clv.models.estimators import (
     ConvexBlendRegressor,
     ExposureOffsetRegressor,
+    LevelMonotoneForest,
     NonNegativeRegressor,
     TimeSeriesStackingRegressor,
     build_model1,
@@ -322,8 +323,6 @@ def _along(X: pd.DataFrame, rows: int, column: str, grid: np.ndarray) -> pd.Data
 
 
 def test_level_monotone_forest_never_falls_in_a_level_feature_and_keeps_its_params():
-    from retail_clv.models.estimators import LevelMonotoneForest
-
     X, y = _falling_level_data()
     forest = LevelMonotoneForest(n_estimators=20, min_samples_leaf=5, random_state=0)
     fitted = clone(forest).fit(X, y)
@@ -332,8 +331,6 @@ def test_level_monotone_forest_never_falls_in_a_level_feature_and_keeps_its_para
     pred = fitted.predict(_along(X, 30, "spend_90d", grid)).reshape(30, grid.size)
     assert (np.diff(pred, axis=1) >= -1e-9).all()
     # the same forest without the constraint does follow the falling toy relation
-    from sklearn.ensemble import RandomForestRegressor
-
     free = RandomForestRegressor(n_estimators=20, min_samples_leaf=5, random_state=0).fit(X, y)
     free_pred = free.predict(_along(X, 30, "spend_90d", grid)).reshape(30, grid.size)
     assert (np.diff(free_pred, axis=1) < -1e-6).any()
