@@ -124,10 +124,21 @@ def use_trained(trained, monkeypatch) -> dict:
 
 
 def test_train_on_empty_store_says_ingest_first(capsys) -> None:
+    from retail_clv.store.db import get_engine
+
+    get_engine().dispose()
     assert run_app(["train", "--budget", "quick"]) == 1
     err = flat(capsys.readouterr().err)
-    assert "ingest data first: clv ingest FILE" in err
+    assert "holds no purchases: ingest data first: clv ingest FILE" in err
     assert "Traceback" not in err
+
+
+def test_a_mistyped_store_path_is_refused_not_created(tmp_path: Path, capsys) -> None:
+    typo = tmp_path / "dat" / "retial.db"
+    assert run_app(["train", "--budget", "quick", "--db", f"sqlite:///{typo}"]) == 1
+    err = flat(capsys.readouterr().err)
+    assert f"there is no store at {typo}" in err and "ingest data first" in err
+    assert not typo.parent.exists()
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import retail_clv.cli  # noqa: F401  (registers every command)
 from retail_clv.cli.base import run_app
 from retail_clv.errors import NotEnoughDataError
 from retail_clv.models import backtest as BT
+from retail_clv.store.db import get_engine
 from tests.models._sample import synthetic_log
 
 BLOCK = {"r2": 0.5, "mae": 1.0, "rmse": 2.0, "spearman": 0.4, "gini": 0.7, "top10_capture": 0.6}
@@ -58,6 +59,7 @@ def test_cli_backtest_writes_json_and_prints_table(monkeypatch, tmp_path, capsys
         return BT._clean(FAKE)
 
     monkeypatch.setattr(BT, "backtest", fake_backtest)
+    get_engine().dispose()  # the store exists (its rows are the patched frames above)
     out = tmp_path / "bt" / "metrics.json"
     code = run_app(["backtest", "--cutoff", "2011-03-01", "--budget", "quick", "--json", str(out)])
     assert code == 0
@@ -74,6 +76,19 @@ def test_cli_backtest_writes_json_and_prints_table(monkeypatch, tmp_path, capsys
 
 
 def test_cli_backtest_on_an_empty_store_is_one_clear_error(tmp_path, capsys):
+    get_engine().dispose()
     code = run_app(["backtest", "--cutoff", "2011-03-01", "--json", str(tmp_path / "m.json")])
     assert code == 1
-    assert "ingest data first" in capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())
+    assert "holds no purchases: ingest data first" in err and "Traceback" not in err
+
+
+def test_cli_backtest_on_a_missing_store_creates_nothing(tmp_path, capsys):
+    typo = tmp_path / "no" / "such.db"
+    code = run_app(
+        ["backtest", "--cutoff", "2011-03-01", "--db", f"sqlite:///{typo}", "--json", "m.json"]
+    )
+    assert code == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"there is no store at {typo}" in err and "ingest data first" in err
+    assert not typo.parent.exists()

@@ -70,6 +70,15 @@ def test_get_engine_default_url_comes_from_settings(tmp_path: Path) -> None:
     eng.dispose()
 
 
+def test_must_exist_refuses_a_missing_sqlite_file_and_creates_nothing(tmp_path: Path) -> None:
+    typo = tmp_path / "typo" / "clv.db"
+    with pytest.raises(StoreError, match="there is no store at .*ingest data first"):
+        get_engine(f"sqlite:///{typo}", must_exist=True)
+    assert not typo.parent.exists()
+    get_engine(f"sqlite:///{typo}").dispose()  # created by default (ingest)
+    get_engine(f"sqlite:///{typo}", must_exist=True).dispose()  # and then accepted
+
+
 def test_bad_url_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="invalid database URL"):
         get_engine("not a url")

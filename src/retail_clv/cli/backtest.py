@@ -12,8 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from retail_clv.cli.base import app, console
-from retail_clv.config import get_settings
+from retail_clv.cli.base import app, console, read_store
 
 
 class BacktestBudget(StrEnum):
@@ -97,16 +96,9 @@ def backtest_command(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from retail_clv.errors import NotEnoughDataError
     from retail_clv.models.backtest import backtest
-    from retail_clv.store.db import get_engine
-    from retail_clv.store.queries import read_cancellations, read_purchases
 
-    engine = get_engine(db or get_settings().database_url)
-    purchases = read_purchases(engine)
-    cancellations = read_cancellations(engine)
-    if purchases.height == 0:
-        raise NotEnoughDataError("the store has no purchase: ingest data first (clv ingest FILE)")
+    _, purchases, cancellations = read_store(db)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
     ) as bar:

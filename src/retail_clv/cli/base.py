@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -22,7 +23,11 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from retail_clv.errors import RetailClvError
+from retail_clv.errors import NotEnoughDataError, RetailClvError
+
+if TYPE_CHECKING:
+    import polars as pl
+    import sqlalchemy as sa
 
 app = typer.Typer(
     name="clv",
@@ -34,6 +39,42 @@ app = typer.Typer(
 
 console = Console()
 err_console = Console(stderr=True)
+
+INGEST_HINT = "ingest data first: clv ingest FILE"
+
+
+def read_store(db: str | None) -> tuple[sa.Engine, pl.DataFrame, pl.DataFrame]:
+    """Open an existing store and read its purchases and cancellations.
+
+    For the commands that only read the store (``train``, ``backtest``, ``predict``): a
+    mistyped SQLite path is refused rather than created empty.
+
+    Parameters
+    ----------
+    db : str or None
+        Store URL (default ``CLV_DATABASE_URL``).
+
+    Returns
+    -------
+    tuple
+        ``(engine, purchases, cancellations)``.
+
+    Raises
+    ------
+    StoreError
+        When the store does not exist or cannot be opened.
+    NotEnoughDataError
+        When it holds no purchase.
+    """
+    from retail_clv.store.db import get_engine
+    from retail_clv.store.queries import read_cancellations, read_purchases
+
+    engine = get_engine(db, must_exist=True)
+    purchases = read_purchases(engine)
+    if purchases.height == 0:
+        url = engine.url.render_as_string(hide_password=True)
+        raise NotEnoughDataError(f"the store {url} holds no purchases: {INGEST_HINT}")
+    return engine, purchases, read_cancellations(engine)
 
 
 @contextmanager

@@ -17,15 +17,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from retail_clv.cli.base import app, console, progress_bar
+from retail_clv.cli.base import INGEST_HINT, app, console, progress_bar, read_store
 from retail_clv.config import get_settings
 from retail_clv.errors import NotEnoughDataError
 
 if TYPE_CHECKING:
     import polars as pl
-    import sqlalchemy as sa
 
-_INGEST_HINT = "ingest data first: clv ingest FILE"
 _TOP_N = 10
 
 
@@ -57,18 +55,6 @@ def _fmt(value: Any, digits: int = 3) -> str:
         return "n/a"
     number = float(value)
     return f"{number:,.{digits}f}" if math.isfinite(number) else "n/a"
-
-
-def _read_store(db: str | None) -> tuple[sa.Engine, pl.DataFrame, pl.DataFrame]:
-    from retail_clv.store.db import get_engine
-    from retail_clv.store.queries import read_cancellations, read_purchases
-
-    engine = get_engine(db)
-    purchases = read_purchases(engine)
-    if purchases.height == 0:
-        url = engine.url.render_as_string(hide_password=True)
-        raise NotEnoughDataError(f"the store {url} holds no purchases: {_INGEST_HINT}")
-    return engine, purchases, read_cancellations(engine)
 
 
 def _date_range(purchases: pl.DataFrame) -> tuple[dt.date, dt.date]:
@@ -155,14 +141,14 @@ def train(
 
     settings = get_settings()
     horizon_days = horizon or settings.horizon_days
-    engine, purchases, cancellations = _read_store(db)
+    engine, purchases, cancellations = read_store(db)
     first, last = _date_range(purchases)
     cutoff = as_of.date() if as_of else default_training_as_of(purchases, horizon_days)
     if (cutoff - first).days <= horizon_days:
         raise NotEnoughDataError(
             f"the store covers {first} to {last}: training with a {horizon_days}-day horizon "
             f"needs more than {horizon_days} days of history before the as-of date {cutoff}; "
-            f"{_INGEST_HINT} (more history) or pass a later --as-of"
+            f"{INGEST_HINT} (more history) or pass a later --as-of"
         )
     console.print(
         f"Training on {purchases.height:,} purchase lines ({first} to {last}), as of {cutoff}, "
@@ -182,7 +168,7 @@ def train(
                 progress=on_progress,
             )
         except NotEnoughDataError as exc:
-            raise NotEnoughDataError(f"{exc} To add history: {_INGEST_HINT}") from exc
+            raise NotEnoughDataError(f"{exc} To add history: {INGEST_HINT}") from exc
         on_progress(1.0, "trained")
     url = engine.url.render_as_string(hide_password=False)
     run_dir = save_run(
@@ -242,7 +228,7 @@ def predict(
 
     settings = get_settings()
     bundle = load_run(Path(models_dir or settings.models_dir), run)
-    engine, purchases, cancellations = _read_store(db)
+    engine, purchases, cancellations = read_store(db)
     cutoff = as_of.date() if as_of else default_as_of(purchases)
     scored = score(bundle, purchases, cancellations, as_of=cutoff)
     out_path = Path(out or settings.output_dir / "predictions.csv")

@@ -23,7 +23,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def get_engine(url: str | None = None) -> sa.Engine:
+def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine:
     """Return an engine on the store, creating the SQLite folder and migrating the schema.
 
     Parameters
@@ -31,6 +31,10 @@ def get_engine(url: str | None = None) -> sa.Engine:
     url : str, optional
         SQLAlchemy URL (``sqlite:///data/retail_clv.db`` or ``postgresql+psycopg://...``);
         default ``get_settings().database_url`` (``CLV_DATABASE_URL``).
+    must_exist : bool, default False
+        For commands that only read the store (train, backtest, predict): refuse a SQLite file
+        that does not exist instead of creating an empty store (and its folders) at a mistyped
+        path.
 
     Returns
     -------
@@ -40,7 +44,8 @@ def get_engine(url: str | None = None) -> sa.Engine:
     Raises
     ------
     StoreError
-        When the URL is invalid or the database cannot be opened or migrated.
+        When the URL is invalid, the database cannot be opened or migrated, or ``must_exist``
+        and the SQLite file is missing.
     """
     url = url or get_settings().database_url
     try:
@@ -53,7 +58,13 @@ def get_engine(url: str | None = None) -> sa.Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            path = Path(database).expanduser()
+            if must_exist and not path.is_file():
+                raise StoreError(
+                    f"there is no store at {path} (check --db or CLV_DATABASE_URL): "
+                    "ingest data first: clv ingest FILE"
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = sa.create_engine(parsed, future=True)
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
