@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,14 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from retail_clv.cli.base import app, console, read_store
-
-
-class BacktestBudget(StrEnum):
-    """Hyper-parameter search budget."""
-
-    quick = "quick"
-    default = "default"
+from retail_clv.cli.base import Budget, app, console, read_store
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -81,8 +73,8 @@ def backtest_command(
     ],
     horizon: Annotated[int, typer.Option(min=1, max=366, help="Window length in days.")] = 30,
     budget: Annotated[
-        BacktestBudget, typer.Option(help="Search budget: quick or default.")
-    ] = BacktestBudget.default,
+        Budget, typer.Option(help="Search budget: quick or default.")
+    ] = Budget.default,
     db: Annotated[
         str | None, typer.Option("--db", help="Store URL (default CLV_DATABASE_URL).")
     ] = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import typer
@@ -41,6 +42,13 @@ console = Console()
 err_console = Console(stderr=True)
 
 INGEST_HINT = "ingest data first: clv ingest FILE"
+
+
+class Budget(StrEnum):
+    """Hyper-parameter search budget of ``clv train`` and ``clv backtest``."""
+
+    quick = "quick"
+    default = "default"
 
 
 def read_store(db: str | None) -> tuple[sa.Engine, pl.DataFrame, pl.DataFrame]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from retail_clv.cli.base import INGEST_HINT, app, console, progress_bar, read_store
+from retail_clv.cli.base import INGEST_HINT, Budget, app, console, progress_bar, read_store
 from retail_clv.config import get_settings
 from retail_clv.errors import NotEnoughDataError
 
@@ -25,13 +24,6 @@ if TYPE_CHECKING:
     import polars as pl
 
 _TOP_N = 10
-
-
-class Budget(StrEnum):
-    """Hyper-parameter search budget of ``clv train``."""
-
-    quick = "quick"
-    default = "default"
 
 
 DbOption = Annotated[
