@@ -5,6 +5,9 @@ Each carries a message written for the person who has to fix the input.
 
 from __future__ import annotations
 
+#: What to do when the store lacks data: the tail of every "no data" message.
+INGEST_HINT = "ingest data first: clv ingest FILE"
+
 
 class RetailClvError(Exception):
     """Base class of every error retail-clv raises on purpose."""

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from retail_clv.cli.base import Budget, app, console, read_store
+from retail_clv.cli.base import Budget, app, console, progress_bar, read_store
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -86,19 +86,10 @@ def backtest_command(
 
     Example: ``clv backtest --cutoff 2011-11-09 --budget quick --json output/backtest.json``
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from retail_clv.models.backtest import backtest
 
     _, purchases, cancellations = read_store(db)
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
-    ) as bar:
-        task = bar.add_task("starting", total=1.0)
-
-        def on_progress(fraction: float, message: str) -> None:
-            bar.update(task, completed=fraction, description=escape(message))
-
+    with progress_bar() as on_progress:
         result = backtest(
             purchases, cancellations, cutoff.date(), horizon, budget.value, on_progress
         )

@@ -24,7 +24,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from retail_clv.errors import NotEnoughDataError, RetailClvError
+from retail_clv.errors import INGEST_HINT, NotEnoughDataError, RetailClvError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -40,8 +40,6 @@ app = typer.Typer(
 
 console = Console()
 err_console = Console(stderr=True)
-
-INGEST_HINT = "ingest data first: clv ingest FILE"
 
 
 class Budget(StrEnum):

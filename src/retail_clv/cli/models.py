@@ -16,9 +16,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from retail_clv.cli.base import INGEST_HINT, Budget, app, console, progress_bar, read_store
+from retail_clv.cli.base import Budget, app, console, progress_bar, read_store
 from retail_clv.config import get_settings
-from retail_clv.errors import NotEnoughDataError
+from retail_clv.errors import INGEST_HINT, NotEnoughDataError
 
 if TYPE_CHECKING:
     import polars as pl

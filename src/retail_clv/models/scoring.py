@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from retail_clv.errors import NotEnoughDataError
+from retail_clv.errors import INGEST_HINT, NotEnoughDataError
 
 if TYPE_CHECKING:
     from retail_clv.models.registry import ModelBundle
@@ -74,7 +74,7 @@ def default_as_of(purchases: pl.DataFrame) -> dt.date:
         When there are no purchases.
     """
     if purchases.height == 0:
-        raise NotEnoughDataError("the store holds no purchases: ingest data first: clv ingest FILE")
+        raise NotEnoughDataError(f"the store holds no purchases: {INGEST_HINT}")
     last = purchases["invoice_date"].max()
     if isinstance(last, dt.datetime):
         last = last.date()
@@ -148,7 +148,7 @@ def score(
     if features.height == 0:
         raise NotEnoughDataError(
             f"no customer has a purchase before {cutoff.isoformat()}: choose a later --as-of "
-            "or ingest data first: clv ingest FILE"
+            f"or {INGEST_HINT}"
         )
     predictions = bundle.predict(features)
     countries = features.select("customer_id", "country").unique("customer_id", keep="first")

@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from retail_clv.config import get_settings
-from retail_clv.errors import StoreError
+from retail_clv.errors import INGEST_HINT, StoreError
 from retail_clv.store.migrations import migrate
 
 logger = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
             path = Path(database).expanduser()
             if must_exist and not path.is_file():
                 raise StoreError(
-                    f"there is no store at {path} (check --db or CLV_DATABASE_URL): "
-                    "ingest data first: clv ingest FILE"
+                    f"there is no store at {path} (check --db or CLV_DATABASE_URL): {INGEST_HINT}"
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
     try:
