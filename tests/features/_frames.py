@@ -8,17 +8,13 @@ import polars as pl
 
 from retail_clv.store.queries import CANCELLATIONS_SCHEMA, PURCHASES_SCHEMA
 
-# the store's column contract: what read_purchases / read_cancellations return
-PURCHASE_SCHEMA = PURCHASES_SCHEMA
-CANCEL_SCHEMA = CANCELLATIONS_SCHEMA
-
 
 def purchases(rows: list[tuple]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=PURCHASE_SCHEMA, orient="row")
+    return pl.DataFrame(rows, schema=PURCHASES_SCHEMA, orient="row")
 
 
 def cancellations(rows: list[tuple]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=CANCEL_SCHEMA, orient="row")
+    return pl.DataFrame(rows, schema=CANCELLATIONS_SCHEMA, orient="row")
 
 
 def d(y: int, m: int, day: int, h: int = 10) -> dt.datetime:
