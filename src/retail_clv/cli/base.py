@@ -89,7 +89,8 @@ def progress_bar(
 ) -> Iterator[Callable[[float, str], None]]:
     """Show a rich progress bar and yield the ``progress(fraction, message)`` callback it follows.
 
-    The callback is what long core functions (training, ingestion) accept as ``progress``.
+    The callback is what training and backtests accept as ``progress`` (ingestion reports
+    ``(message, fraction)``: swap the arguments). Messages are escaped for rich markup.
     """
     with Progress(
         SpinnerColumn(),

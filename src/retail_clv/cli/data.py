@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from retail_clv.cli.base import app, console
+from retail_clv.cli.base import app, console, progress_bar
 
 
 def _report_table(reports: list) -> Table:  # type: ignore[type-arg]
@@ -83,21 +82,11 @@ def ingest(
     column_map = parse_column_options(column)
     engine = get_engine(db)
     try:
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("starting", total=1.0)
-
-            def on_progress(message: str, fraction: float) -> None:
-                progress.update(task, description=message, completed=fraction)
-
-            reports = ingest_files(paths, engine, column_map=column_map, progress=on_progress)
+        with progress_bar(transient=True) as on_progress:
+            # ingestion reports (message, fraction)
+            reports = ingest_files(
+                paths, engine, column_map=column_map, progress=lambda m, f: on_progress(f, m)
+            )
     finally:
         engine.dispose()
     console.print(_report_table(reports))
