@@ -84,3 +84,58 @@ def test_evaluate_keys_and_length_check():
         M.evaluate([1, 2], [1])
     with pytest.raises(ValueError, match="empty"):
         M.r2([], [])
+
+
+def _noisy(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.gamma(0.3, 100.0, n)
+    return y, y + rng.normal(0.0, 20.0, n), y + rng.normal(0.0, 60.0, n)
+
+
+def test_bootstrap_r2_difference_observed_delta_is_the_mean_of_the_cutoffs():
+    cells = [_noisy(1), _noisy(2, 300)]
+    out = M.bootstrap_r2_difference(cells, n_resamples=300)
+    by_hand = np.mean([M.r2(y, a) - M.r2(y, b) for y, a, b in cells])
+    assert out["delta"] == pytest.approx(by_hand)
+    assert out["low"] < out["delta"] < out["high"]
+
+
+def test_bootstrap_r2_difference_identical_predictions_give_zero():
+    y, a, _ = _noisy(3)
+    out = M.bootstrap_r2_difference([(y, a, a)], n_resamples=200)
+    assert out == {"delta": 0.0, "low": 0.0, "high": 0.0, "share_above_zero": 0.0}
+
+
+def test_bootstrap_r2_difference_separates_a_clearly_better_prediction():
+    y, good, bad = _noisy(4)
+    better = M.bootstrap_r2_difference([(y, good, bad)], n_resamples=500)
+    assert better["low"] > 0 and better["share_above_zero"] == 1.0
+    # the same resamples read the other way round give the mirrored interval
+    worse = M.bootstrap_r2_difference([(y, bad, good)], n_resamples=500)
+    assert worse["delta"] == pytest.approx(-better["delta"])
+    assert worse["low"] == pytest.approx(-better["high"])
+    assert worse["high"] == pytest.approx(-better["low"])
+
+
+def test_bootstrap_r2_difference_interval_covers_zero_for_exchangeable_predictions():
+    rng = np.random.default_rng(5)
+    y = rng.gamma(0.3, 100.0, 500)
+    a, b = y + rng.normal(0.0, 40.0, 500), y + rng.normal(0.0, 40.0, 500)
+    out = M.bootstrap_r2_difference([(y, a, b)], n_resamples=1000)
+    assert out["low"] < 0.0 < out["high"]
+
+
+def test_bootstrap_r2_difference_is_reproducible_and_refuses_bad_input():
+    cells = [_noisy(6)]
+    assert M.bootstrap_r2_difference(cells, n_resamples=100, seed=1) == (
+        M.bootstrap_r2_difference(cells, n_resamples=100, seed=1)
+    )
+    y, a, b = _noisy(7)
+    with pytest.raises(ValueError, match="at least one cutoff"):
+        M.bootstrap_r2_difference([])
+    with pytest.raises(ValueError, match="differ in length"):
+        M.bootstrap_r2_difference([(y, a[:-1], b)])
+    with pytest.raises(ValueError, match="constant"):
+        M.bootstrap_r2_difference([(np.ones(5), np.ones(5), np.zeros(5))])
+    with pytest.raises(ValueError, match="confidence"):
+        M.bootstrap_r2_difference([(y, a, b)], confidence=1.0)
