@@ -62,6 +62,26 @@ def backtest_table(result: dict[str, Any]) -> Table:
     return table
 
 
+_LABELS = {
+    "model1": "Model 1",
+    "model2": "Model 2",
+    "run_rate": "run-rate",
+    "bgnbd_gg": "BG/NBD + GG",
+}
+
+
+def r2_gap_lines(result: dict[str, Any]) -> list[str]:
+    """One line per (model, baseline): the R² difference and its customer-bootstrap interval."""
+    lines = []
+    for model, cells in (result.get("r2_vs_baselines") or {}).items():
+        for baseline, c in cells.items():
+            lines.append(
+                f"R² {_LABELS[model]} − {_LABELS[baseline]}: {c['delta']:+.3f} "
+                f"(90% interval {c['low']:+.3f} … {c['high']:+.3f}, customers resampled)"
+            )
+    return lines
+
+
 @app.command("backtest")
 def backtest_command(
     cutoff: Annotated[
@@ -102,4 +122,6 @@ def backtest_command(
             "Products model: " + ", ".join(f"{k} {_fmt(v)}" for k, v in products.items()),
             highlight=False,
         )
+    for line in r2_gap_lines(result):
+        console.print(line, highlight=False)
     console.print(f"Metrics written to {escape(str(json_path))}")
