@@ -74,17 +74,18 @@ def main() -> None:
                 else:
                     cells.append(f"{r[metric]:.3f}")
             print(f"| {res['cutoff']} | " + " | ".join(cells) + " |")
-    print("\n**R² difference, model − baseline** (90% paired customer-bootstrap interval)\n")
     pairs = [(m, b) for m in ("model1", "model2") for b in ("run_rate", "bgnbd_gg")]
-    print("| cutoff | " + " | ".join(f"{m} − {b}" for m, b in pairs) + " |")
-    print("|---|" + "---:|" * len(pairs))
-    for res in results:
-        gaps = res.get("r2_vs_baselines") or {}
-        cells = []
-        for m, b in pairs:
-            c = gaps.get(m, {}).get(b)
-            cells.append(f"{c['delta']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]" if c else "-")
-        print(f"| {res['cutoff']} | " + " | ".join(cells) + " |")
+    for metric in ("r2", "gini"):
+        print(f"\n**{metric} difference, model − baseline** (90% customer-bootstrap interval)\n")
+        print("| cutoff | " + " | ".join(f"{m} − {b}" for m, b in pairs) + " |")
+        print("|---|" + "---:|" * len(pairs))
+        for res in results:
+            gaps = res.get("vs_baselines") or {}
+            cells = []
+            for m, b in pairs:
+                g = gaps.get(m, {}).get(b, {}).get(metric)
+                cells.append(f"{g['delta']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]" if g else "-")
+            print(f"| {res['cutoff']} | " + " | ".join(cells) + " |")
     print("\n**products model** (distinct stock codes in the window)\n")
     print("| cutoff | MAE | Spearman | R² |\n|---|---:|---:|---:|")
     for res in results:

@@ -14,7 +14,7 @@ reporting only. Rows marked [Model ...] are the stacks' own learners, cloned fro
 ``build_model2()`` (forest at 40 trees); the others are the variants they were compared with.
 Cells are R² / normalized Gini / top-10% capture; the last column is the mean over the
 validation cutoffs. A second table gives each learner's mean validation R² difference to Model
-2's XGBoost with a 90% paired customer-bootstrap interval (``metrics.bootstrap_r2_difference``):
+2's XGBoost with a 90% paired customer-bootstrap interval (``metrics.bootstrap_difference``):
 how much of a difference is noise from which customers happened to be scored.
 """
 
@@ -206,7 +206,7 @@ def _print_bootstrap(
         if name == REFERENCE:
             continue
         cells = [(actuals[i], rows[i], preds[REFERENCE][i]) for i in range(n_val)]
-        b = M.bootstrap_r2_difference(cells)
+        b = M.bootstrap_difference(cells)
         print(
             f"| {name} | {b['delta']:+.3f} | {b['low']:+.3f} … {b['high']:+.3f} "
             f"| {b['share_above_zero']:.2f} |"

@@ -22,9 +22,12 @@ FAKE = {
         "run_rate": BLOCK,
         "bgnbd_gg": {"failed": True, "reason": "ConvergenceError: no"},
     },
-    "r2_vs_baselines": {
+    "vs_baselines": {
         "model1": {
-            "run_rate": {"delta": 0.05, "low": -0.012, "high": 0.1, "share_above_zero": 0.9}
+            "run_rate": {
+                "r2": {"delta": 0.05, "low": -0.012, "high": 0.1, "share_above_zero": 0.9},
+                "gini": {"delta": 0.02, "low": 0.004, "high": 0.03, "share_above_zero": 0.99},
+            }
         },
     },
 }
@@ -78,7 +81,7 @@ def test_cli_backtest_writes_json_and_prints_table(monkeypatch, tmp_path, capsys
     assert data["cutoff"] == "2011-03-01" and data["baselines"]["bgnbd_gg"]["failed"] is True
     printed = capsys.readouterr().out
     assert "model2" in printed and "failed" in printed
-    assert "R² Model 1 − run-rate: +0.050 (90% interval -0.012 … +0.100" in printed
+    assert "Model 1 − run-rate: R² +0.050 [-0.012, +0.100], Gini +0.020 [+0.004, +0.030]" in printed
 
 
 def test_cli_backtest_on_an_empty_store_is_one_clear_error(tmp_path, capsys):
@@ -119,33 +122,35 @@ def _holdout(actual, bg_ok=True):
     )
 
 
-def test_r2_vs_baselines_bootstraps_each_model_against_each_baseline():
+def test_vs_baselines_bootstraps_each_model_against_each_baseline():
     import numpy as np
 
     from retail_clv.models import metrics as M
 
     actual = list(np.random.default_rng(1).gamma(0.5, 40.0, 300))
     holdout = _holdout(actual)
-    out = BT.r2_vs_baselines(holdout, n_resamples=200)
+    out = BT.vs_baselines(holdout, n_resamples=200)
     assert set(out) == {"model1", "model2"}
     for model in out:
         assert set(out[model]) == {"run_rate", "bgnbd_gg"}
-        for baseline, cell in out[model].items():
-            by_hand = M.r2(actual, holdout[f"pred_{model}"]) - M.r2(
-                actual, holdout[f"pred_{baseline}"]
-            )
-            assert cell["delta"] == pytest.approx(by_hand)
-            assert cell["low"] <= cell["delta"] <= cell["high"]
+        for baseline, gaps in out[model].items():
+            for metric, fn in (("r2", M.r2), ("gini", M.normalized_gini)):
+                by_hand = fn(actual, holdout[f"pred_{model}"]) - fn(
+                    actual, holdout[f"pred_{baseline}"]
+                )
+                cell = gaps[metric]
+                assert cell["delta"] == pytest.approx(by_hand)
+                assert cell["low"] <= cell["delta"] <= cell["high"]
     # Model 2 is much closer to the truth than the noisy run-rate here: clearly ahead
-    assert out["model2"]["run_rate"]["low"] > 0
+    assert out["model2"]["run_rate"]["r2"]["low"] > 0
 
 
-def test_r2_vs_baselines_skips_failed_baselines_and_windows_without_spend():
+def test_vs_baselines_skips_failed_baselines_and_windows_without_spend():
     import polars as pl
 
     actual = [0.0, 5.0, 10.0, 0.0, 40.0, 1.0]
-    out = BT.r2_vs_baselines(_holdout(actual, bg_ok=False), n_resamples=50)
+    out = BT.vs_baselines(_holdout(actual, bg_ok=False), n_resamples=50)
     assert all(set(cells) == {"run_rate"} for cells in out.values())
-    assert BT.r2_vs_baselines(_holdout([0.0] * 6), n_resamples=50) == {}
+    assert BT.vs_baselines(_holdout([0.0] * 6), n_resamples=50) == {}
     uncovered = _holdout(actual).with_columns(actual_spend=pl.lit(None, dtype=pl.Float64))
-    assert BT.r2_vs_baselines(uncovered, n_resamples=50) == {}
+    assert BT.vs_baselines(uncovered, n_resamples=50) == {}

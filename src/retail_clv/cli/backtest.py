@@ -70,15 +70,16 @@ _LABELS = {
 }
 
 
-def r2_gap_lines(result: dict[str, Any]) -> list[str]:
-    """One line per (model, baseline): the R² difference and its customer-bootstrap interval."""
+def gap_lines(result: dict[str, Any]) -> list[str]:
+    """One line per (model, baseline): R² and Gini differences with bootstrap intervals."""
     lines = []
-    for model, cells in (result.get("r2_vs_baselines") or {}).items():
-        for baseline, c in cells.items():
-            lines.append(
-                f"R² {_LABELS[model]} − {_LABELS[baseline]}: {c['delta']:+.3f} "
-                f"(90% interval {c['low']:+.3f} … {c['high']:+.3f}, customers resampled)"
-            )
+    for model, cells in (result.get("vs_baselines") or {}).items():
+        for baseline, gaps in cells.items():
+            parts = [
+                f"{label} {g['delta']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]"
+                for label, g in (("R²", gaps["r2"]), ("Gini", gaps["gini"]))
+            ]
+            lines.append(f"{_LABELS[model]} − {_LABELS[baseline]}: " + ", ".join(parts))
     return lines
 
 
@@ -122,6 +123,9 @@ def backtest_command(
             "Products model: " + ", ".join(f"{k} {_fmt(v)}" for k, v in products.items()),
             highlight=False,
         )
-    for line in r2_gap_lines(result):
-        console.print(line, highlight=False)
+    lines = gap_lines(result)
+    if lines:
+        console.print("Model − baseline (90% interval, customers resampled):", highlight=False)
+    for line in lines:
+        console.print("  " + line, highlight=False)
     console.print(f"Metrics written to {escape(str(json_path))}")

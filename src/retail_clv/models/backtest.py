@@ -70,7 +70,7 @@ def backtest(
     dict
         The metrics dict of :func:`retail_clv.models.training.train` (``cutoff, horizon_days,
         n_customers, models, baselines, calibration, gain_curve``) plus ``buyer_share``,
-        ``seconds``, ``budget``, ``blend_weights`` and ``r2_vs_baselines``; NaN values become
+        ``seconds``, ``budget``, ``blend_weights`` and ``vs_baselines``; NaN values become
         ``None``.
 
     Raises
@@ -94,12 +94,12 @@ def backtest(
     out["budget"] = budget
     out["blend_weights"] = result.config.get("blend_weights")
     out["best_params"] = result.best_params
-    out["r2_vs_baselines"] = r2_vs_baselines(result.holdout)
+    out["vs_baselines"] = vs_baselines(result.holdout)
     return _clean(out)
 
 
-def r2_vs_baselines(holdout: pl.DataFrame, n_resamples: int = 1000) -> dict[str, Any]:
-    """How sure is "the model beats the baseline on R²"? A paired customer bootstrap.
+def vs_baselines(holdout: pl.DataFrame, n_resamples: int = 1000) -> dict[str, Any]:
+    """How sure is "the model beats the baseline"? A paired customer bootstrap.
 
     Parameters
     ----------
@@ -111,11 +111,12 @@ def r2_vs_baselines(holdout: pl.DataFrame, n_resamples: int = 1000) -> dict[str,
     Returns
     -------
     dict
-        ``{model: {baseline: {"delta", "low", "high", "share_above_zero"}}}`` for Model 1 and
-        Model 2 against the run-rate and BG/NBD + Gamma-Gamma baselines: the R² difference
-        (model minus baseline) and its 90% interval when customers are resampled
-        (:func:`retail_clv.models.metrics.bootstrap_r2_difference`). Empty when the window has
-        no actual spend to compare; a failed baseline is left out.
+        ``{model: {baseline: {"r2": gap, "gini": gap}}}`` for Model 1 and Model 2 against the
+        run-rate and BG/NBD + Gamma-Gamma baselines, each ``gap`` being ``{"delta", "low",
+        "high", "share_above_zero"}``: the difference (model minus baseline) and its 90%
+        interval when customers are resampled
+        (:func:`retail_clv.models.metrics.bootstrap_difference`). Empty when the window has no
+        actual spend to compare; a failed baseline is left out.
     """
     actual = holdout["actual_spend"].to_numpy()
     if holdout.height == 0 or holdout["actual_spend"].null_count() or np.ptp(actual) == 0:
@@ -127,8 +128,11 @@ def r2_vs_baselines(holdout: pl.DataFrame, n_resamples: int = 1000) -> dict[str,
             column = holdout[f"pred_{baseline}"]
             if column.null_count():
                 continue
-            cell = (actual, holdout[f"pred_{model}"].to_numpy(), column.to_numpy())
-            out[model][baseline] = M.bootstrap_r2_difference([cell], n_resamples=n_resamples)
+            cell = [(actual, holdout[f"pred_{model}"].to_numpy(), column.to_numpy())]
+            out[model][baseline] = {
+                metric: M.bootstrap_difference(cell, metric, n_resamples=n_resamples)
+                for metric in ("r2", "gini")
+            }
     return out
 
 

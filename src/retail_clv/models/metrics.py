@@ -7,6 +7,7 @@ predictions) and return plain Python floats / lists so results serialise to JSON
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -113,13 +114,17 @@ def _ranked_spend(y: np.ndarray, score: np.ndarray) -> np.ndarray:
     return smoothed[np.argsort(inverse, kind="stable")]
 
 
-def _gini(ranked: np.ndarray) -> float:
-    """Area between the gain curve of spend in ``ranked`` order and the diagonal (trapezoids)."""
-    n = ranked.size
-    gains = np.concatenate([[0.0], np.cumsum(ranked) / ranked.sum()])
-    x = np.linspace(0.0, 1.0, n + 1)
-    area = float(np.sum((gains[1:] + gains[:-1]) / 2.0 * np.diff(x)))
-    return area - 0.5
+def _gini_along(y: np.ndarray, score: np.ndarray, axis: int = -1) -> Any:
+    """Area between the gain curve (customers by descending ``score``) and the diagonal.
+
+    With ``n`` customers and total spend ``Y``, the trapezoid area under the gain curve is
+    ``Σ y_i (rank_i − ½) / (n Y)``, where ``rank_i`` is the ascending rank of ``score_i`` with ties
+    given their average rank, which is the expected curve under a random order of tied
+    customers. Works along ``axis`` so that bootstrap replicates are computed at once.
+    """
+    n = y.shape[axis]
+    ranks = stats.rankdata(score, method="average", axis=axis)
+    return np.sum(y * (ranks - 0.5), axis=axis) / (n * np.sum(y, axis=axis)) - 0.5
 
 
 def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -143,7 +148,7 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     y, p = _pair(y_true, y_pred)
     if y.sum() <= 0:
         return math.nan
-    return _gini(_ranked_spend(y, p)) / _gini(_ranked_spend(y, y))
+    return float(_gini_along(y, p) / _gini_along(y, y))
 
 
 def top_capture(y_true: ArrayLike, y_pred: ArrayLike, fraction: float = 0.1) -> float:
@@ -253,31 +258,43 @@ def evaluate(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
     }
 
 
-def _r2_along(y: np.ndarray, p: np.ndarray, axis: int = -1) -> np.ndarray:
+def _r2_along(y: np.ndarray, p: np.ndarray, axis: int = -1) -> Any:
     ss_tot = np.sum((y - y.mean(axis=axis, keepdims=True)) ** 2, axis=axis)
     return 1.0 - np.sum((y - p) ** 2, axis=axis) / ss_tot
 
 
-def bootstrap_r2_difference(
-    cells: list[tuple[ArrayLike, ArrayLike, ArrayLike]],
+def _normalized_gini_along(y: np.ndarray, p: np.ndarray, axis: int = -1) -> Any:
+    return _gini_along(y, p, axis) / _gini_along(y, y, axis)
+
+
+_ALONG = {"r2": _r2_along, "gini": _normalized_gini_along}
+_SCALAR = {"r2": r2, "gini": normalized_gini}
+
+
+def bootstrap_difference(
+    cells: Sequence[tuple[ArrayLike, ArrayLike, ArrayLike]],
+    metric: str = "r2",
     n_resamples: int = 2000,
     confidence: float = 0.9,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Paired customer bootstrap of ``R²(candidate) − R²(reference)``, averaged over cutoffs.
+    """Paired customer bootstrap of ``metric(candidate) − metric(reference)``, mean over cutoffs.
 
-    How much of a difference in R² is noise? On spend data a handful of large customers carry
-    most of the variance, so one cutoff's R² moves a lot with who those customers are. Within
-    each cutoff, customers are resampled with replacement (the same resample for both
-    predictions: ``scipy.stats.bootstrap`` with ``paired=True``); the per-cutoff differences are
-    averaged replicate by replicate (resamples are independent across cutoffs), and the
-    percentile interval of that mean is returned. It measures the noise from *which customers*
-    were scored, not from which cutoffs were chosen, so it is a lower bound on the uncertainty.
+    How much of a difference is noise? On spend data a handful of large customers carry most of
+    the variance, so one cutoff's R² moves a lot with who those customers are. Within each
+    cutoff, customers are resampled with replacement (the same resample for both predictions:
+    ``scipy.stats.bootstrap`` with ``paired=True``); the per-cutoff differences are averaged
+    replicate by replicate (resamples are independent across cutoffs), and the percentile
+    interval of that mean is returned. It measures the noise from *which customers* were
+    scored, not from which cutoffs were chosen, so it is a lower bound on the uncertainty; a
+    percentile interval of a skewed statistic is approximate.
 
     Parameters
     ----------
     cells : list of (y_true, pred_candidate, pred_reference)
         One triple of equal-length arrays per cutoff.
+    metric : {"r2", "gini"}, default "r2"
+        R² or normalized Gini (:func:`r2`, :func:`normalized_gini`).
     n_resamples : int, default 2000
         Bootstrap replicates per cutoff.
     confidence : float, default 0.9
@@ -288,32 +305,36 @@ def bootstrap_r2_difference(
     Returns
     -------
     dict
-        ``delta`` (mean over cutoffs of the observed R² differences), ``low`` and ``high``
+        ``delta`` (mean over cutoffs of the observed differences), ``low`` and ``high``
         (interval bounds), ``share_above_zero`` (share of replicates with a positive mean
         difference).
 
     Raises
     ------
     ValueError
-        No cells, arrays of different lengths, or a cutoff whose actual spend is constant.
+        No cells, an unknown metric, arrays of different lengths, or a cutoff whose actual
+        spend is constant.
     """
     if not cells:
         raise ValueError("need at least one cutoff to bootstrap")
+    if metric not in _ALONG:
+        raise ValueError(f"metric must be one of {sorted(_ALONG)}, got {metric!r}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    along, scalar = _ALONG[metric], _SCALAR[metric]
+
+    def delta(y_s: np.ndarray, a_s: np.ndarray, b_s: np.ndarray, axis: int = -1) -> Any:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return along(y_s, a_s, axis) - along(y_s, b_s, axis)
+
     rng = np.random.default_rng(seed)
     observed, replicates = [], []
     for y_true, candidate, reference in cells:
         y, a = _pair(y_true, candidate)
         _, b = _pair(y, reference)
         if float(np.ptp(y)) == 0.0:
-            raise ValueError("cannot bootstrap R² on a cutoff whose actual spend is constant")
-        observed.append(r2(y, a) - r2(y, b))
-
-        def delta(y_s: np.ndarray, a_s: np.ndarray, b_s: np.ndarray, axis: int = -1) -> Any:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return _r2_along(y_s, a_s, axis) - _r2_along(y_s, b_s, axis)
-
+            raise ValueError("cannot bootstrap on a cutoff whose actual spend is constant")
+        observed.append(scalar(y, a) - scalar(y, b))
         res = stats.bootstrap(
             (y, a, b),
             delta,
@@ -325,7 +346,7 @@ def bootstrap_r2_difference(
         )
         replicates.append(res.bootstrap_distribution)
     mean = np.mean(replicates, axis=0)
-    mean = mean[np.isfinite(mean)]  # a resample with constant spend has no R²
+    mean = mean[np.isfinite(mean)]  # a resample with constant or no spend has no metric
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(mean, [tail, 100.0 - tail])
     return {
