@@ -180,7 +180,11 @@ def test_train_wrote_a_verified_run_with_card(use_trained) -> None:
     assert bundle.metadata["as_of"] == "2011-11-09"
     assert bundle.metadata["config"]["budget"] == "quick"
     assert bundle.metadata["data_fingerprint"]["n_customers"] == 120
-    assert (bundle.path / "model_card.md").read_text().startswith("# Model card")
+    card = (bundle.path / "model_card.md").read_text()
+    assert card.startswith("# Model card")
+    # the held-out comparison with each baseline comes with its bootstrap interval
+    assert set(bundle.metadata["metrics"]["vs_baselines"]) == {"model1", "model2"}
+    assert "| Model 2 − run-rate | " in card
     assert [r["active"] for r in list_runs(models_dir)] == [True]
 
 

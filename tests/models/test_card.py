@@ -109,3 +109,20 @@ def test_plots_are_skipped_when_their_data_is_absent(tmp_path: Path, drop, missi
     assert not (tmp_path / missing).exists()
     assert missing not in card.read_text()
     assert (tmp_path / "model_vs_baseline.png").exists()
+
+
+def test_card_and_gap_rows_show_each_comparison_with_its_interval() -> None:
+    from retail_clv.models.card import gap_rows
+
+    gap = {"delta": 0.0784, "low": -0.0541, "high": 0.1502, "share_above_zero": 0.8}
+    gini = {"delta": 0.022, "low": 0.016, "high": 0.028, "share_above_zero": 1.0}
+    metrics = {**toy_metrics(), "vs_baselines": {"model2": {"run_rate": {"r2": gap, "gini": gini}}}}
+    assert gap_rows(metrics) == [
+        ("Model 2 − run-rate", "+0.078 [-0.054, +0.150]", "+0.022 [+0.016, +0.028]")
+    ]
+    text = render_model_card(_metadata(metrics))
+    assert "| Comparison | R² difference | Gini difference |" in text
+    assert "| Model 2 − run-rate | +0.078 [-0.054, +0.150] | +0.022 [+0.016, +0.028] |" in text
+    # runs saved before the intervals existed have no block and no section
+    assert gap_rows(toy_metrics()) == [] and gap_rows(None) == []
+    assert "Comparison" not in render_model_card(_metadata())

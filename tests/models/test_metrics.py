@@ -162,3 +162,27 @@ def test_bootstrap_gini_difference():
     out = M.bootstrap_difference([(y, good, bad)], metric="gini", n_resamples=300)
     assert out["delta"] == pytest.approx(M.normalized_gini(y, good) - M.normalized_gini(y, bad))
     assert 0 < out["low"] <= out["delta"] <= out["high"]
+
+
+def test_compare_to_baselines_gives_each_model_against_each_baseline():
+    rng = np.random.default_rng(1)
+    y = rng.gamma(0.5, 40.0, 300)
+    models = {"model1": y + rng.normal(0, 5, 300), "model2": y + rng.normal(0, 1, 300)}
+    baselines = {"run_rate": y + rng.normal(0, 20, 300), "bgnbd_gg": y + 3.0}
+    out = M.compare_to_baselines(y, models, baselines, n_resamples=200)
+    assert set(out) == set(models)
+    for model, by_baseline in out.items():
+        assert set(by_baseline) == set(baselines)
+        for baseline, gaps in by_baseline.items():
+            for metric, fn in (("r2", M.r2), ("gini", M.normalized_gini)):
+                by_hand = fn(y, models[model]) - fn(y, baselines[baseline])
+                assert gaps[metric]["delta"] == pytest.approx(by_hand)
+                assert gaps[metric]["low"] <= gaps[metric]["delta"] <= gaps[metric]["high"]
+    # Model 2 is much closer to the truth than the noisy run-rate: clearly ahead on R²
+    assert out["model2"]["run_rate"]["r2"]["low"] > 0
+
+
+def test_compare_to_baselines_without_spend_to_compare_is_empty():
+    zeros = np.zeros(6)
+    assert M.compare_to_baselines(zeros, {"model1": zeros + 1}, {"run_rate": zeros}) == {}
+    assert M.compare_to_baselines([], {"model1": []}, {"run_rate": []}) == {}

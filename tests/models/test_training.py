@@ -51,6 +51,15 @@ def test_quick_training_on_a_small_sample(quick_run):
         # the synthetic customers have stable rates: the stacks must rank them well
         assert m["models"][key]["gini"] > 0.3
     assert m["gain_curve"]["perfect"][-1]["fraction_spend"] == pytest.approx(1.0)
+    # every model against every working baseline, R² and Gini, with bootstrap intervals
+    working = {b for b, v in m["baselines"].items() if b != "mean" and not v.get("failed")}
+    assert set(m["vs_baselines"]) == {"model1", "model2"}
+    for key, gaps in m["vs_baselines"].items():
+        assert set(gaps) == working
+        for baseline, gap in gaps.items():
+            r2_gap = m["models"][key]["r2"] - m["baselines"][baseline]["r2"]
+            assert gap["r2"]["delta"] == pytest.approx(r2_gap)
+            assert gap["gini"]["low"] <= gap["gini"]["delta"] <= gap["gini"]["high"]
     assert result.feature_names == FEATURE_COLUMNS
     assert m["n_customers"] == result.holdout.height
     # training rows include the zero spenders of every cutoff

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from retail_clv.cli.base import Budget, app, console, progress_bar, read_store
+from retail_clv.cli.base import Budget, app, console, print_gaps, progress_bar, read_store
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -62,27 +62,6 @@ def backtest_table(result: dict[str, Any]) -> Table:
     return table
 
 
-_LABELS = {
-    "model1": "Model 1",
-    "model2": "Model 2",
-    "run_rate": "run-rate",
-    "bgnbd_gg": "BG/NBD + GG",
-}
-
-
-def gap_lines(result: dict[str, Any]) -> list[str]:
-    """One line per (model, baseline): R² and Gini differences with bootstrap intervals."""
-    lines = []
-    for model, cells in (result.get("vs_baselines") or {}).items():
-        for baseline, gaps in cells.items():
-            parts = [
-                f"{label} {g['delta']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]"
-                for label, g in (("R²", gaps["r2"]), ("Gini", gaps["gini"]))
-            ]
-            lines.append(f"{_LABELS[model]} − {_LABELS[baseline]}: " + ", ".join(parts))
-    return lines
-
-
 @app.command("backtest")
 def backtest_command(
     cutoff: Annotated[
@@ -123,9 +102,5 @@ def backtest_command(
             "Products model: " + ", ".join(f"{k} {_fmt(v)}" for k, v in products.items()),
             highlight=False,
         )
-    lines = gap_lines(result)
-    if lines:
-        console.print("Model − baseline (90% interval, customers resampled):", highlight=False)
-    for line in lines:
-        console.print("  " + line, highlight=False)
+    print_gaps(result)
     console.print(f"Metrics written to {escape(str(json_path))}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -144,3 +144,14 @@ def version() -> None:
     from retail_clv import __version__
 
     console.print(f"retail-clv {__version__}")
+
+
+def print_gaps(metrics: dict[str, Any] | None) -> None:
+    """Print each model's R² and Gini gap to each baseline with its bootstrap interval."""
+    from retail_clv.models.card import gap_rows
+
+    rows = gap_rows(metrics)
+    if rows:
+        console.print("Model − baseline, 90% interval (customers resampled):", highlight=False)
+    for label, r2_gap, gini_gap in rows:
+        console.print(f"  {label}: R² {r2_gap}, Gini {gini_gap}", highlight=False)

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from retail_clv.cli.base import Budget, app, console, progress_bar, read_store
+from retail_clv.cli.base import Budget, app, console, print_gaps, progress_bar, read_store
 from retail_clv.config import get_settings
 from retail_clv.errors import INGEST_HINT, NotEnoughDataError
 
@@ -175,6 +175,7 @@ def train(
                 "Products model: " + ", ".join(f"{k} {_fmt(v)}" for k, v in products.items()),
                 highlight=False,
             )
+        print_gaps(result.metrics)
     else:
         console.print(
             f"[yellow]Not evaluated:[/] the data does not cover [{cutoff}, {cutoff} + "

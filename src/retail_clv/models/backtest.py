@@ -9,11 +9,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from retail_clv.errors import NotEnoughDataError
-from retail_clv.models import metrics as M
 from retail_clv.models.training import Budget, Progress, train
 
 logger = logging.getLogger(__name__)
@@ -69,9 +67,8 @@ def backtest(
     -------
     dict
         The metrics dict of :func:`retail_clv.models.training.train` (``cutoff, horizon_days,
-        n_customers, models, baselines, calibration, gain_curve``) plus ``buyer_share``,
-        ``seconds``, ``budget``, ``blend_weights`` and ``vs_baselines``; NaN values become
-        ``None``.
+        n_customers, models, baselines, calibration, gain_curve, buyer_share, vs_baselines``)
+        plus ``seconds``, ``budget`` and ``blend_weights``; NaN values become ``None``.
 
     Raises
     ------
@@ -94,46 +91,7 @@ def backtest(
     out["budget"] = budget
     out["blend_weights"] = result.config.get("blend_weights")
     out["best_params"] = result.best_params
-    out["vs_baselines"] = vs_baselines(result.holdout)
     return _clean(out)
-
-
-def vs_baselines(holdout: pl.DataFrame, n_resamples: int = 1000) -> dict[str, Any]:
-    """How sure is "the model beats the baseline"? A paired customer bootstrap.
-
-    Parameters
-    ----------
-    holdout : pl.DataFrame
-        ``TrainResult.holdout`` (``actual_spend`` and the ``pred_*`` columns).
-    n_resamples : int, default 1000
-        Bootstrap replicates.
-
-    Returns
-    -------
-    dict
-        ``{model: {baseline: {"r2": gap, "gini": gap}}}`` for Model 1 and Model 2 against the
-        run-rate and BG/NBD + Gamma-Gamma baselines, each ``gap`` being ``{"delta", "low",
-        "high", "share_above_zero"}``: the difference (model minus baseline) and its 90%
-        interval when customers are resampled
-        (:func:`retail_clv.models.metrics.bootstrap_difference`). Empty when the window has no
-        actual spend to compare; a failed baseline is left out.
-    """
-    actual = holdout["actual_spend"].to_numpy()
-    if holdout.height == 0 or holdout["actual_spend"].null_count() or np.ptp(actual) == 0:
-        return {}
-    out: dict[str, Any] = {}
-    for model in ("model1", "model2"):
-        out[model] = {}
-        for baseline in ("run_rate", "bgnbd_gg"):
-            column = holdout[f"pred_{baseline}"]
-            if column.null_count():
-                continue
-            cell = [(actual, holdout[f"pred_{model}"].to_numpy(), column.to_numpy())]
-            out[model][baseline] = {
-                metric: M.bootstrap_difference(cell, metric, n_resamples=n_resamples)
-                for metric in ("r2", "gini")
-            }
-    return out
 
 
 def rolling_backtest(

@@ -115,6 +115,41 @@ def metrics_rows(metrics: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
+_GAP_LABELS = {
+    "model1": "Model 1",
+    "model2": "Model 2",
+    "run_rate": "run-rate",
+    "bgnbd_gg": "BG/NBD + Gamma-Gamma",
+}
+
+
+def _interval(gap: Mapping[str, Any]) -> str:
+    return f"{gap['delta']:+.3f} [{gap['low']:+.3f}, {gap['high']:+.3f}]"
+
+
+def gap_rows(metrics: Mapping[str, Any] | None) -> list[tuple[str, str, str]]:
+    """Each model's R² and Gini gap to each baseline, with its 90% bootstrap interval.
+
+    Parameters
+    ----------
+    metrics : dict or None
+        Held-out metrics with a ``vs_baselines`` block
+        (:func:`retail_clv.models.metrics.compare_to_baselines`).
+
+    Returns
+    -------
+    list of (str, str, str)
+        ``("Model 2 − run-rate", "+0.078 [-0.054, +0.150]", "+0.022 [+0.016, +0.028]")``
+        rows; empty when the run has no such block.
+    """
+    rows = []
+    for model, by_baseline in ((metrics or {}).get("vs_baselines") or {}).items():
+        for baseline, gaps in by_baseline.items():
+            label = f"{_GAP_LABELS.get(model, model)} − {_GAP_LABELS.get(baseline, baseline)}"
+            rows.append((label, _interval(gaps["r2"]), _interval(gaps["gini"])))
+    return rows
+
+
 def _has_holdout(metrics: Mapping[str, Any] | None) -> bool:
     return bool(metrics_rows(metrics))
 
@@ -205,6 +240,17 @@ def render_model_card(metadata: Mapping[str, Any], plots: Mapping[str, str] | No
                 "Products model (distinct products in the window): "
                 + ", ".join(f"{k} {_fmt(v)}" for k, v in products.items()),
             ]
+        gaps = gap_rows(metrics)
+        if gaps:
+            lines += [
+                "",
+                "How sure is each comparison? Difference (model minus baseline) and its 90% "
+                "interval when the window's customers are resampled (paired bootstrap); an "
+                "interval that contains 0 means the data cannot tell the two apart. A few large "
+                "buyers usually dominate R², so its intervals are wide.",
+                "",
+            ]
+            lines += _table(["Comparison", "R² difference", "Gini difference"], gaps)
         if "model_vs_baseline" in plots:
             lines += ["", f"![Models vs baselines]({plots['model_vs_baseline']})"]
     else:

@@ -7,7 +7,7 @@ predictions) and return plain Python floats / lists so results serialise to JSON
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -354,4 +354,43 @@ def bootstrap_difference(
         "low": float(low),
         "high": float(high),
         "share_above_zero": float(np.mean(mean > 0)),
+    }
+
+
+def compare_to_baselines(
+    y_true: ArrayLike,
+    models: Mapping[str, ArrayLike],
+    baselines: Mapping[str, ArrayLike],
+    n_resamples: int = 1000,
+) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """How sure is "the model beats the baseline"? R² and Gini gaps with bootstrap intervals.
+
+    Parameters
+    ----------
+    y_true : array-like
+        Actual spend in the window.
+    models, baselines : mapping of name -> array-like
+        Predictions to compare, every model against every baseline.
+    n_resamples : int, default 1000
+        Bootstrap replicates (:func:`bootstrap_difference`, 90% interval).
+
+    Returns
+    -------
+    dict
+        ``{model: {baseline: {"r2": gap, "gini": gap}}}``, each ``gap`` being ``{"delta",
+        "low", "high", "share_above_zero"}`` (model minus baseline). Empty when the actual
+        spend is constant (nothing to compare).
+    """
+    y = np.asarray(y_true, dtype=float).ravel()
+    if y.size == 0 or float(np.ptp(y)) == 0.0:
+        return {}
+    return {
+        model: {
+            baseline: {
+                metric: bootstrap_difference([(y, pred, base)], metric, n_resamples=n_resamples)
+                for metric in ("r2", "gini")
+            }
+            for baseline, base in baselines.items()
+        }
+        for model, pred in models.items()
     }

@@ -289,7 +289,9 @@ def train(
     -------
     TrainResult
         Fitted models, metrics (empty ``models``/``baselines`` when the window is not covered by
-        the data), holdout predictions, search results, importances and the run config.
+        the data; ``vs_baselines`` holds each model's R² and Gini gap to the run-rate and
+        BG/NBD baselines with 90% customer-bootstrap intervals), holdout predictions, search
+        results, importances and the run config.
 
     Raises
     ------
@@ -405,6 +407,15 @@ def train(
             metrics["baselines"]["bgnbd_gg"] = M.evaluate(actual, bg.predictions)
         else:
             metrics["baselines"]["bgnbd_gg"] = {"failed": True, "reason": bg.reason}
+        # each model against each working classical baseline, with customer-bootstrap intervals
+        compared = {"run_rate": holdout["pred_run_rate"].to_numpy()}
+        if bg.ok and bg.predictions is not None:
+            compared["bgnbd_gg"] = np.asarray(bg.predictions, dtype=float)
+        metrics["vs_baselines"] = M.compare_to_baselines(
+            actual,
+            {key: holdout[f"pred_{key}"].to_numpy() for key in ("model1", "model2")},
+            compared,
+        )
     elif not bg.ok:
         metrics["baselines"]["bgnbd_gg"] = {"failed": True, "reason": bg.reason}
 
