@@ -143,7 +143,7 @@ def test_bootstrap_difference_is_reproducible_and_refuses_bad_input():
         M.bootstrap_difference([(y, a, b)], metric="mae")
 
 
-def test_vectorized_gini_matches_the_gain_curve_with_ties():
+def test_rank_based_gini_matches_the_gain_curve_with_ties():
     rng = np.random.default_rng(8)
     y = np.round(rng.gamma(0.3, 50.0, 200))
     p = np.round(np.clip(y + rng.normal(0.0, 30.0, 200), 0, None) / 20.0)  # many ties
@@ -151,10 +151,21 @@ def test_vectorized_gini_matches_the_gain_curve_with_ties():
     ranked = M._ranked_spend(y, p)
     gains = np.concatenate([[0.0], np.cumsum(ranked) / ranked.sum()])
     area = np.sum((gains[1:] + gains[:-1]) / 2.0) / y.size - 0.5
-    assert M._gini_along(y, p) == pytest.approx(area)
-    # and row by row when replicates are stacked
-    stacked = M._gini_along(np.stack([y, y[::-1]]), np.stack([p, p[::-1]]))
-    assert stacked == pytest.approx([area, area])
+    assert M._gain_area(y, p) == pytest.approx(area)
+
+
+def test_resample_weights_give_the_metrics_of_the_explicit_resamples():
+    rng = np.random.default_rng(10)
+    y = np.round(rng.gamma(0.3, 50.0, 150))
+    p = np.round(np.clip(y + rng.normal(0.0, 30.0, 150), 0, None) / 20.0)  # ties, zeros
+    picks = rng.integers(0, y.size, size=(6, y.size))
+    w = np.stack([np.bincount(i, minlength=y.size) for i in picks]).astype(float)
+    assert M._weighted_r2(w, y, p) == pytest.approx([M.r2(y[i], p[i]) for i in picks])
+    assert M._weighted_gini(w, y, p) == pytest.approx(
+        [M.normalized_gini(y[i], p[i]) for i in picks]
+    )
+    counts = M._resample_counts(np.random.default_rng(0), 40, 7)
+    assert counts.shape == (7, 40) and (counts.sum(axis=1) == 40).all()
 
 
 def test_bootstrap_gini_difference():
