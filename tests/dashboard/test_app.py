@@ -278,6 +278,25 @@ def test_models_page_compares_models_and_baselines(
         assert title in titles
     assert any("Products model: MAE 2.500" in c for c in texts(at.caption))
     assert at.button[0].label == "Retrain"
+    # no vs_baselines block in this run: no comparison table, the page still works
+    assert not any("Comparison" in df.value.columns for df in at.dataframe)
+
+
+def test_models_page_shows_how_sure_each_comparison_is(
+    api: respx.MockRouter, sample_model: dict[str, Any]
+) -> None:
+    gap = {"delta": 0.05, "low": -0.02, "high": 0.11, "share_above_zero": 0.8}
+    sample_model["horizon_days"] = 14
+    sample_model["metrics"]["vs_baselines"] = {"model2": {"run_rate": {"r2": gap, "gini": gap}}}
+    api.get("/models/active").respond(json=sample_model)
+    api.get("/models").respond(json={"runs": [{"run_id": "20111210-quick", "active": True}]})
+    at = models_page(new_app().run())
+    assert not at.exception
+    (gaps,) = [df.value for df in at.dataframe if "Comparison" in df.value.columns]
+    assert gaps["Comparison"].tolist() == ["Model 2 − run rate"]
+    assert gaps["R² interval"].tolist() == ["-0.020 … +0.110"]
+    assert any("How sure is each comparison?" in c for c in texts(at.caption))
+    assert any("Holdout: the 14 days after the cutoff" in c for c in texts(at.caption))
 
 
 def test_models_page_without_model_offers_training(api: respx.MockRouter) -> None:

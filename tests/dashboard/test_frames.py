@@ -130,3 +130,25 @@ def test_history_importance_features() -> None:
     assert importance["feature"].tolist() == ["monetary_90d", "frequency", "recency_days"]
     features = frames.features_frame({"a": 0.123456, "b": 123456.789, "c": None, "d": 3})
     assert features["value"].tolist() == ["0.1235", "123,456.79", "", "3"]
+
+
+def test_gaps_frame_lists_each_comparison_and_skips_malformed_entries() -> None:
+    gap = {"delta": 0.078, "low": -0.054, "high": 0.15, "share_above_zero": 0.8}
+    gini = {"delta": 0.022, "low": 0.016, "high": 0.028, "share_above_zero": 1.0}
+    metrics = {
+        "vs_baselines": {
+            "model2": {"run_rate": {"r2": gap, "gini": gini}, "bgnbd_gg": {"r2": gap}},
+            "model1": "oops",
+        }
+    }
+    table = frames.gaps_frame(metrics)
+    assert table.to_dict("records") == [
+        {
+            "Comparison": "Model 2 − run rate",
+            "R² difference": 0.078,
+            "R² interval": "-0.054 … +0.150",
+            "Gini difference": 0.022,
+            "Gini interval": "+0.016 … +0.028",
+        }
+    ]
+    assert frames.gaps_frame({}).empty and frames.gaps_frame({"vs_baselines": None}).empty

@@ -217,6 +217,44 @@ def metrics_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Model", *METRIC_COLUMNS.values()])
 
 
+def gaps_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """Each model's R² and Gini difference to each baseline, with its 90% bootstrap interval.
+
+    Parameters
+    ----------
+    metrics : mapping
+        The metrics document of a run; its ``vs_baselines`` section (absent from runs trained
+        before the intervals existed) gives ``{model: {baseline: {"r2": gap, "gini": gap}}}``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``Comparison``, ``R² difference``, ``R² interval``, ``Gini difference``,
+        ``Gini interval`` (intervals as text, e.g. ``-0.054 … +0.150``); empty without data.
+    """
+    columns = ["Comparison", "R² difference", "R² interval", "Gini difference", "Gini interval"]
+    rows: list[dict[str, Any]] = []
+    section = metrics.get("vs_baselines")
+    for model, by_baseline in section.items() if isinstance(section, Mapping) else []:
+        if not isinstance(by_baseline, Mapping):
+            continue
+        for baseline, gaps in by_baseline.items():
+            try:
+                r2, gini = gaps["r2"], gaps["gini"]
+                row = {
+                    "Comparison": f"{MODEL_LABELS.get(model, model)} − "
+                    f"{str(MODEL_LABELS.get(baseline, baseline)).removeprefix('Baseline: ')}",
+                    "R² difference": float(r2["delta"]),
+                    "R² interval": f"{float(r2['low']):+.3f} … {float(r2['high']):+.3f}",
+                    "Gini difference": float(gini["delta"]),
+                    "Gini interval": f"{float(gini['low']):+.3f} … {float(gini['high']):+.3f}",
+                }
+            except (KeyError, TypeError, ValueError):
+                continue  # a malformed entry is skipped, never a crash of the page
+            rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
 def calibration_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
     """Reshape the decile calibration tables into long form for a chart.
 

@@ -38,10 +38,11 @@ def show_run(model: dict[str, Any], symbol: str) -> None:
         f"{format_number(metrics.get('n_customers'))} customers from cutoff "
         f"{metrics.get('cutoff', '?')}"
     )
+    horizon = model.get("horizon_days", 30)
     table = frames.metrics_frame(metrics)
     if table.empty:
         st.info(
-            "This run has no holdout metrics (the data did not cover the 30 days after "
+            f"This run has no holdout metrics (the data did not cover the {horizon} days after "
             "its as-of date).",
             icon=":material/info:",
         )
@@ -61,10 +62,28 @@ def show_run(model: dict[str, Any], symbol: str) -> None:
             },
         )
         st.caption(
-            "Holdout: the 30 days after the cutoff. Gini and top-10% capture measure "
-            "ranking (share of next-30-day spend from the 10% of customers ranked highest). "
-            "None: the metric is undefined for that model (e.g. a constant prediction)."
+            f"Holdout: the {horizon} days after the cutoff. Gini and top-10% capture measure "
+            f"ranking (share of the next {horizon} days' spend from the 10% of customers ranked "
+            "highest). None: the metric is undefined for that model (e.g. a constant "
+            "prediction)."
         )
+        gaps = frames.gaps_frame(metrics)
+        if not gaps.empty:
+            st.dataframe(
+                gaps,
+                hide_index=True,
+                width="stretch",
+                column_config={
+                    "R² difference": st.column_config.NumberColumn(format="%+.3f"),
+                    "Gini difference": st.column_config.NumberColumn(format="%+.3f"),
+                },
+            )
+            st.caption(
+                "How sure is each comparison? Model minus baseline, with the 90% interval "
+                "when the holdout's customers are resampled (paired bootstrap). An interval "
+                "that contains 0 means the data cannot tell the two apart; a few large buyers "
+                "usually dominate R², so its intervals are wide."
+            )
     products = (metrics.get("models") or {}).get("products")
     if isinstance(products, dict):
         st.caption(
