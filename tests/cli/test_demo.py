@@ -42,6 +42,8 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     assert "Cleaning report" in output and "[OK]" in output
     assert "held-out window" in output
     assert "Oracle (true parameters)" in output
+    assert "Model − baseline, 90% interval (customers resampled):" in output
+    assert "Model 2 − run-rate: R² " in output
     predictions = pl.read_csv(tmp_path / "output" / "predictions.csv")
     assert predictions.columns == [
         "customer_id",

@@ -22,7 +22,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from retail_clv.cli.base import app, console, progress_bar
+from retail_clv.cli.base import app, console, print_gaps, progress_bar
 from retail_clv.config import get_settings
 
 DEMO_FILE = "online_retail_synthetic.csv"
@@ -297,6 +297,7 @@ def _train(
                     "for distinct products)"
                 )
             console.print(line, highlight=False)
+        print_gaps(result.metrics)
         if oracle is not None:
             console.print(
                 "Oracle = expected spend given each customer's true latent purchase rate, dropout "
