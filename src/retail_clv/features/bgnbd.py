@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from retail_clv.features.money import line_milli, to_currency
+
 logger = logging.getLogger(__name__)
 
 #: Feature columns added by :func:`bgnbd_features` (horizon fixed at 30 days).
@@ -52,10 +54,10 @@ def rfm_summary(purchases: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
         purchases.filter(pl.col("invoice_date") < end)
         .with_columns(
             day=pl.col("invoice_date").dt.date(),
-            amount=pl.col("quantity").cast(pl.Float64) * pl.col("price"),
+            amount=line_milli(),
         )
         .group_by(["customer_id", "day"])
-        .agg(pl.col("amount").sum())
+        .agg(to_currency(pl.col("amount").sum()))  # exact integer sums (features/money.py)
         .sort(["customer_id", "day"])
     )
     first = pl.col("day").min()

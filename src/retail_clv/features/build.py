@@ -27,6 +27,7 @@ import polars as pl
 
 from retail_clv.errors import NotEnoughDataError, SchemaError
 from retail_clv.features.bgnbd import BGNBD_COLUMNS, bgnbd_features
+from retail_clv.features.money import line_milli, to_currency
 from retail_clv.store.queries import CANCELLATIONS_SCHEMA, PURCHASES_SCHEMA
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,16 @@ CANCELLATION_COLUMNS: tuple[str, ...] = tuple(CANCELLATIONS_SCHEMA)
 
 #: Trailing windows (days) of the windowed spend / order counts.
 WINDOWS: tuple[int, ...] = (30, 90, 180, 365)
+#: Columns summed from line values (integer thousandths until the last step of the build).
+_MONEY: tuple[str, ...] = (
+    "monetary",
+    "max_order_value",
+    *(f"spend_{w}d" for w in WINDOWS),
+    "spend_prev_90d",
+    "spend_same_30d_last_year",
+    "top_cat_spend",
+    "returned",
+)
 
 #: Model inputs, all numeric (Float64); see ``docs/features.md`` for the catalog.
 FEATURE_COLUMNS: list[str] = [
@@ -153,7 +164,7 @@ def _invoices(purchases: pl.DataFrame) -> pl.DataFrame:
     return (
         purchases.with_columns(
             day=pl.col("invoice_date").dt.date(),
-            amount=pl.col("quantity").cast(pl.Float64) * pl.col("price").cast(pl.Float64),
+            amount=line_milli(),  # exact integer sums (features/money.py)
         )
         .group_by(["customer_id", "invoice"])
         .agg(
@@ -271,7 +282,7 @@ def customer_features(
     cat_spend = (
         p.with_columns(
             day=pl.col("invoice_date").dt.date(),
-            cat_spend=pl.col("quantity").cast(pl.Float64) * pl.col("price"),
+            cat_spend=line_milli(),
         )
         .group_by(["customer_id", "category", "day"])
         .agg(pl.col("cat_spend").sum())
@@ -295,13 +306,13 @@ def customer_features(
         canc = cancellations.select(
             pl.col("customer_id").cast(pl.Utf8),
             day=pl.col("invoice_date").cast(pl.Datetime("us")).dt.date(),
-            returned=(pl.col("quantity").cast(pl.Float64) * pl.col("price").cast(pl.Float64)).abs(),
+            returned=line_milli().abs(),
         )
         canc = canc.filter(pl.col("day") < cuts[-1])
         canc = canc.with_columns(_bucket(canc["day"], cuts))
         ret = _asof_cumulative(canc, grid, ["customer_id"], ["returned"])
     else:
-        ret = grid.with_columns(returned=pl.lit(0.0))
+        ret = grid.with_columns(returned=pl.lit(0, dtype=pl.Int64))
 
     # country: the customer's first country (stable over cutoffs)
     country = (
@@ -321,6 +332,8 @@ def customer_features(
         .join(country, on="customer_id", how="left")
         .join(bg, on=["customer_id", "cutoff"], how="left")
     )
+    # money was summed in exact integer thousandths; back to currency units before any ratio
+    out = out.with_columns([to_currency(pl.col(c)) for c in _MONEY])
     month = pl.col("cutoff").dt.month().cast(pl.Float64)
     out = out.with_columns(
         avg_order_value=pl.col("monetary") / pl.col("frequency"),

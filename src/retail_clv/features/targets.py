@@ -15,6 +15,7 @@ from retail_clv.features.build import (
     customer_features,
     normalize_cutoffs,
 )
+from retail_clv.features.money import line_milli, to_currency
 
 
 def targets(
@@ -45,7 +46,7 @@ def targets(
         pl.col("customer_id").cast(pl.Utf8),
         "stock_code",
         pl.col("invoice_date").cast(pl.Datetime("us")),
-        amount=pl.col("quantity").cast(pl.Float64) * pl.col("price").cast(pl.Float64),
+        amount=line_milli(),  # exact integer sums (features/money.py)
     )
     # One vectorized filter + group_by per cutoff (a loop over cutoffs, never over rows): the
     # windows of close cutoffs overlap, and an inequality join proved slower here.
@@ -60,7 +61,7 @@ def targets(
             )
             .group_by("customer_id")
             .agg(
-                spend=pl.col("amount").sum(),
+                spend=to_currency(pl.col("amount").sum()),
                 n_products=pl.col("stock_code").n_unique().cast(pl.Int64),
             )
             .with_columns(cutoff=pl.lit(cutoff, dtype=pl.Date))
