@@ -151,7 +151,7 @@ def test_rank_based_gini_matches_the_gain_curve_with_ties():
     ranked = M._ranked_spend(y, p)
     gains = np.concatenate([[0.0], np.cumsum(ranked) / ranked.sum()])
     area = np.sum((gains[1:] + gains[:-1]) / 2.0) / y.size - 0.5
-    assert M._gain_area(y, p) == pytest.approx(area)
+    assert M._weighted_gain_area(np.ones((1, y.size)), y, p)[0] == pytest.approx(area)
 
 
 def test_resample_weights_give_the_metrics_of_the_explicit_resamples():

@@ -114,17 +114,6 @@ def _ranked_spend(y: np.ndarray, score: np.ndarray) -> np.ndarray:
     return smoothed[np.argsort(inverse, kind="stable")]
 
 
-def _gain_area(y: np.ndarray, score: np.ndarray) -> float:
-    """Area between the gain curve (customers by descending ``score``) and the diagonal.
-
-    With ``n`` customers and total spend ``Y``, the trapezoid area under the gain curve is
-    ``Σ y_i (rank_i − ½) / (n Y)``, where ``rank_i`` is the ascending rank of ``score_i`` with ties
-    given their average rank: the expected curve under a random order of tied customers.
-    """
-    ranks = stats.rankdata(score, method="average")
-    return float(np.sum(y * (ranks - 0.5)) / (y.size * np.sum(y)) - 0.5)
-
-
 def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Compute the normalized Gini: gain-curve area over the diagonal / the perfect order's.
 
@@ -146,7 +135,8 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     y, p = _pair(y_true, y_pred)
     if y.sum() <= 0:
         return math.nan
-    return _gain_area(y, p) / _gain_area(y, y)
+    one = np.ones((1, y.size))
+    return float(_weighted_gain_area(one, y, p)[0] / _weighted_gain_area(one, y, y)[0])
 
 
 def top_capture(y_true: ArrayLike, y_pred: ArrayLike, fraction: float = 0.1) -> float:
@@ -270,15 +260,20 @@ def _weighted_r2(w: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def _weighted_gain_area(w: np.ndarray, y: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """:func:`_gain_area` of each resample, from copy counts, with one sort for all of them.
+    """Area between the gain curve and the diagonal, for each row of copy counts ``w``.
 
-    Copies of a customer tie with each other and with equal scores, so every copy gets the
-    average ascending rank of its tie group in the resample.
+    Customers are ordered by descending ``score``. With ``n`` customers and total spend ``Y``,
+    the trapezoid area under the gain curve is ``Σ y_i (rank_i − ½) / (n Y)``, where ``rank_i``
+    is the ascending rank of ``score_i`` with ties given their average rank: the expected curve
+    under a random order of tied customers. A row of ones is the data itself; a bootstrap
+    resample is a row of copy counts, whose copies tie with each other and with equal scores,
+    so one sort serves every row.
     """
     order = np.argsort(score, kind="stable")
     y_s, w_s, s_s = y[order], w[:, order], score[order]
-    starts = np.flatnonzero(np.r_[True, s_s[1:] != s_s[:-1]])
-    group = np.cumsum(np.r_[True, s_s[1:] != s_s[:-1]]) - 1
+    new_group = np.r_[True, s_s[1:] != s_s[:-1]]
+    starts = np.flatnonzero(new_group)
+    group = np.cumsum(new_group) - 1
     counts = np.add.reduceat(w_s, starts, axis=1)
     before = np.cumsum(counts, axis=1) - counts
     rank = (before + (counts + 1.0) / 2.0)[:, group]
