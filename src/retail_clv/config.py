@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     models_dir: Path = Field(default=Path("models"), description="Where model runs are written.")
     output_dir: Path = Field(default=Path("output"), description="Where predictions CSVs go.")
     horizon_days: int = Field(default=30, ge=1, le=366, description="Prediction horizon in days.")
+    n_jobs: int = Field(
+        default=2,
+        ge=1,
+        le=512,
+        description="CPU threads for training the forest and XGBoost (clv train, backtest, "
+        "demo, POST /train). Results do not depend on it beyond floating-point rounding.",
+    )
     api_key: str | None = Field(
         default=None, description="When set, mutating API endpoints require this key."
     )

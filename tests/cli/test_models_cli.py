@@ -94,6 +94,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "CLV_DATABASE_URL": f"sqlite:///{root / 'clv.db'}",
         "CLV_MODELS_DIR": str(root / "models"),
         "CLV_OUTPUT_DIR": str(root / "output"),
+        "CLV_N_JOBS": "1",
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -179,6 +180,11 @@ def test_train_wrote_a_verified_run_with_card(use_trained) -> None:
     # default as-of: last purchase date minus the horizon
     assert bundle.metadata["as_of"] == "2011-11-09"
     assert bundle.metadata["config"]["budget"] == "quick"
+    # CLV_N_JOBS reached the learners and is recorded with the run
+    assert bundle.metadata["config"]["n_jobs"] == 1
+    stack = bundle.model2.regressor_
+    assert stack.named_estimators_["rf"].named_steps["model"].n_jobs == 1
+    assert stack.named_estimators_["xgb"].regressor.n_jobs == 1
     assert bundle.metadata["data_fingerprint"]["n_customers"] == 120
     card = (bundle.path / "model_card.md").read_text()
     assert card.startswith("# Model card")
@@ -245,3 +251,15 @@ def test_models_lists_runs(use_trained, capsys) -> None:
     out = flat(capsys.readouterr().out)
     latest = os.readlink(use_trained["CLV_MODELS_DIR"] / "latest")
     assert latest in out
+
+
+def test_a_bad_thread_count_is_one_clear_error(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CLV_N_JOBS", "0")
+    get_settings.cache_clear()
+    try:
+        assert run_app(["train", "--budget", "quick"]) == 1
+    finally:
+        get_settings.cache_clear()
+    err = flat(capsys.readouterr().err)
+    assert "invalid setting CLV_N_JOBS='0': Input should be greater than or equal to 1" in err
+    assert "Traceback" not in err

@@ -122,6 +122,7 @@ def run_training(
     budget: str,
     progress: Callable[[float, str], None],
     write_scores: bool = True,
+    n_jobs: int = 2,
 ) -> dict[str, Any]:
     """Train on the store, save the run, and (optionally) rescore every customer.
 
@@ -143,6 +144,8 @@ def run_training(
     write_scores
         Also score every customer as of the day after the last purchase with the new run and
         replace the ``predictions`` table.
+    n_jobs
+        CPU threads of the forest and XGBoost (the API passes ``CLV_N_JOBS``).
 
     Returns
     -------
@@ -180,6 +183,7 @@ def run_training(
         horizon_days=horizon_days,
         budget=budget,  # type: ignore[arg-type]
         progress=scaled,
+        n_jobs=n_jobs,
     )
     progress(0.9, "saving the model run")
     fingerprint = data_fingerprint(purchases, engine.url.render_as_string(hide_password=True))

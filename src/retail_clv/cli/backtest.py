@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from retail_clv.cli.base import Budget, app, console, print_gaps, progress_bar, read_store
+from retail_clv.config import get_settings
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -91,7 +92,13 @@ def backtest_command(
     _, purchases, cancellations = read_store(db)
     with progress_bar() as on_progress:
         result = backtest(
-            purchases, cancellations, cutoff.date(), horizon, budget.value, on_progress
+            purchases,
+            cancellations,
+            cutoff.date(),
+            horizon,
+            budget.value,
+            on_progress,
+            n_jobs=get_settings().n_jobs,
         )
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -123,6 +124,16 @@ def run_app(argv: list[str] | None = None) -> int:
         return code if isinstance(code, int) else (0 if code is None else 1)
     except RetailClvError as exc:
         err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        return 1
+    except ValidationError as exc:  # a CLV_* setting (environment or .env) out of range
+        for error in exc.errors():
+            name = "CLV_" + "_".join(str(part) for part in error["loc"]).upper()
+            text = f"invalid setting {name}={error.get('input')!r}: {error['msg']}"
+            err_console.print(
+                f"[bold red]Error:[/] {escape(text)} (set in the environment or .env; see "
+                ".env.example)",
+                highlight=False,
+            )
         return 1
     except KeyboardInterrupt:
         err_console.print("[red]Interrupted.[/]")

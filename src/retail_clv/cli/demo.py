@@ -274,6 +274,7 @@ def _train(
                 horizon_days=HORIZON_DAYS,
                 budget=budget,  # type: ignore[arg-type]
                 progress=on_progress,
+                n_jobs=get_settings().n_jobs,
             )
         run_dir = save_run(result, models_dir, data_fingerprint(purchases, db))
         holder["result"] = result

@@ -158,6 +158,7 @@ def train(
                 horizon_days=horizon_days,
                 budget=budget.value,
                 progress=on_progress,
+                n_jobs=settings.n_jobs,
             )
         except NotEnoughDataError as exc:
             raise NotEnoughDataError(f"{exc} To add history: {INGEST_HINT}") from exc

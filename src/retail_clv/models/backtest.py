@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from retail_clv.errors import NotEnoughDataError
+from retail_clv.models.estimators import N_JOBS
 from retail_clv.models.training import Budget, Progress, train
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def backtest(
     horizon_days: int = 30,
     budget: Budget = "default",
     progress: Progress | None = None,
+    n_jobs: int = N_JOBS,
 ) -> dict[str, Any]:
     """Train on windows ending on or before ``cutoff``; evaluate on ``[cutoff, cutoff + h)``.
 
@@ -62,6 +64,8 @@ def backtest(
         Search budget.
     progress : callable, optional
         ``progress(fraction, message)``.
+    n_jobs : int, default 2
+        CPU threads of the forest and XGBoost.
 
     Returns
     -------
@@ -85,7 +89,7 @@ def backtest(
             "choose an earlier --cutoff"
         )
     start = time.perf_counter()
-    result = train(purchases, cancellations, cutoff, horizon_days, budget, progress)
+    result = train(purchases, cancellations, cutoff, horizon_days, budget, progress, n_jobs=n_jobs)
     out = dict(result.metrics)
     out["seconds"] = time.perf_counter() - start
     out["budget"] = budget

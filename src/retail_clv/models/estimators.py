@@ -40,6 +40,7 @@ from xgboost import XGBRegressor
 from retail_clv.errors import NotEnoughDataError
 from retail_clv.models.tuning import CutoffSplit
 
+#: Default CPU threads of the forest and XGBoost (``train(n_jobs=...)``, ``CLV_N_JOBS``).
 N_JOBS = 2
 
 

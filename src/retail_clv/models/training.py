@@ -27,6 +27,7 @@ from retail_clv.features.build import PURCHASE_COLUMNS, check_columns
 from retail_clv.models import metrics as M
 from retail_clv.models.baselines import bgnbd_gg_baseline, mean_baseline, run_rate_baseline
 from retail_clv.models.estimators import (
+    N_JOBS,
     build_model1,
     build_model2,
     build_products_model,
@@ -236,10 +237,14 @@ def _fit_search(
     return search.best_estimator_, best, scores
 
 
-def _set_sizes(model: Any, cfg: dict[str, Any]) -> Any:
-    params = {"regressor__rf__model__n_estimators": cfg["rf_trees"]}
+def _set_sizes(model: Any, cfg: dict[str, Any], n_jobs: int = N_JOBS) -> Any:
+    params = {
+        "regressor__rf__model__n_estimators": cfg["rf_trees"],
+        "regressor__rf__model__n_jobs": n_jobs,
+    }
     if "xgb" in dict(model.regressor.estimators):
         params["regressor__xgb__regressor__n_estimators"] = cfg["xgb_trees"]
+        params["regressor__xgb__regressor__n_jobs"] = n_jobs
         params["regressor__xgb__n_seeds"] = cfg["xgb_seeds"]
     return model.set_params(**params)
 
@@ -265,6 +270,7 @@ def train(
     budget: Budget = "default",
     progress: Progress | None = None,
     random_state: int = 0,
+    n_jobs: int = N_JOBS,
 ) -> TrainResult:
     """Fit Model 1, Model 2 and the products model; evaluate them and the baselines.
 
@@ -284,6 +290,9 @@ def train(
         Called as ``progress(fraction, message)`` between steps.
     random_state : int, default 0
         Seed of the learners and of the search.
+    n_jobs : int, default 2
+        CPU threads of the forest and XGBoost (``CLV_N_JOBS`` in the command line and API);
+        results do not depend on it beyond floating-point rounding.
 
     Returns
     -------
@@ -339,12 +348,12 @@ def train(
     logger.info("training rows: %d from %d cutoffs", X.shape[0], len(cutoffs))
 
     report(0.10, "tuning Model 1 (RF + Ridge + Lasso stack)")
-    m1 = _set_sizes(build_model1(horizon_days, cfg["inner_splits"], random_state), cfg)
+    m1 = _set_sizes(build_model1(horizon_days, cfg["inner_splits"], random_state), cfg, n_jobs)
     model1, best1, cv1 = _fit_search(
         "model1", m1, SEARCH_SPACE_MODEL1, X, y, cfg, horizon_days, random_state
     )
     report(0.45, "tuning Model 2 (RF + XGBoost + Ridge + Lasso stack)")
-    m2 = _set_sizes(build_model2(horizon_days, cfg["inner_splits"], random_state), cfg)
+    m2 = _set_sizes(build_model2(horizon_days, cfg["inner_splits"], random_state), cfg, n_jobs)
     model2, best2, cv2 = _fit_search(
         "model2", m2, SEARCH_SPACE_MODEL2, X, y, cfg, horizon_days, random_state
     )
@@ -432,6 +441,7 @@ def train(
         "meta_learner": "ConvexBlendRegressor (weights >= 0, sum 1) on forward out-of-fold "
         "predictions",
         "random_state": random_state,
+        "n_jobs": n_jobs,
         "blend_weights": {
             "model1": model1.regressor_.blend_weights(),
             "model2": model2.regressor_.blend_weights(),

@@ -28,6 +28,7 @@ def _training_work(state: ApiState, body: TrainIn) -> Any:
             body.budget,
             progress,
             write_scores=body.write_predictions,
+            n_jobs=state.settings.n_jobs,
         )
         progress(0.98, "loading the new model")
         state.reload_model()
