@@ -6,6 +6,7 @@ import pytest
 
 import retail_clv.cli  # noqa: F401  (registers every command)
 from retail_clv.cli.base import run_app
+from retail_clv.config import get_settings
 from retail_clv.errors import NotEnoughDataError
 from retail_clv.models import backtest as BT
 from retail_clv.store.db import get_engine
@@ -61,12 +62,14 @@ def test_cli_backtest_writes_json_and_prints_table(monkeypatch, tmp_path, capsys
     monkeypatch.setattr(queries, "read_cancellations", lambda engine: cancellations)
     seen = {}
 
-    def fake_backtest(p, c, cutoff, horizon, budget, progress=None):
-        seen.update(cutoff=cutoff, horizon=horizon, budget=budget, rows=p.height)
+    def fake_backtest(p, c, cutoff, horizon, budget, progress=None, n_jobs=None):
+        seen.update(cutoff=cutoff, horizon=horizon, budget=budget, rows=p.height, n_jobs=n_jobs)
         progress(0.5, "half")
         return BT._clean(FAKE)
 
     monkeypatch.setattr(BT, "backtest", fake_backtest)
+    monkeypatch.setenv("CLV_N_JOBS", "3")
+    get_settings.cache_clear()
     get_engine().dispose()  # the store exists (its rows are the patched frames above)
     out = tmp_path / "bt" / "metrics.json"
     code = run_app(["backtest", "--cutoff", "2011-03-01", "--budget", "quick", "--json", str(out)])
@@ -76,6 +79,7 @@ def test_cli_backtest_writes_json_and_prints_table(monkeypatch, tmp_path, capsys
         "horizon": 30,
         "budget": "quick",
         "rows": purchases.height,
+        "n_jobs": 3,  # CLV_N_JOBS
     }
     data = json.loads(out.read_text())
     assert data["cutoff"] == "2011-03-01" and data["baselines"]["bgnbd_gg"]["failed"] is True
