@@ -165,4 +165,4 @@ def print_gaps(metrics: dict[str, Any] | None) -> None:
     if rows:
         console.print("Model − baseline, 90% interval (customers resampled):", highlight=False)
     for label, r2_gap, gini_gap in rows:
-        console.print(f"  {label}: R² {r2_gap}, Gini {gini_gap}", highlight=False)
+        console.print(f"  {label}: R² {r2_gap}, Gini {gini_gap}", highlight=False, soft_wrap=True)
