@@ -135,8 +135,7 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     y, p = _pair(y_true, y_pred)
     if y.sum() <= 0:
         return math.nan
-    one = np.ones((1, y.size))
-    return float(_weighted_gain_area(one, y, p)[0] / _weighted_gain_area(one, y, y)[0])
+    return float(_weighted_gini(np.ones((1, y.size)), y, p)[0])
 
 
 def top_capture(y_true: ArrayLike, y_pred: ArrayLike, fraction: float = 0.1) -> float:
@@ -286,8 +285,18 @@ def _weighted_gini(w: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
     return _weighted_gain_area(w, y, p) / _weighted_gain_area(w, y, y)
 
 
-_WEIGHTED = {"r2": _weighted_r2, "gini": _weighted_gini}
-_SCALAR = {"r2": r2, "gini": normalized_gini}
+def _r2_gap(w: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _weighted_r2(w, y, a) - _weighted_r2(w, y, b)
+
+
+def _gini_gap(w: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # the perfect order's area is shared by both Ginis: one sort of ``y``, not two
+    perfect = _weighted_gain_area(w, y, y)
+    return (_weighted_gain_area(w, y, a) - _weighted_gain_area(w, y, b)) / perfect
+
+
+#: metric -> (difference of each resample given by copy counts, the metric itself)
+_GAPS = {"r2": (_r2_gap, r2), "gini": (_gini_gap, normalized_gini)}
 
 
 def bootstrap_difference(
@@ -311,7 +320,7 @@ def bootstrap_difference(
     the Gini. Here a resample is held as copy counts per customer, so R² is a few matrix
     products and the Gini needs one sort per prediction for all resamples, drawn in batches of
     bounded memory. ``python benchmarks/bench_bootstrap.py --with-scipy`` (2-core VM, 1,000
-    resamples, one Gini comparison of 50,000 customers): 6.6 s here, 38 s and 1.7 GB more peak
+    resamples, one Gini comparison of 50,000 customers): 4.7 s here, 38 s and 1.7 GB more peak
     memory with scipy.
 
     Parameters
@@ -342,11 +351,11 @@ def bootstrap_difference(
     """
     if not cells:
         raise ValueError("need at least one cutoff to bootstrap")
-    if metric not in _WEIGHTED:
-        raise ValueError(f"metric must be one of {sorted(_WEIGHTED)}, got {metric!r}")
+    if metric not in _GAPS:
+        raise ValueError(f"metric must be one of {sorted(_GAPS)}, got {metric!r}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    weighted, scalar = _WEIGHTED[metric], _SCALAR[metric]
+    gap, scalar = _GAPS[metric]
     rng = np.random.default_rng(seed)
     observed, replicates = [], []
     for y_true, candidate, reference in cells:
@@ -360,7 +369,7 @@ def bootstrap_difference(
         for start in range(0, n_resamples, batch):
             w = _resample_counts(rng, y.size, min(batch, n_resamples - start))
             with np.errstate(divide="ignore", invalid="ignore"):
-                parts.append(weighted(w, y, a) - weighted(w, y, b))
+                parts.append(gap(w, y, a, b))
         replicates.append(np.concatenate(parts))
     mean = np.mean(replicates, axis=0)
     mean = mean[np.isfinite(mean)]  # a resample with constant or no spend has no metric

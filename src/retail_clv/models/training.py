@@ -411,15 +411,15 @@ def train(
             "r2": M.r2(ap, pp),
         }
         metrics["baselines"]["mean"] = M.evaluate(actual, holdout["pred_mean"].to_numpy())
-        metrics["baselines"]["run_rate"] = M.evaluate(actual, holdout["pred_run_rate"].to_numpy())
-        if bg.ok and bg.predictions is not None:
-            metrics["baselines"]["bgnbd_gg"] = M.evaluate(actual, bg.predictions)
-        else:
-            metrics["baselines"]["bgnbd_gg"] = {"failed": True, "reason": bg.reason}
-        # each model against each working classical baseline, with customer-bootstrap intervals
+        # the working classical baselines; each model is compared with each of them below
         compared = {"run_rate": holdout["pred_run_rate"].to_numpy()}
         if bg.ok and bg.predictions is not None:
             compared["bgnbd_gg"] = np.asarray(bg.predictions, dtype=float)
+        for name, pred in compared.items():
+            metrics["baselines"][name] = M.evaluate(actual, pred)
+        if "bgnbd_gg" not in compared:
+            metrics["baselines"]["bgnbd_gg"] = {"failed": True, "reason": bg.reason}
+        # each model against each working classical baseline, with customer-bootstrap intervals
         metrics["vs_baselines"] = M.compare_to_baselines(
             actual,
             {key: holdout[f"pred_{key}"].to_numpy() for key in ("model1", "model2")},
