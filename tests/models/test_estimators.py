@@ -132,6 +132,7 @@ def test_small_stacks_fit_and_predict_non_negative():
     X, y = _frame(n_cutoffs=9, step=30)
     y = np.abs(y)
     X["run_rate_adj_30d"] = np.abs(X["b"].to_numpy()) * 10  # XGBoost exposure, a level feature
+    X["spend_365d"] = X["run_rate_adj_30d"] * 12  # the linear learners' input
     for builder in (build_model1, build_model2):
         model = builder(horizon_days=30).set_params(regressor__rf__model__n_estimators=5)
         if "xgb" in dict(model.regressor.estimators):
@@ -259,28 +260,29 @@ def test_exposure_offset_refuses_an_identity_link_and_a_missing_column():
         ExposureOffsetRegressor(_xgb_tweedie()).fit(X[["a"]], y)
 
 
-def test_linear_learners_see_only_level_features_with_non_negative_weights():
+def test_linear_learners_see_only_the_baseline_levels_with_non_negative_weights():
     rng = np.random.default_rng(0)
     n = 3000
     X = pd.DataFrame(
         {
-            "run_rate_adj_30d": rng.gamma(1.0, 100.0, n),
-            "spend_90d": rng.gamma(1.0, 300.0, n),
+            "spend_365d": rng.gamma(1.0, 1200.0, n),
+            "bgnbd_gg_spend_30d": rng.gamma(1.0, 300.0, n),
+            "spend_90d": rng.gamma(1.0, 300.0, n),  # a level feature, but not a linear input
             "recency_days": rng.uniform(1, 300, n),  # not a level feature
         },
         index=pd.Index(np.repeat(15000 + 28 * np.arange(6), n // 6), name="cutoff_day"),
     )
-    # spend falls with the level of spend_90d in this toy data: a free model would use -1
-    y = 2.0 * X["run_rate_adj_30d"].to_numpy() - 0.1 * X["spend_90d"].to_numpy() + 100.0
-    y += 50 * np.sin(X["recency_days"].to_numpy())
+    # spend falls with bgnbd_gg_spend_30d in this toy data: a free model would use -1
+    y = 0.2 * X["spend_365d"].to_numpy() - 0.3 * X["bgnbd_gg_spend_30d"].to_numpy() + 100.0
+    y += 50 * np.sin(X["recency_days"].to_numpy()) + 0.5 * X["spend_90d"].to_numpy()
     for builder in (build_model1, build_model2):
         stack = builder(horizon_days=30).regressor
         for name in ("ridge", "lasso"):
             fitted = clone(stack.named_estimators[name]).fit(X, y)
             select = fitted.named_steps["select"]
             assert list(select.get_feature_names_out()) == [
-                "level__run_rate_adj_30d",
-                "level__spend_90d",
+                "level__spend_365d",
+                "level__bgnbd_gg_spend_30d",
             ]
             coef = fitted.named_steps["model"].coef_
             assert coef.shape == (2,) and (coef >= 0).all() and coef[0] > 0
@@ -290,9 +292,9 @@ def test_linear_learners_see_only_level_features_with_non_negative_weights():
 
 def test_level_features_and_the_exposure_are_feature_columns():
     from retail_clv.features import FEATURE_COLUMNS
-    from retail_clv.models.estimators import LEVEL_FEATURES
+    from retail_clv.models.estimators import LEVEL_FEATURES, LINEAR_FEATURES
 
-    assert set(LEVEL_FEATURES) <= set(FEATURE_COLUMNS)
+    assert set(LINEAR_FEATURES) <= set(LEVEL_FEATURES) <= set(FEATURE_COLUMNS)
     stack = build_model2().regressor
     assert stack.named_estimators["xgb"].exposure in FEATURE_COLUMNS
 
@@ -304,6 +306,7 @@ def _falling_level_data(n: int = 2400, seed: int = 0):
         {
             "run_rate_adj_30d": rng.gamma(2.0, 50.0, n),
             "spend_90d": rng.uniform(0.0, 1000.0, n),
+            "spend_365d": rng.gamma(2.0, 600.0, n),  # a level feature and a linear input
             "recency_days": rng.uniform(1.0, 300.0, n),  # not a level feature: unconstrained
         },
         index=pd.Index(np.repeat(15000 + 28 * np.arange(8), n // 8), name="cutoff_day"),
@@ -311,6 +314,7 @@ def _falling_level_data(n: int = 2400, seed: int = 0):
     y = X["run_rate_adj_30d"].to_numpy() * (
         1.5 - X["spend_90d"].to_numpy() / 1000.0 + 0.5 * np.sin(X["recency_days"].to_numpy() / 30)
     )
+    y += 0.02 * X["spend_365d"].to_numpy()
     return X, np.clip(y, 0.0, None)
 
 
@@ -348,7 +352,7 @@ def test_both_models_never_predict_less_when_a_spend_level_rises(builder):
     if "xgb" in dict(model.regressor.estimators):
         model.set_params(regressor__xgb__regressor__n_estimators=30)
     model.fit(X, y)
-    for column, top in (("spend_90d", 1000.0), ("run_rate_adj_30d", 600.0)):
+    for column, top in (("spend_90d", 1000.0), ("run_rate_adj_30d", 600.0), ("spend_365d", 6000.0)):
         grid = np.linspace(0.0, top, 31)
         pred = model.predict(_along(X, 40, column, grid)).reshape(40, grid.size)
         assert (np.diff(pred, axis=1) >= -1e-6 * (1 + np.abs(pred[:, 1:]))).all(), column

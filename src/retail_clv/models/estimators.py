@@ -441,12 +441,10 @@ class ExposureOffsetRegressor(RegressorMixin, BaseEstimator):
         )
 
 
-#: What the linear learners see: the customer's spend *level* (run-rates, BG/NBD + Gamma-Gamma
-#: expected spend, recent and same-season spend). With non-negative coefficients they are a
-#: learned, regularised version of the classical baselines, the part of each stack that can
-#: extrapolate a large customer's level; the tree learners model everything else. On all 34
-#: features they ranked customers poorly (Gini 0.70-0.75 vs 0.79, docs/models.md, "Linear
-#: learners on level features").
+#: The customer's spend *level* (run-rates, BG/NBD + Gamma-Gamma expected spend, recent and
+#: same-season spend): both stacks are non-decreasing in each of these, the other features fixed
+#: (monotone constraints on the forest and the XGBoost; docs/models.md, "Monotone in spend
+#: levels").
 LEVEL_FEATURES: tuple[str, ...] = (
     "run_rate_adj_30d",
     "bgnbd_gg_spend_30d",
@@ -457,9 +455,18 @@ LEVEL_FEATURES: tuple[str, ...] = (
     "spend_same_30d_last_year",
 )
 
+#: What the linear learners see: the levels of the two classical baselines, the last year's
+#: spend (the run-rate's numerator) and the BG/NBD + Gamma-Gamma expected spend. With
+#: non-negative coefficients they are a learned, regularised blend of the baselines, the part of
+#: each stack that can extrapolate a large customer's level; the tree learners model everything
+#: else. On all 34 features they ranked customers poorly (Gini 0.70-0.75 vs 0.79), and on all
+#: seven level features the short-window spends took weight that did not carry over to later
+#: windows (docs/models.md, "Linear learners on level features").
+LINEAR_FEATURES: tuple[str, ...] = ("spend_365d", "bgnbd_gg_spend_30d")
+
 
 def level_columns(X: Any) -> list[str]:
-    """Return the :data:`LEVEL_FEATURES` of ``X`` (the linear learners' column selector).
+    """Return the :data:`LINEAR_FEATURES` of ``X`` (the linear learners' column selector).
 
     Parameters
     ----------
@@ -469,18 +476,18 @@ def level_columns(X: Any) -> list[str]:
     Returns
     -------
     list[str]
-        The level features present in ``X``, in :data:`LEVEL_FEATURES` order.
+        The linear learners' features present in ``X``, in :data:`LINEAR_FEATURES` order.
 
     Raises
     ------
     NotEnoughDataError
         When ``X`` has none of them.
     """
-    present = [c for c in LEVEL_FEATURES if c in getattr(X, "columns", ())]
+    present = [c for c in LINEAR_FEATURES if c in getattr(X, "columns", ())]
     if not present:
         raise NotEnoughDataError(
             "the linear learners need at least one spend-level feature "
-            f"({', '.join(LEVEL_FEATURES)}); none is in the model input"
+            f"({', '.join(LINEAR_FEATURES)}); none is in the model input"
         )
     return present
 
