@@ -158,6 +158,21 @@ def test_train_on_too_short_history_is_refused(tmp_path: Path, capsys, days, rea
     assert "Traceback" not in err
 
 
+def test_train_as_of_after_the_data_is_refused(tmp_path: Path, capsys) -> None:
+    ingest(write_tiny_retail_csv(tmp_path / "shop.csv", n_customers=20, days=200))
+    assert run_app(["train", "--budget", "quick", "--as-of", "2012-06-01"]) == 1
+    err = flat(capsys.readouterr().err)
+    assert "--as-of 2012-06-01 is after the last purchase in the store (2011-06-18)" in err
+    assert "Traceback" not in err
+
+
+def test_predict_out_to_a_folder_is_refused_before_scoring(use_trained, tmp_path, capsys) -> None:
+    assert run_app(["predict", "--out", str(tmp_path)]) == 1
+    err = flat(capsys.readouterr().err)
+    assert f"--out {tmp_path} is a folder; give a file path" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_predict_without_model_says_train_first(capsys) -> None:
     assert run_app(["predict"]) == 1
     assert "run `clv train` first" in flat(capsys.readouterr().err)

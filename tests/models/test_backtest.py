@@ -41,6 +41,13 @@ def test_backtest_refuses_a_window_the_data_does_not_cover():
         BT.backtest(purchases, cancellations, last - dt.timedelta(days=10), 30, "quick")
 
 
+def test_backtest_refuses_a_cutoff_before_the_data():
+    purchases, cancellations = synthetic_log(n_customers=20, months=12)
+    first = purchases["invoice_date"].min().date()
+    with pytest.raises(NotEnoughDataError, match=f"the data starts on {first}: .* later --cutoff"):
+        BT.backtest(purchases, cancellations, first - dt.timedelta(days=30), 30, "quick")
+
+
 def test_summary_rows_flatten_models_and_failed_baselines():
     rows = BT.summary_rows(FAKE)
     assert [r["name"] for r in rows] == ["model1", "model2", "mean", "run_rate", "bgnbd_gg"]

@@ -118,5 +118,22 @@ def test_not_evaluated_when_window_not_covered(monkeypatch):
 
 def test_too_little_history_is_a_clear_error():
     purchases, cancellations = synthetic_log(n_customers=30, months=18)
-    with pytest.raises(NotEnoughDataError, match="training cutoff"):
-        train(purchases, cancellations, dt.date(2010, 4, 1), 30, "quick")
+    first = purchases["invoice_date"].min().date()
+    as_of = dt.date(2010, 4, 1)
+    with pytest.raises(NotEnoughDataError, match="training cutoff") as caught:
+        train(purchases, cancellations, as_of, 30, "quick")
+    # the minimum is stated: 60 days + 3 steps of 28 days + the horizon, and what there is
+    assert "at least 174 days of purchases before the as-of date" in str(caught.value)
+    assert f"(there are {(as_of - first).days})" in str(caught.value)
+
+
+def test_one_purchase_day_per_customer_is_named_as_the_reason():
+    purchases, cancellations = synthetic_log(n_customers=60, months=18)
+    once = (
+        purchases.group_by("customer_id")
+        .agg(pl.col("invoice_date").min())
+        .join(purchases, on=["customer_id", "invoice_date"])
+    )
+    as_of = once["invoice_date"].max().date() + dt.timedelta(days=1)
+    with pytest.raises(NotEnoughDataError, match="no customer bought on more than one day"):
+        train(once, cancellations.clear(), as_of, 30, "quick")

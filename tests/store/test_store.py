@@ -84,6 +84,12 @@ def test_bad_url_is_a_store_error() -> None:
         get_engine("not a url")
 
 
+@pytest.mark.parametrize("url", ["postgres://u:p@localhost/shop", "postgres+psycopg://u@h/db"])
+def test_a_postgres_scheme_url_names_the_right_scheme(url: str) -> None:
+    with pytest.raises(StoreError, match=r"PostgreSQL URLs start with postgresql\+psycopg://"):
+        get_engine(url)
+
+
 def test_ingest_stores_rows_and_reads_them_back(tmp_path: Path, engine: sa.Engine) -> None:
     path = write_csv(tmp_path / "a.csv", LINES)
     [report] = ingest_files([path], engine, progress=False)

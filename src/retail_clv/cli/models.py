@@ -18,7 +18,7 @@ from rich.table import Table
 
 from retail_clv.cli.base import Budget, app, console, print_gaps, progress_bar, read_store
 from retail_clv.config import get_settings
-from retail_clv.errors import INGEST_HINT, NotEnoughDataError
+from retail_clv.errors import INGEST_HINT, InputFileError, NotEnoughDataError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -136,6 +136,12 @@ def train(
     engine, purchases, cancellations = read_store(db)
     first, last = _date_range(purchases)
     cutoff = as_of.date() if as_of else default_training_as_of(purchases, horizon_days)
+    if cutoff > last + dt.timedelta(days=1):
+        raise NotEnoughDataError(
+            f"--as-of {cutoff} is after the last purchase in the store ({last}): the training "
+            "windows would hold no data and every target would be 0; use an as-of date on or "
+            f"before {last} (default: the last purchase date minus the horizon)"
+        )
     if (cutoff - first).days <= horizon_days:
         raise NotEnoughDataError(
             f"the store covers {first} to {last}: training with a {horizon_days}-day horizon "
@@ -161,7 +167,7 @@ def train(
                 n_jobs=settings.n_jobs,
             )
         except NotEnoughDataError as exc:
-            raise NotEnoughDataError(f"{exc} To add history: {INGEST_HINT}") from exc
+            raise NotEnoughDataError(f"{exc} To add history: {INGEST_HINT}.") from exc
         on_progress(1.0, "trained")
     url = engine.url.render_as_string(hide_password=False)
     run_dir = save_run(
@@ -221,11 +227,15 @@ def predict(
     from retail_clv.store.predictions import write_predictions
 
     settings = get_settings()
+    out_path = Path(out or settings.output_dir / "predictions.csv")
+    if out_path.is_dir():
+        raise InputFileError(
+            f"--out {out_path} is a folder; give a file path, e.g. {out_path / 'predictions.csv'}"
+        )
     bundle = load_run(Path(models_dir or settings.models_dir), run)
     engine, purchases, cancellations = read_store(db)
     cutoff = as_of.date() if as_of else default_as_of(purchases)
     scored = score(bundle, purchases, cancellations, as_of=cutoff)
-    out_path = Path(out or settings.output_dir / "predictions.csv")
     _write_csv_atomically(to_csv_frame(scored), out_path)
     horizon_days = int(bundle.metadata.get("horizon_days") or settings.horizon_days)
     write_predictions(engine, scored, bundle.run_id, cutoff, horizon_days, replace_all=True)

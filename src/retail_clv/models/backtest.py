@@ -88,6 +88,12 @@ def backtest(
             f"does not cover the test window [{cutoff}, {cutoff} + {horizon_days} days); "
             "choose an earlier --cutoff"
         )
+    first = purchases["invoice_date"].min()
+    if isinstance(first, dt.datetime) and first.date() >= cutoff:
+        raise NotEnoughDataError(
+            f"the data starts on {first.date()}: there is no history before the cutoff "
+            f"{cutoff}; choose a later --cutoff"
+        )
     start = time.perf_counter()
     result = train(purchases, cancellations, cutoff, horizon_days, budget, progress, n_jobs=n_jobs)
     out = dict(result.metrics)

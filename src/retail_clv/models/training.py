@@ -103,6 +103,26 @@ class TrainResult:
     bgnbd_params: dict[str, float] | None = None
 
 
+def _no_training_spend(purchases: pl.DataFrame, as_of: dt.date) -> str:
+    """Why every training target is 0: the message for :class:`NotEnoughDataError`."""
+    days = (
+        purchases.filter(pl.col("invoice_date").dt.date() < as_of)
+        .group_by("customer_id")
+        .agg(pl.col("invoice_date").dt.date().n_unique().alias("days"))
+    )
+    repeat = int((days["days"] > 1).sum())
+    if repeat == 0:
+        return (
+            f"no customer bought on more than one day before {as_of} ({days.height:,} "
+            "customers, one purchase day each), so no training window holds a repeat purchase "
+            "to learn from."
+        )
+    return (
+        f"no purchase falls in any training window before {as_of} (only {repeat:,} of "
+        f"{days.height:,} customers bought on more than one day)."
+    )
+
+
 def training_cutoffs(
     first_date: dt.date,
     as_of: dt.date,
@@ -330,17 +350,20 @@ def train(
     )
     needed = max(cfg["outer_splits"], cfg["inner_splits"]) + 2
     if len(cutoffs) < needed:
+        min_days = MIN_HISTORY_DAYS + (needed - 1) * cfg["cutoff_step_days"] + horizon_days
         raise NotEnoughDataError(
             f"only {len(cutoffs)} training cutoff(s) fit between {first_date.date()} + "
-            f"{MIN_HISTORY_DAYS} days and {as_of} - {horizon_days} days; need {needed}. "
-            "Use a later --as-of, a shorter horizon or more history."
+            f"{MIN_HISTORY_DAYS} days and {as_of} - {horizon_days} days; need {needed}, i.e. at "
+            f"least {min_days} days of purchases before the as-of date with a {horizon_days}-day "
+            f"horizon (there are {(as_of - first_date.date()).days}). Use a later as-of date "
+            "inside the data, a shorter horizon or more history."
         )
     report(0.02, f"building features for {len(cutoffs)} training cutoffs and {as_of}")
     frame = training_frame(purchases, cancellations, [*cutoffs, as_of], horizon_days)
     train_rows = frame.filter(pl.col("cutoff") < as_of)
     test_rows = frame.filter(pl.col("cutoff") == as_of)
     if train_rows.height == 0 or float(train_rows["spend"].sum()) <= 0:
-        raise NotEnoughDataError("no purchase falls in any training window")
+        raise NotEnoughDataError(_no_training_spend(purchases, as_of))
     feature_names = list(FEATURE_COLUMNS)
     X = model_input(train_rows, feature_names)
     y = train_rows["spend"].to_numpy().astype(float)

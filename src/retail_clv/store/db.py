@@ -55,6 +55,11 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
             f"invalid database URL {url!r}: expected sqlite:///path.db or "
             "postgresql+psycopg://user:pass@host/db"
         ) from exc
+    if parsed.drivername.split("+")[0] == "postgres":
+        raise StoreError(
+            f"unknown database URL scheme {parsed.drivername!r}: PostgreSQL URLs start with "
+            "postgresql+psycopg:// (e.g. postgresql+psycopg://user:pass@host/db)"
+        )
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
