@@ -50,3 +50,29 @@ def test_clv_ingest_help_has_an_example() -> None:
     result = CliRunner().invoke(app, ["ingest", "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output and "--column" in result.output
+
+
+def test_clv_ingest_warns_about_ambiguous_dates_and_day_first_fixes_it(tmp_path: Path) -> None:
+    lines = [
+        VALID.replace("2009-12-01 07:45:00", "01/03/2010 10:00"),
+        VALID.replace("2009-12-01 07:45:00", "02/03/2010 10:00").replace("489434", "489435"),
+    ]
+    path = write_csv(tmp_path / "eu.csv", lines)
+    result = CliRunner().invoke(app, ["ingest", str(path), "--db", f"sqlite:///{tmp_path}/a.db"])
+    assert result.exit_code == 0, result.output
+    assert "Warning: eu.csv: 2 slash dates could be read day-first or month-first" in " ".join(
+        result.output.split()
+    )
+    assert "2010-01-03 10:00 .. 2010-02-03 10:00" in result.output
+
+    db = tmp_path / "b.db"
+    result = CliRunner().invoke(
+        app, ["ingest", str(path), "--day-first", "--db", f"sqlite:///{db}"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.output
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        dates = conn.execute(sa.text("SELECT min(invoice_date) FROM transactions")).scalar()
+    engine.dispose()
+    assert str(dates).startswith("2010-03-01 10:00")

@@ -205,3 +205,30 @@ def test_two_sheet_workbook_counts_the_overlap_once(tmp_path: Path, online_retai
     # Row numbers are 1-based data rows of each sheet.
     assert result.rejected["row_number"].min() >= 1
     assert result.rejected["row_number"].max() <= max(sheet1.height, sheet2.height)
+
+
+def test_future_and_ancient_dates_are_rejected_and_not_kept_as_cancellations(csv_file) -> None:
+    lines = [
+        VALID,
+        VALID.replace("2009-12-01 07:45:00", "2099-01-01 10:00:00").replace("489434", "489500"),
+        VALID.replace("2009-12-01 07:45:00", "1900-01-01 10:00:00").replace("489434", "489501"),
+        "C489449,22087,PAPER BUNTING WHITE LACE,-12,2099-12-01 10:33:00,2.95,16321,Australia",
+    ]
+    result = clean_file(csv_file(lines))
+    assert result.report.rows_loaded == 1
+    assert result.report.reason_counts["DATE_OUT_OF_RANGE"] == 3
+    assert result.report.date_max == dt.datetime(2009, 12, 1, 7, 45)
+    assert result.cancellations.height == 0
+
+
+def test_ambiguous_slash_dates_give_a_report_warning(csv_file) -> None:
+    lines = [
+        VALID.replace("2009-12-01 07:45:00", "01/03/2010 10:00"),
+        VALID.replace("2009-12-01 07:45:00", "02/03/2010 10:00").replace("489434", "489435"),
+    ]
+    result = clean_file(csv_file(lines))
+    assert result.report.date_min == dt.datetime(2010, 1, 3, 10)
+    assert len(result.report.warnings) == 1 and "read month-first" in result.report.warnings[0]
+    forced = clean_file(csv_file(lines, name="again.csv"), day_first=True)
+    assert forced.report.date_min == dt.datetime(2010, 3, 1, 10)
+    assert forced.report.warnings == []

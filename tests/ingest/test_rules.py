@@ -59,6 +59,10 @@ def test_valid_line_has_no_reason_and_is_typed() -> None:
         ({"invoice_date": "yesterday"}, ["BAD_DATE"]),
         ({"invoice_date": None}, ["BAD_DATE"]),
         ({"invoice_date": "2010-02-30 10:00:00"}, ["BAD_DATE"]),
+        ({"invoice_date": "2099-01-01 10:00:00"}, ["DATE_OUT_OF_RANGE"]),
+        ({"invoice_date": "1900-01-01 10:00:00"}, ["DATE_OUT_OF_RANGE"]),
+        ({"invoice_date": "1969-12-31 23:59:59"}, ["DATE_OUT_OF_RANGE"]),
+        ({"invoice_date": "1970-01-01 00:00:00"}, []),
         (
             {"invoice": "A563185", "customer_id": None},
             ["MISSING_CUSTOMER_ID", "BAD_DEBT_ADJUSTMENT"],
@@ -154,3 +158,93 @@ def test_missing_optional_columns_are_tolerated() -> None:
     out = parse_and_validate(frame)
     assert out["reasons"][0] is None
     assert out["store"][0] == "Unknown"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # chrono's %Y reads "12" as the year 12: 2-digit years must reach the %y formats.
+        ("12/01/09 10:46", dt.datetime(2009, 12, 1, 10, 46)),
+        ("12/01/09", dt.datetime(2009, 12, 1)),
+        ("01/13/09", dt.datetime(2009, 1, 13)),
+        ("12/01/2009 10:46 AM", dt.datetime(2009, 12, 1, 10, 46)),
+        ("12/1/2009 1:05 pm", dt.datetime(2009, 12, 1, 13, 5)),
+        ("12/01/2009 10:46:10 PM", dt.datetime(2009, 12, 1, 22, 46, 10)),
+        ("01-Dec-2009", dt.datetime(2009, 12, 1)),
+        ("01-Dec-2009 10:46", dt.datetime(2009, 12, 1, 10, 46)),
+    ],
+)
+def test_two_digit_years_and_more_formats(text: str, expected: dt.datetime) -> None:
+    assert parse_dates(pl.Series([text]))[0] == expected
+
+
+def test_year_formats_need_four_digits() -> None:
+    parsed = parse_dates(pl.Series(["12/01/09 10:46", "0012-01-09", "12-01-09"]))
+    assert parsed[0] == dt.datetime(2009, 12, 1, 10, 46)
+    assert parsed[1] == dt.datetime(12, 1, 9)  # written in full: DATE_OUT_OF_RANGE, not a guess
+    assert parsed[2] is None
+
+
+def test_two_digit_day_first_column() -> None:
+    parsed = parse_dates(pl.Series(["01/12/09", "25/12/09 10:00"]))
+    assert parsed.to_list() == [dt.datetime(2009, 12, 1), dt.datetime(2009, 12, 25, 10)]
+
+
+def test_ambiguous_slash_dates_are_read_month_first_with_a_note() -> None:
+    notes: list[str] = []
+    parsed = parse_dates(pl.Series(["01/03/2010", "02/03/2010", "03/03/2010"]), notes=notes)
+    assert parsed.to_list() == [
+        dt.datetime(2010, 1, 3),
+        dt.datetime(2010, 2, 3),
+        dt.datetime(2010, 3, 3),
+    ]
+    assert len(notes) == 1
+    assert "2 slash dates could be read day-first or month-first" in notes[0]
+    assert "read month-first ('01/03/2010' = 2010-01-03)" in notes[0]
+    assert "--day-first" in notes[0]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["25/12/2010", "01/03/2010"],  # proven day-first
+        ["12/25/2010", "01/03/2010"],  # proven month-first
+        ["01/01/2010", "2010-03-01"],  # same reading either way
+        ["2010-01-03 10:00:00"],  # no slash date
+    ],
+)
+def test_no_date_order_note_when_the_column_decides(values: list[str]) -> None:
+    notes: list[str] = []
+    parse_dates(pl.Series(values), notes=notes)
+    assert notes == []
+
+
+def test_mixed_date_orders_are_noted() -> None:
+    notes: list[str] = []
+    parsed = parse_dates(pl.Series(["25/12/2010", "26/12/2010", "12/27/2010"]), notes=notes)
+    assert parsed.to_list() == [dt.datetime(2010, 12, 25), dt.datetime(2010, 12, 26), None]
+    assert notes and "mix both orders" in notes[0] and "read day-first" in notes[0]
+
+
+def test_day_first_can_be_forced() -> None:
+    values = pl.Series(["01/03/2010 10:00", "02/03/2010", "01.04.2010"])
+    assert parse_dates(values, day_first=True).to_list() == [
+        dt.datetime(2010, 3, 1, 10),
+        dt.datetime(2010, 3, 2),
+        dt.datetime(2010, 4, 1),
+    ]
+    assert parse_dates(pl.Series(["25/12/2010"]), day_first=False)[0] is None
+
+
+def test_date_out_of_range_is_relative_to_ingestion_time() -> None:
+    now = dt.datetime(2011, 12, 10, 12, 0)
+    frame = pl.DataFrame(
+        {
+            f"raw_{k}": [GOOD[k]] * 3
+            if k != "invoice_date"
+            else ["2011-12-11 11:59:00", "2011-12-11 12:01:00", "2009-12-01 07:45:00"]
+            for k in FIELDS
+        }
+    )
+    out = parse_and_validate(frame, now=now)
+    assert out["reasons"].to_list() == [None, "DATE_OUT_OF_RANGE", None]

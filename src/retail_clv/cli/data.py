@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from retail_clv.cli.base import app, console, progress_bar
@@ -62,6 +63,12 @@ def ingest(
         "Fields: invoice, stock_code, description, quantity, invoice_date, price, "
         "customer_id, country, store.",
     ),
+    day_first: bool = typer.Option(
+        False,
+        "--day-first",
+        help="Read slash dates day-first (01/03/2010 = 1 March) in every file, instead of "
+        "deciding per column (month-first unless a value such as 25/12/2010 proves day-first).",
+    ),
 ) -> None:
     """Read raw transaction files, validate every row, and store them (idempotent).
 
@@ -85,7 +92,11 @@ def ingest(
         with progress_bar(transient=True) as on_progress:
             # ingestion reports (message, fraction)
             reports = ingest_files(
-                paths, engine, column_map=column_map, progress=lambda m, f: on_progress(f, m)
+                paths,
+                engine,
+                column_map=column_map,
+                progress=lambda m, f: on_progress(f, m),
+                day_first=True if day_first else None,
             )
     finally:
         engine.dispose()
@@ -93,3 +104,9 @@ def ingest(
     for report in reports:
         status = "green" if report.invariant_holds else "red"
         console.print(f"[{status}]{report.source_file}: {report.invariant_line()}[/]")
+        for warning in report.warnings:
+            console.print(
+                f"[yellow]Warning: {escape(report.source_file)}: {escape(warning)}[/]",
+                highlight=False,
+                soft_wrap=True,
+            )

@@ -34,7 +34,12 @@ from retail_clv.ingest.columns import (
 )
 from retail_clv.ingest.hashing import row_hashes
 from retail_clv.ingest.readers import RawFile, read_raw
-from retail_clv.ingest.rules import CANCELLATION, REASON_CODES, parse_and_validate
+from retail_clv.ingest.rules import (
+    CANCELLATION,
+    DATE_OUT_OF_RANGE,
+    REASON_CODES,
+    parse_and_validate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +110,9 @@ class IngestReport:
         Cancelled lines of known customers kept (typed) for return features.
     run_id : int or None
         ``ingest_runs.id`` when stored.
+    warnings : list of str
+        Guesses made for the whole file that the user should check (e.g. slash dates that
+        could be read day-first or month-first).
     """
 
     source_file: str
@@ -123,6 +131,7 @@ class IngestReport:
     uncategorised_products: int = 0
     cancellations: int = 0
     run_id: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def invariant_holds(self) -> bool:
@@ -300,6 +309,7 @@ def clean_frame(
     source_file: str,
     sha256: str = "",
     on_step: Callable[[str], None] | None = None,
+    day_first: bool | None = None,
 ) -> CleanResult:
     """Deduplicate, validate and split a frame of ``raw_*`` text columns (pure).
 
@@ -316,6 +326,9 @@ def clean_frame(
         Digest of the file, kept for the ingest run.
     on_step : callable, optional
         Called with a short description before each stage (progress display).
+    day_first : bool, optional
+        Force the order of slash dates (``True`` day-first, ``False`` month-first); ``None``
+        decides from the column.
 
     Returns
     -------
@@ -329,7 +342,8 @@ def clean_frame(
     first = frame["row_hash"].is_first_distinct()
     rows_duplicate = int((~first).sum())
     step("parsing and validating")
-    checked = parse_and_validate(frame.filter(first))
+    notes: list[str] = []
+    checked = parse_and_validate(frame.filter(first), day_first=day_first, notes=notes)
 
     # Split with column pruning: each outcome keeps only the columns it needs, so the wide
     # parsed frame is not copied whole (peak memory on 1M rows).
@@ -346,6 +360,7 @@ def clean_frame(
             & pl.col("reasons").str.contains(CANCELLATION, literal=True)
             & pl.col("customer_id").is_not_null()
             & pl.col("invoice_date").is_not_null()
+            & ~pl.col("reasons").str.contains(DATE_OUT_OF_RANGE, literal=True)
             & (pl.col("quantity") < 0).fill_null(False)
         )
         .select(*CANCELLATION_COLUMNS, "row_hash")
@@ -367,6 +382,7 @@ def clean_frame(
     valid, cancellations, rejected = valid_frame, cancellation_frame, rejected_frame
 
     report = _report(base, valid, rejected, cancellations, products, rows_duplicate)
+    report = replace(report, warnings=[*base.warnings, *notes])
     check_invariant(report)
     return CleanResult(valid, cancellations, rejected, products, report, sha256)
 
@@ -376,6 +392,7 @@ def clean_file(
     column_map: Mapping[str, str] | None = None,
     *,
     on_step: Callable[[str], None] | None = None,
+    day_first: bool | None = None,
 ) -> CleanResult:
     """Read and validate one file, every sheet of a workbook, without touching any database.
 
@@ -387,6 +404,8 @@ def clean_file(
         Explicit ``field -> column name`` choices, e.g. ``{"customer_id": "Cust No"}``.
     on_step : callable, optional
         Called with a short description before each stage (progress display).
+    day_first : bool, optional
+        Force the order of slash dates; ``None`` (default) decides per column.
 
     Returns
     -------
@@ -425,7 +444,14 @@ def clean_file(
         rows_rejected=0,
         rows_duplicate=0,
     )
-    return clean_frame(frame, base, source_file=raw.path.name, sha256=raw.sha256, on_step=on_step)
+    return clean_frame(
+        frame,
+        base,
+        source_file=raw.path.name,
+        sha256=raw.sha256,
+        on_step=on_step,
+        day_first=day_first,
+    )
 
 
 def drop_known(result: CleanResult, known: pl.Series) -> CleanResult:
@@ -475,6 +501,8 @@ def ingest_files(
     engine: sa.Engine,
     column_map: Mapping[str, str] | None = None,
     progress: bool | ProgressCallback = True,
+    *,
+    day_first: bool | None = None,
 ) -> list[IngestReport]:
     """Clean and store files, one database transaction per file.
 
@@ -493,6 +521,8 @@ def ingest_files(
         Explicit ``field -> column name`` choices applied to every file.
     progress : bool or callable
         ``True`` logs each step; a callable receives ``(message, fraction_done)``.
+    day_first : bool, optional
+        Force the order of slash dates in every file; ``None`` (default) decides per column.
 
     Returns
     -------
@@ -535,7 +565,7 @@ def ingest_files(
         def on_step(message: str, i: int = i, name: str = path.name) -> None:
             step(f"{name}: {message}", (i + stage_at.get(message, 0.0)) / n)
 
-        result = clean_file(path, column_map, on_step=on_step)
+        result = clean_file(path, column_map, on_step=on_step, day_first=day_first)
         try:
             with bulk_session(engine) as conn, conn.begin():
                 on_step("checking against the store")

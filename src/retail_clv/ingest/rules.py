@@ -9,6 +9,9 @@ decided from the row hash before the rules run (see :mod:`retail_clv.ingest.pipe
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 import polars as pl
 
 from retail_clv.ingest.columns import FIELDS
@@ -24,6 +27,7 @@ BAD_PRICE = "BAD_PRICE"
 NEGATIVE_PRICE = "NEGATIVE_PRICE"
 ZERO_PRICE = "ZERO_PRICE"
 BAD_DATE = "BAD_DATE"
+DATE_OUT_OF_RANGE = "DATE_OUT_OF_RANGE"
 FIELD_TOO_LONG = "FIELD_TOO_LONG"
 
 #: Longest identifier (invoice, stock code, customer id) and name (country, store) stored.
@@ -43,8 +47,13 @@ REASON_CODES: tuple[str, ...] = (
     NEGATIVE_PRICE,
     ZERO_PRICE,
     BAD_DATE,
+    DATE_OUT_OF_RANGE,
     FIELD_TOO_LONG,
 )
+
+#: Earliest invoice date accepted; later than ingestion time + :data:`MAX_DATE_LEAD` is refused.
+MIN_INVOICE_DATE = dt.datetime(1970, 1, 1)
+MAX_DATE_LEAD = dt.timedelta(days=1)
 
 #: Date formats tried in order on the values still unparsed (ISO first, the data set's own).
 ISO_FORMATS: tuple[str, ...] = (
@@ -64,6 +73,8 @@ MONTH_FIRST_FORMATS: tuple[str, ...] = (
     "%m/%d/%Y %H:%M",
     "%m/%d/%Y %H:%M:%S",
     "%m/%d/%Y",
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y %I:%M:%S %p",
     "%m/%d/%y %H:%M",
     "%m/%d/%y",
 )
@@ -72,11 +83,27 @@ DAY_FIRST_FORMATS: tuple[str, ...] = (
     "%d/%m/%Y %H:%M",
     "%d/%m/%Y %H:%M:%S",
     "%d/%m/%Y",
+    "%d/%m/%Y %I:%M %p",
+    "%d/%m/%Y %I:%M:%S %p",
     "%d/%m/%y %H:%M",
     "%d/%m/%y",
 )
-#: Dotted dates are always day-first (German/Nordic exports).
-DOTTED_FORMATS: tuple[str, ...] = ("%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y")
+#: Dotted dates and month names are always day-first (``01.12.2010 08:26``, ``01-Dec-2010``).
+DOTTED_FORMATS: tuple[str, ...] = (
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y",
+    "%d-%b-%Y %H:%M",
+    "%d-%b-%Y %H:%M:%S",
+    "%d-%b-%Y",
+)
+#: The accepted date spellings in one sentence (reports, error hints, docs).
+ACCEPTED_DATES = (
+    "ISO 2009-12-01 07:45:00 (also with T, fractional seconds, without seconds or time, or "
+    "2009/12/01), slash dates 12/1/2009 7:45, 12/01/2009 07:45 AM or 12/01/09 (month-first "
+    "unless the column proves day-first), dotted 01.12.2009 07:45 and 01-Dec-2009 (day-first); "
+    "years in full (4 digits) except in the 2-digit slash form"
+)
 
 _MISSING_TOKENS = ("", "nan", "none", "null", "na", "n/a")
 #: The tokens in the spellings met in exports (compared without lower-casing, for speed).
@@ -85,19 +112,46 @@ _MISSING_SPELLINGS: tuple[str, ...] = tuple(
 )
 
 
+_GUARD_TOKENS = {"%m": r"\d{1,2}", "%d": r"\d{1,2}", "%b": "[A-Za-z]{3}"}
+
+
+def _year_guard(fmt: str) -> str | None:
+    """Return a regex admitting only text whose ``%Y`` field has exactly four digits.
+
+    chrono's ``%Y`` also reads ``09`` as the year 9, so ``12/01/09`` would become 12 AD under
+    ``%Y/%m/%d``; the guard lets such text fall through to the ``%y`` formats.
+    """
+    head, found, _ = fmt.partition("%Y")
+    if not found:
+        return None
+    prefix = re.sub(r"%[mdb]|.", lambda m: _GUARD_TOKENS.get(m.group(), re.escape(m.group())), head)
+    return f"^{prefix}\\d{{4}}(?:\\D|$)"
+
+
 def _try_formats(values: pl.Series, formats: tuple[str, ...]) -> pl.Series:
-    """Parse ``values`` with each format in turn, only on the values still unparsed."""
+    """Parse ``values`` with each format in turn, only on the values still unparsed.
+
+    A format with ``%Y`` is only tried on values whose year has four digits.
+    """
     parsed = pl.Series(values.name, [], dtype=pl.Datetime("us")).extend_constant(None, len(values))
     for fmt in formats:
         todo = parsed.is_null() & values.is_not_null()
         if not todo.any():
             break
-        attempt = values.str.strptime(pl.Datetime("us"), fmt, strict=False, exact=True)
+        guard = _year_guard(fmt)
+        candidates = values
+        if guard is not None:
+            candidates = pl.select(
+                pl.when(values.str.contains(guard)).then(values).otherwise(None)
+            ).to_series()
+        attempt = candidates.str.strptime(pl.Datetime("us"), fmt, strict=False, exact=True)
         parsed = parsed.fill_null(attempt)
     return parsed
 
 
-def parse_dates(values: pl.Series) -> pl.Series:
+def parse_dates(
+    values: pl.Series, *, day_first: bool | None = None, notes: list[str] | None = None
+) -> pl.Series:
     """Parse text dates in ISO or slash formats into ``Datetime("us")``; null where unparseable.
 
     Slash dates are read month-first (``12/1/2010 8:26`` is 1 December 2010, the UCI export's
@@ -108,6 +162,12 @@ def parse_dates(values: pl.Series) -> pl.Series:
     ----------
     values : polars.Series
         Raw date text (surrounding spaces allowed).
+    day_first : bool, optional
+        Force the order of slash dates (``True`` day-first, ``False`` month-first); ``None``
+        decides from the column as above.
+    notes : list of str, optional
+        When given, a sentence is appended when the order of slash dates was a guess (no value
+        has a part above 12) or the column mixes both orders.
 
     Returns
     -------
@@ -119,12 +179,50 @@ def parse_dates(values: pl.Series) -> pl.Series:
     rest = parsed.is_null() & text.is_not_null()
     if not rest.any():
         return parsed
+    if day_first is not None:
+        chosen = _try_formats(text, DAY_FIRST_FORMATS if day_first else MONTH_FIRST_FORMATS)
+        return parsed.fill_null(chosen).fill_null(_try_formats(text, DOTTED_FORMATS))
     month_first = _try_formats(text, MONTH_FIRST_FORMATS)
-    day_first = _try_formats(text, DAY_FIRST_FORMATS)
-    only_month = int((rest & month_first.is_not_null() & day_first.is_null()).sum())
-    only_day = int((rest & day_first.is_not_null() & month_first.is_null()).sum())
-    parsed = parsed.fill_null(day_first if only_day > only_month else month_first)
+    day_first_parsed = _try_formats(text, DAY_FIRST_FORMATS)
+    only_month = int((rest & month_first.is_not_null() & day_first_parsed.is_null()).sum())
+    only_day = int((rest & day_first_parsed.is_not_null() & month_first.is_null()).sum())
+    use_day_first = only_day > only_month
+    if notes is not None:
+        _note_date_order(text, rest, month_first, day_first_parsed, (only_month, only_day), notes)
+    parsed = parsed.fill_null(day_first_parsed if use_day_first else month_first)
     return parsed.fill_null(_try_formats(text, DOTTED_FORMATS))
+
+
+def _note_date_order(
+    text: pl.Series,
+    rest: pl.Series,
+    month_first: pl.Series,
+    day_first: pl.Series,
+    only: tuple[int, int],
+    notes: list[str],
+) -> None:
+    """Append a warning when slash dates could be read both ways or mix both orders."""
+    only_month, only_day = only
+    if only_month and only_day:
+        order = "day-first" if only_day > only_month else "month-first"
+        notes.append(
+            f"slash dates mix both orders ({only_month:,} only parse month-first, "
+            f"{only_day:,} only day-first): read {order}, the others are rejected as BAD_DATE"
+        )
+        return
+    if only_month or only_day:
+        return
+    differ = rest & month_first.is_not_null() & day_first.is_not_null() & (month_first != day_first)
+    count = int(differ.sum())
+    if count == 0:
+        return
+    example = text.filter(differ)[0]
+    read_as = month_first.filter(differ)[0]
+    notes.append(
+        f"{count:,} slash dates could be read day-first or month-first (no part above 12, e.g. "
+        f"{example!r}); they were read month-first ({example!r} = {read_as:%Y-%m-%d}). If the "
+        "export writes the day first, ingest it again into a fresh store with --day-first"
+    )
 
 
 def _missing(stripped: pl.Expr) -> pl.Expr:
@@ -157,7 +255,13 @@ def _parse_quantity(raw: pl.Series) -> pl.Series:
     return quantity
 
 
-def parse_and_validate(raw: pl.DataFrame) -> pl.DataFrame:
+def parse_and_validate(
+    raw: pl.DataFrame,
+    *,
+    now: dt.datetime | None = None,
+    day_first: bool | None = None,
+    notes: list[str] | None = None,
+) -> pl.DataFrame:
     """Parse the ``raw_*`` text columns and attach the reason codes of every row.
 
     Parameters
@@ -165,6 +269,13 @@ def parse_and_validate(raw: pl.DataFrame) -> pl.DataFrame:
     raw : polars.DataFrame
         One ``raw_<field>`` Utf8 column per canonical field (null when the file lacks it),
         optionally ``raw_store``.
+    now : datetime.datetime, optional
+        Time of ingestion (default: now, local); dates later than ``now`` + 1 day are
+        ``DATE_OUT_OF_RANGE``.
+    day_first : bool, optional
+        Force the order of slash dates (see :func:`parse_dates`); ``None`` decides per column.
+    notes : list of str, optional
+        Receives warnings about guesses made for the whole file (date order, number format).
 
     Returns
     -------
@@ -176,7 +287,8 @@ def parse_and_validate(raw: pl.DataFrame) -> pl.DataFrame:
     for name in FIELDS:
         if f"raw_{name}" not in raw.columns:
             raw = raw.with_columns(pl.lit(None, dtype=pl.Utf8).alias(f"raw_{name}"))
-    dates = parse_dates(raw["raw_invoice_date"])
+    dates = parse_dates(raw["raw_invoice_date"], day_first=day_first, notes=notes)
+    latest = (now or dt.datetime.now()) + MAX_DATE_LEAD
     quantity = _parse_quantity(raw["raw_quantity"])
     price = _parse_price(raw["raw_price"])
     stripped = {
@@ -222,6 +334,9 @@ def parse_and_validate(raw: pl.DataFrame) -> pl.DataFrame:
         NEGATIVE_PRICE: (pl.col("price") < 0).fill_null(False),
         ZERO_PRICE: (pl.col("price") == 0).fill_null(False),
         BAD_DATE: pl.col("invoice_date").is_null(),
+        DATE_OUT_OF_RANGE: (
+            (pl.col("invoice_date") < MIN_INVOICE_DATE) | (pl.col("invoice_date") > latest)
+        ).fill_null(False),
         FIELD_TOO_LONG: (
             pl.any_horizontal(
                 *(
