@@ -232,3 +232,17 @@ def test_ambiguous_slash_dates_give_a_report_warning(csv_file) -> None:
     forced = clean_file(csv_file(lines, name="again.csv"), day_first=True)
     assert forced.report.date_min == dt.datetime(2010, 3, 1, 10)
     assert forced.report.warnings == []
+
+
+def test_semicolon_export_with_decimal_commas(csv_file) -> None:
+    header = "Invoice;StockCode;Description;Quantity;InvoiceDate;Price;Customer ID;Country"
+    lines = [
+        "489434;85048;GLASS BALL;12;2009-12-01 07:45:00;1,65;13085;France",
+        "489435;22350;CAT BOWL;1.000;2009-12-01 07:46:00;1.234,50;13085;France",
+        "489436;22351;DOG BOWL;2,5;2009-12-01 07:47:00;2,5;13085;France",
+    ]
+    result = clean_file(csv_file(lines, name="eu.csv", header=header))
+    assert result.purchases["price"].to_list() == [1.65, 1234.5]
+    assert result.purchases["quantity"].to_list() == [12, 1000]
+    assert result.report.reason_counts == {"BAD_QUANTITY": 1}
+    assert any("decimal comma" in w for w in result.report.warnings)

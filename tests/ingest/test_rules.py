@@ -56,6 +56,19 @@ def test_valid_line_has_no_reason_and_is_typed() -> None:
         ({"price": "0.0"}, ["ZERO_PRICE"]),
         ({"price": "abc"}, ["BAD_PRICE"]),
         ({"price": None}, ["BAD_PRICE"]),
+        ({"price": "inf"}, ["BAD_PRICE"]),
+        ({"price": "Infinity"}, ["BAD_PRICE"]),
+        ({"price": "-inf"}, ["BAD_PRICE"]),
+        ({"price": "1e400"}, ["BAD_PRICE"]),
+        ({"price": "NaN"}, ["BAD_PRICE"]),
+        ({"price": "1e300"}, ["BAD_PRICE"]),
+        ({"price": "10000000"}, ["BAD_PRICE"]),
+        ({"quantity": "inf"}, ["BAD_QUANTITY"]),
+        ({"quantity": "1e30"}, ["BAD_QUANTITY"]),
+        ({"quantity": "9223372036854775808"}, ["BAD_QUANTITY"]),
+        ({"quantity": "-9223372036854775808"}, ["BAD_QUANTITY"]),
+        ({"quantity": "10000000"}, ["BAD_QUANTITY"]),
+        ({"quantity": "2,5"}, ["BAD_QUANTITY"]),
         ({"invoice_date": "yesterday"}, ["BAD_DATE"]),
         ({"invoice_date": None}, ["BAD_DATE"]),
         ({"invoice_date": "2010-02-30 10:00:00"}, ["BAD_DATE"]),
@@ -248,3 +261,61 @@ def test_date_out_of_range_is_relative_to_ingestion_time() -> None:
     )
     out = parse_and_validate(frame, now=now)
     assert out["reasons"].to_list() == [None, "DATE_OUT_OF_RANGE", None]
+
+
+def column(**values: list[str]) -> pl.DataFrame:
+    """Validate a frame of ``GOOD`` rows whose given fields take the listed values."""
+    n = len(next(iter(values.values())))
+    frame = pl.DataFrame(
+        {f"raw_{k}": values.get(k, [GOOD[k]] * n) for k in FIELDS},
+        schema={f"raw_{k}": pl.Utf8 for k in FIELDS},
+    )
+    return parse_and_validate(frame)
+
+
+def test_decimal_comma_prices_are_read_per_column() -> None:
+    notes: list[str] = []
+    raw = ["1,65", "2,5", "1.234,50", "€ 3,20", "1.000", "12", "6.95"]
+    frame = pl.DataFrame(
+        {f"raw_{k}": raw if k == "price" else [GOOD[k]] * len(raw) for k in FIELDS}
+    )
+    out = parse_and_validate(frame, notes=notes)
+    assert out["price"].to_list() == [1.65, 2.5, 1234.5, 3.2, 1000.0, 12.0, None]
+    assert out["reasons"].to_list() == [None] * 6 + ["BAD_PRICE"]
+    assert notes == [
+        "prices use a decimal comma ('1,65' read as 1.65); dots in prices and quantities are "
+        "read as thousands separators"
+    ]
+
+
+def test_a_lone_decimal_comma_price_is_not_a_thousands_separator() -> None:
+    assert check(price="1,65")["price"][0] == 1.65
+
+
+def test_thousands_commas_with_a_decimal_dot_keep_the_old_reading() -> None:
+    out = column(price=["1,234.50", "6.95", "1,000"])
+    assert out["price"].to_list() == [1234.5, 6.95, 1000.0]
+    assert out["reasons"].to_list() == [None, None, None]
+
+
+def test_a_column_mixing_both_conventions_rejects_the_values_with_a_comma() -> None:
+    notes: list[str] = []
+    raw = ["1,65", "1,234.50", "6.95"]
+    frame = pl.DataFrame(
+        {f"raw_{k}": raw if k == "price" else [GOOD[k]] * len(raw) for k in FIELDS}
+    )
+    out = parse_and_validate(frame, notes=notes)
+    assert out["reasons"].to_list() == ["BAD_PRICE", "BAD_PRICE", None]
+    assert out["price"][2] == 6.95
+    assert len(notes) == 1 and "mix a decimal comma ('1,65')" in notes[0]
+
+
+def test_quantities_in_a_decimal_comma_file() -> None:
+    out = column(price=["1,65"] * 4, quantity=["2,5", "1.000", "12,0", "12.0"])
+    assert out["quantity"].to_list() == [None, 1000, 12, None]
+    assert out["reasons"].to_list() == ["BAD_QUANTITY", None, None, "BAD_QUANTITY"]
+
+
+def test_thousands_dot_quantity_is_refused_when_prices_mix_conventions() -> None:
+    out = column(price=["1,65", "1,234.50"], quantity=["1.000", "3"])
+    assert out["quantity"].to_list() == [None, 3]

@@ -230,20 +230,109 @@ def _missing(stripped: pl.Expr) -> pl.Expr:
     return stripped.is_null() | stripped.is_in(_MISSING_SPELLINGS)
 
 
-def _parse_price(raw: pl.Series) -> pl.Series:
-    """Parse prices; retry values with a currency sign or thousands separator only if needed."""
+#: A price with a decimal comma: ``1,65``, ``2,5``, ``1.234,50``.
+_COMMA_DECIMAL = r"^-?(?:\d+,\d{1,2}|\d{1,3}(?:\.\d{3})+,\d+)$"
+#: A price with thousands commas and a decimal dot: ``1,234.50``.
+_COMMA_THOUSANDS_DOT_DECIMAL = r"^-?\d{1,3}(?:,\d{3})+\.\d+$"
+#: A well-formed number in the decimal-comma convention (dots only as thousands groups).
+_COMMA_NUMBER = r"^-?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$"
+#: An integer written with thousands dots: ``1.000``, ``12.500``.
+_THOUSANDS_DOTS = r"^-?\d{1,3}(?:\.\d{3})+$"
+_CURRENCY = r"^[£$€]\s*"
+#: Quantities and prices must stay below this in absolute value: a line's value in
+#: thousandths (``features.money``) then stays far inside ``Int64`` (Online Retail II's
+#: largest are 80,995 units and 38,970.00).
+MAX_ABS_AMOUNT = 10**7
+
+DOT = "dot"
+COMMA = "comma"
+MIXED = "mixed"
+
+
+def number_convention(raw: pl.Series) -> str:
+    """Decide, for a whole price column, which mark is the decimal one.
+
+    Parameters
+    ----------
+    raw : polars.Series
+        Raw price text.
+
+    Returns
+    -------
+    str
+        ``"comma"`` when some value shows a decimal comma (``1,65``, ``1.234,50``) and none a
+        thousands comma before a decimal dot (``1,234.50``); ``"mixed"`` when both occur;
+        ``"dot"`` otherwise (commas are thousands separators, the historical reading).
+    """
     text = raw.str.strip_chars()
+    if not text.str.contains(",", literal=True).any():
+        return DOT
+    cleaned = text.str.replace(_CURRENCY, "")
+    comma = bool(cleaned.str.contains(_COMMA_DECIMAL).any())
+    dot = bool(cleaned.str.contains(_COMMA_THOUSANDS_DOT_DECIMAL).any())
+    if comma and dot:
+        return MIXED
+    return COMMA if comma else DOT
+
+
+def _bounded(values: pl.Series) -> pl.Series:
+    """Null out non-finite values and magnitudes of :data:`MAX_ABS_AMOUNT` or more.
+
+    ``inf``, ``Infinity``, ``NaN`` and ``"1e400"`` (which reads as ``inf``) all become null.
+    """
+    keep = values.is_finite() & (values.abs() < MAX_ABS_AMOUNT)
+    return pl.select(pl.when(keep).then(values).otherwise(None)).to_series()
+
+
+def _parse_price(raw: pl.Series, convention: str = DOT) -> pl.Series:
+    """Parse prices in the column's ``convention`` (see :func:`number_convention`).
+
+    ``dot``: plain numbers, then values with a currency sign or thousands commas. ``comma``:
+    the comma is the decimal mark and dots group thousands (a value with any other dot is
+    null). ``mixed``: as ``dot``, but every value holding a comma is null (either reading is
+    possible). Non-finite results and magnitudes of :data:`MAX_ABS_AMOUNT` or more are null.
+    """
+    text = raw.str.strip_chars()
+    if convention == COMMA:
+        cleaned = text.str.replace(_CURRENCY, "")
+        number = cleaned.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+        price = pl.select(
+            pl.when(cleaned.str.contains(_COMMA_NUMBER)).then(number).otherwise(None)
+        ).to_series()
+        return _bounded(price.cast(pl.Float64, strict=False))
     price = text.cast(pl.Float64, strict=False)
     retry = price.is_null() & text.is_not_null()
     if retry.any():
-        cleaned = text.str.replace(r"^[£$€]\s*", "").str.replace_all(",", "")
-        price = price.fill_null(cleaned.cast(pl.Float64, strict=False))
-    return price
+        cleaned = text.str.replace(_CURRENCY, "")
+        if convention == MIXED:
+            cleaned = pl.select(
+                pl.when(cleaned.str.contains(",", literal=True)).then(None).otherwise(cleaned)
+            ).to_series()
+        price = price.fill_null(cleaned.str.replace_all(",", "").cast(pl.Float64, strict=False))
+    return _bounded(price)
 
 
-def _parse_quantity(raw: pl.Series) -> pl.Series:
-    """Parse integer quantities; ``"12.0"`` is 12, ``"1.5"`` and text are null."""
+def _parse_quantity(raw: pl.Series, convention: str = DOT) -> pl.Series:
+    """Parse integer quantities; ``"12.0"`` is 12, ``"1.5"`` and text are null.
+
+    In a file whose prices use a decimal comma (``convention="comma"``), ``"1.000"`` is one
+    thousand and ``"12,0"`` is 12; any other dot makes the value null. With ``"mixed"`` prices,
+    ``"1.000"`` is null (1 or 1000). Values that are not finite, or whose magnitude is
+    :data:`MAX_ABS_AMOUNT` or more, are null: a quantity never overflows silently.
+    """
     text = raw.str.strip_chars()
+    if convention == COMMA:
+        text = pl.select(
+            pl.when(text.str.contains(_THOUSANDS_DOTS))
+            .then(text.str.replace_all(".", "", literal=True))
+            .when(text.str.contains(".", literal=True))
+            .then(None)
+            .otherwise(text.str.replace(",", ".", literal=True))
+        ).to_series()
+    elif convention == MIXED:
+        text = pl.select(
+            pl.when(text.str.contains(_THOUSANDS_DOTS)).then(None).otherwise(text)
+        ).to_series()
     quantity = text.cast(pl.Int64, strict=False)
     retry = quantity.is_null() & text.is_not_null()
     if retry.any():
@@ -252,7 +341,30 @@ def _parse_quantity(raw: pl.Series) -> pl.Series:
             pl.when(as_float == as_float.round(0)).then(as_float).otherwise(None)
         ).to_series()
         quantity = quantity.fill_null(whole.cast(pl.Int64, strict=False))
-    return quantity
+    return pl.select(
+        pl.when(quantity.is_between(-MAX_ABS_AMOUNT, MAX_ABS_AMOUNT, closed="none"))
+        .then(quantity)
+        .otherwise(None)
+    ).to_series()
+
+
+def _note_convention(raw: pl.Series, convention: str, notes: list[str]) -> None:
+    """Append a sentence saying how the price column's numbers were read."""
+    cleaned = raw.str.strip_chars().str.replace(_CURRENCY, "")
+    if convention == COMMA:
+        example = cleaned.filter(cleaned.str.contains(_COMMA_DECIMAL))[0]
+        value = _parse_price(pl.Series([example]), COMMA)[0]
+        notes.append(
+            f"prices use a decimal comma ({example!r} read as {value:g}); dots in prices and "
+            "quantities are read as thousands separators"
+        )
+    elif convention == MIXED:
+        comma = cleaned.filter(cleaned.str.contains(_COMMA_DECIMAL))[0]
+        dot = cleaned.filter(cleaned.str.contains(_COMMA_THOUSANDS_DOT_DECIMAL))[0]
+        notes.append(
+            f"prices mix a decimal comma ({comma!r}) and thousands commas ({dot!r}): every "
+            "price holding a comma is rejected as BAD_PRICE rather than guessed"
+        )
 
 
 def parse_and_validate(
@@ -289,8 +401,11 @@ def parse_and_validate(
             raw = raw.with_columns(pl.lit(None, dtype=pl.Utf8).alias(f"raw_{name}"))
     dates = parse_dates(raw["raw_invoice_date"], day_first=day_first, notes=notes)
     latest = (now or dt.datetime.now()) + MAX_DATE_LEAD
-    quantity = _parse_quantity(raw["raw_quantity"])
-    price = _parse_price(raw["raw_price"])
+    convention = number_convention(raw["raw_price"])
+    if notes is not None:
+        _note_convention(raw["raw_price"], convention, notes)
+    quantity = _parse_quantity(raw["raw_quantity"], convention)
+    price = _parse_price(raw["raw_price"], convention)
     stripped = {
         name: pl.col(f"raw_{name}").str.strip_chars()
         for name in ("invoice", "stock_code", "customer_id", "country")
