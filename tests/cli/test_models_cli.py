@@ -173,6 +173,15 @@ def test_predict_out_to_a_folder_is_refused_before_scoring(use_trained, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+def test_predict_as_of_after_the_data_warns(use_trained, tmp_path, capsys) -> None:
+    out = tmp_path / "later.csv"
+    assert run_app(["predict", "--as-of", "2013-01-01", "--out", str(out)]) == 0
+    text = flat(capsys.readouterr().out)
+    # the tiny store's last purchase is 2011-12-09
+    assert "Warning: --as-of 2013-01-01 is 388 days after the day after the last purchase" in text
+    assert out.is_file()
+
+
 def test_predict_without_model_says_train_first(capsys) -> None:
     assert run_app(["predict"]) == 1
     assert "run `clv train` first" in flat(capsys.readouterr().err)

@@ -235,6 +235,13 @@ def predict(
     bundle = load_run(Path(models_dir or settings.models_dir), run)
     engine, purchases, cancellations = read_store(db)
     cutoff = as_of.date() if as_of else default_as_of(purchases)
+    gap = (cutoff - default_as_of(purchases)).days
+    if gap > 0:
+        console.print(
+            f"[yellow]Warning:[/] --as-of {cutoff} is {gap} days after the day after the last "
+            "purchase in the store: every customer is scored as if nothing was bought since.",
+            highlight=False,
+        )
     scored = score(bundle, purchases, cancellations, as_of=cutoff)
     _write_csv_atomically(to_csv_frame(scored), out_path)
     horizon_days = int(bundle.metadata.get("horizon_days") or settings.horizon_days)
