@@ -113,3 +113,12 @@ def test_parse_column_options_rejects_malformed(option: str) -> None:
 def test_normalise_name() -> None:
     assert normalise_name(" Customer ID ") == "customerid"
     assert normalise_name("Invoice_No.") == "invoiceno"
+
+
+def test_two_columns_matching_one_field_are_refused() -> None:
+    found = ["Invoice", "StockCode", "Quantity", "InvoiceDate", "Price", "price", "Customer ID"]
+    with pytest.raises(
+        SchemaError, match=r"columns 'Price', 'price' .* all look like the field 'price'"
+    ):
+        resolve_columns(found)
+    assert resolve_columns(found, {"price": "price"})["price"] == "price"

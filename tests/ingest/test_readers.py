@@ -133,3 +133,23 @@ def test_ragged_csv_is_an_input_error(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "ragged.csv", [VALID + ",extra,fields,here"])
     with pytest.raises(InputFileError, match="not a readable CSV"):
         clean_file(path)
+
+
+def test_duplicated_header_is_refused_in_csv_and_excel(tmp_path: Path) -> None:
+    import xlsxwriter
+
+    csv_path = tmp_path / "dup.csv"
+    csv_path.write_text("Invoice;Price;Price\n1;2,5;3\n")
+    with pytest.raises(InputFileError, match="the header has the column 'Price' more than once"):
+        read_raw(csv_path)
+
+    xlsx_path = tmp_path / "dup.xlsx"
+    with xlsxwriter.Workbook(xlsx_path) as workbook:
+        sheet = workbook.add_worksheet("Sales")
+        for col, value in enumerate(["Invoice", "Price", "Price"]):
+            sheet.write(0, col, value)
+            sheet.write(1, col, str(col))
+    with pytest.raises(
+        InputFileError, match=r"\(sheet 'Sales'\): the header has the column 'Price'"
+    ):
+        read_raw(xlsx_path)

@@ -3,15 +3,52 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from retail_clv.cli.base import app, console, progress_bar
+from retail_clv.cli.base import app, console, err_console, progress_bar
+
+if TYPE_CHECKING:
+    from retail_clv.ingest.pipeline import IngestReport
 
 
-def _report_table(reports: list) -> Table:  # type: ignore[type-arg]
+def _top_reasons(report: IngestReport, n: int = 3) -> str:
+    """Return the ``n`` most frequent reason codes with their counts, e.g. ``BAD_DATE 12``."""
+    ranked = sorted(report.reason_counts.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{code} {count:,}" for code, count in ranked[:n])
+
+
+def _bad_date_hint(report: IngestReport) -> str | None:
+    """Explain the accepted date formats when most rows of a file failed ``BAD_DATE``."""
+    from retail_clv.ingest.rules import ACCEPTED_DATES, BAD_DATE
+
+    checked = report.rows_loaded + report.rows_rejected
+    if checked == 0 or 2 * report.reason_counts.get(BAD_DATE, 0) <= checked:
+        return None
+    examples = ", ".join(repr(value) for value in report.bad_date_examples)
+    shown = f" (e.g. {examples})" if examples else ""
+    return (
+        f"{report.source_file}: most dates could not be parsed{shown}. Accepted dates: "
+        f"{ACCEPTED_DATES}."
+    )
+
+
+def _no_purchase_message(report: IngestReport) -> str | None:
+    """Say that a file gave no valid purchase line, with its top rejection reasons."""
+    if report.valid_lines > 0:
+        return None
+    reasons = _top_reasons(report)
+    why = f"; top rejection reasons: {reasons}" if reasons else ""
+    return (
+        f"no valid purchase line was loaded from {report.source_file} "
+        f"({report.rows_rejected:,} rows rejected, {report.rows_duplicate:,} duplicates){why}"
+    )
+
+
+def _report_table(reports: list[IngestReport]) -> Table:
     table = Table(title="Ingest report", show_lines=False)
     table.add_column("")
     for report in reports:
@@ -74,7 +111,8 @@ def ingest(
 
     Every row ends loaded, rejected (with reason codes, raw values kept in rejected_data)
     or duplicate; the accounting line ``read = loaded + rejected + duplicates`` is checked
-    and printed. Each file is one database transaction.
+    and printed. Each file is one database transaction. Exits with status 1 (after every
+    file) when a file holds no valid purchase line.
 
     Example:
 
@@ -84,9 +122,12 @@ def ingest(
     """
     from retail_clv.ingest.columns import parse_column_options
     from retail_clv.ingest.pipeline import ingest_files
+    from retail_clv.ingest.readers import check_input_path
     from retail_clv.store.db import get_engine
 
     column_map = parse_column_options(column)
+    for path in paths:  # before the store is created or opened
+        check_input_path(path)
     engine = get_engine(db)
     try:
         with progress_bar(transient=True) as on_progress:
@@ -110,3 +151,11 @@ def ingest(
                 highlight=False,
                 soft_wrap=True,
             )
+        hint = _bad_date_hint(report)
+        if hint:
+            console.print(f"[yellow]{escape(hint)}[/]", highlight=False, soft_wrap=True)
+    empty = [message for r in reports if (message := _no_purchase_message(r))]
+    for message in empty:
+        err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    if empty:
+        raise typer.Exit(1)

@@ -189,8 +189,8 @@ def resolve_columns(
     Raises
     ------
     SchemaError
-        When a mapped column does not exist, a required field has no column, or one column is
-        claimed by two fields.
+        When a mapped column does not exist, a required field has no column, one column is
+        claimed by two fields, or two columns match one field by name (``Price``, ``price``).
     """
     column_map = dict(column_map or {})
     _check_fields(column_map)
@@ -217,6 +217,7 @@ def resolve_columns(
         for alias in ALIASES[field]:
             match = by_key.get(alias)
             if match is not None and match not in taken:
+                _check_single(field, alias, found, where)
                 resolved[field] = match
                 taken.add(match)
                 break
@@ -237,6 +238,16 @@ def resolve_columns(
             )
         claimed[name] = field
     return resolved
+
+
+def _check_single(field: str, key: str, found: Sequence[str], where: str) -> None:
+    """Refuse two columns that both match ``field`` by name (``Price`` and ``price``)."""
+    names = [name for name in found if normalise_name(name) == key]
+    if len(names) > 1:
+        raise SchemaError(
+            f"columns {_listing(names)} in {where} all look like the field {field!r}; keep one, "
+            f'or choose with --column {field}="<column name>"'
+        )
 
 
 def _listing(found: Sequence[str]) -> str:

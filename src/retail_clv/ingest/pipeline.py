@@ -35,6 +35,7 @@ from retail_clv.ingest.columns import (
 from retail_clv.ingest.hashing import row_hashes
 from retail_clv.ingest.readers import RawFile, read_raw
 from retail_clv.ingest.rules import (
+    BAD_DATE,
     CANCELLATION,
     DATE_OUT_OF_RANGE,
     REASON_CODES,
@@ -113,6 +114,11 @@ class IngestReport:
     warnings : list of str
         Guesses made for the whole file that the user should check (e.g. slash dates that
         could be read day-first or month-first).
+    valid_lines : int
+        Distinct valid purchase lines in the file, loaded now or already stored; 0 means the
+        file holds no usable purchase at all.
+    bad_date_examples : list of str
+        Up to two distinct raw dates of ``BAD_DATE`` rows, as read.
     """
 
     source_file: str
@@ -132,6 +138,8 @@ class IngestReport:
     cancellations: int = 0
     run_id: int | None = None
     warnings: list[str] = field(default_factory=list)
+    valid_lines: int = 0
+    bad_date_examples: list[str] = field(default_factory=list)
 
     @property
     def invariant_holds(self) -> bool:
@@ -271,6 +279,17 @@ def _products(valid: pl.DataFrame) -> pl.DataFrame:
     ).sort("stock_code")
 
 
+def _bad_date_examples(rejected: pl.DataFrame, n: int = 2) -> list[str]:
+    """Return up to ``n`` distinct raw dates of the rows rejected as ``BAD_DATE``."""
+    values = (
+        rejected.lazy()
+        .filter(pl.col("reasons").str.contains(BAD_DATE, literal=True))
+        .select(pl.col("raw_invoice_date").drop_nulls().unique(maintain_order=True).head(n))
+        .collect()
+    )
+    return [str(v) for v in values["raw_invoice_date"].to_list()]
+
+
 def _report(
     base: IngestReport,
     valid: pl.DataFrame,
@@ -382,7 +401,12 @@ def clean_frame(
     valid, cancellations, rejected = valid_frame, cancellation_frame, rejected_frame
 
     report = _report(base, valid, rejected, cancellations, products, rows_duplicate)
-    report = replace(report, warnings=[*base.warnings, *notes])
+    report = replace(
+        report,
+        warnings=[*base.warnings, *notes],
+        valid_lines=valid.height,
+        bad_date_examples=_bad_date_examples(rejected),
+    )
     check_invariant(report)
     return CleanResult(valid, cancellations, rejected, products, report, sha256)
 

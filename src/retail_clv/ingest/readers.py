@@ -13,6 +13,7 @@ with a message that says what is wrong and how to fix it.
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
 import hashlib
 import io
@@ -112,11 +113,7 @@ def read_raw(path: str | Path) -> RawFile:
         When the file is missing, empty, has no data rows, is binary garbage, is a type that
         is not supported, or its extension claims a type its content is not.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"file not found: {path}")
-    if path.is_dir():
-        raise InputFileError(f"{path} is a directory; give the data files themselves")
+    path = check_input_path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -125,6 +122,44 @@ def read_raw(path: str | Path) -> RawFile:
         raise InputFileError(f"file is empty: {path} (0 bytes); export the data again")
     digest = hashlib.sha256(data).hexdigest()
     return _read_bytes(path, data, digest)
+
+
+def check_input_path(path: str | Path) -> Path:
+    """Return ``path`` as a :class:`~pathlib.Path` if it is an existing file.
+
+    Called by ``clv ingest`` for every input before the store is created or opened.
+
+    Raises
+    ------
+    InputFileError
+        When the path does not exist or is not a regular file (a directory...).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"file not found: {path}")
+    if path.is_dir():
+        raise InputFileError(f"{path} is a directory; give the data files themselves")
+    if not path.is_file():
+        raise InputFileError(f"{path} is not a regular file; give the data files themselves")
+    return path
+
+
+def check_unique_header(where: str, names: list[str]) -> None:
+    """Refuse a header that names the same column twice (which one holds the data is unknown).
+
+    Raises
+    ------
+    InputFileError
+        Naming the first duplicated column.
+    """
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InputFileError(
+                f"{where}: the header has the column {name!r} more than once; rename or "
+                "remove the duplicate (which one holds the data cannot be guessed)"
+            )
+        seen.add(name)
 
 
 def _read_bytes(path: Path, data: bytes, digest: str) -> RawFile:
@@ -246,6 +281,7 @@ def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str]:
     end = text.find(b"\n", start.start())
     first_line = text[start.start() : end if end >= 0 else None].decode("utf-8", errors="replace")
     delimiter = _sniff_delimiter(first_line)
+    check_unique_header(str(path), next(csv.reader([first_line], delimiter=delimiter), []))
     try:
         frame = pl.read_csv(
             text,
@@ -296,6 +332,12 @@ def _read_excel(path: Path, data: bytes) -> list[RawSheet]:
         reader = fastexcel.read_excel(data)
         sheets: list[RawSheet] = []
         for name in reader.sheet_names:
+            header = reader.load_sheet(name, header_row=None, n_rows=1, dtypes="string")
+            if header.height:
+                values = header.to_polars().row(0)
+                check_unique_header(
+                    f"{path} (sheet {name!r})", [v for v in values if v is not None]
+                )
             sheet = reader.load_sheet(name, dtypes="string")
             frame = _as_text(sheet.to_polars())
             if frame.height == 0 or frame.width == 0:
