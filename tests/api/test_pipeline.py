@@ -147,7 +147,20 @@ def test_pipeline_only_rejected_rows_returns_the_report_and_no_predictions(
     result = response.json()
     assert result["predictions"] == []
     assert result["report"]["rows_rejected"] == 1
+    assert result["report"]["valid_lines"] == 0
     assert result["rejected_sample"][0]["reasons"]
+
+
+def test_pipeline_report_carries_the_ingest_warnings(client: TestClient) -> None:
+    rows = [
+        f"500{i},85048,LIGHT,2,0{d}/03/2010 10:00,3.5,12345,United Kingdom"
+        for i, d in enumerate((1, 2, 3))
+    ]
+    response = _post(client, (HEADER + "\n".join(rows) + "\n").encode())
+    assert response.status_code == 200, response.text
+    report = response.json()["report"]
+    assert report["valid_lines"] == 3
+    assert any("month-first" in w for w in report["warnings"]), report["warnings"]
 
 
 def test_pipeline_garbage_is_415(client: TestClient) -> None:

@@ -108,6 +108,31 @@ def test_upload_shows_report_predictions_and_charts(
     assert route.call_count == 1
 
 
+def test_report_warnings_and_an_unusable_file_are_shown(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    sample_pipeline["report"]["warnings"] = [
+        "slash dates such as '01/03/2010' could be read day-first or month-first"
+    ]
+    sample_pipeline["report"]["valid_lines"] = 0
+    sample_pipeline["report"]["bad_date_examples"] = ["2010-13-45"]
+    api.post("/pipeline").respond(json=sample_pipeline)
+    at = new_app().run()
+    upload(at)
+    assert not at.exception
+    assert any("could be read day-first or month-first" in t for t in texts(at.warning))
+    assert any("No valid purchase line" in t and "`2010-13-45`" in t for t in texts(at.error))
+
+
+def test_a_clean_report_shows_no_warning(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    api.post("/pipeline").respond(json=sample_pipeline)
+    at = new_app().run()
+    upload(at)
+    assert not at.exception and not texts(at.warning) and not texts(at.error)
+
+
 def test_rejection_chart_data_equals_report(
     api: respx.MockRouter, sample_pipeline: dict[str, Any]
 ) -> None:

@@ -173,6 +173,9 @@ class IngestReport:
             "uncategorised_products": self.uncategorised_products,
             "cancellations": self.cancellations,
             "run_id": self.run_id,
+            "warnings": list(self.warnings),
+            "valid_lines": self.valid_lines,
+            "bad_date_examples": list(self.bad_date_examples),
         }
 
 

@@ -102,6 +102,15 @@ def show_report(result: dict[str, Any]) -> None:
     if report.get("products") is not None:
         details.append(f"**{format_number(report['products'])}** products")
     st.caption(" · ".join(details))
+    for warning in report.get("warnings") or []:
+        st.warning(f"Check: {warning}", icon=":material/warning:")
+    if read and report.get("valid_lines") == 0:
+        examples = ", ".join(f"`{v}`" for v in report.get("bad_date_examples") or [])
+        st.error(
+            "No valid purchase line in this file: nothing can be scored."
+            + (f" Dates that could not be read: {examples}." if examples else ""),
+            icon=":material/error:",
+        )
 
     reasons = frames.reason_frame(report.get("reason_counts") or {})
     left, right = st.columns([2, 3])
