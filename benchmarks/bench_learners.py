@@ -95,14 +95,7 @@ class _Capped:
 # features plus the 30/90/180/365-day spend and the 90-day orders, LightGBM's defaults (squared
 # error), trained on the same rows as every other learner here.
 RFM13 = [
-    "recency_days",
-    "frequency",
-    "monetary",
-    "avg_order_value",
-    "tenure_days",
-    "lines_per_order",
-    "n_categories",
-    "unique_products",
+    *FEATURE_COLUMNS[:8],  # the design's eight, first in the catalog
     "spend_30d",
     "spend_90d",
     "spend_180d",
