@@ -76,6 +76,25 @@ def test_missing_required_column_names_it_lists_found_and_suggests() -> None:
     assert '--column customer_id="<column name>"' in message
 
 
+def test_a_required_column_taken_by_another_mapping_is_named_as_such() -> None:
+    with pytest.raises(SchemaError) as info:
+        resolve_columns(ONLINE_RETAIL_II, {"price": "Quantity"}, where="x.csv")
+    message = str(info.value)
+    assert "required column 'quantity': the column 'Quantity' in x.csv is already mapped to " in (
+        message
+    )
+    assert "'price'" in message and "is missing" not in message
+
+
+def test_the_suggestion_skips_columns_already_matched_to_other_fields() -> None:
+    found = [c for c in ONLINE_RETAIL_II if c != "Customer ID"]
+    with pytest.raises(SchemaError) as info:
+        resolve_columns(found, where="x.csv")
+    message = str(info.value)
+    assert "required column 'customer_id' is missing in x.csv" in message
+    assert "closest match" not in message  # was 'StockCode', already the stock code
+
+
 def test_mapping_to_absent_column_fails_with_suggestion() -> None:
     with pytest.raises(SchemaError, match=r"'Cust Num' given for field 'customer_id'.*closest"):
         resolve_columns(ONLINE_RETAIL_II, {"customer_id": "Cust Num"})

@@ -222,13 +222,24 @@ def resolve_columns(
                 taken.add(match)
                 break
 
+    owner = {name: field for field, name in resolved.items()}
     for field in REQUIRED_FIELDS:
-        if field not in resolved:
-            raise SchemaError(
-                f"required column {field!r} is missing in {where}; "
-                f"columns found: {_listing(found)}{_suggest(field, found)}. "
-                f'Map it explicitly with --column {field}="<column name>"'
-            )
+        if field in resolved:
+            continue
+        for alias in ALIASES[field]:
+            match = by_key.get(alias)
+            if match is not None and match in owner:
+                raise SchemaError(
+                    f"required column {field!r}: the column {match!r} in {where} is already "
+                    f"mapped to {owner[match]!r}; map {field} to another column with "
+                    f'--column {field}="<column name>", or change the other mapping'
+                )
+        free = [name for name in found if name not in owner]
+        raise SchemaError(
+            f"required column {field!r} is missing in {where}; "
+            f"columns found: {_listing(found)}{_suggest(field, free)}. "
+            f'Map it explicitly with --column {field}="<column name>"'
+        )
 
     claimed: dict[str, str] = {}
     for field, name in resolved.items():
