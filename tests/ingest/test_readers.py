@@ -135,6 +135,12 @@ def test_ragged_csv_is_an_input_error(tmp_path: Path) -> None:
         clean_file(path)
 
 
+def test_a_ragged_line_deep_in_the_file_is_named(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "deep.csv", [VALID] * 1499 + [VALID + ",extra"] + [VALID] * 5)
+    with pytest.raises(InputFileError, match="line 1501 has 9 fields, the header 8"):
+        clean_file(path)
+
+
 def test_duplicated_header_is_refused_in_csv_and_excel(tmp_path: Path) -> None:
     import xlsxwriter
 

@@ -271,6 +271,30 @@ def _sniff_delimiter(header: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+def _first_bad_line(text: bytes, delimiter: str) -> str | None:
+    """Locate the first line the CSV parser cannot take, for the error message.
+
+    Only called after Polars refused the file, so the line-by-line scan (Python's ``csv``,
+    strict quoting) costs nothing on good files. Returns e.g. ``"line 1501 has 9 fields, the
+    header 8"``, or None when the scan finds nothing wrong.
+    """
+    rows = csv.reader(
+        io.StringIO(text.decode("utf-8", errors="replace"), newline=""),
+        delimiter=delimiter,
+        strict=True,
+    )
+    try:
+        width = len(next(rows))
+        for row in rows:
+            if len(row) > width:
+                return f"line {rows.line_num} has {len(row)} fields, the header {width}"
+    except csv.Error as exc:
+        return f"line {rows.line_num}: {exc}"
+    except StopIteration:
+        return None
+    return None
+
+
 def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str]:
     text, encoding = _decode(path, data)
     start = re.search(rb"\S", text)  # no copy of the (possibly large) buffer
@@ -294,7 +318,10 @@ def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str]:
         raise InputFileError(f"file is empty: {path}") from exc
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputFileError(f"{path} is not a readable CSV file: {message}") from exc
+        where = _first_bad_line(text, delimiter)
+        raise InputFileError(
+            f"{path} is not a readable CSV file: {where + '; ' if where else ''}{message}"
+        ) from exc
     if frame.height == 0:
         raise InputFileError(
             f"{path} has a header but no data rows (columns: {', '.join(frame.columns)})"
