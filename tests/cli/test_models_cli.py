@@ -182,6 +182,21 @@ def test_predict_as_of_after_the_data_warns(use_trained, tmp_path, capsys) -> No
     assert out.is_file()
 
 
+def test_predict_says_when_the_model_was_trained_on_another_store(
+    use_trained, tmp_path, monkeypatch, capsys
+) -> None:
+    assert run_app(["predict", "--out", str(tmp_path / "same.csv")]) == 0
+    assert "was trained on the store" not in flat(capsys.readouterr().out)
+    other = tmp_path / "other.db"
+    monkeypatch.setenv("CLV_DATABASE_URL", f"sqlite:///{other}")
+    get_settings.cache_clear()
+    ingest(write_tiny_retail_csv(tmp_path / "other.csv", n_customers=15, seed=3))
+    assert run_app(["predict", "--out", str(tmp_path / "other.csv.out")]) == 0
+    out = flat(capsys.readouterr().out)
+    assert f"was trained on the store sqlite:///{use_trained['root'] / 'clv.db'}" in out
+    assert f"it scores sqlite:///{other} here" in out
+
+
 def test_predict_without_model_says_train_first(capsys) -> None:
     assert run_app(["predict"]) == 1
     assert "run `clv train` first" in flat(capsys.readouterr().err)

@@ -192,6 +192,24 @@ def train(
     console.print(f"Model card: {escape(str(run_dir / 'model_card.md'))}")
 
 
+def _store_key(url: str) -> str:
+    """Return what identifies the store of ``url``.
+
+    The resolved file of a SQLite URL, so relative and absolute spellings agree; otherwise the
+    URL without its password.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return "sqlite:" + str(Path(str(parsed.database)).expanduser().resolve())
+    return parsed.set(password=None).render_as_string(hide_password=False)
+
+
 def _write_csv_atomically(frame: pl.DataFrame, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -234,6 +252,15 @@ def predict(
         )
     bundle = load_run(Path(models_dir or settings.models_dir), run)
     engine, purchases, cancellations = read_store(db)
+    trained_on = (bundle.metadata.get("data_fingerprint") or {}).get("database_url")
+    current = engine.url.render_as_string(hide_password=True)
+    if trained_on and _store_key(trained_on) != _store_key(current):
+        console.print(
+            f"[yellow]Note:[/] model run {escape(bundle.run_id)} was trained on the store "
+            f"{escape(str(trained_on))}; it scores {escape(current)} here.",
+            highlight=False,
+            soft_wrap=True,  # never break a path
+        )
     cutoff = as_of.date() if as_of else default_as_of(purchases)
     gap = (cutoff - default_as_of(purchases)).days
     if gap > 0:
