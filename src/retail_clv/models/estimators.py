@@ -493,7 +493,7 @@ def level_columns(X: Any) -> list[str]:
 
 
 def _linear(model: Any) -> Pipeline:
-    """Select the level features, impute (median), scale, then the linear learner.
+    """Select the linear learners' features, impute (median), scale, then the linear learner.
 
     Every step is fitted inside each fold, so no statistic leaks across folds.
     """
@@ -515,7 +515,7 @@ def _ridge() -> Ridge:
 def _lasso() -> Lasso:
     # precompute=True: coordinate descent on the small Gram matrix instead of the n x p data;
     # on 150k heavy-tailed rows this is the difference between minutes and ms. alpha 10 on
-    # standardised level features, non-negative coefficients (docs/models.md).
+    # standardised LINEAR_FEATURES, non-negative coefficients (docs/models.md).
     return Lasso(alpha=10.0, positive=True, precompute=True, max_iter=5000, tol=1e-4)
 
 

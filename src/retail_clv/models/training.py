@@ -459,8 +459,8 @@ def train(
         "train_cutoffs": [c.isoformat() for c in cutoffs],
         "train_rows": int(X.shape[0]),
         "target": "raw spend; RF squared error on all features, Ridge/Lasso squared error on "
-        "the spend-level features with non-negative weights, XGBoost Tweedie (log link) with "
-        "log(run-rate) as exposure offset; predictions clipped at 0",
+        "spend_365d and the BG/NBD expected spend with non-negative weights, XGBoost Tweedie "
+        "(log link) with log(run-rate) as exposure offset; predictions clipped at 0",
         "meta_learner": "ConvexBlendRegressor (weights >= 0, sum 1) on forward out-of-fold "
         "predictions",
         "random_state": random_state,
