@@ -261,8 +261,9 @@ def predict(
             highlight=False,
             soft_wrap=True,  # never break a path
         )
-    cutoff = as_of.date() if as_of else default_as_of(purchases)
-    gap = (cutoff - default_as_of(purchases)).days
+    after_data = default_as_of(purchases)
+    cutoff = as_of.date() if as_of else after_data
+    gap = (cutoff - after_data).days
     if gap > 0:
         console.print(
             f"[yellow]Warning:[/] --as-of {cutoff} is {gap} days after the day after the last "

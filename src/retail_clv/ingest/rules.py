@@ -252,6 +252,8 @@ MIXED = "mixed"
 def number_convention(raw: pl.Series) -> str:
     """Decide, for a whole price column, which mark is the decimal one.
 
+    See :func:`_scan_convention`, which also returns the values that decided it.
+
     Parameters
     ----------
     raw : polars.Series
@@ -264,15 +266,23 @@ def number_convention(raw: pl.Series) -> str:
         thousands comma before a decimal dot (``1,234.50``); ``"mixed"`` when both occur;
         ``"dot"`` otherwise (commas are thousands separators, the historical reading).
     """
+    return _scan_convention(raw)[0]
+
+
+def _scan_convention(raw: pl.Series) -> tuple[str, str | None, str | None]:
+    """Return the convention and one value of each kind that decided it (one scan).
+
+    The values are a decimal-comma price (``1,65``) and a thousands-comma price (``1,234.50``),
+    currency sign removed, or None where the column has none.
+    """
     text = raw.str.strip_chars()
     if not text.str.contains(",", literal=True).any():
-        return DOT
+        return DOT, None, None
     cleaned = text.str.replace(_CURRENCY, "")
-    comma = bool(cleaned.str.contains(_COMMA_DECIMAL).any())
-    dot = bool(cleaned.str.contains(_COMMA_THOUSANDS_DOT_DECIMAL).any())
-    if comma and dot:
-        return MIXED
-    return COMMA if comma else DOT
+    comma = cleaned.filter(cleaned.str.contains(_COMMA_DECIMAL)).head(1).to_list()
+    dot = cleaned.filter(cleaned.str.contains(_COMMA_THOUSANDS_DOT_DECIMAL)).head(1).to_list()
+    convention = MIXED if comma and dot else COMMA if comma else DOT
+    return convention, (comma or [None])[0], (dot or [None])[0]
 
 
 def _bounded(values: pl.Series) -> pl.Series:
@@ -348,19 +358,18 @@ def _parse_quantity(raw: pl.Series, convention: str = DOT) -> pl.Series:
     ).to_series()
 
 
-def _note_convention(raw: pl.Series, convention: str, notes: list[str]) -> None:
-    """Append a sentence saying how the price column's numbers were read."""
-    cleaned = raw.str.strip_chars().str.replace(_CURRENCY, "")
+def _note_convention(convention: str, comma: str | None, dot: str | None, notes: list[str]) -> None:
+    """Append a sentence saying how the price column's numbers were read.
+
+    ``comma`` and ``dot`` are the deciding values from :func:`_scan_convention`.
+    """
     if convention == COMMA:
-        example = cleaned.filter(cleaned.str.contains(_COMMA_DECIMAL))[0]
-        value = _parse_price(pl.Series([example]), COMMA)[0]
+        value = _parse_price(pl.Series([comma]), COMMA)[0]
         notes.append(
-            f"prices use a decimal comma ({example!r} read as {value:g}); dots in prices and "
+            f"prices use a decimal comma ({comma!r} read as {value:g}); dots in prices and "
             "quantities are read as thousands separators"
         )
     elif convention == MIXED:
-        comma = cleaned.filter(cleaned.str.contains(_COMMA_DECIMAL))[0]
-        dot = cleaned.filter(cleaned.str.contains(_COMMA_THOUSANDS_DOT_DECIMAL))[0]
         notes.append(
             f"prices mix a decimal comma ({comma!r}) and thousands commas ({dot!r}): every "
             "price holding a comma is rejected as BAD_PRICE rather than guessed"
@@ -401,9 +410,9 @@ def parse_and_validate(
             raw = raw.with_columns(pl.lit(None, dtype=pl.Utf8).alias(f"raw_{name}"))
     dates = parse_dates(raw["raw_invoice_date"], day_first=day_first, notes=notes)
     latest = (now or dt.datetime.now()) + MAX_DATE_LEAD
-    convention = number_convention(raw["raw_price"])
+    convention, comma_example, dot_example = _scan_convention(raw["raw_price"])
     if notes is not None:
-        _note_convention(raw["raw_price"], convention, notes)
+        _note_convention(convention, comma_example, dot_example, notes)
     quantity = _parse_quantity(raw["raw_quantity"], convention)
     price = _parse_price(raw["raw_price"], convention)
     stripped = {
