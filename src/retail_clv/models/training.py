@@ -27,6 +27,7 @@ from retail_clv.features.build import PURCHASE_COLUMNS, check_columns
 from retail_clv.models import metrics as M
 from retail_clv.models.baselines import bgnbd_gg_baseline, mean_baseline, run_rate_baseline
 from retail_clv.models.estimators import (
+    LINEAR_FEATURES,
     N_JOBS,
     build_model1,
     build_model2,
@@ -459,8 +460,8 @@ def train(
         "train_cutoffs": [c.isoformat() for c in cutoffs],
         "train_rows": int(X.shape[0]),
         "target": "raw spend; RF squared error on all features, Ridge/Lasso squared error on "
-        "spend_365d and the BG/NBD expected spend with non-negative weights, XGBoost Tweedie "
-        "(log link) with log(run-rate) as exposure offset; predictions clipped at 0",
+        f"{', '.join(LINEAR_FEATURES)} with non-negative weights, XGBoost Tweedie (log link) "
+        "with log(run-rate) as exposure offset; predictions clipped at 0",
         "meta_learner": "ConvexBlendRegressor (weights >= 0, sum 1) on forward out-of-fold "
         "predictions",
         "random_state": random_state,
