@@ -161,3 +161,35 @@ def test_successful_training_job_activates_the_new_model(
     ready = store_client.get("/ready").json()
     assert ready["model_run_id"] == api_data.run_id
     assert store_client.get("/models").json()["runs"][0]["active"] is True
+
+
+def test_run_training_defaults_its_threads_to_the_clv_n_jobs_setting(
+    api_store, tmp_path, monkeypatch
+) -> None:
+    from retail_clv.config import get_settings
+    from retail_clv.models import training
+    from retail_clv.store.db import get_engine
+
+    seen: dict[str, object] = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(*args, **kwargs):
+        seen["n_jobs"] = kwargs["n_jobs"]
+        raise Stop
+
+    monkeypatch.setattr(training, "train", capture)
+    monkeypatch.setenv("CLV_N_JOBS", "3")
+    get_settings.cache_clear()
+    engine = get_engine(f"sqlite:///{api_store[1]}")
+    try:
+        with pytest.raises(Stop):
+            services.run_training(engine, tmp_path, None, 30, "quick", lambda f, m: None)
+        assert seen["n_jobs"] == 3
+        with pytest.raises(Stop):
+            services.run_training(engine, tmp_path, None, 30, "quick", lambda f, m: None, n_jobs=1)
+        assert seen["n_jobs"] == 1
+    finally:
+        engine.dispose()
+        get_settings.cache_clear()

@@ -122,7 +122,7 @@ def run_training(
     budget: str,
     progress: Callable[[float, str], None],
     write_scores: bool = True,
-    n_jobs: int = 2,
+    n_jobs: int | None = None,
 ) -> dict[str, Any]:
     """Train on the store, save the run, and (optionally) rescore every customer.
 
@@ -145,13 +145,14 @@ def run_training(
         Also score every customer as of the day after the last purchase with the new run and
         replace the ``predictions`` table.
     n_jobs
-        CPU threads of the forest and XGBoost (the API passes ``CLV_N_JOBS``).
+        CPU threads of the forest and XGBoost; default the ``CLV_N_JOBS`` setting.
 
     Returns
     -------
     dict
         ``run_id``, ``path``, ``as_of``, ``metrics`` and ``predictions_written``.
     """
+    from retail_clv.config import get_settings
     from retail_clv.errors import NotEnoughDataError
     from retail_clv.models.registry import data_fingerprint, load_run, save_run
     from retail_clv.models.scoring import default_as_of, default_training_as_of
@@ -183,7 +184,7 @@ def run_training(
         horizon_days=horizon_days,
         budget=budget,  # type: ignore[arg-type]
         progress=scaled,
-        n_jobs=n_jobs,
+        n_jobs=get_settings().n_jobs if n_jobs is None else n_jobs,
     )
     progress(0.9, "saving the model run")
     fingerprint = data_fingerprint(purchases, engine.url.render_as_string(hide_password=True))
