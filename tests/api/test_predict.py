@@ -34,17 +34,24 @@ def test_predict_ids_match_the_stored_scores(client: TestClient, api_data) -> No
 
 
 def test_predict_rows_equal_predict_ids_for_the_same_features(client: TestClient, api_data) -> None:
-    ids = api_data.scored_ids[:3]
+    # The store's features as served, nulls included (interval features of one-day customers):
+    # sent back as rows they must give the same scores as the ids.
+    ids = api_data.scored_ids[:40]
     rows = []
     for customer_id in ids:
         features = client.get(f"/customers/{customer_id}/features").json()["features"]
-        rows.append({"customer_id": customer_id, **{k: v or 0.0 for k, v in features.items()}})
-    by_rows = client.post("/predict", json={"rows": rows}).json()
+        rows.append({"customer_id": customer_id, **features})
+    assert any(v is None for row in rows for v in row.values()), "no null feature in the sample"
+    response = client.post("/predict", json={"rows": rows})
+    assert response.status_code == 200, response.text
+    by_rows = response.json()
     by_ids = client.post("/predict", json={"customer_ids": ids}).json()
     assert by_rows["as_of"] is None
     for a, b in zip(by_rows["predictions"], by_ids["predictions"], strict=True):
         assert a["customer_id"] == b["customer_id"]
-        assert a["predicted_spend_30d_model2"] == pytest.approx(b["predicted_spend_30d_model2"])
+        for column in ("predicted_spend_30d_model1", "predicted_spend_30d_model2"):
+            assert a[column] == pytest.approx(b[column])
+        assert a["predicted_products_30d"] == pytest.approx(b["predicted_products_30d"])
 
 
 def test_predict_earlier_as_of_only_scores_customers_seen_before(client, api_data) -> None:
@@ -94,6 +101,17 @@ def test_predict_rows_non_numeric_value_is_422(client: TestClient) -> None:
     response = client.post("/predict", json={"rows": [row]})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][-1] == name
+
+
+@pytest.mark.parametrize("value", [3.5e38, -1e39])
+def test_predict_rows_value_beyond_float32_is_422_naming_it(client: TestClient, value) -> None:
+    row = _row(client)
+    name = next(k for k in row if k != "customer_id")
+    row[name] = value
+    response = client.post("/predict", json={"rows": [row]})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "rows", 0, name]
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import polars as pl
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
@@ -46,12 +47,23 @@ def prediction_records(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return frame.to_dicts()
 
 
+#: Largest magnitude a feature may have: the tree learners compute in float32.
+FEATURE_LIMIT = float(np.finfo(np.float32).max)
+
+
 @lru_cache(maxsize=8)
 def _row_adapter(feature_names: tuple[str, ...]) -> TypeAdapter[list[Any]]:
-    """Build (once per feature list) a validator of feature rows that forbids unknown fields."""
+    """Build (once per feature list) a validator of feature rows that forbids unknown fields.
+
+    A feature may be ``null`` (undefined, as the store's own interval features are for
+    one-purchase-day customers): the models handle it as they did in training.
+    """
     fields: dict[str, Any] = {"customer_id": (str, Field(min_length=1, max_length=64))}
     for name in feature_names:
-        fields[name] = (float, Field(allow_inf_nan=False))
+        fields[name] = (
+            float | None,
+            Field(allow_inf_nan=False, ge=-FEATURE_LIMIT, le=FEATURE_LIMIT),
+        )
     model = create_model(  # type: ignore[call-overload]
         "FeatureRow", __config__=ConfigDict(extra="forbid", strict=False), **fields
     )
