@@ -193,3 +193,20 @@ def test_run_training_defaults_its_threads_to_the_clv_n_jobs_setting(
     finally:
         engine.dispose()
         get_settings.cache_clear()
+
+
+def test_training_as_of_after_the_data_fails_with_its_message(
+    store_client: TestClient, monkeypatch
+) -> None:
+    from retail_clv.models import training
+
+    def never(*args, **kwargs):
+        raise AssertionError("the trainer must not run")
+
+    monkeypatch.setattr(training, "train", never)
+    response = store_client.post("/train", json={"as_of": "2099-06-01"})
+    job = _wait(store_client, response.json()["job_id"])
+    assert job["state"] == "failed"
+    assert "NotEnoughDataError" in job["error"]
+    assert "after the last purchase" in job["error"]
+    assert store_client.get("/ready").status_code == 503

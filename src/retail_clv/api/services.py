@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +165,13 @@ def run_training(
         )
     cutoff = as_of or default_training_as_of(purchases, horizon_days)
     first = purchases.get_column("invoice_date").min().date()  # type: ignore[union-attr]
+    last = purchases.get_column("invoice_date").max().date()  # type: ignore[union-attr]
+    if cutoff > last + timedelta(days=1):
+        raise NotEnoughDataError(
+            f"as_of {cutoff} is after the last purchase in the store ({last}): the training "
+            "windows would hold no data and every target would be 0; use an as_of on or "
+            f"before {last} (default: the last purchase date minus the horizon)"
+        )
     if (cutoff - first).days <= horizon_days:
         raise NotEnoughDataError(
             f"The store starts on {first}: training as of {cutoff} with a {horizon_days}-day "
