@@ -31,6 +31,8 @@ def test_pipeline_scores_every_customer_of_the_upload(client: TestClient, api_da
     assert sorted(ids) == sorted(api_data.scored_ids)
     assert body["model_run_id"] == api_data.run_id
     assert body["as_of"] == api_data.as_of.isoformat()
+    active = client.get("/models/active").json()
+    assert body["horizon_days"] == active["horizon_days"]
     assert 0 < len(body["rejected_sample"]) <= 200
     sample = body["rejected_sample"][0]
     assert {"row_number", "reasons", "raw_invoice"} <= set(sample)

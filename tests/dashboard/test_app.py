@@ -108,6 +108,16 @@ def test_upload_shows_report_predictions_and_charts(
     assert route.call_count == 1
 
 
+def test_predictions_heading_names_the_model_runs_horizon(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    api.post("/pipeline").respond(json={**sample_pipeline, "horizon_days": 7})
+    at = new_app().run()
+    upload(at)
+    assert not at.exception
+    assert "Predictions for the next 7 days" in texts(at.subheader)
+
+
 def test_report_warnings_and_an_unusable_file_are_shown(
     api: respx.MockRouter, sample_pipeline: dict[str, Any]
 ) -> None:

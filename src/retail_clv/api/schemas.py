@@ -192,6 +192,9 @@ class PipelineOut(BaseModel):
     rejected_sample: list[dict[str, Any]]
     as_of: date | None
     model_run_id: str
+    horizon_days: int = Field(
+        description="Days the predictions cover (the model run's horizon; columns say 30d)"
+    )
     r2_model1: float | None
     r2_model2: float | None
     predictions: list[PredictionRow]

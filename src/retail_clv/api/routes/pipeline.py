@@ -85,6 +85,7 @@ def _run(
         .to_dicts(),
         as_of=as_of,
         model_run_id=bundle.run_id,
+        horizon_days=int(bundle.metadata.get("horizon_days", 30)),
         r2_model1=_holdout_r2(bundle, "model1"),
         r2_model2=_holdout_r2(bundle, "model2"),
         predictions=prediction_records(scored),  # type: ignore[arg-type]

@@ -140,9 +140,9 @@ def show_predictions(result: dict[str, Any], symbol: str, source: str) -> None:
         Name of the uploaded file (used for the download's name).
     """
     table = frames.predictions_frame(result.get("predictions") or [])
-    st.subheader("Predictions for the next 30 days")
+    st.subheader(f"Predictions for the next {result.get('horizon_days', 30)} days")
     st.caption(
-        f"Features as of **{result.get('as_of', '?')}** · model run "
+        f"Features as of **{result.get('as_of') or '?'}** · model run "
         f"`{result.get('model_run_id', '?')}` · holdout R²: Model 1 "
         f"**{format_number(result.get('r2_model1'), 3)}**, Model 2 "
         f"**{format_number(result.get('r2_model2'), 3)}**"
@@ -219,7 +219,7 @@ def render() -> None:
     st.markdown(
         "Upload a raw transaction export (CSV or Excel, UCI Online Retail II layout). The API "
         "cleans it, explains every rejected row and predicts each customer's spend and number "
-        "of products over the next 30 days with the active models."
+        "of products over the model's horizon (30 days by default) with the active models."
     )
     upload_col, option_col = st.columns([3, 1])
     uploaded = upload_col.file_uploader(
