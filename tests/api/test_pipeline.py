@@ -178,3 +178,23 @@ def test_pipeline_without_a_model_is_503(store_client: TestClient, api_data) -> 
     response = _post(store_client, api_data.raw_csv.read_bytes())
     assert response.status_code == 503
     assert "No model trained yet" in response.json()["detail"]
+
+
+def test_pipeline_warns_when_bgnbd_cannot_be_fitted_on_the_upload(client: TestClient) -> None:
+    # Three customers with one purchase day each: no repeat buyer, so no BG/NBD fit.
+    rows = [
+        f"6000{i},85048,LIGHT,2,2010-03-0{i + 1} 10:00:00,3.5,{cid},United Kingdom"
+        for i, cid in enumerate(["70001", "70002", "70003"])
+    ]
+    response = _post(client, (HEADER + "\n".join(rows) + "\n").encode())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["predictions"]) == 3
+    [note] = [w for w in body["report"]["warnings"] if "BG/NBD" in w]
+    assert "could not be fitted on these 3 customers" in note
+    assert "imputed" in note
+
+
+def test_pipeline_has_no_bgnbd_warning_when_the_fit_works(client: TestClient, api_data) -> None:
+    body = _post(client, api_data.raw_csv.read_bytes()).json()
+    assert not [w for w in body["report"]["warnings"] if "BG/NBD" in w]

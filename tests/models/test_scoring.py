@@ -10,10 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from retail_clv.errors import NotEnoughDataError
+from retail_clv.features.bgnbd import BGNBD_COLUMNS
 from retail_clv.models.scoring import (
     CSV_COLUMNS,
     default_as_of,
     default_training_as_of,
+    feature_notes,
     safe_csv_frame,
     to_csv_frame,
 )
@@ -158,3 +160,20 @@ def test_score_as_of_uses_only_earlier_customers(bundle) -> None:
     assert scored["customer_id"].to_list() == ["A", "B"]
     with pytest.raises(NotEnoughDataError, match="no customer has a purchase before 2011-01-05"):
         score(bundle, purchases, cancellations, as_of=dt.date(2011, 1, 5))
+
+
+def test_feature_notes_flag_a_failed_bgnbd_fit_only() -> None:
+    names = ["recency_days", *BGNBD_COLUMNS]
+    failed = pl.DataFrame(
+        {"recency_days": [1.0, 2.0], **{c: [None, None] for c in BGNBD_COLUMNS}},
+        schema={"recency_days": pl.Float64, **dict.fromkeys(BGNBD_COLUMNS, pl.Float64)},
+    )
+    [note] = feature_notes(failed, names)
+    assert "could not be fitted on these 2 customers" in note
+    assert all(c in note for c in BGNBD_COLUMNS)
+    # some customers have values: the fit worked, their nulls are per-customer
+    partial = failed.with_columns(pl.Series(BGNBD_COLUMNS[0], [0.5, None]))
+    assert feature_notes(partial, names) == []
+    # a run that does not use the BG/NBD features has nothing to say about them
+    assert feature_notes(failed, ["recency_days"]) == []
+    assert feature_notes(failed.head(0), names) == []

@@ -67,12 +67,16 @@ def ingest_file(
 
 
 def score(
-    bundle: Any, purchases: pl.DataFrame, cancellations: pl.DataFrame, as_of: date | None = None
+    bundle: Any,
+    purchases: pl.DataFrame,
+    cancellations: pl.DataFrame,
+    as_of: date | None = None,
+    notes: list[str] | None = None,
 ) -> pl.DataFrame:
     """Score every customer of the frames with the bundle (``models.scoring.score``)."""
     from retail_clv.models.scoring import score as _score
 
-    return _score(bundle, purchases, cancellations, as_of=as_of)
+    return _score(bundle, purchases, cancellations, as_of=as_of, notes=notes)
 
 
 def customer_features(

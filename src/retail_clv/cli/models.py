@@ -270,7 +270,10 @@ def predict(
             "purchase in the store: every customer is scored as if nothing was bought since.",
             highlight=False,
         )
-    scored = score(bundle, purchases, cancellations, as_of=cutoff)
+    notes: list[str] = []
+    scored = score(bundle, purchases, cancellations, as_of=cutoff, notes=notes)
+    for note in notes:
+        console.print(f"[yellow]Warning:[/] {escape(note)}", highlight=False)
     _write_csv_atomically(to_csv_frame(scored), out_path)
     horizon_days = int(bundle.metadata.get("horizon_days") or settings.horizon_days)
     write_predictions(engine, scored, bundle.run_id, cutoff, horizon_days, replace_all=True)

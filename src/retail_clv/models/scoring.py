@@ -22,6 +22,7 @@ __all__ = [
     "SCORE_COLUMNS",
     "default_as_of",
     "default_training_as_of",
+    "feature_notes",
     "safe_csv_frame",
     "score",
     "to_csv_frame",
@@ -109,11 +110,46 @@ def default_training_as_of(purchases: pl.DataFrame, horizon_days: int) -> dt.dat
     return default_as_of(purchases) - dt.timedelta(days=1 + int(horizon_days))
 
 
+def feature_notes(features: pl.DataFrame, feature_names: list[str]) -> list[str]:
+    """Return warnings about the scoring features that the user of the scores should see.
+
+    Today one case: the BG/NBD + Gamma-Gamma fit failed for the scored customers (too few
+    repeat buyers, or no convergence), so its features are null for everyone and the models
+    impute them.
+
+    Parameters
+    ----------
+    features : polars.DataFrame
+        ``customer_features`` output at the scoring cutoff.
+    feature_names : list of str
+        The model run's inputs.
+
+    Returns
+    -------
+    list of str
+        Sentences, empty when there is nothing to say.
+    """
+    from retail_clv.features.bgnbd import BGNBD_COLUMNS
+
+    used = [c for c in BGNBD_COLUMNS if c in feature_names and c in features.columns]
+    if not used or features.height == 0:
+        return []
+    if not features.select(pl.all_horizontal(pl.col(used).is_null()).all()).item():
+        return []
+    return [
+        f"The BG/NBD + Gamma-Gamma model could not be fitted on these {features.height:,} "
+        "customers (too few repeat buyers, or no convergence): its features "
+        f"({', '.join(used)}) were imputed, so the scores rest on the other features and can "
+        "differ noticeably from the same customers' scores within a larger customer base."
+    ]
+
+
 def score(
     bundle: ModelBundle,
     purchases: pl.DataFrame,
     cancellations: pl.DataFrame,
     as_of: dt.date | None = None,
+    notes: list[str] | None = None,
 ) -> pl.DataFrame:
     """Predict next-horizon spend and products for every customer known before ``as_of``.
 
@@ -126,6 +162,9 @@ def score(
     as_of : datetime.date, optional
         Scoring date: only data strictly before it is used. Defaults to the day after the
         last purchase.
+    notes : list of str, optional
+        When given, :func:`feature_notes` about these features are appended to it for the
+        caller to show; otherwise they are logged as warnings.
 
     Returns
     -------
@@ -150,6 +189,12 @@ def score(
             f"no customer has a purchase before {cutoff.isoformat()}: choose a later --as-of "
             f"or {INGEST_HINT}"
         )
+    found = feature_notes(features, bundle.feature_names)
+    if notes is not None:
+        notes.extend(found)  # the caller shows them
+    else:
+        for note in found:
+            logger.warning("%s", note)
     predictions = bundle.predict(features)
     countries = features.select("customer_id", "country").unique("customer_id", keep="first")
     scored = predictions.join(countries, on="customer_id", how="left")

@@ -61,7 +61,11 @@ def _run(
     if result.purchases.height:
         last = result.purchases.get_column("invoice_date").max()
         as_of = last.date() + timedelta(days=1)  # type: ignore[union-attr]
-        scored = services.score(bundle, result.purchases, result.cancellations, as_of=as_of)
+        notes: list[str] = []
+        scored = services.score(
+            bundle, result.purchases, result.cancellations, as_of=as_of, notes=notes
+        )
+        report["warnings"] = [*report.get("warnings", []), *notes]
     else:
         scored = pl.DataFrame(
             schema={c: pl.Float64 for c in CSV_COLUMNS} | {"customer_id": pl.Utf8}
