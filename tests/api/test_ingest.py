@@ -65,3 +65,17 @@ def test_reads_stay_open_when_a_key_is_set(make_client) -> None:
     client = make_client(api_key=SECRET)
     assert client.get("/rejections").status_code == 200
     assert client.get("/models").status_code == 200
+
+
+def test_ingest_day_first_query_stores_day_first_dates(empty_client: TestClient) -> None:
+    content = (
+        b"Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        b"5001,85048,LIGHT,2,02/03/2010 10:00,3.5,4242,United Kingdom\n"
+    )
+    response = empty_client.post(
+        "/ingest", files={"file": ("d.csv", content)}, params={"day_first": "true"}
+    )
+    assert response.status_code == 200, response.text
+    [report] = response.json()["reports"]
+    assert report["rows_loaded"] == 1
+    assert report["date_min"].startswith("2010-03-02")

@@ -128,7 +128,11 @@ def test_pipeline_column_mapping_query_renames_a_column(client: TestClient) -> N
     )
     refused = _post(client, body.encode())
     assert refused.status_code == 422
-    assert "customer_id" in refused.json()["detail"]
+    detail = refused.json()["detail"]
+    assert "customer_id" in detail
+    # the hint names this endpoint's query parameter, not the CLI option
+    assert "the query parameter column=customer_id=<column name>" in detail
+    assert "--column" not in detail
     mapped = _post(client, body.encode(), params={"column": "customer_id=Kunde"})
     assert mapped.status_code == 200, mapped.text
     assert [p["customer_id"] for p in mapped.json()["predictions"]] == ["4242"]
@@ -138,6 +142,46 @@ def test_pipeline_bad_column_mapping_is_422(client: TestClient) -> None:
     response = _post(client, b"a,b\n1,2\n", params={"column": "shoe_size=b"})
     assert response.status_code == 422
     assert "shoe_size" in response.json()["detail"]
+
+
+def test_pipeline_field_mapped_twice_is_422(client: TestClient) -> None:
+    body = HEADER + "5001,85048,LIGHT,2,2010-01-05 10:00:00,3.5,4242,United Kingdom\n"
+    response = _post(
+        client,
+        body.encode(),
+        params=[("column", "customer_id=Customer ID"), ("column", "customer_id=Country")],
+    )
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "customer_id is given twice" in detail and "'Country'" in detail
+    assert "--column" not in detail
+
+
+def test_pipeline_errors_name_the_uploaded_file_not_the_servers_copy(
+    client: TestClient,
+) -> None:
+    for content in (b'{"rows": []}', HEADER.encode()):
+        response = _post(client, content, name="export.json")
+        assert response.status_code == 422
+        detail = response.json()["detail"]
+        assert "export.json" in detail, detail
+        assert "clv-upload" not in detail and "/tmp" not in detail
+
+
+def test_pipeline_day_first_query_reads_slash_dates_day_first(client: TestClient) -> None:
+    rows = [
+        "5001,85048,LIGHT,2,02/03/2010 10:00,3.5,4242,United Kingdom",
+        "5002,85048,LIGHT,2,05/03/2010 10:00,3.5,4242,United Kingdom",
+    ]
+    content = (HEADER + "\n".join(rows) + "\n").encode()
+    default = _post(client, content).json()
+    assert default["report"]["date_min"].startswith("2010-02-03")
+    [warning] = [w for w in default["report"]["warnings"] if "day-first" in w]
+    assert "query parameter day_first=true" in warning and "--day-first" not in warning
+    day_first = _post(client, content, params={"day_first": "true"}).json()
+    assert day_first["report"]["date_min"].startswith("2010-03-02")
+    assert day_first["as_of"] == "2010-03-06"
+    assert not [w for w in day_first["report"]["warnings"] if "day-first" in w]
 
 
 def test_pipeline_only_rejected_rows_returns_the_report_and_no_predictions(

@@ -129,6 +129,13 @@ def test_parse_column_options_rejects_malformed(option: str) -> None:
         parse_column_options([option])
 
 
+def test_parse_column_options_refuses_a_field_given_twice() -> None:
+    with pytest.raises(SchemaError, match="customer_id is given twice"):
+        parse_column_options(["customer_id=Email", "customer_id=Country"])
+    # the same mapping repeated is harmless
+    assert parse_column_options(["price=P", 'price="P"']) == {"price": "P"}
+
+
 def test_normalise_name() -> None:
     assert normalise_name(" Customer ID ") == "customerid"
     assert normalise_name("Invoice_No.") == "invoiceno"

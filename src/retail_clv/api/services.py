@@ -49,20 +49,33 @@ def column_map(options: Sequence[str] | None) -> dict[str, str] | None:
     return parse_column_options(options)
 
 
-def clean_file(path: Path, columns: dict[str, str] | None = None) -> Any:
-    """Read and clean one file without touching the store (``ingest.pipeline.clean_file``)."""
+def clean_file(path: Path, columns: dict[str, str] | None = None, day_first: bool = False) -> Any:
+    """Read and clean one file without touching the store (``ingest.pipeline.clean_file``).
+
+    ``day_first`` forces slash dates day-first (``clv ingest --day-first``); otherwise the
+    order is decided per column.
+    """
     from retail_clv.ingest.pipeline import clean_file as _clean_file
 
-    return _clean_file(path, columns)
+    return _clean_file(path, columns, day_first=True if day_first else None)
 
 
 def ingest_file(
-    path: Path, engine: sa.Engine, columns: dict[str, str] | None = None
+    path: Path,
+    engine: sa.Engine,
+    columns: dict[str, str] | None = None,
+    day_first: bool = False,
 ) -> list[dict[str, Any]]:
     """Ingest one file into the store and return its reports as JSON-safe dicts."""
     from retail_clv.ingest.pipeline import ingest_files
 
-    reports = ingest_files([path], engine, column_map=columns, progress=False)
+    reports = ingest_files(
+        [path],
+        engine,
+        column_map=columns,
+        progress=False,
+        day_first=True if day_first else None,
+    )
     return [report.to_dict() for report in reports]
 
 

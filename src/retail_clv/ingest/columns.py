@@ -136,7 +136,7 @@ def parse_column_options(options: Sequence[str]) -> dict[str, str]:
     Raises
     ------
     SchemaError
-        When an item has no ``=`` or names an unknown field.
+        When an item has no ``=``, names an unknown field or names a field already mapped.
     """
     mapping: dict[str, str] = {}
     for option in options:
@@ -146,7 +146,12 @@ def parse_column_options(options: Sequence[str]) -> dict[str, str]:
                 f"invalid --column {option!r}: expected FIELD=COLUMN, "
                 'e.g. --column customer_id="Cust No"'
             )
-        mapping[field.strip()] = column.strip().strip("\"'")
+        field, column = field.strip(), column.strip().strip("\"'")
+        if field in mapping and mapping[field] != column:
+            raise SchemaError(
+                f"--column {field} is given twice ({mapping[field]!r} and {column!r}); keep one"
+            )
+        mapping[field] = column
     _check_fields(mapping)
     return mapping
 

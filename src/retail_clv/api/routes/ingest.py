@@ -12,6 +12,9 @@ from retail_clv.api.routes.uploads_common import (
     UPLOAD_BODY,
     UPLOAD_ERRORS,
     ColumnQuery,
+    DayFirstQuery,
+    api_wording,
+    worded_for_the_client,
 )
 from retail_clv.api.schemas import IngestOut
 from retail_clv.api.uploads import receive_upload
@@ -26,19 +29,29 @@ router = APIRouter(tags=["ingest"])
     openapi_extra=UPLOAD_BODY,
     responses={**UPLOAD_ERRORS, **AUTH_ERRORS},
 )
-async def ingest(request: Request, state: StateDep, column: ColumnQuery = None) -> IngestOut:
+async def ingest(
+    request: Request,
+    state: StateDep,
+    column: ColumnQuery = None,
+    day_first: DayFirstQuery = False,
+) -> IngestOut:
     """Validate, clean and load an uploaded file into the store; return its ingest reports.
 
     Ingestion is idempotent: rows already stored count as duplicates. Requires the API key when
     ``CLV_API_KEY`` is set.
     """
-    columns = services.column_map(column)
+    with worded_for_the_client():
+        columns = services.column_map(column)
     upload = await receive_upload(request, state.settings.max_upload_mb * 1_000_000)
     try:
-        reports = await run_in_threadpool(services.ingest_file, upload.path, state.engine, columns)
+        with worded_for_the_client(upload):
+            reports = await run_in_threadpool(
+                services.ingest_file, upload.path, state.engine, columns, day_first
+            )
     finally:
         upload.cleanup()
         state.store.invalidate()
     for report in reports:
         report["source_file"] = upload.original_name
+        report["warnings"] = [api_wording(w, upload) for w in report.get("warnings", [])]
     return IngestOut(reports=reports)

@@ -19,6 +19,9 @@ from retail_clv.api.routes.uploads_common import (
     UPLOAD_BODY,
     UPLOAD_ERRORS,
     ColumnQuery,
+    DayFirstQuery,
+    api_wording,
+    worded_for_the_client,
 )
 from retail_clv.api.schemas import ErrorOut, PipelineOut
 from retail_clv.api.state import ApiState, finite_or_none
@@ -53,8 +56,9 @@ def _run(
     store: bool,
     want_csv: bool,
     columns: dict[str, str] | None,
+    day_first: bool,
 ) -> PipelineOut | Response:
-    result = services.clean_file(upload.path, columns)
+    result = services.clean_file(upload.path, columns, day_first=day_first)
     report = result.report.to_dict()
     report["source_file"] = upload.original_name
     as_of: date | None = None
@@ -70,11 +74,13 @@ def _run(
         scored = pl.DataFrame(
             schema={c: pl.Float64 for c in CSV_COLUMNS} | {"customer_id": pl.Utf8}
         )
+    report["warnings"] = [api_wording(w, upload) for w in report.get("warnings", [])]
     stored = None
     if store:
-        stored = services.ingest_file(upload.path, state.engine, columns)
+        stored = services.ingest_file(upload.path, state.engine, columns, day_first=day_first)
         for item in stored:
             item["source_file"] = upload.original_name
+            item["warnings"] = [api_wording(w, upload) for w in item.get("warnings", [])]
         state.store.invalidate()
     if want_csv:
         return Response(
@@ -118,6 +124,7 @@ async def pipeline(
         bool, Query(description="Also ingest the file into the store (needs the API key)")
     ] = False,
     column: ColumnQuery = None,
+    day_first: DayFirstQuery = False,
 ) -> PipelineOut | Response:
     """Clean, featurise and score an uploaded raw transaction log with both models.
 
@@ -129,10 +136,14 @@ async def pipeline(
     if store:
         await check_api_key(state, request.headers.get(API_KEY_HEADER))
     bundle = state.require_bundle()
-    columns = services.column_map(column)
+    with worded_for_the_client():
+        columns = services.column_map(column)
     want_csv = "text/csv" in request.headers.get("accept", "")
     upload = await receive_upload(request, state.settings.max_upload_mb * 1_000_000)
     try:
-        return await run_in_threadpool(_run, state, bundle, upload, store, want_csv, columns)
+        with worded_for_the_client(upload):
+            return await run_in_threadpool(
+                _run, state, bundle, upload, store, want_csv, columns, day_first
+            )
     finally:
         upload.cleanup()

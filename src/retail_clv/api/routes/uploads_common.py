@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Query
 
 from retail_clv.api.schemas import ErrorOut
+from retail_clv.api.uploads import SavedUpload
+from retail_clv.errors import RetailClvError
 
 #: ``?column=customer_id=Cust No`` (repeatable): explicit column mapping, like ``--column``.
 ColumnQuery = Annotated[
@@ -17,6 +22,67 @@ ColumnQuery = Annotated[
         "customer_id=Cust No; default: recognised automatically",
     ),
 ]
+
+#: ``?day_first=true``: read slash dates day-first, like ``clv ingest --day-first``.
+DayFirstQuery = Annotated[
+    bool,
+    Query(
+        description="Read slash dates day-first (01/03/2010 = 1 March) instead of deciding per "
+        "column (month-first unless a value such as 25/12/2010 proves day-first)"
+    ),
+]
+
+#: The core's messages name CLI options; an upload's client sets query parameters instead.
+_API_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r'--column (\w+)="<column name>"'), r"the query parameter column=\1=<column name>"),
+    (re.compile(r'e\.g\. --column customer_id="Cust No"'), "e.g. column=customer_id=Cust No"),
+    (re.compile(r"--column\b"), "column parameter"),
+    (
+        re.compile(r"ingest it again into a fresh store with --day-first"),
+        "send it again with the query parameter day_first=true (into a fresh store if it was "
+        "stored)",
+    ),
+    (re.compile(r"--day-first\b"), "the query parameter day_first=true"),
+)
+
+
+def api_wording(message: str, upload: SavedUpload | None = None) -> str:
+    """Reword a core message for an API client.
+
+    The server's temporary copy of the upload is named by the client's file name, and CLI
+    options (``--column``, ``--day-first``) become the upload endpoints' query parameters.
+
+    Parameters
+    ----------
+    message : str
+        Error or warning text from the ingestion code.
+    upload : SavedUpload, optional
+        The upload the message is about.
+
+    Returns
+    -------
+    str
+        The reworded message.
+    """
+    if upload is not None:
+        message = message.replace(str(upload.path), upload.original_name)
+        message = message.replace(str(upload.folder), "(upload)")
+    for pattern, replacement in _API_WORDING:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+@contextmanager
+def worded_for_the_client(upload: SavedUpload | None = None) -> Iterator[None]:
+    """Re-raise domain errors raised inside the block with :func:`api_wording` applied."""
+    try:
+        yield
+    except RetailClvError as exc:
+        worded = api_wording(str(exc), upload)
+        if worded == str(exc):
+            raise
+        raise type(exc)(worded) from exc
+
 
 #: OpenAPI description of the multipart body (the routes parse the stream themselves).
 UPLOAD_BODY: dict[str, Any] = {
