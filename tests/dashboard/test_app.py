@@ -432,6 +432,42 @@ def test_store_toggle_sends_store_true_and_the_api_key(
     assert request.headers["X-API-Key"] == "k3y-for-tests"
 
 
+def test_day_first_switch_sends_day_first_and_warnings_name_the_switch(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    sample_pipeline["report"]["warnings"] = [
+        "3 slash dates could be read day-first or month-first (...). If the export writes the "
+        "day first, send it again with the query parameter day_first=true (into a fresh store "
+        "if it was stored)"
+    ]
+    route = api.post("/pipeline").respond(json=sample_pipeline)
+    at = new_app().run()
+    upload(at)
+    assert route.calls.last.request.url.params["day_first"] == "false"
+    [warning] = [t for t in texts(at.warning) if "day-first or month-first" in t]
+    assert "the *Day-first dates* switch" in warning and "query parameter" not in warning
+    at.toggle[1].set_value(True).run()  # switching re-sends the same file
+    assert route.call_count == 2
+    assert route.calls.last.request.url.params["day_first"] == "true"
+
+
+def test_missing_column_error_says_to_rename_the_column(api: respx.MockRouter) -> None:
+    api.post("/pipeline").respond(
+        422,
+        json={
+            "detail": "required column 'customer_id' is missing in 'x.csv'; columns found: "
+            "'Kunde'. Map it explicitly with the query parameter "
+            "column=customer_id=<column name>"
+        },
+    )
+    at = new_app().run()
+    upload(at)
+    assert not at.exception
+    [error] = [t for t in texts(at.error) if "customer_id" in t]
+    assert "Rename that column to 'customer_id' in the file and upload it again" in error
+    assert "query parameter" not in error
+
+
 def test_configured_currency_comes_first(monkeypatch: pytest.MonkeyPatch) -> None:
     from retail_clv.config import get_settings
     from retail_clv.dashboard import common

@@ -347,7 +347,9 @@ class ApiClient:
             not_found_hint="Run `clv predict` to score the stored customers.",
         )
 
-    def run_pipeline(self, filename: str, content: bytes, store: bool = False) -> dict[str, Any]:
+    def run_pipeline(
+        self, filename: str, content: bytes, store: bool = False, day_first: bool = False
+    ) -> dict[str, Any]:
         """Clean and score one raw file (``POST /pipeline``).
 
         Parameters
@@ -358,6 +360,8 @@ class ApiClient:
             The raw file.
         store : bool, default False
             Also load the cleaned rows into the store.
+        day_first : bool, default False
+            Read slash dates day-first (``?day_first=true``) instead of deciding per column.
 
         Returns
         -------
@@ -368,7 +372,7 @@ class ApiClient:
         return self._json(
             "POST",
             "/pipeline",
-            params={"store": str(store).lower()},
+            params={"store": str(store).lower(), "day_first": str(day_first).lower()},
             files={"file": (filename, content, _guess_mime(filename))},
             timeout=PIPELINE_TIMEOUT,
         )

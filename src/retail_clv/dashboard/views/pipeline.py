@@ -7,6 +7,7 @@ download) do not upload it again.
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePath
 from typing import Any
 
@@ -21,13 +22,33 @@ from retail_clv.dashboard.formatting import (
     format_percent,
 )
 
+#: The API's messages name its query parameters; this page has switches instead.
+_PAGE_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"Map it explicitly with the query parameter column=(\w+)=<column name>"),
+        r"Rename that column to '\1' in the file and upload it again",
+    ),
+    (re.compile(r"the query parameter column=(\w+)=<column name>"), r"a column named '\1'"),
+    (re.compile(r"the query parameter day_first=true"), "the *Day-first dates* switch"),
+)
+
+
+def page_wording(message: str) -> str:
+    """Reword an API message for this page (switches instead of query parameters)."""
+    for pattern, replacement in _PAGE_WORDING:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 RESULT_KEY = "pipeline_result"
 ERROR_KEY = "pipeline_error"
 UPLOAD_KEY = "pipeline_upload"
 SOURCE_KEY = "pipeline_source"
 
 
-def run_upload(client: ApiClient, filename: str, content: bytes, store: bool) -> None:
+def run_upload(
+    client: ApiClient, filename: str, content: bytes, store: bool, day_first: bool = False
+) -> None:
     """Send one file to ``POST /pipeline`` and keep the answer (or the error) in the session.
 
     Parameters
@@ -40,6 +61,8 @@ def run_upload(client: ApiClient, filename: str, content: bytes, store: bool) ->
         The file's bytes.
     store : bool
         Also load the cleaned rows into the store.
+    day_first : bool, default False
+        Read slash dates day-first.
     """
     st.session_state.pop(RESULT_KEY, None)
     st.session_state.pop(ERROR_KEY, None)
@@ -50,8 +73,9 @@ def run_upload(client: ApiClient, filename: str, content: bytes, store: bool) ->
             "scores each customer with the active models…"
         )
         try:
-            result = client.run_pipeline(filename, content, store=store)
+            result = client.run_pipeline(filename, content, store=store, day_first=day_first)
         except DashboardError as exc:
+            exc.message = page_wording(exc.message)
             st.session_state[ERROR_KEY] = exc
             status.update(label=f"Could not process {filename}", state="error", expanded=False)
             return
@@ -103,7 +127,7 @@ def show_report(result: dict[str, Any]) -> None:
         details.append(f"**{format_number(report['products'])}** products")
     st.caption(" · ".join(details))
     for warning in report.get("warnings") or []:
-        st.warning(f"Check: {warning}", icon=":material/warning:")
+        st.warning(f"Check: {page_wording(warning)}", icon=":material/warning:")
     if read and report.get("valid_lines") == 0:
         examples = ", ".join(f"`{v}`" for v in report.get("bad_date_examples") or [])
         st.error(
@@ -231,6 +255,12 @@ def render() -> None:
         help="Off: the file is only scored. On: its clean rows are added to the database "
         "used for training and the Customers page.",
     )
+    day_first = option_col.toggle(
+        "Day-first dates",
+        value=False,
+        help="On: slash dates are read day-first (01/03/2010 = 1 March). Off: decided per "
+        "file (month-first unless a date such as 25/12/2010 proves day-first).",
+    )
     if uploaded is None:
         for key in (RESULT_KEY, ERROR_KEY, UPLOAD_KEY):
             st.session_state.pop(key, None)
@@ -239,10 +269,10 @@ def render() -> None:
             icon=":material/upload_file:",
         )
         return
-    upload_id = (uploaded.file_id, store)
+    upload_id = (uploaded.file_id, store, day_first)
     if st.session_state.get(UPLOAD_KEY) != upload_id:
         st.session_state[UPLOAD_KEY] = upload_id
-        run_upload(client, uploaded.name, uploaded.getvalue(), store)
+        run_upload(client, uploaded.name, uploaded.getvalue(), store, day_first)
 
     error = st.session_state.get(ERROR_KEY)
     if isinstance(error, DashboardError):
