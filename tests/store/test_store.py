@@ -134,6 +134,28 @@ def test_same_file_twice_adds_nothing(tmp_path: Path, engine: sa.Engine) -> None
     assert counts(engine) == before
 
 
+def test_the_same_sales_in_another_export_are_loaded_with_a_warning(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    # The first file's two purchases, written as another export would: customer id as a
+    # float, dotted day-first dates, another description. Raw text differs, the sale does not.
+    first = write_csv(tmp_path / "first.csv", [LINES[0], LINES[5]])
+    again = [
+        "489434,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS (RED),12,01.12.2009 07:45,6.95,"
+        "13085.0,United Kingdom",
+        "489437,22087,PAPER BUNTING,6,03.12.2009 09:06,2.95,12680.0,France",
+        "489437,22087,PAPER BUNTING,7,03.12.2009 09:06,2.95,12680.0,France",  # not a repeat
+    ]
+    second = write_csv(tmp_path / "second.csv", again)
+    [clean] = ingest_files([first], engine, progress=False)
+    assert not [w for w in clean.warnings if "repeat sales" in w]
+    [report] = ingest_files([second], engine, progress=False)
+    assert (report.rows_loaded, report.rows_duplicate) == (3, 0)
+    [warning] = [w for w in report.warnings if "repeat sales" in w]
+    assert warning.startswith("2 of the 3 new purchase lines repeat sales already in the store")
+    assert counts(engine)["transactions"] == 5
+
+
 def test_rows_already_stored_from_another_file_are_duplicates(
     tmp_path: Path, engine: sa.Engine
 ) -> None:

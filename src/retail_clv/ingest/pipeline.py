@@ -520,6 +520,17 @@ def drop_known(result: CleanResult, known: pl.Series) -> CleanResult:
     return CleanResult(valid, cancellations, rejected, products, report, result.sha256)
 
 
+def _repeat_note(repeats: int, result: CleanResult) -> str:
+    """Word the warning for new lines that repeat stored sales (``stored_line_matches``)."""
+    return (
+        f"{repeats:,} of the {result.valid_rows.height:,} new purchase lines repeat sales "
+        "already in the store (same invoice, product, customer, date, quantity and price) "
+        "with different raw text, e.g. the same sales exported again in another format. They "
+        "were loaded, because duplicates are recognised by their raw text; if they are "
+        "repeats, load the files into a fresh store so those sales are not counted twice."
+    )
+
+
 ProgressCallback = Callable[[str, float], None]
 
 
@@ -563,7 +574,12 @@ def ingest_files(
     StoreError
         When the store cannot be written (the file's transaction is rolled back).
     """
-    from retail_clv.store.load import bulk_session, existing_hashes, write_result
+    from retail_clv.store.load import (
+        bulk_session,
+        existing_hashes,
+        stored_line_matches,
+        write_result,
+    )
 
     path_list = [Path(p) for p in paths]
     reports: list[IngestReport] = []
@@ -600,6 +616,15 @@ def ingest_files(
                     conn, result.valid_rows["row_hash"], result.rejected["row_hash"]
                 )
                 result = drop_known(result, known)
+                repeats = stored_line_matches(conn, result.valid_rows)
+                if repeats:
+                    result = replace(
+                        result,
+                        report=replace(
+                            result.report,
+                            warnings=[*result.report.warnings, _repeat_note(repeats, result)],
+                        ),
+                    )
                 run_id = write_result(conn, result, on_step=on_step)
         except RetailClvError:
             raise

@@ -162,6 +162,53 @@ def existing_hashes(conn: sa.Connection, *candidates: pl.Series) -> pl.Series:
     return stored.filter(pl.col("row_hash").is_in(wanted.implode()))["row_hash"]
 
 
+#: What makes two purchase lines the same sale, whatever file or export they came from.
+SALE_KEY: tuple[str, ...] = (
+    "invoice",
+    "stock_code",
+    "customer_id",
+    "quantity",
+    "price",
+    "invoice_date",
+)
+
+
+def stored_line_matches(conn: sa.Connection, lines: pl.DataFrame) -> int:
+    """Count ``lines`` whose sale (:data:`SALE_KEY`) is already stored as a transaction.
+
+    Duplicates are recognised by their raw text, so the same sales exported again in another
+    format (``1`` vs ``1.0``, another date layout, edited descriptions) are new rows to the
+    store; this count lets the caller say so. Only stored lines dated within the new lines'
+    date range are read.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+        Connection to the store.
+    lines : polars.DataFrame
+        New valid purchase lines with the :data:`SALE_KEY` columns.
+
+    Returns
+    -------
+    int
+        How many of ``lines`` match a stored transaction.
+    """
+    t = schema.transactions
+    if lines.height == 0 or conn.execute(sa.select(t.c.id).limit(1)).first() is None:
+        return 0
+    lo, hi = lines["invoice_date"].min(), lines["invoice_date"].max()
+    rows = conn.execute(
+        sa.select(*(t.c[name] for name in SALE_KEY)).where(t.c.invoice_date.between(lo, hi))
+    ).fetchall()
+    if not rows:
+        return 0
+    keys = lines.select(SALE_KEY)
+    stored = pl.DataFrame([tuple(row) for row in rows], schema=list(SALE_KEY), orient="row").cast(
+        dict(keys.schema)
+    )
+    return keys.join(stored.unique(), on=list(SALE_KEY), how="semi").height
+
+
 def _prepare(frame: pl.DataFrame, dialect: str) -> pl.DataFrame:
     """Format datetimes as text the way SQLAlchemy stores them on SQLite."""
     if dialect != "sqlite":
