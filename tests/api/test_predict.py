@@ -54,6 +54,21 @@ def test_predict_rows_equal_predict_ids_for_the_same_features(client: TestClient
         assert a["predicted_products_30d"] == pytest.approx(b["predicted_products_30d"])
 
 
+def test_predict_accepts_numeric_customer_ids(client: TestClient, api_data) -> None:
+    numeric = [i for i in api_data.scored_ids if i.isdigit()][:2]
+    assert numeric, "the sample store has numeric customer ids"
+    body = client.post(
+        "/predict", json={"customer_ids": [int(numeric[0]), float(numeric[1])]}
+    ).json()
+    assert [p["customer_id"] for p in body["predictions"]] == numeric
+
+
+def test_predict_bad_customer_id_error_points_at_the_item(client: TestClient) -> None:
+    response = client.post("/predict", json={"customer_ids": ["ok", {"a": 1}]})
+    assert response.status_code == 422
+    assert [e["loc"] for e in response.json()["detail"]] == [["body", "customer_ids", 1]]
+
+
 def test_predict_earlier_as_of_only_scores_customers_seen_before(client, api_data) -> None:
     ids = api_data.scored_ids
     early = client.post("/predict", json={"customer_ids": ids, "as_of": "2010-02-01"}).json()

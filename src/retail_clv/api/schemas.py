@@ -13,13 +13,13 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 
 MAX_PREDICT_ITEMS = 10_000
 _FLOAT_ID = re.compile(r"^(\d+)\.0$")
@@ -32,11 +32,33 @@ def normalise_customer_id(value: str) -> str:
     return match.group(1) if match else value
 
 
+def _number_as_text(value: Any) -> Any:
+    """Accept a JSON number as a customer id (clients building JSON from CSVs send 12346)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 CustomerId = Annotated[
     str,
+    BeforeValidator(_number_as_text),
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
     AfterValidator(normalise_customer_id),
 ]
+
+
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """Drop the ``null`` branch from an optional field's JSON schema (null is refused)."""
+    branches = schema.pop("anyOf", None)
+    if branches is None:
+        return
+    kept = [b for b in branches if b.get("type") != "null"]
+    if len(kept) == 1:
+        schema.update(kept[0])
+    else:
+        schema["anyOf"] = kept
+    if schema.get("default", 0) is None:
+        del schema["default"]
 
 
 class _Input(BaseModel):
@@ -135,17 +157,23 @@ class PredictIn(_Input):
         },
     )
 
-    customer_ids: list[CustomerId] | SkipJsonSchema[None] = Field(
-        default=None, min_length=1, max_length=MAX_PREDICT_ITEMS
+    customer_ids: list[CustomerId] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PREDICT_ITEMS,
+        description="Customer ids (strings; JSON numbers such as 13085 are accepted)",
+        json_schema_extra=_not_nullable,
     )
     as_of: date | None = Field(
         default=None, description="Cutoff for customer_ids; default: day after the last purchase"
     )
-    rows: list[dict[str, Any]] | SkipJsonSchema[None] = Field(
+    rows: list[dict[str, Any]] | None = Field(
         default=None,
         min_length=1,
         max_length=MAX_PREDICT_ITEMS,
-        description="Each row: customer_id and every feature of the active model (numbers)",
+        description="Each row: customer_id and every feature of the active model (numbers, "
+        "or null where a feature is undefined)",
+        json_schema_extra=_not_nullable,
     )
 
     @field_validator("customer_ids", "rows", mode="before")
