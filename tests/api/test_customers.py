@@ -154,3 +154,23 @@ def test_normalise_customer_id(raw: str, normalised: str) -> None:
     from retail_clv.api.schemas import normalise_customer_id
 
     assert normalise_customer_id(raw) == normalised
+
+
+def test_customer_ids_with_a_slash_can_be_looked_up(empty_client: TestClient) -> None:
+    content = (
+        b"Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        b"5001,85048,LIGHT,2,2010-01-05 10:00:00,3.5,A/1,France\n"
+        b"5002,85048,LIGHT,1,2010-02-05 10:00:00,3.5,A/1,France\n"
+    )
+    assert empty_client.post("/ingest", files={"file": ("s.csv", content)}).status_code == 200
+    summary = empty_client.get("/customers/A%2F1")
+    assert summary.status_code == 200, summary.text
+    assert summary.json()["customer_id"] == "A/1"
+    assert summary.json()["orders"] == 2
+    features = empty_client.get("/customers/A%2F1/features")
+    assert features.status_code == 200, features.text
+    assert features.json()["features"]["frequency"] == 2
+    missing = empty_client.get("/customers/A%2F1/prediction")
+    assert missing.status_code == 404
+    assert "'A/1'" in missing.json()["detail"]
+    assert empty_client.get("/customers/A%2F2").status_code == 404

@@ -57,12 +57,6 @@ def _history(state: ApiState, customer_id: str) -> CustomerOut:
     )
 
 
-@router.get("/{customer_id}", response_model=CustomerOut, responses={404: {"model": ErrorOut}})
-def customer(customer_id: CustomerPath, state: StateDep) -> CustomerOut:
-    """Return a customer's country, first and last purchase, total spend and monthly history."""
-    return _history(state, normalise_customer_id(customer_id))
-
-
 def _features(state: ApiState, customer_id: str, as_of: date | None) -> CustomerFeaturesOut:
     frames = state.store.get(state.engine)
     cutoff = as_of or frames.default_as_of
@@ -89,7 +83,7 @@ def _features(state: ApiState, customer_id: str, as_of: date | None) -> Customer
 
 
 @router.get(
-    "/{customer_id}/features",
+    "/{customer_id:path}/features",
     response_model=CustomerFeaturesOut,
     responses={404: {"model": ErrorOut}},
 )
@@ -103,7 +97,7 @@ def customer_features(
 
 
 @router.get(
-    "/{customer_id}/prediction",
+    "/{customer_id:path}/prediction",
     response_model=None,
     responses={200: {"model": CustomerPredictionOut}, 404: {"model": ErrorOut}},
 )
@@ -127,3 +121,10 @@ async def customer_prediction(customer_id: CustomerPath, request: Request) -> Re
                 ),
             )
     return Response(body, media_type="application/json")
+
+
+# Declared last: the id may contain '/', so the suffixed routes above must match first.
+@router.get("/{customer_id:path}", response_model=CustomerOut, responses={404: {"model": ErrorOut}})
+def customer(customer_id: CustomerPath, state: StateDep) -> CustomerOut:
+    """Return a customer's country, first and last purchase, total spend and monthly history."""
+    return _history(state, normalise_customer_id(customer_id))
