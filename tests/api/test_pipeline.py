@@ -242,3 +242,37 @@ def test_pipeline_warns_when_bgnbd_cannot_be_fitted_on_the_upload(client: TestCl
 def test_pipeline_has_no_bgnbd_warning_when_the_fit_works(client: TestClient, api_data) -> None:
     body = _post(client, api_data.raw_csv.read_bytes()).json()
     assert not [w for w in body["report"]["warnings"] if "BG/NBD" in w]
+
+
+@pytest.mark.parametrize(
+    ("accept", "csv"),
+    [
+        ("", False),
+        ("*/*", False),
+        ("application/json", False),
+        ("text/csv", True),
+        ("text/csv, */*;q=0.8", True),
+        ("text/csv, */*", True),
+        ("application/json, text/csv;q=0.1", False),
+        ("text/csv;q=0.5, application/json", False),
+        ("text/csv, application/json", True),
+        ("application/json, text/csv", False),
+        ("text/csv;q=0", False),
+        ("text/csv;q=0.2, */*;q=0.9", False),
+        ("TEXT/CSV; Q=0.9, application/json; q=0.5", True),
+    ],
+)
+def test_accept_header_quality_values_decide_csv(accept: str, csv: bool) -> None:
+    from retail_clv.api.routes.uploads_common import prefers_csv
+
+    assert prefers_csv(accept) is csv
+
+
+def test_pipeline_json_preferred_over_csv_by_quality_is_json(client: TestClient, api_data) -> None:
+    response = _post(
+        client,
+        api_data.raw_csv.read_bytes(),
+        headers={"Accept": "application/json, text/csv;q=0.1"},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")

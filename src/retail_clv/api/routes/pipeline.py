@@ -21,6 +21,7 @@ from retail_clv.api.routes.uploads_common import (
     ColumnQuery,
     DayFirstQuery,
     api_wording,
+    prefers_csv,
     worded_for_the_client,
 )
 from retail_clv.api.schemas import ErrorOut, PipelineOut
@@ -138,7 +139,7 @@ async def pipeline(
     bundle = state.require_bundle()
     with worded_for_the_client():
         columns = services.column_map(column)
-    want_csv = "text/csv" in request.headers.get("accept", "")
+    want_csv = prefers_csv(request.headers.get("accept", ""))
     upload = await receive_upload(request, state.settings.max_upload_mb * 1_000_000)
     try:
         with worded_for_the_client(upload):

@@ -72,6 +72,52 @@ def api_wording(message: str, upload: SavedUpload | None = None) -> str:
     return message
 
 
+def prefers_csv(accept: str) -> bool:
+    """Say whether an ``Accept`` header asks for ``text/csv`` rather than JSON.
+
+    Quality values are honoured: CSV is chosen when ``text/csv`` has a quality above zero,
+    above that of ``application/json`` (on a tie, the one listed first wins) and at least that
+    of the wildcards ``*/*`` / ``text/*`` / ``application/*`` (a named type beats a wildcard).
+
+    Parameters
+    ----------
+    accept : str
+        The request's ``Accept`` header ("" when absent).
+
+    Returns
+    -------
+    bool
+        True when the client asked for CSV.
+    """
+    quality: dict[str, float] = {}
+    order: dict[str, int] = {}
+    for position, item in enumerate(accept.split(",")):
+        media, *params = (part.strip() for part in item.split(";"))
+        media = media.lower()
+        if not media:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = min(1.0, max(0.0, float(value)))
+                except ValueError:
+                    q = 0.0
+        quality[media] = max(q, quality.get(media, 0.0))
+        order.setdefault(media, position)
+    csv_q = quality.get("text/csv", 0.0)
+    if csv_q <= 0:
+        return False
+    wildcard_q = max(quality.get(w, 0.0) for w in ("*/*", "text/*", "application/*"))
+    if csv_q < wildcard_q:
+        return False
+    json_q = quality.get("application/json")
+    if json_q is None or csv_q > json_q:
+        return True
+    return csv_q == json_q and order["text/csv"] < order["application/json"]
+
+
 @contextmanager
 def worded_for_the_client(upload: SavedUpload | None = None) -> Iterator[None]:
     """Re-raise domain errors raised inside the block with :func:`api_wording` applied."""
