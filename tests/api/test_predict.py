@@ -77,6 +77,17 @@ def test_predict_earlier_as_of_only_scores_customers_seen_before(client, api_dat
     assert len(early["predictions"]) + len(early["unknown_customer_ids"]) == len(ids)
 
 
+def test_predict_as_of_after_the_data_is_scored_with_a_warning(client, api_data) -> None:
+    ids = api_data.scored_ids[:3]
+    usual = client.post("/predict", json={"customer_ids": ids}).json()
+    assert usual["warnings"] == []
+    late = dt.date.fromisoformat(usual["as_of"]) + dt.timedelta(days=400)
+    body = client.post("/predict", json={"customer_ids": ids, "as_of": late.isoformat()}).json()
+    assert len(body["predictions"]) == 3
+    [warning] = body["warnings"]
+    assert warning.startswith(f"as_of {late} is 400 days after the day after the last purchase")
+
+
 def test_predict_as_of_before_any_data_invents_nothing(client: TestClient, api_data) -> None:
     ids = api_data.scored_ids[:10]
     body = client.post("/predict", json={"customer_ids": ids, "as_of": "1999-01-01"}).json()

@@ -211,6 +211,9 @@ class PredictOut(BaseModel):
     as_of: date | None
     predictions: list[PredictionRow]
     unknown_customer_ids: list[str]
+    warnings: list[str] = Field(
+        default_factory=list, description="What to check about these scores (e.g. a late as_of)"
+    )
 
 
 class PipelineOut(BaseModel):
