@@ -191,6 +191,31 @@ def test_two_digit_years_and_more_formats(text: str, expected: dt.datetime) -> N
     assert parse_dates(pl.Series([text]))[0] == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2011-01-05T23:30:00Z",
+        "2011-01-05 23:30:00 +0100",
+        "2011-01-05T23:30+01:00",
+        "2011-01-05T23:30:00.000-05:00",
+        "2011-01-05T23:30:00 UTC",
+    ],
+)
+def test_iso_time_zone_suffix_is_dropped_keeping_the_written_time(text: str) -> None:
+    notes: list[str] = []
+    parsed = parse_dates(pl.Series([text, "2011-01-06 08:00:00"]), notes=notes)
+    # kept as written: converting 23:30 +01:00 to UTC would move no date, -05:00 would
+    assert parsed.to_list() == [dt.datetime(2011, 1, 5, 23, 30), dt.datetime(2011, 1, 6, 8)]
+    [note] = notes
+    assert note.startswith("1 dates carry a time-zone suffix") and "no conversion to UTC" in note
+
+
+def test_no_time_zone_note_without_a_suffix() -> None:
+    notes: list[str] = []
+    parse_dates(pl.Series(["2011-01-05T23:30:00", "2011-01-05 +0100"]), notes=notes)
+    assert not [n for n in notes if "time-zone" in n]
+
+
 def test_year_formats_need_four_digits() -> None:
     parsed = parse_dates(pl.Series(["12/01/09 10:46", "0012-01-09", "12-01-09"]))
     assert parsed[0] == dt.datetime(2009, 12, 1, 10, 46)

@@ -99,10 +99,11 @@ DOTTED_FORMATS: tuple[str, ...] = (
 )
 #: The accepted date spellings in one sentence (reports, error hints, docs).
 ACCEPTED_DATES = (
-    "ISO 2009-12-01 07:45:00 (also with T, fractional seconds, without seconds or time, or "
-    "2009/12/01), slash dates 12/1/2009 7:45, 12/01/2009 07:45 AM or 12/01/09 (month-first "
-    "unless the column proves day-first), dotted 01.12.2009 07:45 and 01-Dec-2009 (day-first); "
-    "years in full (4 digits) except in the 2-digit slash form"
+    "ISO 2009-12-01 07:45:00 (also with T, fractional seconds, without seconds or time, with "
+    "a time-zone suffix Z/+01:00 that is dropped, or 2009/12/01), slash dates 12/1/2009 7:45, "
+    "12/01/2009 07:45 AM or 12/01/09 (month-first unless the column proves day-first), dotted "
+    "01.12.2009 07:45 and 01-Dec-2009 (day-first); years in full (4 digits) except in the "
+    "2-digit slash form"
 )
 
 _MISSING_TOKENS = ("", "nan", "none", "null", "na", "n/a")
@@ -149,6 +150,32 @@ def _try_formats(values: pl.Series, formats: tuple[str, ...]) -> pl.Series:
     return parsed
 
 
+#: An ISO timestamp with a time-zone suffix: ``2011-01-05T10:00:00Z``, ``... +01:00``, ``+0100``.
+_ZONE_SUFFIX = r"\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)$"
+_ISO_ZONE = r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?" + _ZONE_SUFFIX
+
+
+def _parse_zoned(
+    text: pl.Series, parsed: pl.Series, zoned: pl.Series, notes: list[str] | None
+) -> pl.Series:
+    """Parse ISO timestamps with a time-zone suffix as the wall time written, suffix dropped.
+
+    A shop's export writes its own local time; converting to UTC could move a late purchase to
+    the next day, so the time is kept as written (and the caller is told).
+    """
+    bare = pl.select(
+        pl.when(pl.lit(zoned)).then(text.str.replace(_ZONE_SUFFIX, "")).otherwise(None)
+    ).to_series()
+    parsed = parsed.fill_null(_try_formats(bare, ISO_FORMATS))
+    if notes is not None:
+        example = text.filter(zoned)[0]
+        notes.append(
+            f"{int(zoned.sum()):,} dates carry a time-zone suffix (e.g. {example!r}): the time "
+            "was kept as written and the suffix dropped (no conversion to UTC)"
+        )
+    return parsed
+
+
 def parse_dates(
     values: pl.Series, *, day_first: bool | None = None, notes: list[str] | None = None
 ) -> pl.Series:
@@ -177,6 +204,11 @@ def parse_dates(
     text = values.cast(pl.Utf8).str.strip_chars()
     parsed = _try_formats(text, ISO_FORMATS)
     rest = parsed.is_null() & text.is_not_null()
+    if rest.any():
+        zoned = rest & text.str.contains(_ISO_ZONE).fill_null(False)
+        if zoned.any():
+            parsed = _parse_zoned(text, parsed, zoned, notes)
+            rest = parsed.is_null() & text.is_not_null()
     if not rest.any():
         return parsed
     if day_first is not None:
