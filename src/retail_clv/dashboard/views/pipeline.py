@@ -247,7 +247,7 @@ def render() -> None:
     )
     upload_col, option_col = st.columns([3, 1])
     uploaded = upload_col.file_uploader(
-        "Raw transactions file", type=["csv", "gz", "xlsx", "parquet"], key="pipeline_file"
+        "Raw transactions file", type=["csv", "gz", "xlsx", "xls", "parquet"], key="pipeline_file"
     )
     store = option_col.toggle(
         "Save rows to the store",
