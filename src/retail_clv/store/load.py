@@ -203,9 +203,8 @@ def stored_line_matches(conn: sa.Connection, lines: pl.DataFrame) -> int:
     if not rows:
         return 0
     keys = lines.select(SALE_KEY)
-    stored = pl.DataFrame([tuple(row) for row in rows], schema=list(SALE_KEY), orient="row").cast(
-        dict(keys.schema)
-    )
+    stored = pl.DataFrame([tuple(row) for row in rows], schema=list(SALE_KEY), orient="row")
+    stored = stored.cast(keys.schema)
     return keys.join(stored.unique(), on=list(SALE_KEY), how="semi").height
 
 
