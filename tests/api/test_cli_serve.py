@@ -56,3 +56,18 @@ def test_serve_refuses_a_placeholder_api_key(monkeypatch) -> None:
     assert result.exit_code == 1
     assert "placeholder" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_with_an_unusable_store_is_one_line_and_never_starts(monkeypatch, capsys) -> None:
+    import uvicorn
+
+    from retail_clv.cli.base import run_app
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: started.append(True))
+    code = run_app(["serve", "--db", "mysql://u:p@localhost/shop"])
+    assert code == 1
+    assert started == []
+    err = capsys.readouterr().err
+    assert "Error: unsupported database 'mysql'" in " ".join(err.split())
+    assert "Traceback" not in err

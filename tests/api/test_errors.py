@@ -45,3 +45,23 @@ def test_domain_error_becomes_detail_json(empty_client, monkeypatch) -> None:
     response = empty_client.get("/models")
     assert response.status_code == 422
     assert response.json() == {"detail": "missing column 'Customer ID'; map it with --column"}
+
+
+def test_an_unreachable_store_is_503_not_500(client, api_data, monkeypatch) -> None:
+    import sqlalchemy as sa
+
+    state = client.app.state.clv
+
+    def down(*args, **kwargs):
+        raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(state.store, "get", down)
+    response = client.get(f"/customers/{api_data.scored_ids[0]}")
+    assert response.status_code == 503
+    detail = response.json()["detail"]
+    assert detail.startswith("The store is unavailable (Exception: connection refused)")
+
+
+def test_a_nul_character_in_a_customer_id_is_422(client) -> None:
+    assert client.get("/customers/a%00b/prediction").status_code == 422
+    assert client.post("/predict", json={"customer_ids": ["a\u0000b"]}).status_code == 422

@@ -73,3 +73,53 @@ def test_postgresql_ingest_roundtrip_idempotency_and_rollback(
         assert counts(engine) == before
     finally:
         engine.dispose()
+
+
+def test_postgresql_migrations_from_several_processes_at_once(postgresql_url: str) -> None:
+    """API workers or CLIs starting together on an empty database: one creates the tables."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from retail_clv.store.migrations import MIGRATIONS
+
+    engines = [sa.create_engine(postgresql_url) for _ in range(4)]
+    try:
+        from retail_clv.store.migrations import migrate
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            versions = list(pool.map(migrate, engines))
+        assert versions == [MIGRATIONS[-1].version] * 4
+        with engines[0].connect() as conn:
+            applied = conn.execute(sa.select(sa.func.count()).select_from(schema.schema_migrations))
+            assert applied.scalar_one() == len(MIGRATIONS)
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_postgresql_stores_text_that_held_nul_characters(
+    tmp_path: Path, postgresql_url: str
+) -> None:
+    engine = get_engine(postgresql_url)
+    try:
+        frame = pl.DataFrame(
+            {
+                "Invoice": ["489434", "C489449"],
+                "StockCode": ["85048", "85048"],
+                "Description": ["GLASS\x00BALL", "GLASS\x00BALL"],
+                "Quantity": ["12", "-2"],
+                "InvoiceDate": ["2009-12-01 07:45:00", "2009-12-02 10:33:00"],
+                "Price": ["6.95", "6.95"],
+                "Customer ID": ["13085", "13085"],
+                "Country": ["United Kingdom", "United Kingdom"],
+            }
+        )
+        path = tmp_path / "nul.parquet"
+        frame.write_parquet(path)
+        [report] = ingest_files([path], engine, progress=False)
+        assert (report.rows_loaded, report.rows_rejected) == (1, 1)
+        assert any("NUL" in w for w in report.warnings)
+        with engine.connect() as conn:
+            description = conn.execute(sa.select(schema.products.c.description)).scalar_one()
+        assert description == "GLASSBALL"
+    finally:
+        engine.dispose()

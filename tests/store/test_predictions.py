@@ -117,6 +117,30 @@ def test_failed_write_changes_nothing(engine) -> None:
     assert read_prediction(engine, "1")["model_run_id"] == "run-a"
 
 
+def test_a_refused_write_is_a_store_error_and_changes_nothing(engine) -> None:
+    write_predictions(engine, _scores(["1"], 10.0), "run-a", dt.date(2011, 11, 1), 30)
+
+    def refuse(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "DELETE")):
+            raise sa.exc.OperationalError(statement, {}, Exception("permission denied"))
+
+    sa.event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        with pytest.raises(StoreError, match="still holds the previous scores") as caught:
+            write_predictions(
+                engine,
+                _scores(["1", "2"], 50.0),
+                "run-b",
+                dt.date(2011, 12, 1),
+                30,
+                replace_all=True,
+            )
+        assert "permission denied" in str(caught.value)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", refuse)
+    assert read_prediction(engine, "1")["model_run_id"] == "run-a"
+
+
 @pytest.mark.parametrize(
     ("frame", "message"),
     [

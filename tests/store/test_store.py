@@ -90,6 +90,62 @@ def test_a_postgres_scheme_url_names_the_right_scheme(url: str) -> None:
         get_engine(url)
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://u:p@localhost/shop", r"unsupported database 'mysql'"),
+        ("postgresql+psycopg://clv:p@ss@localhost/shop", r"contains '@': percent-encode it"),
+        ("postgresql+pg8000://u:p@localhost/shop", r"psycopg 3 driver installed with"),
+    ],
+)
+def test_url_mistakes_are_one_clear_store_error(url: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message) as caught:
+        get_engine(url)
+    assert "ss@localhost" not in str(caught.value)  # no part of a password is echoed
+
+
+def test_a_database_error_while_writing_is_one_store_error(
+    tmp_path: Path, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    def clash(*args, **kwargs):
+        raise sqlite3.IntegrityError("UNIQUE constraint failed: transactions.row_key")
+
+    monkeypatch.setattr(load, "write_result", clash)
+    path = write_csv(tmp_path / "a.csv", LINES)
+    with pytest.raises(StoreError) as caught:
+        ingest_files([path], engine, progress=False)
+    message = str(caught.value)
+    assert message.startswith("writing a.csv failed, nothing of it was stored: IntegrityError")
+    assert "another ingest was probably writing the same rows" in message
+    assert counts(engine)["transactions"] == 0
+
+
+def test_nul_characters_are_removed_with_a_warning(tmp_path: Path, engine: sa.Engine) -> None:
+    frame = pl.DataFrame(
+        {
+            "Invoice": ["489434", "489435"],
+            "StockCode": ["85048", "22350"],
+            "Description": ["GLASS\x00BALL", "CAT BOWL"],
+            "Quantity": ["12", "1"],
+            "InvoiceDate": ["2009-12-01 07:45:00", "2009-12-01 07:46:00"],
+            "Price": ["6.95", "2.55"],
+            "Customer ID": ["13085", "13\x0086"],
+            "Country": ["United Kingdom", "France"],
+        }
+    )
+    path = tmp_path / "nul.parquet"
+    frame.write_parquet(path)
+    [report] = ingest_files([path], engine, progress=False)
+    assert report.rows_loaded == 2
+    [warning] = [w for w in report.warnings if "NUL" in w]
+    assert warning.startswith("2 cells held a NUL character")
+    with engine.connect() as conn:
+        ids = sorted(conn.execute(sa.select(schema.transactions.c.customer_id)).scalars())
+    assert ids == ["13085", "1386"]
+
+
 def test_ingest_stores_rows_and_reads_them_back(tmp_path: Path, engine: sa.Engine) -> None:
     path = write_csv(tmp_path / "a.csv", LINES)
     [report] = ingest_files([path], engine, progress=False)

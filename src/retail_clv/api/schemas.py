@@ -42,7 +42,7 @@ def _number_as_text(value: Any) -> Any:
 CustomerId = Annotated[
     str,
     BeforeValidator(_number_as_text),
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00]+$"),
     AfterValidator(normalise_customer_id),
 ]
 

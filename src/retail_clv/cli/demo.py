@@ -221,15 +221,16 @@ def run_demo(
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{store}{suffix}").unlink(missing_ok=True)
         db = f"sqlite:///{store}"
-    state.db_url = db
     engine = get_engine(db)
+    shown = engine.url.render_as_string(hide_password=True)  # never print a password
+    state.db_url = shown
     try:
 
         def do_ingest() -> str:
             reports = ingest_files([raw], engine, progress=False)
             state_extra["reports"] = reports
             loaded = sum(r.rows_loaded for r in reports)
-            return f"{loaded:,} purchase lines loaded into {db}"
+            return f"{loaded:,} purchase lines loaded into {shown}"
 
         with console.status("Ingesting into the store..."):
             _timed(state, "ingest", do_ingest)

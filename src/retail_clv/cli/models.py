@@ -18,7 +18,7 @@ from rich.table import Table
 
 from retail_clv.cli.base import Budget, app, console, print_gaps, progress_bar, read_store
 from retail_clv.config import get_settings
-from retail_clv.errors import INGEST_HINT, InputFileError, NotEnoughDataError
+from retail_clv.errors import INGEST_HINT, InputFileError, NotEnoughDataError, StoreError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -276,7 +276,10 @@ def predict(
         console.print(f"[yellow]Warning:[/] {escape(note)}", highlight=False)
     _write_csv_atomically(to_csv_frame(scored), out_path)
     horizon_days = int(bundle.metadata.get("horizon_days") or settings.horizon_days)
-    write_predictions(engine, scored, bundle.run_id, cutoff, horizon_days, replace_all=True)
+    try:
+        write_predictions(engine, scored, bundle.run_id, cutoff, horizon_days, replace_all=True)
+    except StoreError as exc:
+        raise StoreError(f"{exc} ({out_path} was written)") from exc
 
     top = scored.sort(["predicted_spend_30d_model2", "customer_id"], descending=[True, False]).head(
         _TOP_N

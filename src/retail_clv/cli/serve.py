@@ -60,6 +60,11 @@ def serve(
         problems = "; ".join(str(error["msg"]) for error in exc.errors())
         err_console.print(f"[bold red]Error:[/] invalid settings: {problems}", highlight=False)
         raise typer.Exit(1) from None
+    # Open (and migrate) the store once here: a bad URL or a database that is down is one clear
+    # line instead of a traceback per worker, and workers never race to create the tables.
+    from retail_clv.store.db import get_engine
+
+    get_engine(get_settings().database_url).dispose()
     uvicorn.run(
         "retail_clv.api.app:create_app",
         factory=True,

@@ -461,6 +461,7 @@ def clean_file(
     if not frames:
         raise SchemaError(f"{raw.path.name}: no sheet has the required columns {REQUIRED_FIELDS}")
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    frame, nul_note = _without_nul_characters(frame)
     base = IngestReport(
         source_file=raw.path.name,
         sheet=", ".join(sheet_names) if sheet_names else None,
@@ -470,6 +471,7 @@ def clean_file(
         rows_loaded=0,
         rows_rejected=0,
         rows_duplicate=0,
+        warnings=[nul_note] if nul_note else [],
     )
     return clean_frame(
         frame,
@@ -478,6 +480,28 @@ def clean_file(
         sha256=raw.sha256,
         on_step=on_step,
         day_first=day_first,
+    )
+
+
+def _without_nul_characters(frame: pl.DataFrame) -> tuple[pl.DataFrame, str | None]:
+    """Remove NUL characters (code point 0) from the text cells; say how many cells held one.
+
+    No database text column accepts NUL (PostgreSQL refuses the whole file), and it never
+    carries meaning in a sales export; removing it keeps the row (valid or rejected) storable.
+    """
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.Utf8]
+    if not text:
+        return frame, None
+    counts = frame.select(
+        pl.sum_horizontal(pl.col(text).str.contains("\x00", literal=True).fill_null(False))
+    ).to_series()
+    cells = int(counts.sum())
+    if cells == 0:
+        return frame, None
+    cleaned = frame.with_columns(pl.col(text).str.replace_all("\x00", "", literal=True))
+    return cleaned, (
+        f"{cells:,} cells held a NUL character (\\x00), which no database text column accepts; "
+        "it was removed from them"
     )
 
 
@@ -574,6 +598,7 @@ def ingest_files(
     StoreError
         When the store cannot be written (the file's transaction is rolled back).
     """
+    from retail_clv.store.db import database_errors, describe_database_error
     from retail_clv.store.load import (
         bulk_session,
         existing_hashes,
@@ -628,10 +653,16 @@ def ingest_files(
                 run_id = write_result(conn, result, on_step=on_step)
         except RetailClvError:
             raise
-        except sa.exc.SQLAlchemyError as exc:
+        except database_errors() as exc:
+            detail = describe_database_error(exc)
+            hint = ""
+            if "unique" in detail.lower() or "IntegrityError" in detail:
+                hint = (
+                    "; another ingest was probably writing the same rows into this store at the "
+                    "same time: run this one again once it has finished"
+                )
             raise StoreError(
-                f"writing {path.name} failed, nothing of it was stored: "
-                f"{exc.__class__.__name__}: {str(getattr(exc, 'orig', exc)).strip()}"
+                f"writing {path.name} failed, nothing of it was stored: {detail}{hint}"
             ) from exc
         report = replace(result.report, run_id=run_id)
         logger.info("%s: %s", path.name, report.invariant_line())

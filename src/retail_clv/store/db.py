@@ -23,6 +23,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def database_errors() -> tuple[type[BaseException], ...]:
+    """Return the exception classes a store operation can raise from the database.
+
+    SQLAlchemy wraps most driver errors, but the bulk writers use the drivers' cursors directly
+    (PostgreSQL ``COPY``, SQLite ``executemany``), whose errors arrive unwrapped.
+    """
+    import sqlite3
+
+    errors: list[type[BaseException]] = [SQLAlchemyError, sqlite3.Error]
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        pass
+    else:
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
+def describe_database_error(exc: BaseException) -> str:
+    """Return ``ClassName: first line of the driver's message`` for a database error."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return f"{type(inner).__name__}: {text[0] if text else type(inner).__name__}"
+
+
 def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine:
     """Return an engine on the store, creating the SQLite folder and migrating the schema.
 
@@ -60,6 +85,16 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
             f"unknown database URL scheme {parsed.drivername!r}: PostgreSQL URLs start with "
             "postgresql+psycopg:// (e.g. postgresql+psycopg://user:pass@host/db)"
         )
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreError(
+            f"unsupported database {parsed.get_backend_name()!r}: retail-clv stores its data in "
+            "SQLite (sqlite:///path.db) or PostgreSQL (postgresql+psycopg://user:pass@host/db)"
+        )
+    if parsed.host and "@" in parsed.host:
+        raise StoreError(
+            "the database URL's user or password contains '@': percent-encode it as %40 "
+            "(e.g. postgresql+psycopg://clv:p%40ss@host/db)"
+        )
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -71,7 +106,12 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
             path.parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = sa.create_engine(parsed, future=True)
-    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+    except ImportError as exc:
+        raise StoreError(
+            f"cannot use database URL {parsed!r}: {exc}; PostgreSQL URLs use the psycopg 3 "
+            "driver installed with retail-clv: postgresql+psycopg://user:pass@host/db"
+        ) from exc
+    except (ArgumentError, SQLAlchemyError) as exc:
         raise StoreError(f"cannot use database URL {parsed!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
@@ -83,5 +123,12 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
             f"{str(exc.orig).strip() or exc}"
         ) from exc
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot migrate the store: {exc}") from exc
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StoreError(
+            f"cannot create or update the store's tables in "
+            f"{parsed.render_as_string(hide_password=True)}: {exc.__class__.__name__}: {reason}. "
+            "Check that the database user may create and use tables there, and that no other "
+            "application's tables share their names (a dedicated PostgreSQL schema works: add "
+            "?options=-csearch_path%3Dretail_clv to the URL after CREATE SCHEMA retail_clv)"
+        ) from exc
     return engine

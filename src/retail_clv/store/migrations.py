@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import polars as pl
@@ -137,6 +138,33 @@ def migrate(engine: sa.Engine) -> int:
     int
         The schema version after migrating.
     """
+    with _migration_lock(engine):
+        return _migrate(engine)
+
+
+#: Key of the PostgreSQL advisory lock held while migrating (any constant; "clv" in ASCII).
+_MIGRATION_LOCK_KEY = 0x636C76
+
+
+@contextmanager
+def _migration_lock(engine: sa.Engine) -> Iterator[None]:
+    """Serialise migrations of one PostgreSQL database across processes (API workers, CLIs).
+
+    Without it, two processes starting on an empty database both create the tables and one
+    fails. SQLite serialises writers itself.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+
+
+def _migrate(engine: sa.Engine) -> int:
     with engine.begin() as conn:
         schema.schema_migrations.create(conn, checkfirst=True)
         version = current_version(conn)

@@ -101,7 +101,8 @@ def write_predictions(
     Raises
     ------
     StoreError
-        When a required column is missing, a customer id repeats, or a score is null or NaN.
+        When a required column is missing, a customer id repeats, a score is null or NaN, or
+        the database refuses the write (e.g. a read-only user); nothing is changed then.
     """
     needed = ["customer_id", *_FRAME_TO_TABLE]
     missing = [name for name in needed if name not in frame.columns]
@@ -129,11 +130,19 @@ def write_predictions(
         .to_dicts()
     )
     statement = _upsert_statement(engine)
-    with engine.begin() as connection:
-        if replace_all:
-            connection.execute(sa.delete(predictions))
-        for start in range(0, len(records), _CHUNK):
-            connection.execute(statement, records[start : start + _CHUNK])
+    try:
+        with engine.begin() as connection:
+            if replace_all:
+                connection.execute(sa.delete(predictions))
+            for start in range(0, len(records), _CHUNK):
+                connection.execute(statement, records[start : start + _CHUNK])
+    except sa.exc.SQLAlchemyError as exc:
+        from retail_clv.store.db import describe_database_error
+
+        raise StoreError(
+            f"storing the scores in the predictions table failed, the table still holds the "
+            f"previous scores: {describe_database_error(exc)}"
+        ) from exc
     logger.info("stored %d predictions of run %s (as of %s)", len(records), run_id, as_of)
     return len(records)
 

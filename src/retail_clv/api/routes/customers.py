@@ -23,7 +23,8 @@ from retail_clv.api.state import ApiState, finite_or_none
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
-CustomerPath = Annotated[str, Path(min_length=1, max_length=64)]
+#: A customer id as a path segment (``%2F`` for '/'); NUL is refused (no store can hold it).
+CustomerPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00]+$")]
 
 
 def _not_in_store(customer_id: str) -> HTTPException:
