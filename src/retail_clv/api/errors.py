@@ -102,10 +102,16 @@ def store_unreachable_errors() -> tuple[type[Exception], ...]:
 async def _store_unreachable(request: Request, exc: Exception) -> JSONResponse:
     from retail_clv.store.db import describe_database_error
 
-    reason = describe_database_error(exc)
-    logger.warning("store unavailable -> 503: %s", reason, extra={"status": 503})
+    # The driver's text can name hosts and users: it goes to the log, the client gets its kind.
+    logger.warning(
+        "store unavailable -> 503: %s", describe_database_error(exc), extra={"status": 503}
+    )
+    kind = type(getattr(exc, "orig", None) or exc).__name__
     return JSONResponse(
-        {"detail": f"The store is unavailable ({reason}); retry once the database is back"},
+        {
+            "detail": f"The store is unavailable ({kind}); retry once the database is back "
+            "(the server log has the reason)"
+        },
         status_code=503,
     )
 
