@@ -22,6 +22,21 @@ def write_csv(
     return path
 
 
+def write_parquet(path: Path, lines: list[str], header: str = HEADER_II) -> Path:
+    """Write comma-separated ``lines`` as an all-text Parquet file (holds what CSV cannot, NUL)."""
+    import csv
+
+    import polars as pl
+
+    names = header.split(",")
+    rows = list(csv.reader(lines))
+    pl.DataFrame(
+        {name: [row[i] for row in rows] for i, name in enumerate(names)},
+        schema=dict.fromkeys(names, pl.Utf8),
+    ).write_parquet(path)
+    return path
+
+
 @pytest.fixture
 def csv_file(tmp_path: Path):
     """Factory writing a CSV with the Online Retail II header and the given data lines."""

@@ -17,7 +17,7 @@ from retail_clv.store.queries import (
     read_rejections,
 )
 
-from ..ingest.conftest import VALID, write_csv
+from ..ingest.conftest import VALID, write_csv, write_parquet
 from .test_store import LINES, counts
 
 pytestmark = pytest.mark.postgres
@@ -101,25 +101,13 @@ def test_postgresql_stores_text_that_held_nul_characters(
 ) -> None:
     engine = get_engine(postgresql_url)
     try:
-        frame = pl.DataFrame(
-            {
-                "Invoice": ["489434", "C489449"],
-                "StockCode": ["85048", "85048"],
-                "Description": ["GLASS\x00BALL", "GLASS\x00BALL"],
-                "Quantity": ["12", "-2"],
-                "InvoiceDate": ["2009-12-01 07:45:00", "2009-12-02 10:33:00"],
-                "Price": ["6.95", "6.95"],
-                "Customer ID": ["13085", "13085"],
-                "Country": ["United Kingdom", "United Kingdom"],
-            }
-        )
-        path = tmp_path / "nul.parquet"
-        frame.write_parquet(path)
+        lines = [line.replace("GLASS BALL", "GLASS\x00BALL") for line in LINES[:3]]
+        path = write_parquet(tmp_path / "nul.parquet", lines)
         [report] = ingest_files([path], engine, progress=False)
-        assert (report.rows_loaded, report.rows_rejected) == (1, 1)
+        assert (report.rows_loaded, report.rows_rejected, report.rows_duplicate) == (1, 1, 1)
         assert any("NUL" in w for w in report.warnings)
         with engine.connect() as conn:
             description = conn.execute(sa.select(schema.products.c.description)).scalar_one()
-        assert description == "GLASSBALL"
+        assert description == "15CM CHRISTMAS GLASSBALL 20 LIGHTS"
     finally:
         engine.dispose()

@@ -78,27 +78,6 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": _short_errors(exc.errors())}, status_code=422)
 
 
-def store_unreachable_errors() -> tuple[type[Exception], ...]:
-    """Return the exception classes that mean "the database cannot be reached right now"."""
-    import sqlite3
-
-    from sqlalchemy import exc as sa_exc
-
-    errors: list[type[Exception]] = [
-        sa_exc.OperationalError,
-        sa_exc.InterfaceError,
-        sa_exc.DisconnectionError,
-        sqlite3.OperationalError,
-    ]
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        pass
-    else:
-        errors.extend([psycopg.OperationalError, psycopg.InterfaceError])
-    return tuple(errors)
-
-
 async def _store_unreachable(request: Request, exc: Exception) -> JSONResponse:
     from retail_clv.store.db import describe_database_error
 
@@ -125,6 +104,8 @@ def install_error_handlers(app: FastAPI) -> None:
         The FastAPI application being built by :func:`retail_clv.api.app.create_app`.
     """
     app.add_exception_handler(RetailClvError, _domain_error)
-    for error in store_unreachable_errors():
+    from retail_clv.store.db import database_errors
+
+    for error in database_errors(unreachable_only=True):
         app.add_exception_handler(error, _store_unreachable)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -23,21 +23,41 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def database_errors() -> tuple[type[BaseException], ...]:
+def database_errors(*, unreachable_only: bool = False) -> tuple[type[Exception], ...]:
     """Return the exception classes a store operation can raise from the database.
 
     SQLAlchemy wraps most driver errors, but the bulk writers use the drivers' cursors directly
     (PostgreSQL ``COPY``, SQLite ``executemany``), whose errors arrive unwrapped.
+
+    Parameters
+    ----------
+    unreachable_only : bool, default False
+        Only the classes meaning "the database cannot be reached or used right now"
+        (operational and interface errors), e.g. for a 503.
     """
     import sqlite3
 
-    errors: list[type[BaseException]] = [SQLAlchemyError, sqlite3.Error]
+    from sqlalchemy import exc as sa_exc
+
+    errors: list[type[Exception]]
+    if unreachable_only:
+        errors = [
+            sa_exc.OperationalError,
+            sa_exc.InterfaceError,
+            sa_exc.DisconnectionError,
+            sqlite3.OperationalError,
+        ]
+    else:
+        errors = [SQLAlchemyError, sqlite3.Error]
     try:
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency
         pass
     else:
-        errors.append(psycopg.Error)
+        if unreachable_only:
+            errors += [psycopg.OperationalError, psycopg.InterfaceError]
+        else:
+            errors.append(psycopg.Error)
     return tuple(errors)
 
 
