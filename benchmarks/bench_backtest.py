@@ -86,13 +86,24 @@ def main() -> None:
                 g = gaps.get(m, {}).get(b, {}).get(metric)
                 cells.append(f"{g['delta']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]" if g else "-")
             print(f"| {res['cutoff']} | " + " | ".join(cells) + " |")
-    print("\n**products model** (distinct stock codes in the window)\n")
-    print("| cutoff | MAE | Spearman | R² |\n|---|---:|---:|---:|")
+    print("\n**products model** (distinct stock codes in the window) beside its baselines\n")
+    print(
+        "| cutoff | model MAE / Spearman / R² | last window MAE / Spearman / R² | train-mean MAE "
+        "/ R² |\n|---|---:|---:|---:|"
+    )
+
+    def num(values: dict, key: str) -> float:
+        value = values.get(key)
+        return float("nan") if value is None else float(value)  # None: undefined (NaN)
+
     for res in results:
         p = res["models"].get("products", {})
+        base = res.get("products_baselines", {})
+        last, mean = base.get("last_window", {}), base.get("mean", {})
         print(
-            f"| {res['cutoff']} | {p.get('mae', float('nan')):.2f} | "
-            f"{p.get('spearman', float('nan')):.3f} | {p.get('r2', float('nan')):.3f} |"
+            f"| {res['cutoff']} | {num(p, 'mae'):.2f} / {num(p, 'spearman'):.3f} / "
+            f"{num(p, 'r2'):.3f} | {num(last, 'mae'):.2f} / {num(last, 'spearman'):.3f} / "
+            f"{num(last, 'r2'):.3f} | {num(mean, 'mae'):.2f} / {num(mean, 'r2'):.3f} |"
         )
 
 

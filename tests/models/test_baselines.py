@@ -29,6 +29,16 @@ def test_mean_and_run_rate_by_hand():
     assert B.run_rate_baseline([365.0, 0.0], 30).tolist() == [30.0, 0.0]
 
 
+def test_last_window_products_by_hand():
+    # window [2011-01-05, 2011-01-12) for a cutoff of 2011-01-12 and a 7-day horizon:
+    # A bought x (01-05) and x again (01-11) -> 1 distinct; B bought z (01-08) -> 1; C nothing.
+    got = B.last_window_products_baseline(P, dt.date(2011, 1, 12), ["C", "A", "B"], 7)
+    assert got.tolist() == [0.0, 1.0, 1.0]
+    # a 12-day window also holds A's first invoice (x, y): 2 distinct; the cutoff day is out
+    got = B.last_window_products_baseline(P, dt.date(2011, 1, 11), ["A", "B"], 12)
+    assert got.tolist() == [2.0, 1.0]
+
+
 def test_rfm_summary_by_hand():
     s = B.rfm_summary(P, dt.date(2011, 1, 11))  # the 01-11 purchase is on the cutoff: excluded
     a = s.filter(pl.col("customer_id") == "A").row(0, named=True)

@@ -126,3 +126,21 @@ def test_card_and_gap_rows_show_each_comparison_with_its_interval() -> None:
     # runs saved before the intervals existed have no block and no section
     assert gap_rows(toy_metrics()) == [] and gap_rows(None) == []
     assert "Comparison" not in render_model_card(_metadata())
+
+
+def test_products_lines_name_the_model_and_its_baselines() -> None:
+    from retail_clv.models.card import products_lines
+
+    metrics = {
+        "models": {"products": {"mae": 8.9, "spearman": 0.457, "r2": 0.511}},
+        "products_baselines": {
+            "mean": {"mae": 12.0, "spearman": None, "r2": -0.001},
+            "last_window": {"mae": 9.5, "spearman": 0.4, "r2": 0.3},
+        },
+    }
+    assert products_lines(metrics) == [
+        "Products model: mae 8.900, spearman 0.457, r2 0.511",
+        "Products baselines: mean (mae 12.000, spearman n/a, r2 -0.001); "
+        "last window (mae 9.500, spearman 0.400, r2 0.300)",
+    ]
+    assert products_lines({"models": {}}) == []

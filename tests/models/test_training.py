@@ -45,6 +45,10 @@ def test_quick_training_on_a_small_sample(quick_run):
     assert m["cutoff"] == "2011-03-01" and m["horizon_days"] == 30 and m["evaluated"]
     assert set(m["models"]) == {"model1", "model2", "products"}
     assert set(m["baselines"]) == {"mean", "run_rate", "bgnbd_gg"}
+    # the products model is reported beside its own baselines
+    assert set(m["products_baselines"]) == {"mean", "last_window"}
+    for values in (m["models"]["products"], *m["products_baselines"].values()):
+        assert set(values) == {"mae", "spearman", "r2"}
     for key in ("model1", "model2"):
         assert set(m["models"][key]) == {"r2", "mae", "rmse", "spearman", "gini", "top10_capture"}
         assert len(m["calibration"][key]) == 10

@@ -11,7 +11,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from retail_clv.cli.base import Budget, app, console, print_gaps, progress_bar, read_store
+from retail_clv.cli.base import (
+    Budget,
+    app,
+    console,
+    print_gaps,
+    print_products,
+    progress_bar,
+    read_store,
+)
 from retail_clv.config import get_settings
 
 
@@ -103,11 +111,6 @@ def backtest_command(
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=2), encoding="utf-8")
     console.print(backtest_table(result))
-    products = (result.get("models") or {}).get("products") or {}
-    if products:
-        console.print(
-            "Products model: " + ", ".join(f"{k} {_fmt(v)}" for k, v in products.items()),
-            highlight=False,
-        )
+    print_products(result)
     print_gaps(result)
     console.print(f"Metrics written to {escape(str(json_path))}")

@@ -157,6 +157,14 @@ def version() -> None:
     console.print(f"retail-clv {__version__}")
 
 
+def print_products(metrics: dict[str, Any] | None) -> None:
+    """Print the products model's metrics and its baselines' (``card.products_lines``)."""
+    from retail_clv.models.card import products_lines
+
+    for line in products_lines(metrics):
+        console.print(escape(line), highlight=False)
+
+
 def print_gaps(metrics: dict[str, Any] | None) -> None:
     """Print each model's R² and Gini gap to each baseline with its bootstrap interval."""
     from retail_clv.models.card import gap_rows

@@ -16,7 +16,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from retail_clv.cli.base import Budget, app, console, print_gaps, progress_bar, read_store
+from retail_clv.cli.base import (
+    Budget,
+    app,
+    console,
+    print_gaps,
+    print_products,
+    progress_bar,
+    read_store,
+)
 from retail_clv.config import get_settings
 from retail_clv.errors import INGEST_HINT, InputFileError, NotEnoughDataError, StoreError
 
@@ -176,12 +184,7 @@ def train(
     table = _metrics_table(result.metrics)
     if table is not None:
         console.print(table)
-        products = (result.metrics.get("models") or {}).get("products") or {}
-        if products:
-            console.print(
-                "Products model: " + ", ".join(f"{k} {_fmt(v)}" for k, v in products.items()),
-                highlight=False,
-            )
+        print_products(result.metrics)
         print_gaps(result.metrics)
     else:
         console.print(

@@ -1,5 +1,8 @@
 """Baselines reported beside the models: train-mean, naive run-rate, BG/NBD + Gamma-Gamma.
 
+For the number of products: the train mean and the last window (distinct products bought in the
+``horizon_days`` before the cutoff).
+
 BG/NBD + Gamma-Gamma uses ``lifetimes`` (maximum likelihood with a small L2 penalizer). MLE is
 the same point estimate PyMC-Marketing's ``fit(method="map")`` returns with flat priors, and it
 avoids a PyMC/PyTensor install and C compilation on the 2-core CI; see ``docs/models.md``. The
@@ -24,6 +27,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "BaselineResult",
     "bgnbd_gg_baseline",
+    "last_window_products_baseline",
     "mean_baseline",
     "rfm_summary",
     "run_rate_baseline",
@@ -64,6 +68,42 @@ def run_rate_baseline(spend_365d: Any, horizon_days: int = 30) -> np.ndarray:
         Run-rate predictions.
     """
     return np.asarray(spend_365d, dtype=float) * horizon_days / 365.0
+
+
+def last_window_products_baseline(
+    purchases: pl.DataFrame, cutoff: dt.date, customer_ids: Any, horizon_days: int = 30
+) -> np.ndarray:
+    """Predict the number of distinct products each customer bought in the last window.
+
+    The naive persistence forecast for the products target: distinct stock codes bought in
+    ``[cutoff - horizon_days, cutoff)``, 0 for customers who bought nothing then.
+
+    Parameters
+    ----------
+    purchases : pl.DataFrame
+        Valid purchase lines (``customer_id, stock_code, invoice_date``).
+    cutoff : datetime.date
+        Start of the predicted window.
+    customer_ids : array-like
+        Customers to predict, in output order.
+    horizon_days : int, default 30
+        Window length.
+
+    Returns
+    -------
+    numpy.ndarray
+        Counts aligned with ``customer_ids``.
+    """
+    start = dt.datetime.combine(cutoff - dt.timedelta(days=horizon_days), dt.time())
+    end = dt.datetime.combine(cutoff, dt.time())
+    last = (
+        purchases.filter((pl.col("invoice_date") >= start) & (pl.col("invoice_date") < end))
+        .group_by("customer_id")
+        .agg(pl.col("stock_code").n_unique().alias("n"))
+    )
+    order = pl.DataFrame({"customer_id": list(customer_ids)}, schema={"customer_id": pl.Utf8})
+    joined = order.join(last, on="customer_id", how="left", maintain_order="left")
+    return joined["n"].fill_null(0).to_numpy().astype(float)
 
 
 @dataclass

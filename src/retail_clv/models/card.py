@@ -150,6 +150,36 @@ def gap_rows(metrics: Mapping[str, Any] | None) -> list[tuple[str, str, str]]:
     return rows
 
 
+def products_lines(metrics: Mapping[str, Any] | None) -> list[str]:
+    """One line for the products model's metrics and one for its baselines (none if absent).
+
+    Parameters
+    ----------
+    metrics : mapping or None
+        A run's or a backtest's metrics (``models.products``, ``products_baselines``).
+
+    Returns
+    -------
+    list of str
+        ``"Products model: mae …, spearman …, r2 …"`` and ``"Products baselines: mean (…),
+        last window (…)"``; a constant baseline's Spearman is ``n/a``.
+    """
+    metrics = metrics or {}
+    products = (metrics.get("models") or {}).get("products")
+    if not products:
+        return []
+
+    def listed(values: Mapping[str, Any]) -> str:
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in values.items())
+
+    lines = [f"Products model: {listed(products)}"]
+    baselines = metrics.get("products_baselines") or {}
+    if baselines:
+        parts = [f"{name.replace('_', ' ')} ({listed(v)})" for name, v in baselines.items()]
+        lines.append("Products baselines: " + "; ".join(parts))
+    return lines
+
+
 def _has_holdout(metrics: Mapping[str, Any] | None) -> bool:
     return bool(metrics_rows(metrics))
 
@@ -233,13 +263,9 @@ def render_model_card(metadata: Mapping[str, Any], plots: Mapping[str, str] | No
         for row in rows:
             if row["failed_reason"]:
                 lines += ["", f"{row['label']}: {_escape(row['failed_reason'])}"]
-        products = (metrics.get("models") or {}).get("products")
+        products = products_lines(metrics)
         if products:
-            lines += [
-                "",
-                "Products model (distinct products in the window): "
-                + ", ".join(f"{k} {_fmt(v)}" for k, v in products.items()),
-            ]
+            lines += ["", "Distinct products in the window.", "", *(f"- {p}" for p in products)]
         gaps = gap_rows(metrics)
         if gaps:
             lines += [

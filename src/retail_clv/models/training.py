@@ -25,7 +25,12 @@ from retail_clv.errors import NotEnoughDataError
 from retail_clv.features import FEATURE_COLUMNS, training_frame
 from retail_clv.features.build import PURCHASE_COLUMNS, check_columns
 from retail_clv.models import metrics as M
-from retail_clv.models.baselines import bgnbd_gg_baseline, mean_baseline, run_rate_baseline
+from retail_clv.models.baselines import (
+    bgnbd_gg_baseline,
+    last_window_products_baseline,
+    mean_baseline,
+    run_rate_baseline,
+)
 from retail_clv.models.estimators import (
     LINEAR_FEATURES,
     N_JOBS,
@@ -270,6 +275,15 @@ def _set_sizes(model: Any, cfg: dict[str, Any], n_jobs: int = N_JOBS) -> Any:
     return model.set_params(**params)
 
 
+def _count_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """MAE, Spearman and R² of a products (count) prediction."""
+    return {
+        "mae": M.mae(actual, predicted),
+        "spearman": M.spearman(actual, predicted),
+        "r2": M.r2(actual, predicted),
+    }
+
+
 def _feature_importance(model2: Any, feature_names: Sequence[str]) -> list[dict[str, Any]]:
     """Impurity importance of Model 2's forest and XGBoost gain share, averaged."""
     stack = model2.regressor_
@@ -429,10 +443,15 @@ def train(
         metrics["gain_curve"]["perfect"] = M.gain_curve(actual, actual)
         ap = holdout["actual_products"].to_numpy().astype(float)
         pp = holdout["pred_products"].to_numpy()
-        metrics["models"]["products"] = {
-            "mae": M.mae(ap, pp),
-            "spearman": M.spearman(ap, pp),
-            "r2": M.r2(ap, pp),
+        metrics["models"]["products"] = _count_metrics(ap, pp)
+        metrics["products_baselines"] = {
+            "mean": _count_metrics(ap, mean_baseline(y_products, n)),
+            "last_window": _count_metrics(
+                ap,
+                last_window_products_baseline(
+                    purchases, as_of, test_rows["customer_id"].to_list(), horizon_days
+                ),
+            ),
         }
         metrics["baselines"]["mean"] = M.evaluate(actual, holdout["pred_mean"].to_numpy())
         # the working classical baselines; each model is compared with each of them below
