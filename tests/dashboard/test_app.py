@@ -290,6 +290,22 @@ def models_page(at: AppTest) -> AppTest:
     return at.switch_page("views/models.py").run()
 
 
+def test_models_page_shows_the_products_baselines(
+    api: respx.MockRouter, sample_model: dict[str, Any]
+) -> None:
+    sample_model["metrics"]["products_baselines"] = {
+        "mean": {"mae": 4.0, "spearman": None, "r2": -0.01},
+        "last_window": {"mae": 3.0, "spearman": 0.25, "r2": 0.1},
+    }
+    api.get("/models/active").respond(json=sample_model)
+    api.get("/models").respond(json={"runs": [{"run_id": "20111210-quick", "active": True}]})
+    at = models_page(new_app().run())
+    assert not at.exception
+    [caption] = [c for c in texts(at.caption) if c.startswith("Products model")]
+    assert "(baselines; mean: MAE 4.000" in caption
+    assert "; last window: MAE 3.000 · Spearman 0.250 · R² 0.100)" in caption
+
+
 def test_models_page_compares_models_and_baselines(
     api: respx.MockRouter, sample_model: dict[str, Any]
 ) -> None:

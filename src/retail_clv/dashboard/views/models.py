@@ -86,11 +86,22 @@ def show_run(model: dict[str, Any], symbol: str) -> None:
             )
     products = (metrics.get("models") or {}).get("products")
     if isinstance(products, dict):
+
+        def scores(values: dict[str, Any]) -> str:
+            return (
+                f"MAE {format_number(values.get('mae'), 3)} · Spearman "
+                f"{format_number(values.get('spearman'), 3)} · R² "
+                f"{format_number(values.get('r2'), 3)}"
+            )
+
+        baselines = metrics.get("products_baselines") or {}
+        beside = "".join(
+            f"; {name.replace('_', ' ')}: {scores(values)}"
+            for name, values in baselines.items()
+            if isinstance(values, dict)
+        )
         st.caption(
-            "Products model: MAE "
-            f"{format_number(products.get('mae'), 3)} · Spearman "
-            f"{format_number(products.get('spearman'), 3)} · R² "
-            f"{format_number(products.get('r2'), 3)}"
+            f"Products model: {scores(products)}" + (f" (baselines{beside})" if beside else "")
         )
 
     calibration = frames.calibration_frame(metrics)
