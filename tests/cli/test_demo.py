@@ -44,6 +44,7 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     assert "Oracle (true parameters)" in output
     assert "Model − baseline, 90% interval (customers resampled):" in output
     assert "Model 2 − run-rate: R² " in output
+    assert "Products baselines: mean (mae " in output and "; last window (mae " in output
     predictions = pl.read_csv(tmp_path / "output" / "predictions.csv")
     assert predictions.columns == [
         "customer_id",

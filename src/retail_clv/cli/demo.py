@@ -299,6 +299,10 @@ def _train(
                     "for distinct products)"
                 )
             console.print(line, highlight=False)
+            from retail_clv.models.card import products_lines
+
+            for extra in products_lines(result.metrics)[1:]:  # the products baselines
+                console.print(extra, highlight=False)
         print_gaps(result.metrics)
         if oracle is not None:
             console.print(
