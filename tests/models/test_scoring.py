@@ -177,3 +177,27 @@ def test_feature_notes_flag_a_failed_bgnbd_fit_only() -> None:
     # a run that does not use the BG/NBD features has nothing to say about them
     assert feature_notes(failed, ["recency_days"]) == []
     assert feature_notes(failed.head(0), names) == []
+
+
+def test_scoring_a_time_of_year_the_run_never_saw_is_noted(tmp_path) -> None:
+    from dataclasses import replace
+
+    from retail_clv.models.registry import load_run, save_run
+    from retail_clv.models.scoring import score
+    from tests.models._toy import toy_result
+
+    # training windows 2010-02-01 .. 2010-11-30 only: January was never seen
+    cutoffs = [dt.date(2010, m, 1).isoformat() for m in range(2, 12)]
+    result = toy_result()
+    result = replace(result, config={**result.config, "train_cutoffs": cutoffs})
+    save_run(result, tmp_path / "models", {"n_purchases": 4})
+    bundle = load_run(tmp_path / "models")
+    purchases, cancellations = _store_frames()
+    notes: list[str] = []
+    score(bundle, purchases, cancellations, as_of=dt.date(2011, 1, 6), notes=notes)
+    [note] = notes
+    # 6 January .. 4 February: only 1-4 February were inside a training window
+    assert note.startswith("26 of the 30 days of [2011-01-06, 2011-02-05) fall at a time of year")
+    notes.clear()
+    score(bundle, purchases, cancellations, as_of=dt.date(2011, 3, 8), notes=notes)
+    assert notes == []  # March was inside the 2010-03-01 window

@@ -39,6 +39,22 @@ def test_training_cutoffs_windows_end_by_as_of():
     assert all(c + dt.timedelta(days=30) <= dt.date(2011, 1, 1) for c in cuts)
 
 
+def test_unseen_season_note_counts_days_of_the_year_no_window_covered():
+    from retail_clv.models.training import unseen_season_note
+
+    feb_to_nov = training_cutoffs(dt.date(2009, 12, 1), dt.date(2010, 12, 9), 30, 28)
+    note = unseen_season_note(feb_to_nov, dt.date(2010, 12, 9), 30)
+    assert note is not None and note.startswith("30 of the 30 days of [2010-12-09, 2011-01-08)")
+    # a year of windows covers every day of the year
+    full_year = training_cutoffs(dt.date(2009, 12, 1), dt.date(2011, 4, 9), 30, 28)
+    assert unseen_season_note(full_year, dt.date(2011, 4, 9), 30) is None
+    # half or less unseen is not worth a warning; 29 February counts as 28 February
+    assert unseen_season_note([dt.date(2011, 1, 1)], dt.date(2011, 1, 16), 30) is None
+    # 15 February .. 1 March 2011 covers 15-29 February 2012
+    assert unseen_season_note([dt.date(2011, 2, 15)], dt.date(2012, 2, 15), 15) is None
+    assert unseen_season_note([dt.date(2011, 2, 1)], dt.date(2012, 2, 15), 15) is not None
+
+
 def test_quick_training_on_a_small_sample(quick_run):
     result, calls = quick_run
     m = result.metrics

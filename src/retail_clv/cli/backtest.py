@@ -17,6 +17,7 @@ from retail_clv.cli.base import (
     console,
     print_gaps,
     print_products,
+    print_warnings,
     progress_bar,
     read_store,
 )
@@ -113,4 +114,5 @@ def backtest_command(
     console.print(backtest_table(result))
     print_products(result)
     print_gaps(result)
+    print_warnings(result)
     console.print(f"Metrics written to {escape(str(json_path))}")

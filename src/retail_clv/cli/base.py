@@ -165,6 +165,12 @@ def print_products(metrics: dict[str, Any] | None) -> None:
         console.print(escape(line), highlight=False)
 
 
+def print_warnings(metrics: dict[str, Any] | None) -> None:
+    """Print a run's or a backtest's ``warnings`` (e.g. a window at an unseen time of year)."""
+    for warning in (metrics or {}).get("warnings") or []:
+        console.print(f"[yellow]Warning:[/] {escape(str(warning))}", highlight=False)
+
+
 def print_gaps(metrics: dict[str, Any] | None) -> None:
     """Print each model's R² and Gini gap to each baseline with its bootstrap interval."""
     from retail_clv.models.card import gap_rows

@@ -22,6 +22,7 @@ from retail_clv.cli.base import (
     console,
     print_gaps,
     print_products,
+    print_warnings,
     progress_bar,
     read_store,
 )
@@ -191,6 +192,7 @@ def train(
             f"[yellow]Not evaluated:[/] the data does not cover [{cutoff}, {cutoff} + "
             f"{horizon_days} days), so the run has no held-out metrics."
         )
+    print_warnings(result.metrics)
     console.print(f"Model run [bold]{run_dir.name}[/] saved to {escape(str(run_dir))}")
     console.print(f"Model card: {escape(str(run_dir / 'model_card.md'))}")
 

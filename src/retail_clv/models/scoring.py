@@ -144,6 +144,19 @@ def feature_notes(features: pl.DataFrame, feature_names: list[str]) -> list[str]
     ]
 
 
+def _season_notes(bundle: ModelBundle, cutoff: dt.date) -> list[str]:
+    """Return the run's ``unseen_season_note`` for the scored window (none for older runs)."""
+    from retail_clv.models.training import unseen_season_note
+
+    config = bundle.metadata.get("config") or {}
+    cutoffs = [dt.date.fromisoformat(c) for c in config.get("train_cutoffs") or []]
+    horizon = config.get("horizon_days") or bundle.metadata.get("horizon_days")
+    if not cutoffs or not horizon:
+        return []
+    note = unseen_season_note(cutoffs, cutoff, int(horizon))
+    return [note] if note else []
+
+
 def score(
     bundle: ModelBundle,
     purchases: pl.DataFrame,
@@ -189,7 +202,7 @@ def score(
             f"no customer has a purchase before {cutoff.isoformat()}: choose a later --as-of "
             f"or {INGEST_HINT}"
         )
-    found = feature_notes(features, bundle.feature_names)
+    found = feature_notes(features, bundle.feature_names) + _season_notes(bundle, cutoff)
     if notes is not None:
         notes.extend(found)  # the caller shows them
     else:

@@ -169,6 +169,50 @@ def training_cutoffs(
     return sorted(out)
 
 
+def unseen_season_note(
+    train_cutoffs: Sequence[dt.date], as_of: dt.date, horizon_days: int
+) -> str | None:
+    """Say when most of the window to predict is a time of year no training window covered.
+
+    With less than a year of history, the window ``[as_of, as_of + horizon)`` can fall at a
+    time of year the models never saw, whose seasonal effects they cannot learn. Days are
+    compared by calendar day of the year (29 February counts as 28 February).
+
+    Parameters
+    ----------
+    train_cutoffs : Sequence[datetime.date]
+        The run's training cutoffs; each window is ``[c, c + horizon)``.
+    as_of : datetime.date
+        Start of the predicted window.
+    horizon_days : int
+        Window length.
+
+    Returns
+    -------
+    str or None
+        A sentence when more than half of the window's days were never inside a training
+        window, else ``None``.
+    """
+
+    def day_of_year(day: dt.date) -> tuple[int, int]:
+        return (day.month, min(day.day, 28) if day.month == 2 else day.day)
+
+    seen = {
+        day_of_year(c + dt.timedelta(days=i)) for c in train_cutoffs for i in range(horizon_days)
+    }
+    window = [as_of + dt.timedelta(days=i) for i in range(horizon_days)]
+    unseen = [d for d in window if day_of_year(d) not in seen]
+    if 2 * len(unseen) <= len(window):
+        return None
+    end = as_of + dt.timedelta(days=horizon_days)
+    return (
+        f"{len(unseen)} of the {horizon_days} days of [{as_of}, {end}) fall at a time of year no "
+        "training window covered (the history is shorter than a year there): seasonal effects "
+        "of that period, such as a holiday closure or peak, cannot be learned, and the "
+        "predictions can be far off"
+    )
+
+
 def model_input(frame: pl.DataFrame, feature_names: Sequence[str]) -> pd.DataFrame:
     """Model input: the feature columns, indexed by the cutoff (day number) for the splitters."""
     X = frame.select(list(feature_names)).to_pandas()
@@ -427,6 +471,9 @@ def train(
         "horizon_days": horizon_days,
         "n_customers": n,
         "evaluated": bool(covered and n > 0),
+        "warnings": [
+            note for note in [unseen_season_note(cutoffs, as_of, horizon_days)] if note is not None
+        ],
         "models": {},
         "baselines": {},
         "calibration": {},
