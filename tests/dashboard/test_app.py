@@ -306,6 +306,17 @@ def test_models_page_shows_the_products_baselines(
     assert "; last window: MAE 3.000 · Spearman 0.250 · R² 0.100)" in caption
 
 
+def test_models_page_shows_the_runs_warnings(
+    api: respx.MockRouter, sample_model: dict[str, Any]
+) -> None:
+    sample_model["metrics"]["warnings"] = ["Model 1 and Model 2 give the same predictions"]
+    api.get("/models/active").respond(json=sample_model)
+    api.get("/models").respond(json={"runs": [{"run_id": "20111210-quick", "active": True}]})
+    at = models_page(new_app().run())
+    assert not at.exception
+    assert "Model 1 and Model 2 give the same predictions" in texts(at.warning)
+
+
 def test_models_page_compares_models_and_baselines(
     api: respx.MockRouter, sample_model: dict[str, Any]
 ) -> None:

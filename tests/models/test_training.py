@@ -55,6 +55,28 @@ def test_unseen_season_note_counts_days_of_the_year_no_window_covered():
     assert unseen_season_note([dt.date(2011, 2, 1)], dt.date(2012, 2, 15), 15) is not None
 
 
+def test_identical_models_are_explained_by_their_blends():
+    from types import SimpleNamespace
+
+    import polars as pl
+
+    from retail_clv.models.training import _same_predictions_note
+
+    def stack(weights):
+        return SimpleNamespace(regressor_=SimpleNamespace(blend_weights=lambda: weights))
+
+    m1 = stack({"rf": 0.7, "ridge": 0.0, "lasso": 0.3, "intercept": 0.0})
+    m2 = stack({"rf": 0.7, "xgb": 0.0, "ridge": 0.0, "lasso": 0.3, "intercept": 0.0})
+    same = pl.DataFrame(
+        {"predicted_spend_30d_model1": [1.0, 2.0], "predicted_spend_30d_model2": [1.0, 2.0]}
+    )
+    note = _same_predictions_note(same, m1, m2)
+    assert note is not None
+    assert "(Model 1: rf 0.70, lasso 0.30; Model 2: rf 0.70, lasso 0.30)" in note
+    different = same.with_columns(predicted_spend_30d_model2=pl.Series([1.0, 2.5]))
+    assert _same_predictions_note(different, m1, m2) is None
+
+
 def test_quick_training_on_a_small_sample(quick_run):
     result, calls = quick_run
     m = result.metrics

@@ -213,6 +213,28 @@ def unseen_season_note(
     )
 
 
+def _same_predictions_note(preds: pl.DataFrame, model1: Any, model2: Any) -> str | None:
+    """Say why Model 1 and Model 2 agree on every customer, when they do.
+
+    It happens when both stacks' blends put all their weight on the learners they share, e.g. the
+    Ridge on small or short stores: the two models are then one model, and the user should know.
+    """
+    p1 = preds["predicted_spend_30d_model1"].to_numpy()
+    p2 = preds["predicted_spend_30d_model2"].to_numpy()
+    if len(p1) == 0 or not np.allclose(p1, p2, rtol=1e-9, atol=1e-9):
+        return None
+
+    def kept(model: Any) -> str:
+        weights = model.regressor_.blend_weights()
+        return ", ".join(f"{k} {v:.2f}" for k, v in weights.items() if k != "intercept" and v > 0)
+
+    return (
+        "Model 1 and Model 2 give the same predictions for every customer: both blends put all "
+        f"their weight on the learners the two stacks share (Model 1: {kept(model1)}; Model 2: "
+        f"{kept(model2)}), so on this data Model 2's XGBoost did not help on the forward folds"
+    )
+
+
 def model_input(frame: pl.DataFrame, feature_names: Sequence[str]) -> pd.DataFrame:
     """Model input: the feature columns, indexed by the cutoff (day number) for the splitters."""
     X = frame.select(list(feature_names)).to_pandas()
@@ -472,7 +494,12 @@ def train(
         "n_customers": n,
         "evaluated": bool(covered and n > 0),
         "warnings": [
-            note for note in [unseen_season_note(cutoffs, as_of, horizon_days)] if note is not None
+            note
+            for note in [
+                unseen_season_note(cutoffs, as_of, horizon_days),
+                _same_predictions_note(preds, model1, model2),
+            ]
+            if note is not None
         ],
         "models": {},
         "baselines": {},

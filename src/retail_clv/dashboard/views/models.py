@@ -38,6 +38,8 @@ def show_run(model: dict[str, Any], symbol: str) -> None:
         f"{format_number(metrics.get('n_customers'))} customers from cutoff "
         f"{metrics.get('cutoff', '?')}"
     )
+    for warning in metrics.get("warnings") or []:
+        st.warning(str(warning), icon=":material/warning:")
     horizon = model.get("horizon_days", 30)
     table = frames.metrics_frame(metrics)
     if table.empty:
