@@ -144,3 +144,17 @@ def test_products_lines_name_the_model_and_its_baselines() -> None:
         "last window (mae 9.500, spearman 0.400, r2 0.300)",
     ]
     assert products_lines({"models": {}}) == []
+
+
+def test_run_warnings_are_in_the_card_even_without_held_out_metrics() -> None:
+    from retail_clv.models.card import render_model_card
+
+    text = render_model_card(
+        {
+            "run_id": "r",
+            "as_of": "2010-11-30",
+            "horizon_days": 30,
+            "metrics": {"evaluated": False, "warnings": ["30 of the 30 days of [...] fall"]},
+        }
+    )
+    assert "**Warning:** 30 of the 30 days of [...] fall" in text

@@ -48,11 +48,32 @@ def test_unseen_season_note_counts_days_of_the_year_no_window_covered():
     # a year of windows covers every day of the year
     full_year = training_cutoffs(dt.date(2009, 12, 1), dt.date(2011, 4, 9), 30, 28)
     assert unseen_season_note(full_year, dt.date(2011, 4, 9), 30) is None
+    # two years of history with 7-day windows 28 days apart: gaps between windows are no season
+    short = training_cutoffs(dt.date(2009, 12, 1), dt.date(2011, 6, 15), 7, 28)
+    assert unseen_season_note(short, dt.date(2011, 6, 15), 7) is None
     # half or less unseen is not worth a warning; 29 February counts as 28 February
     assert unseen_season_note([dt.date(2011, 1, 1)], dt.date(2011, 1, 16), 30) is None
     # 15 February .. 1 March 2011 covers 15-29 February 2012
     assert unseen_season_note([dt.date(2011, 2, 15)], dt.date(2012, 2, 15), 15) is None
     assert unseen_season_note([dt.date(2011, 2, 1)], dt.date(2012, 2, 15), 15) is not None
+
+
+def test_a_held_out_window_without_buyers_is_a_warning():
+    import polars as pl
+
+    purchases, cancellations = synthetic_log()
+    # nobody buys in [2011-03-01, 2011-03-31); one purchase after it keeps the window covered
+    window = pl.col("invoice_date").is_between(
+        dt.datetime(2011, 3, 1), dt.datetime(2011, 3, 31), closed="left"
+    )
+    gap = purchases.filter(~window & (pl.col("invoice_date") < dt.datetime(2011, 3, 31)))
+    later = purchases.head(1).with_columns(
+        customer_id=pl.lit("NEW"), invoice_date=pl.lit(dt.datetime(2011, 4, 2))
+    )
+    result = train(pl.concat([gap, later]), cancellations, dt.date(2011, 3, 1), 30, "quick")
+    [note] = [w for w in result.metrics["warnings"] if w.startswith("nobody bought")]
+    assert "[2011-03-01, 2011-03-31)" in note
+    assert result.metrics["buyer_share"] == 0.0
 
 
 def test_identical_models_are_explained_by_their_blends():

@@ -241,6 +241,9 @@ def render_model_card(metadata: Mapping[str, Any], plots: Mapping[str, str] | No
     lines.append("")
 
     lines += ["## Held-out metrics", ""]
+    warnings = [str(w) for w in metrics.get("warnings") or []]
+    if warnings:
+        lines += [*(f"**Warning:** {_escape(w)}" for w in warnings), ""]
     rows = metrics_rows(metrics)
     if rows:
         lines += [
@@ -266,9 +269,6 @@ def render_model_card(metadata: Mapping[str, Any], plots: Mapping[str, str] | No
         products = products_lines(metrics)
         if products:
             lines += ["", "Distinct products in the window.", "", *(f"- {p}" for p in products)]
-        warnings = [str(w) for w in metrics.get("warnings") or []]
-        if warnings:
-            lines += ["", *(f"**Warning:** {_escape(w)}" for w in warnings)]
         gaps = gap_rows(metrics)
         if gaps:
             lines += [

@@ -172,11 +172,13 @@ def training_cutoffs(
 def unseen_season_note(
     train_cutoffs: Sequence[dt.date], as_of: dt.date, horizon_days: int
 ) -> str | None:
-    """Say when most of the window to predict is a time of year no training window covered.
+    """Say when most of the window to predict is a time of year the training history never held.
 
-    With less than a year of history, the window ``[as_of, as_of + horizon)`` can fall at a
-    time of year the models never saw, whose seasonal effects they cannot learn. Days are
-    compared by calendar day of the year (29 February counts as 28 February).
+    The training history spans the first training cutoff to the end of the last training
+    window. When it is shorter than a year, the window ``[as_of, as_of + horizon)`` can fall at
+    a time of year the models never saw, whose seasonal effects they cannot learn. Days are
+    compared by calendar day of the year (29 February counts as 28 February). The span is used,
+    not the windows themselves: windows shorter than the cutoff step leave gaps every year.
 
     Parameters
     ----------
@@ -190,26 +192,31 @@ def unseen_season_note(
     Returns
     -------
     str or None
-        A sentence when more than half of the window's days were never inside a training
-        window, else ``None``.
+        A sentence when more than half of the window's days lie at a time of year outside the
+        training history, else ``None``.
     """
+    if not train_cutoffs:
+        return None
+    first = min(train_cutoffs)
+    span = (max(train_cutoffs) - first).days + horizon_days
+    if span >= 366:
+        return None  # a year or more of history holds every day of the year
 
     def day_of_year(day: dt.date) -> tuple[int, int]:
         return (day.month, min(day.day, 28) if day.month == 2 else day.day)
 
-    seen = {
-        day_of_year(c + dt.timedelta(days=i)) for c in train_cutoffs for i in range(horizon_days)
-    }
+    seen = {day_of_year(first + dt.timedelta(days=i)) for i in range(span)}
     window = [as_of + dt.timedelta(days=i) for i in range(horizon_days)]
     unseen = [d for d in window if day_of_year(d) not in seen]
     if 2 * len(unseen) <= len(window):
         return None
     end = as_of + dt.timedelta(days=horizon_days)
+    last = first + dt.timedelta(days=span - 1)
     return (
-        f"{len(unseen)} of the {horizon_days} days of [{as_of}, {end}) fall at a time of year no "
-        "training window covered (the history is shorter than a year there): seasonal effects "
-        "of that period, such as a holiday closure or peak, cannot be learned, and the "
-        "predictions can be far off"
+        f"{len(unseen)} of the {horizon_days} days of [{as_of}, {end}) fall at a time of year "
+        f"the training history ({first} to {last}, less than a year) "
+        "never held: seasonal effects of that period, such as a holiday closure or peak, "
+        "cannot be learned, and the predictions can be far off"
     )
 
 
@@ -509,6 +516,13 @@ def train(
     if covered and n > 0:
         actual = holdout["actual_spend"].to_numpy()
         metrics["buyer_share"] = float(np.mean(actual > 0))
+        if not np.any(actual > 0):
+            metrics["warnings"].append(
+                f"nobody bought in the held-out window [{as_of}, "
+                f"{as_of + dt.timedelta(days=horizon_days)}): R², Gini, Spearman and top-10% "
+                "capture are undefined there (shown as n/a), so this run cannot be judged; "
+                "train with an --as-of whose window holds purchases"
+            )
         for key in ("model1", "model2"):
             pred = holdout[f"pred_{key}"].to_numpy()
             metrics["models"][key] = M.evaluate(actual, pred)
