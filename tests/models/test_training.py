@@ -1,5 +1,6 @@
 import datetime as dt
 import math
+import re
 
 import numpy as np
 import polars as pl
@@ -37,6 +38,31 @@ def test_training_cutoffs_windows_end_by_as_of():
     assert len(cuts) == 5 and cuts == sorted(cuts)
     assert cuts[-1] == dt.date(2010, 12, 2)
     assert all(c + dt.timedelta(days=30) <= dt.date(2011, 1, 1) for c in cuts)
+
+
+def test_minimum_training_cutoffs_follow_the_purged_folds():
+    from retail_clv.models.training import BUDGETS, min_training_cutoffs
+
+    quick, default = BUDGETS["quick"], BUDGETS["default"]
+    # a window longer than the 28-day step needs several cutoffs of history per fold
+    assert [min_training_cutoffs(quick, h) for h in (7, 30, 90, 180)] == [2, 3, 7, 13]
+    # the default budget's search folds each hold the stack's own folds
+    assert min_training_cutoffs(default, 30) == 10
+
+
+@pytest.mark.parametrize(
+    ("budget", "as_of", "horizon", "expected"),
+    [
+        ("quick", dt.date(2011, 3, 1), 180, "the quick budget needs 13"),
+        ("default", dt.date(2010, 9, 1), 30, "The quick budget (--budget quick) needs only 4"),
+    ],
+)
+def test_too_little_history_for_the_folds_is_refused_before_any_work(
+    budget, as_of, horizon, expected
+):
+    purchases, cancellations = synthetic_log()
+    with pytest.raises(NotEnoughDataError, match=re.escape(expected)):
+        train(purchases, cancellations, as_of, horizon, budget)
 
 
 def test_unseen_season_note_counts_days_of_the_year_no_window_covered():

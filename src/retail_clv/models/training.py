@@ -169,6 +169,52 @@ def training_cutoffs(
     return sorted(out)
 
 
+def min_training_cutoffs(cfg: dict[str, Any], horizon_days: int) -> int:
+    """Return the fewest training cutoffs with which every time-aware fold of a budget exists.
+
+    The folds are purged (a training window must end before the test cutoffs), so a horizon
+    longer than the cutoff step needs several cutoffs of history per fold. Rather than a
+    formula, the exact splits are tried on evenly spaced cutoffs: the outer search folds
+    (budgets with a search) and, in each of them and on all cutoffs, the stack's own forward
+    folds (with its fallback to fewer folds).
+
+    Parameters
+    ----------
+    cfg : dict
+        A :data:`BUDGETS` entry.
+    horizon_days : int
+        Window length.
+
+    Returns
+    -------
+    int
+        The minimum number of cutoffs.
+    """
+    from retail_clv.models.estimators import TimeSeriesStackingRegressor
+
+    step = int(cfg["cutoff_step_days"])
+    inner = CutoffSplit(cfg["inner_splits"], horizon_days)
+
+    def feasible(n: int) -> bool:
+        days = np.arange(n, dtype=np.int64) * step
+        try:
+            subsets = [days]
+            if cfg["n_iter"] > 1:
+                outer = CutoffSplit(cfg["outer_splits"], horizon_days)
+                subsets += [days[t] for t, _ in outer.split(np.zeros(n), groups=days)]
+            for subset in subsets:
+                frame = pd.DataFrame(index=pd.Index(subset))
+                TimeSeriesStackingRegressor._forward_splits(inner, frame, np.zeros(subset.size))
+        except NotEnoughDataError:
+            return False
+        return True
+
+    n = 2
+    while not feasible(n):
+        n += 1
+    return n
+
+
 def unseen_season_note(
     train_cutoffs: Sequence[dt.date], as_of: dt.date, horizon_days: int
 ) -> str | None:
@@ -436,15 +482,27 @@ def train(
     cutoffs = training_cutoffs(
         first_date.date(), as_of, horizon_days, cfg["cutoff_step_days"], cfg["max_train_cutoffs"]
     )
-    needed = max(cfg["outer_splits"], cfg["inner_splits"]) + 2
+
+    def cutoffs_needed(budget_cfg: dict[str, Any]) -> int:
+        floor = max(budget_cfg["outer_splits"], budget_cfg["inner_splits"]) + 2
+        return max(floor, min_training_cutoffs(budget_cfg, horizon_days))
+
+    needed = cutoffs_needed(cfg)
     if len(cutoffs) < needed:
         min_days = MIN_HISTORY_DAYS + (needed - 1) * cfg["cutoff_step_days"] + horizon_days
+        quick = cutoffs_needed(BUDGETS["quick"])
+        hint = (
+            f" The quick budget (--budget quick) needs only {quick} and can train on this data."
+            if budget != "quick" and len(cutoffs) >= quick
+            else ""
+        )
         raise NotEnoughDataError(
             f"only {len(cutoffs)} training cutoff(s) fit between {first_date.date()} + "
-            f"{MIN_HISTORY_DAYS} days and {as_of} - {horizon_days} days; need {needed}, i.e. at "
-            f"least {min_days} days of purchases before the as-of date with a {horizon_days}-day "
-            f"horizon (there are {(as_of - first_date.date()).days}). Use a later as-of date "
-            "inside the data, a shorter horizon or more history."
+            f"{MIN_HISTORY_DAYS} days and {as_of} - {horizon_days} days; the {budget} budget "
+            f"needs {needed} (its time-aware folds must each hold whole {horizon_days}-day "
+            f"windows before their test cutoffs), i.e. at least {min_days} days of purchases "
+            f"before the as-of date (there are {(as_of - first_date.date()).days}). Use a later "
+            f"as-of date inside the data, a shorter horizon or more history.{hint}"
         )
     report(0.02, f"building features for {len(cutoffs)} training cutoffs and {as_of}")
     frame = training_frame(purchases, cancellations, [*cutoffs, as_of], horizon_days)
