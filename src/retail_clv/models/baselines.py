@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from retail_clv.features.bgnbd import fit_bgnbd_gg, rfm_summary
+from retail_clv.features.targets import targets
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ def last_window_products_baseline(
     Parameters
     ----------
     purchases : pl.DataFrame
-        Valid purchase lines (``customer_id, stock_code, invoice_date``).
+        Valid purchase lines (``customer_id, invoice, stock_code, quantity, price,
+        invoice_date``).
     cutoff : datetime.date
         Start of the predicted window.
     customer_ids : array-like
@@ -94,16 +96,11 @@ def last_window_products_baseline(
     numpy.ndarray
         Counts aligned with ``customer_ids``.
     """
-    start = dt.datetime.combine(cutoff - dt.timedelta(days=horizon_days), dt.time())
-    end = dt.datetime.combine(cutoff, dt.time())
-    last = (
-        purchases.filter((pl.col("invoice_date") >= start) & (pl.col("invoice_date") < end))
-        .group_by("customer_id")
-        .agg(pl.col("stock_code").n_unique().alias("n"))
-    )
+    # the previous window's products target (features.targets), the same count as the models'
+    last = targets(purchases, cutoff - dt.timedelta(days=horizon_days), horizon_days)
     order = pl.DataFrame({"customer_id": list(customer_ids)}, schema={"customer_id": pl.Utf8})
     joined = order.join(last, on="customer_id", how="left", maintain_order="left")
-    return joined["n"].fill_null(0).to_numpy().astype(float)
+    return joined["n_products"].fill_null(0).to_numpy().astype(float)
 
 
 @dataclass
