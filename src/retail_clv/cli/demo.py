@@ -289,20 +289,17 @@ def _train(
         oracle = _oracle_summary(state.truth_path, result.holdout)
     if result.metrics and (result.metrics.get("models") or {}):
         console.print(_comparison_table(result.metrics, oracle))
-        products = (result.metrics.get("models") or {}).get("products") or {}
-        if products:
-            line = "Products model: " + ", ".join(f"{k} {_fmt(v)}" for k, v in products.items())
-            if oracle is not None and "products" in oracle:
-                p_r2 = oracle["products"]
-                line += (
-                    f" ({100 * p_r2.fraction:.0f}% of the oracle R² {_fmt(p_r2.oracle_r2)} "
-                    "for distinct products)"
-                )
-            console.print(line, highlight=False)
-            from retail_clv.models.card import products_lines
+        from retail_clv.models.card import products_lines
 
-            for extra in products_lines(result.metrics)[1:]:  # the products baselines
-                console.print(extra, highlight=False)
+        lines = products_lines(result.metrics)  # the products model, then its baselines
+        if lines and oracle is not None and "products" in oracle:
+            p_r2 = oracle["products"]
+            lines[0] += (
+                f" ({100 * p_r2.fraction:.0f}% of the oracle R² {_fmt(p_r2.oracle_r2)} "
+                "for distinct products)"
+            )
+        for line in lines:
+            console.print(escape(line), highlight=False)
         print_gaps(result.metrics)
         if oracle is not None:
             console.print(
