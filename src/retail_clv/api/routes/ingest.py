@@ -13,7 +13,7 @@ from retail_clv.api.routes.uploads_common import (
     UPLOAD_ERRORS,
     ColumnQuery,
     DayFirstQuery,
-    api_wording,
+    for_the_client,
     worded_for_the_client,
 )
 from retail_clv.api.schemas import IngestOut
@@ -51,7 +51,4 @@ async def ingest(
     finally:
         upload.cleanup()
         state.store.invalidate()
-    for report in reports:
-        report["source_file"] = upload.original_name
-        report["warnings"] = [api_wording(w, upload) for w in report.get("warnings", [])]
-    return IngestOut(reports=reports)
+    return IngestOut(reports=[for_the_client(report, upload) for report in reports])

@@ -20,7 +20,7 @@ from retail_clv.api.routes.uploads_common import (
     UPLOAD_ERRORS,
     ColumnQuery,
     DayFirstQuery,
-    api_wording,
+    for_the_client,
     prefers_csv,
     worded_for_the_client,
 )
@@ -61,7 +61,6 @@ def _run(
 ) -> PipelineOut | Response:
     result = services.clean_file(upload.path, columns, day_first=day_first)
     report = result.report.to_dict()
-    report["source_file"] = upload.original_name
     as_of: date | None = None
     if result.purchases.height:
         last = result.purchases.get_column("invoice_date").max()
@@ -75,13 +74,15 @@ def _run(
         scored = pl.DataFrame(
             schema={c: pl.Float64 for c in CSV_COLUMNS} | {"customer_id": pl.Utf8}
         )
-    report["warnings"] = [api_wording(w, upload) for w in report.get("warnings", [])]
+    report = for_the_client(report, upload)
     stored = None
     if store:
-        stored = services.ingest_file(upload.path, state.engine, columns, day_first=day_first)
-        for item in stored:
-            item["source_file"] = upload.original_name
-            item["warnings"] = [api_wording(w, upload) for w in item.get("warnings", [])]
+        stored = [
+            for_the_client(item, upload)
+            for item in services.ingest_file(
+                upload.path, state.engine, columns, day_first=day_first
+            )
+        ]
         state.store.invalidate()
     if want_csv:
         return Response(

@@ -72,6 +72,26 @@ def api_wording(message: str, upload: SavedUpload | None = None) -> str:
     return message
 
 
+def for_the_client(report: dict[str, Any], upload: SavedUpload) -> dict[str, Any]:
+    """Return an ingest report as the uploader sees it: their file name, reworded warnings.
+
+    Parameters
+    ----------
+    report : dict
+        ``IngestReport.to_dict()`` of the server's copy of the upload.
+    upload : SavedUpload
+        The upload.
+
+    Returns
+    -------
+    dict
+        The report with ``source_file`` the client's file name and :func:`api_wording` applied
+        to every warning.
+    """
+    warnings = [api_wording(w, upload) for w in report.get("warnings", [])]
+    return {**report, "source_file": upload.original_name, "warnings": warnings}
+
+
 def prefers_csv(accept: str) -> bool:
     """Say whether an ``Accept`` header asks for ``text/csv`` rather than JSON.
 
