@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +172,11 @@ def run_training(
     from retail_clv.config import get_settings
     from retail_clv.errors import NotEnoughDataError
     from retail_clv.models.registry import data_fingerprint, load_run, save_run
-    from retail_clv.models.scoring import default_as_of, default_training_as_of
+    from retail_clv.models.scoring import (
+        check_training_as_of,
+        default_as_of,
+        default_training_as_of,
+    )
 
     progress(0.01, "reading the store")
     purchases, cancellations = read_store(engine)
@@ -183,18 +187,8 @@ def run_training(
     cutoff = as_of or default_training_as_of(purchases, horizon_days)
     first = purchases.get_column("invoice_date").min().date()  # type: ignore[union-attr]
     last = purchases.get_column("invoice_date").max().date()  # type: ignore[union-attr]
-    if cutoff > last + timedelta(days=1):
-        raise NotEnoughDataError(
-            f"as_of {cutoff} is after the last purchase in the store ({last}): the training "
-            "windows would hold no data and every target would be 0; use an as_of on or "
-            f"before {last} (default: the last purchase date minus the horizon)"
-        )
-    if (cutoff - first).days <= horizon_days:
-        raise NotEnoughDataError(
-            f"The store starts on {first}: training as of {cutoff} with a {horizon_days}-day "
-            f"horizon needs more than {horizon_days} days of history before the as-of date; "
-            "ingest more history or choose a later as_of"
-        )
+    more = "ingest more history (clv ingest FILE or POST /ingest)"
+    check_training_as_of(first, last, cutoff, horizon_days, "as_of", more)
 
     def scaled(fraction: float, message: str) -> None:
         progress(0.02 + 0.88 * min(1.0, max(0.0, fraction)), message)

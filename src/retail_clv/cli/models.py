@@ -138,25 +138,16 @@ def train(
     Example: ``clv train --budget quick``
     """
     from retail_clv.models.registry import data_fingerprint, save_run
-    from retail_clv.models.scoring import default_training_as_of
+    from retail_clv.models.scoring import check_training_as_of, default_training_as_of
 
     settings = get_settings()
     horizon_days = horizon or settings.horizon_days
     engine, purchases, cancellations = read_store(db)
     first, last = _date_range(purchases)
     cutoff = as_of.date() if as_of else default_training_as_of(purchases, horizon_days)
-    if cutoff > last + dt.timedelta(days=1):
-        raise NotEnoughDataError(
-            f"--as-of {cutoff} is after the last purchase in the store ({last}): the training "
-            "windows would hold no data and every target would be 0; use an as-of date on or "
-            f"before {last} (default: the last purchase date minus the horizon)"
-        )
-    if (cutoff - first).days <= horizon_days:
-        raise NotEnoughDataError(
-            f"the store covers {first} to {last}: training with a {horizon_days}-day horizon "
-            f"needs more than {horizon_days} days of history before the as-of date {cutoff}; "
-            f"{INGEST_HINT} (more history) or pass a later --as-of"
-        )
+    check_training_as_of(
+        first, last, cutoff, horizon_days, "--as-of", f"{INGEST_HINT} (more history)"
+    )
     console.print(
         f"Training on {purchases.height:,} purchase lines ({first} to {last}), as of {cutoff}, "
         f"horizon {horizon_days} days, budget {budget.value}",
@@ -246,7 +237,7 @@ def predict(
     Example: ``clv predict --out output/predictions.csv``
     """
     from retail_clv.models.registry import load_run
-    from retail_clv.models.scoring import default_as_of, score, to_csv_frame
+    from retail_clv.models.scoring import default_as_of, late_as_of_note, score, to_csv_frame
     from retail_clv.store.predictions import write_predictions
 
     settings = get_settings()
@@ -268,13 +259,9 @@ def predict(
         )
     after_data = default_as_of(purchases)
     cutoff = as_of.date() if as_of else after_data
-    gap = (cutoff - after_data).days
-    if gap > 0:
-        console.print(
-            f"[yellow]Warning:[/] --as-of {cutoff} is {gap} days after the day after the last "
-            "purchase in the store: every customer is scored as if nothing was bought since.",
-            highlight=False,
-        )
+    late = late_as_of_note(cutoff, after_data, "--as-of")
+    if late:
+        console.print(f"[yellow]Warning:[/] {escape(late)}", highlight=False)
     notes: list[str] = []
     scored = score(bundle, purchases, cancellations, as_of=cutoff, notes=notes)
     for note in notes:

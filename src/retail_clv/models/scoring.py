@@ -21,7 +21,9 @@ __all__ = [
     "CSV_COLUMNS",
     "SCORE_COLUMNS",
     "default_as_of",
+    "check_training_as_of",
     "default_training_as_of",
+    "late_as_of_note",
     "feature_notes",
     "safe_csv_frame",
     "score",
@@ -108,6 +110,54 @@ def default_training_as_of(purchases: pl.DataFrame, horizon_days: int) -> dt.dat
         When there are no purchases.
     """
     return default_as_of(purchases) - dt.timedelta(days=1 + int(horizon_days))
+
+
+def check_training_as_of(
+    first: dt.date, last: dt.date, as_of: dt.date, horizon_days: int, option: str, more: str
+) -> None:
+    """Refuse a training as-of date that leaves the training windows empty or too short.
+
+    Parameters
+    ----------
+    first, last : datetime.date
+        Dates of the store's first and last purchase.
+    as_of : datetime.date
+        The training cutoff asked for.
+    horizon_days : int
+        Window length.
+    option : str
+        How the caller names the date (``--as-of`` on the CLI, ``as_of`` in the API).
+    more : str
+        How the caller adds history (``clv ingest FILE``, ``POST /ingest``).
+
+    Raises
+    ------
+    NotEnoughDataError
+        When ``as_of`` is after the data, or leaves no more than ``horizon_days`` of history.
+    """
+    if as_of > last + dt.timedelta(days=1):
+        raise NotEnoughDataError(
+            f"{option} {as_of} is after the last purchase in the store ({last}): the training "
+            f"windows would hold no data and every target would be 0; use an {option} on or "
+            f"before {last} (default: the last purchase date minus the horizon)"
+        )
+    if (as_of - first).days <= horizon_days:
+        raise NotEnoughDataError(
+            f"the store covers {first} to {last}: training with a {horizon_days}-day horizon "
+            f"needs more than {horizon_days} days of history before the as-of date {as_of}; "
+            f"{more} or pass a later {option}"
+        )
+
+
+def late_as_of_note(as_of: dt.date, after_data: dt.date, option: str) -> str | None:
+    """Say when a scoring date lies after the day after the last purchase (else ``None``)."""
+    gap = (as_of - after_data).days
+    if gap <= 0:
+        return None
+    return (
+        f"{option} {as_of} is {gap} days after the day after the last purchase in the store "
+        f"({after_data}): every customer is scored as if nothing was bought since"
+    )
 
 
 def feature_notes(features: pl.DataFrame, feature_names: list[str]) -> list[str]:

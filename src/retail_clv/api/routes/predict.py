@@ -101,20 +101,18 @@ def _predict_ids(state: StateDep, bundle: Any, body: PredictIn) -> PredictOut:
         scored = frames.scores(bundle, cutoff)
     ordered = wanted.join(scored, on="customer_id", how="inner").sort("_order")
     unknown = wanted.join(scored.select("customer_id"), on="customer_id", how="anti").sort("_order")
-    warnings = []
+    from retail_clv.models.scoring import late_as_of_note
+
     after_data = frames.default_as_of
-    if cutoff is not None and after_data is not None and cutoff > after_data:
-        warnings.append(
-            f"as_of {cutoff} is {(cutoff - after_data).days} days after the day after the last "
-            f"purchase in the store ({after_data}): every customer is scored as if nothing was "
-            "bought since"
-        )
+    late = None
+    if cutoff is not None and after_data is not None:
+        late = late_as_of_note(cutoff, after_data, "as_of")
     return PredictOut(
         model_run_id=bundle.run_id,
         as_of=cutoff,
         predictions=prediction_records(ordered),  # type: ignore[arg-type]
         unknown_customer_ids=unknown.get_column("customer_id").to_list(),
-        warnings=warnings,
+        warnings=[late] if late else [],
     )
 
 
