@@ -9,6 +9,11 @@ from __future__ import annotations
 INGEST_HINT = "ingest data first: clv ingest FILE"
 
 
+def days(n: int) -> str:
+    """``"1 day"``, ``"30 days"``: a day count as the messages write it."""
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
 class RetailClvError(Exception):
     """Base class of every error retail-clv raises on purpose."""
 

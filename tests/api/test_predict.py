@@ -88,6 +88,23 @@ def test_predict_as_of_after_the_data_is_scored_with_a_warning(client, api_data)
     assert warning.startswith(f"as_of {late} is 400 days after the day after the last purchase")
 
 
+def test_predict_as_of_before_the_runs_as_of_says_the_scores_are_fitted(
+    client: TestClient, api_data
+) -> None:
+    run = client.get("/models/active").json()
+    run_as_of = dt.date.fromisoformat(run["as_of"][:10])
+    ids = api_data.scored_ids[:3]
+    at_run = client.post("/predict", json={"customer_ids": ids, "as_of": str(run_as_of)}).json()
+    assert at_run["warnings"] == []
+    early = run_as_of - dt.timedelta(days=1)
+    body = client.post("/predict", json={"customer_ids": ids, "as_of": str(early)}).json()
+    [warning] = body["warnings"]
+    assert warning.startswith(
+        f"as_of {early} is before the as-of date of model run {run['run_id']}"
+    )
+    assert "fitted values, not a forecast" in warning
+
+
 def test_predict_as_of_before_any_data_invents_nothing(client: TestClient, api_data) -> None:
     ids = api_data.scored_ids[:10]
     body = client.post("/predict", json={"customer_ids": ids, "as_of": "1999-01-01"}).json()

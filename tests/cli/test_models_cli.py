@@ -146,7 +146,7 @@ def test_a_mistyped_store_path_is_refused_not_created(tmp_path: Path, capsys) ->
     ("days", "reason"),
     [
         (40, "needs more than 30 days of history"),  # refused by the CLI before training
-        (100, "training cutoff(s) fit"),  # refused by the training itself
+        (100, "too little history before the as-of date"),  # refused by the training itself
     ],
 )
 def test_train_on_too_short_history_is_refused(tmp_path: Path, capsys, days, reason) -> None:
@@ -154,7 +154,7 @@ def test_train_on_too_short_history_is_refused(tmp_path: Path, capsys, days, rea
     assert run_app(["train", "--budget", "quick"]) == 1
     err = flat(capsys.readouterr().err)
     assert reason in err
-    assert "ingest data first: clv ingest FILE" in err
+    assert "clv ingest FILE" in err
     assert "Traceback" not in err
 
 
@@ -180,6 +180,15 @@ def test_predict_as_of_after_the_data_warns(use_trained, tmp_path, capsys) -> No
     # the tiny store's last purchase is 2011-12-09
     assert "Warning: --as-of 2013-01-01 is 388 days after the day after the last purchase" in text
     assert out.is_file()
+
+
+def test_predict_as_of_before_the_runs_as_of_warns(use_trained, tmp_path, capsys) -> None:
+    assert run_app(["predict", "--out", str(tmp_path / "now.csv")]) == 0
+    assert "fitted values" not in flat(capsys.readouterr().out)
+    assert run_app(["predict", "--as-of", "2011-03-01", "--out", str(tmp_path / "old.csv")]) == 0
+    text = flat(capsys.readouterr().out)
+    assert "Warning: --as-of 2011-03-01 is before the as-of date of model run" in text
+    assert "fitted values, not a forecast" in text
 
 
 def test_predict_says_when_the_model_was_trained_on_another_store(

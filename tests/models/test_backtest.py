@@ -48,6 +48,17 @@ def test_backtest_refuses_a_cutoff_before_the_data():
         BT.backtest(purchases, cancellations, first - dt.timedelta(days=30), 30, "quick")
 
 
+def test_backtest_names_the_cutoff_when_history_is_too_short():
+    purchases, cancellations = synthetic_log(n_customers=20, months=12)
+    cutoff = purchases["invoice_date"].min().date() + dt.timedelta(days=100)
+    with pytest.raises(NotEnoughDataError) as caught:
+        BT.backtest(purchases, cancellations, cutoff, 1, "quick")
+    message = str(caught.value)
+    assert message.startswith(f"too little history before the cutoff {cutoff}:")
+    assert "the last 1 day before" in message and "Use a later cutoff inside the data" in message
+    assert "as-of" not in message
+
+
 def test_summary_rows_flatten_models_and_failed_baselines():
     rows = BT.summary_rows(FAKE)
     assert [r["name"] for r in rows] == ["model1", "model2", "mean", "run_rate", "bgnbd_gg"]

@@ -27,7 +27,7 @@ from retail_clv.cli.base import (
     read_store,
 )
 from retail_clv.config import get_settings
-from retail_clv.errors import INGEST_HINT, InputFileError, NotEnoughDataError, StoreError
+from retail_clv.errors import INGEST_HINT, InputFileError, NotEnoughDataError, StoreError, days
 
 if TYPE_CHECKING:
     import polars as pl
@@ -150,7 +150,7 @@ def train(
     )
     console.print(
         f"Training on {purchases.height:,} purchase lines ({first} to {last}), as of {cutoff}, "
-        f"horizon {horizon_days} days, budget {budget.value}",
+        f"horizon {days(horizon_days)}, budget {budget.value}",
         highlight=False,
     )
     from retail_clv.models.training import train as train_models
@@ -167,7 +167,7 @@ def train(
                 n_jobs=settings.n_jobs,
             )
         except NotEnoughDataError as exc:
-            raise NotEnoughDataError(f"{exc} To add history: {INGEST_HINT}.") from exc
+            raise NotEnoughDataError(f"{exc} To add history: clv ingest FILE.") from exc
         on_progress(1.0, "trained")
     url = engine.url.render_as_string(hide_password=False)
     run_dir = save_run(
@@ -237,7 +237,13 @@ def predict(
     Example: ``clv predict --out output/predictions.csv``
     """
     from retail_clv.models.registry import load_run
-    from retail_clv.models.scoring import default_as_of, late_as_of_note, score, to_csv_frame
+    from retail_clv.models.scoring import (
+        default_as_of,
+        early_as_of_note,
+        late_as_of_note,
+        score,
+        to_csv_frame,
+    )
     from retail_clv.store.predictions import write_predictions
 
     settings = get_settings()
@@ -259,9 +265,12 @@ def predict(
         )
     after_data = default_as_of(purchases)
     cutoff = as_of.date() if as_of else after_data
-    late = late_as_of_note(cutoff, after_data, "--as-of")
-    if late:
-        console.print(f"[yellow]Warning:[/] {escape(late)}", highlight=False)
+    for note in (
+        late_as_of_note(cutoff, after_data, "--as-of"),
+        early_as_of_note(cutoff, bundle, "--as-of"),
+    ):
+        if note:
+            console.print(f"[yellow]Warning:[/] {escape(note)}", highlight=False)
     notes: list[str] = []
     scored = score(bundle, purchases, cancellations, as_of=cutoff, notes=notes)
     for note in notes:

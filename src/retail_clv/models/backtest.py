@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from retail_clv.errors import NotEnoughDataError
+from retail_clv.errors import NotEnoughDataError, days
 from retail_clv.models.estimators import N_JOBS
 from retail_clv.models.training import Budget, Progress, train
 
@@ -85,7 +85,7 @@ def backtest(
     ):
         raise NotEnoughDataError(
             f"the data ends on {last.date() if isinstance(last, dt.datetime) else None}: it "
-            f"does not cover the test window [{cutoff}, {cutoff} + {horizon_days} days); "
+            f"does not cover the test window [{cutoff}, {cutoff} + {days(horizon_days)}); "
             "choose an earlier --cutoff"
         )
     first = purchases["invoice_date"].min()
@@ -95,7 +95,16 @@ def backtest(
             f"{cutoff}; choose a later --cutoff"
         )
     start = time.perf_counter()
-    result = train(purchases, cancellations, cutoff, horizon_days, budget, progress, n_jobs=n_jobs)
+    result = train(
+        purchases,
+        cancellations,
+        cutoff,
+        horizon_days,
+        budget,
+        progress,
+        n_jobs=n_jobs,
+        date_name="cutoff",
+    )
     out = dict(result.metrics)
     out["seconds"] = time.perf_counter() - start
     out["budget"] = budget

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from retail_clv.errors import INGEST_HINT, NotEnoughDataError
+from retail_clv.errors import INGEST_HINT, NotEnoughDataError, days
 
 if TYPE_CHECKING:
     from retail_clv.models.registry import ModelBundle
@@ -24,6 +24,7 @@ __all__ = [
     "check_training_as_of",
     "default_training_as_of",
     "late_as_of_note",
+    "early_as_of_note",
     "feature_notes",
     "safe_csv_frame",
     "score",
@@ -155,8 +156,25 @@ def late_as_of_note(as_of: dt.date, after_data: dt.date, option: str) -> str | N
     if gap <= 0:
         return None
     return (
-        f"{option} {as_of} is {gap} days after the day after the last purchase in the store "
+        f"{option} {as_of} is {days(gap)} after the day after the last purchase in the store "
         f"({after_data}): every customer is scored as if nothing was bought since"
+    )
+
+
+def early_as_of_note(as_of: dt.date, bundle: ModelBundle, option: str) -> str | None:
+    """Say when a scoring date lies before the run's as-of date (else ``None``).
+
+    The run's training windows end on its as-of date, so they cover what customers bought
+    after an earlier scoring date: its scores there are fitted values, not a forecast.
+    """
+    run_as_of = bundle.metadata.get("as_of")
+    if not run_as_of or as_of >= dt.date.fromisoformat(str(run_as_of)[:10]):
+        return None
+    return (
+        f"{option} {as_of} is before the as-of date of model run {bundle.run_id} "
+        f"({str(run_as_of)[:10]}): the run was trained on windows up to that date, which hold "
+        f"what customers bought after {as_of}, so these scores are fitted values, not a "
+        f"forecast; to measure a forecast from {as_of}, use clv backtest --cutoff {as_of}"
     )
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 import polars as pl
 from sklearn.model_selection import RandomizedSearchCV
 
-from retail_clv.errors import NotEnoughDataError
+from retail_clv.errors import NotEnoughDataError, days
 from retail_clv.features import FEATURE_COLUMNS, training_frame
 from retail_clv.features.build import PURCHASE_COLUMNS, check_columns
 from retail_clv.models import metrics as M
@@ -425,6 +425,7 @@ def train(
     progress: Progress | None = None,
     random_state: int = 0,
     n_jobs: int = N_JOBS,
+    date_name: str = "as-of date",
 ) -> TrainResult:
     """Fit Model 1, Model 2 and the products model; evaluate them and the baselines.
 
@@ -447,6 +448,8 @@ def train(
     n_jobs : int, default 2
         CPU threads of the forest and XGBoost (``CLV_N_JOBS`` in the command line and API);
         results do not depend on it beyond floating-point rounding.
+    date_name : str, default "as-of date"
+        How the caller's user names ``as_of`` in messages (``clv backtest`` says "cutoff").
 
     Returns
     -------
@@ -497,12 +500,14 @@ def train(
             else ""
         )
         raise NotEnoughDataError(
-            f"only {len(cutoffs)} training cutoff(s) fit between {first_date.date()} + "
-            f"{MIN_HISTORY_DAYS} days and {as_of} - {horizon_days} days; the {budget} budget "
-            f"needs {needed} (its time-aware folds must each hold whole {horizon_days}-day "
-            f"windows before their test cutoffs), i.e. at least {min_days} days of purchases "
-            f"before the as-of date (there are {(as_of - first_date.date()).days}). Use a later "
-            f"as-of date inside the data, a shorter horizon or more history.{hint}"
+            f"too little history before the {date_name} {as_of}: the {budget} budget trains on "
+            f"at least {needed} cutoffs {cfg['cutoff_step_days']} days apart, the first "
+            f"{MIN_HISTORY_DAYS} days after the first purchase ({first_date.date()}) and the "
+            f"last {days(horizon_days)} before {as_of}, so that its time-aware folds each hold "
+            f"whole windows; that takes {min_days} days of purchases before the {date_name}, "
+            f"and the store has {(as_of - first_date.date()).days} ({len(cutoffs)} cutoff(s) "
+            f"fit). Use a later {date_name} inside the data, a shorter horizon or more "
+            f"history.{hint}"
         )
     report(0.02, f"building features for {len(cutoffs)} training cutoffs and {as_of}")
     frame = training_frame(purchases, cancellations, [*cutoffs, as_of], horizon_days)
