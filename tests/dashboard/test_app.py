@@ -459,6 +459,26 @@ def test_store_toggle_sends_store_true_and_the_api_key(
     assert request.headers["X-API-Key"] == "k3y-for-tests"
 
 
+def test_a_file_saved_once_is_not_saved_again_when_a_switch_changes(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    route = api.post("/pipeline").respond(json=sample_pipeline)
+    at = new_app().run()
+    at.toggle[0].set_value(True).run()
+    upload(at)
+    assert route.calls.last.request.url.params["store"] == "true"
+    assert not any("already saved" in t for t in texts(at.info))
+    at.toggle[1].set_value(True).run()  # day-first: scored again, not stored twice
+    assert route.call_count == 2
+    assert route.calls.last.request.url.params["store"] == "false"
+    assert route.calls.last.request.url.params["day_first"] == "true"
+    [note] = [t for t in texts(at.info) if "already saved" in t]
+    assert "slash dates read in the order decided for the file" in note
+    upload(at, name="other.csv", content=b"other bytes")  # a new file is saved as asked
+    assert route.call_count == 3
+    assert route.calls.last.request.url.params["store"] == "true"
+
+
 def test_day_first_switch_sends_day_first_and_warnings_name_the_switch(
     api: respx.MockRouter, sample_pipeline: dict[str, Any]
 ) -> None:

@@ -44,6 +44,8 @@ RESULT_KEY = "pipeline_result"
 ERROR_KEY = "pipeline_error"
 UPLOAD_KEY = "pipeline_upload"
 SOURCE_KEY = "pipeline_source"
+#: Files whose rows this session saved to the store: file id -> day-first switch at the time.
+SAVED_KEY = "pipeline_saved"
 
 
 def run_upload(
@@ -269,10 +271,25 @@ def render() -> None:
             icon=":material/upload_file:",
         )
         return
+    # A file whose rows were saved once is not saved again when a switch changes: the store
+    # would count every row as a duplicate (duplicates are decided on the raw text).
+    saved: dict[str, bool] = st.session_state.setdefault(SAVED_KEY, {})
+    already_saved = store and uploaded.file_id in saved
     upload_id = (uploaded.file_id, store, day_first)
     if st.session_state.get(UPLOAD_KEY) != upload_id:
         st.session_state[UPLOAD_KEY] = upload_id
-        run_upload(client, uploaded.name, uploaded.getvalue(), store, day_first)
+        save = store and not already_saved
+        run_upload(client, uploaded.name, uploaded.getvalue(), save, day_first)
+        if save and RESULT_KEY in st.session_state:
+            saved[uploaded.file_id] = day_first
+    if already_saved:
+        read = "day-first" if saved[uploaded.file_id] else "in the order decided for the file"
+        st.info(
+            f"The rows of {uploaded.name} were already saved to the store in this session "
+            f"(slash dates read {read}), so this result was scored without saving them again. "
+            "To store them read another way, use a fresh store.",
+            icon=":material/database:",
+        )
 
     error = st.session_state.get(ERROR_KEY)
     if isinstance(error, DashboardError):
