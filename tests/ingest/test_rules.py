@@ -317,6 +317,37 @@ def test_a_lone_decimal_comma_price_is_not_a_thousands_separator() -> None:
     assert check(price="1,65")["price"][0] == 1.65
 
 
+def price_column(raw: list[str]) -> tuple[pl.DataFrame, list[str]]:
+    notes: list[str] = []
+    frame = pl.DataFrame(
+        {f"raw_{k}": raw if k == "price" else [GOOD[k]] * len(raw) for k in FIELDS}
+    )
+    return parse_and_validate(frame, notes=notes), notes
+
+
+def test_three_decimal_comma_prices_after_a_zero_are_decimal() -> None:
+    out, notes = price_column(["0,820", "7,640", "12,500"])
+    assert out["price"].to_list() == [0.82, 7.64, 12.5]
+    assert notes and notes[0].startswith("prices use a decimal comma ('0,820' read as 0.82)")
+    assert price_column(["1,2345", "3,000"])[0]["price"].to_list() == [1.2345, 3.0]
+
+
+def test_prices_whose_comma_could_be_either_are_read_as_thousands_with_a_warning() -> None:
+    out, notes = price_column(["7,640", "12,500", "3"])
+    assert out["price"].to_list() == [7640.0, 12500.0, 3.0]
+    [note] = notes
+    assert note.startswith("prices such as '7,640' were read with the comma as a thousands")
+    assert "1000 times too high" in note
+    assert price_column(["7,640", "1,234.50"])[1] == []  # a thousands comma settles it
+
+
+def test_currency_after_the_number_codes_and_space_thousands_are_read() -> None:
+    dot, _ = price_column(["0.82 €", "EUR 0.82", "0.82€", "GBP 1 234.50", "$2.5"])
+    assert dot["price"].to_list() == [0.82, 0.82, 0.82, 1234.5, 2.5]
+    comma, _ = price_column(["0,82 €", "1 234,50", "1\u00a0234,50", "£1 234 567,00"])
+    assert comma["price"].to_list() == [0.82, 1234.5, 1234.5, 1234567.0]
+
+
 def test_thousands_commas_with_a_decimal_dot_keep_the_old_reading() -> None:
     out = column(price=["1,234.50", "6.95", "1,000"])
     assert out["price"].to_list() == [1234.5, 6.95, 1000.0]

@@ -262,15 +262,21 @@ def _missing(stripped: pl.Expr) -> pl.Expr:
     return stripped.is_null() | stripped.is_in(_MISSING_SPELLINGS)
 
 
-#: A price with a decimal comma: ``1,65``, ``2,5``, ``1.234,50``.
-_COMMA_DECIMAL = r"^-?(?:\d+,\d{1,2}|\d{1,3}(?:\.\d{3})+,\d+)$"
+#: A price with a decimal comma: ``1,65``, ``2,5``, ``1.234,50``, and ``0,820`` or ``1,2345``
+#: (a thousands group never follows a lone 0 and always has exactly three digits).
+_COMMA_DECIMAL = r"^-?(?:\d+,\d{1,2}|\d+,\d{4,}|0,\d+|\d{1,3}(?:\.\d{3})+,\d+)$"
+#: A price whose only commas could be thousands groups or a three-decimal comma: ``7,640``.
+_AMBIGUOUS_COMMA = r"^-?\d{1,3}(?:,\d{3})+$"
 #: A price with thousands commas and a decimal dot: ``1,234.50``.
 _COMMA_THOUSANDS_DOT_DECIMAL = r"^-?\d{1,3}(?:,\d{3})+\.\d+$"
 #: A well-formed number in the decimal-comma convention (dots only as thousands groups).
 _COMMA_NUMBER = r"^-?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$"
 #: An integer written with thousands dots: ``1.000``, ``12.500``.
 _THOUSANDS_DOTS = r"^-?\d{1,3}(?:\.\d{3})+$"
-_CURRENCY = r"^[£$€]\s*"
+#: A currency sign or code before or after the number: ``£0.82``, ``0,82 €``, ``EUR 0.82``.
+_CURRENCY = r"^(?:[£$€]|EUR|GBP|USD)\s*|\s*(?:[£$€]|EUR|GBP|USD)$"
+#: A space (also no-break or narrow no-break) grouping thousands: ``1 234,50``.
+_SPACE_GROUP = r"(\d)[ \u00a0\u202f](\d{3})\b"
 #: Quantities and prices must stay below this in absolute value: a line's value in
 #: thousandths (``features.money``) then stays far inside ``Int64`` (Online Retail II's
 #: largest are 80,995 units and 38,970.00).
@@ -301,20 +307,37 @@ def number_convention(raw: pl.Series) -> str:
     return _scan_convention(raw)[0]
 
 
-def _scan_convention(raw: pl.Series) -> tuple[str, str | None, str | None]:
-    """Return the convention and one value of each kind that decided it (one scan).
+def _price_text(raw: pl.Series) -> pl.Series:
+    """Strip a price's spaces, currency sign or code and space thousands groups."""
+    text = raw.str.strip_chars().str.replace_all(_CURRENCY, "")
+    for _ in range(2):  # ``1 234 567``: each pass joins every other group
+        text = text.str.replace_all(_SPACE_GROUP, "${1}${2}")
+    return text
 
-    The values are a decimal-comma price (``1,65``) and a thousands-comma price (``1,234.50``),
-    currency sign removed, or None where the column has none.
+
+def _scan_convention(raw: pl.Series) -> tuple[str, str | None, str | None, str | None]:
+    """Return the convention and the values that decided it (one scan).
+
+    The values are a decimal-comma price (``1,65``), a thousands-comma price (``1,234.50``)
+    and, when the column is read with dots but has no thousands-comma price to prove it, a
+    price whose comma could be either (``7,640``); currency sign removed, None where absent.
     """
     text = raw.str.strip_chars()
     if not text.str.contains(",", literal=True).any():
-        return DOT, None, None
-    cleaned = text.str.replace(_CURRENCY, "")
+        return DOT, None, None, None
+    cleaned = _price_text(raw)
     comma = cleaned.filter(cleaned.str.contains(_COMMA_DECIMAL)).head(1).to_list()
     dot = cleaned.filter(cleaned.str.contains(_COMMA_THOUSANDS_DOT_DECIMAL)).head(1).to_list()
     convention = MIXED if comma and dot else COMMA if comma else DOT
-    return convention, (comma or [None])[0], (dot or [None])[0]
+    ambiguous: list[str] = []
+    if convention == DOT and not dot:
+        ambiguous = cleaned.filter(cleaned.str.contains(_AMBIGUOUS_COMMA)).head(1).to_list()
+    return (
+        convention,
+        comma[0] if comma else None,
+        dot[0] if dot else None,
+        ambiguous[0] if ambiguous else None,
+    )
 
 
 def _bounded(values: pl.Series) -> pl.Series:
@@ -336,7 +359,7 @@ def _parse_price(raw: pl.Series, convention: str = DOT) -> pl.Series:
     """
     text = raw.str.strip_chars()
     if convention == COMMA:
-        cleaned = text.str.replace(_CURRENCY, "")
+        cleaned = _price_text(raw)
         number = cleaned.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
         price = pl.select(
             pl.when(cleaned.str.contains(_COMMA_NUMBER)).then(number).otherwise(None)
@@ -345,7 +368,7 @@ def _parse_price(raw: pl.Series, convention: str = DOT) -> pl.Series:
     price = text.cast(pl.Float64, strict=False)
     retry = price.is_null() & text.is_not_null()
     if retry.any():
-        cleaned = text.str.replace(_CURRENCY, "")
+        cleaned = _price_text(raw)
         if convention == MIXED:
             cleaned = pl.select(
                 pl.when(cleaned.str.contains(",", literal=True)).then(None).otherwise(cleaned)
@@ -390,11 +413,25 @@ def _parse_quantity(raw: pl.Series, convention: str = DOT) -> pl.Series:
     ).to_series()
 
 
-def _note_convention(convention: str, comma: str | None, dot: str | None, notes: list[str]) -> None:
+def _note_convention(
+    convention: str,
+    comma: str | None,
+    dot: str | None,
+    ambiguous: str | None,
+    notes: list[str],
+) -> None:
     """Append a sentence saying how the price column's numbers were read.
 
-    ``comma`` and ``dot`` are the deciding values from :func:`_scan_convention`.
+    ``comma``, ``dot`` and ``ambiguous`` are the deciding values from :func:`_scan_convention`.
     """
+    if ambiguous is not None:
+        value = _parse_price(pl.Series([ambiguous]), DOT)[0]
+        notes.append(
+            f"prices such as {ambiguous!r} were read with the comma as a thousands separator "
+            f"({value:g}): no price in the file settles it (a decimal comma shows in '0,82' or "
+            "'1,5', a thousands comma in '1,234.50'). If the export writes a decimal comma, "
+            "these prices are 1000 times too high: convert them before ingesting"
+        )
     if convention == COMMA:
         value = _parse_price(pl.Series([comma]), COMMA)[0]
         notes.append(
@@ -442,9 +479,9 @@ def parse_and_validate(
             raw = raw.with_columns(pl.lit(None, dtype=pl.Utf8).alias(f"raw_{name}"))
     dates = parse_dates(raw["raw_invoice_date"], day_first=day_first, notes=notes)
     latest = (now or dt.datetime.now()) + MAX_DATE_LEAD
-    convention, comma_example, dot_example = _scan_convention(raw["raw_price"])
+    convention, comma_example, dot_example, ambiguous = _scan_convention(raw["raw_price"])
     if notes is not None:
-        _note_convention(convention, comma_example, dot_example, notes)
+        _note_convention(convention, comma_example, dot_example, ambiguous, notes)
     quantity = _parse_quantity(raw["raw_quantity"], convention)
     price = _parse_price(raw["raw_price"], convention)
     stripped = {
