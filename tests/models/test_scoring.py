@@ -201,3 +201,31 @@ def test_scoring_a_time_of_year_the_run_never_saw_is_noted(tmp_path) -> None:
     notes.clear()
     score(bundle, purchases, cancellations, as_of=dt.date(2011, 3, 8), notes=notes)
     assert notes == []  # March was inside the 2010-03-01 window
+
+
+def test_scores_of_a_run_behind_the_baselines_carry_its_warning(tmp_path) -> None:
+    from dataclasses import replace
+
+    from retail_clv.models.registry import load_run, save_run
+    from retail_clv.models.scoring import score
+    from tests.models._toy import toy_result
+
+    result = toy_result()
+    metrics = result.metrics
+    metrics["models"]["model1"]["r2"] = -0.2  # below the train mean's -0.01
+    save_run(replace(result, metrics=metrics), tmp_path / "models", {"n_purchases": 4})
+    purchases, cancellations = _store_frames()
+    notes: list[str] = []
+    score(load_run(tmp_path / "models"), purchases, cancellations, notes=notes)
+    [note] = notes
+    assert note.startswith("Model 1 is clearly behind simple baselines on the held-out window")
+    assert "the train mean's -0.010" in note
+
+
+def test_scores_of_a_run_ahead_of_the_baselines_carry_no_warning(bundle) -> None:
+    from retail_clv.models.scoring import score
+
+    purchases, cancellations = _store_frames()
+    notes: list[str] = []
+    score(bundle, purchases, cancellations, notes=notes)
+    assert notes == []

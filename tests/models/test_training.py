@@ -124,6 +124,33 @@ def test_identical_models_are_explained_by_their_blends():
     assert _same_predictions_note(different, m1, m2) is None
 
 
+def test_models_clearly_behind_a_baseline_are_a_warning():
+    from retail_clv.models.training import behind_baselines_notes
+
+    def gap(high):
+        return {"r2": {"delta": -0.2, "low": -0.5, "high": high}}
+
+    metrics = {
+        "models": {"model1": {"r2": -1.349}, "model2": {"r2": 0.30}},
+        "baselines": {"mean": {"r2": -0.382}, "run_rate": {"r2": 0.15}, "bgnbd_gg": {"r2": 0.40}},
+        "vs_baselines": {
+            "model1": {"run_rate": gap(-0.03), "bgnbd_gg": gap(-0.5)},
+            "model2": {"run_rate": gap(0.2), "bgnbd_gg": gap(0.01)},  # behind, inside the noise
+        },
+    }
+    [note] = behind_baselines_notes(metrics)
+    assert note.startswith(
+        "Model 1 is clearly behind simple baselines on the held-out window: R² -1.349 against "
+        "the train mean's -0.382 and the run-rate's 0.150 and BG/NBD + Gamma-Gamma's 0.400."
+    )
+    metrics["vs_baselines"]["model2"]["bgnbd_gg"] = gap(-0.01)
+    assert [n[:7] for n in behind_baselines_notes(metrics)] == ["Model 1", "Model 2"]
+    failed = {**metrics, "baselines": {"bgnbd_gg": {"failed": True}}, "vs_baselines": {}}
+    assert behind_baselines_notes(failed) == []
+    assert behind_baselines_notes({"models": {"model1": {"r2": float("nan")}}}) == []
+    assert behind_baselines_notes({}) == []
+
+
 def test_quick_training_on_a_small_sample(quick_run):
     result, calls = quick_run
     m = result.metrics

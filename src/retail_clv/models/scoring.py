@@ -212,17 +212,22 @@ def feature_notes(features: pl.DataFrame, feature_names: list[str]) -> list[str]
     ]
 
 
-def _season_notes(bundle: ModelBundle, cutoff: dt.date) -> list[str]:
-    """Return the run's ``unseen_season_note`` for the scored window (none for older runs)."""
-    from retail_clv.models.training import unseen_season_note
+def _run_notes(bundle: ModelBundle, cutoff: dt.date) -> list[str]:
+    """Return the run's notes about these scores.
 
+    Models clearly behind the baselines on the run's held-out window, and the run's
+    ``unseen_season_note`` for the scored window (none for runs saved without their cutoffs).
+    """
+    from retail_clv.models.training import behind_baselines_notes, unseen_season_note
+
+    notes = behind_baselines_notes(bundle.metadata.get("metrics") or {})
     config = bundle.metadata.get("config") or {}
     cutoffs = [dt.date.fromisoformat(c) for c in config.get("train_cutoffs") or []]
     horizon = config.get("horizon_days") or bundle.metadata.get("horizon_days")
-    if not cutoffs or not horizon:
-        return []
-    note = unseen_season_note(cutoffs, cutoff, int(horizon))
-    return [note] if note else []
+    if cutoffs and horizon:
+        note = unseen_season_note(cutoffs, cutoff, int(horizon))
+        notes += [note] if note else []
+    return notes
 
 
 def score(
@@ -270,7 +275,7 @@ def score(
             f"no customer has a purchase before {cutoff.isoformat()}: choose a later --as-of "
             f"or {INGEST_HINT}"
         )
-    found = feature_notes(features, bundle.feature_names) + _season_notes(bundle, cutoff)
+    found = feature_notes(features, bundle.feature_names) + _run_notes(bundle, cutoff)
     if notes is not None:
         notes.extend(found)  # the caller shows them
     else:

@@ -288,6 +288,46 @@ def _same_predictions_note(preds: pl.DataFrame, model1: Any, model2: Any) -> str
     )
 
 
+_BASELINE_NAMES = {
+    "mean": "the train mean",
+    "run_rate": "the run-rate",
+    "bgnbd_gg": "BG/NBD + Gamma-Gamma",
+}
+
+
+def behind_baselines_notes(metrics: dict[str, Any]) -> list[str]:
+    """Say which models are clearly behind a baseline on the held-out window (R²).
+
+    Clearly behind: below the train-mean baseline's R² (worse than predicting one number for
+    everyone), or below the run-rate's or BG/NBD's with the 90% bootstrap interval of the gap
+    entirely below zero. Runs without held-out metrics give no note.
+    """
+    notes = []
+    models = metrics.get("models") or {}
+    baselines = metrics.get("baselines") or {}
+    gaps = metrics.get("vs_baselines") or {}
+    for key, label in (("model1", "Model 1"), ("model2", "Model 2")):
+        r2 = (models.get(key) or {}).get("r2")
+        if r2 is None or not np.isfinite(r2):
+            continue
+        behind = []
+        for name, base_label in _BASELINE_NAMES.items():
+            base_r2 = (baselines.get(name) or {}).get("r2")
+            if base_r2 is None or not np.isfinite(base_r2) or r2 >= base_r2:
+                continue
+            gap = ((gaps.get(key) or {}).get(name) or {}).get("r2") or {}
+            if name == "mean" or (gap.get("high") is not None and gap["high"] < 0):
+                behind.append(f"{base_label}'s {base_r2:.3f}")
+        if behind:
+            notes.append(
+                f"{label} is clearly behind simple baselines on the held-out window: R² "
+                f"{r2:.3f} against {' and '.join(behind)}. On this data its spend predictions "
+                "are less accurate than those baselines'; compare them in the model card "
+                "before relying on them"
+            )
+    return notes
+
+
 def model_input(frame: pl.DataFrame, feature_names: Sequence[str]) -> pd.DataFrame:
     """Model input: the feature columns, indexed by the cutoff (day number) for the splitters."""
     X = frame.select(list(feature_names)).to_pandas()
@@ -619,6 +659,7 @@ def train(
             {key: holdout[f"pred_{key}"].to_numpy() for key in ("model1", "model2")},
             compared,
         )
+        metrics["warnings"].extend(behind_baselines_notes(metrics))
     elif not bg.ok:
         metrics["baselines"]["bgnbd_gg"] = {"failed": True, "reason": bg.reason}
 
