@@ -191,6 +191,25 @@ def test_predict_as_of_before_the_runs_as_of_warns(use_trained, tmp_path, capsys
     assert "fitted values, not a forecast" in text
 
 
+def test_a_mistyped_last_date_is_pointed_out_by_ingest_and_predict(
+    use_trained, tmp_path, monkeypatch, capsys
+) -> None:
+    shop = write_tiny_retail_csv(tmp_path / "typo.csv", n_customers=15, seed=4)
+    frame = pl.read_csv(shop)
+    typo = frame.tail(1).with_columns(pl.lit("2012-12-20 10:00:00").alias("InvoiceDate"))
+    pl.concat([frame, typo]).write_csv(shop)  # the data ends on 2011-12-09
+    monkeypatch.setenv("CLV_DATABASE_URL", f"sqlite:///{tmp_path / 'typo.db'}")
+    get_settings.cache_clear()
+    assert run_app(["ingest", str(shop)]) == 0
+    said = flat(capsys.readouterr().out)
+    expected = "the last purchase day, 2012-12-20 (1 line), is 377 days away from any other"
+    assert expected in said and "(2011-12-09): a mistyped date?" in said
+    assert run_app(["predict", "--out", str(tmp_path / "p.csv")]) == 0
+    assert f"Warning: {expected}" in flat(capsys.readouterr().out)
+    assert run_app(["predict", "--as-of", "2011-12-10", "--out", str(tmp_path / "q.csv")]) == 0
+    assert "a mistyped date?" not in flat(capsys.readouterr().out)  # an explicit date: theirs
+
+
 def test_predict_says_when_the_model_was_trained_on_another_store(
     use_trained, tmp_path, monkeypatch, capsys
 ) -> None:

@@ -375,3 +375,20 @@ def test_quantities_in_a_decimal_comma_file() -> None:
 def test_thousands_dot_quantity_is_refused_when_prices_mix_conventions() -> None:
     out = column(price=["1,65", "1,234.50"], quantity=["1.000", "3"])
     assert out["quantity"].to_list() == [None, 3]
+
+
+def test_a_first_or_last_day_far_from_the_others_is_pointed_out() -> None:
+    from retail_clv.ingest.rules import isolated_end_dates_notes
+
+    may = [dt.datetime(2011, 5, d, 10) for d in range(1, 20)]
+    [last] = isolated_end_dates_notes(pl.Series([*may, dt.datetime(2012, 5, 3)]))
+    assert last.startswith(
+        "the last purchase day, 2012-05-03 (1 line), is 350 days away from any other "
+        "(2011-05-19): a mistyped date?"
+    )
+    early = [dt.datetime(2001, 5, 3), dt.datetime(2001, 5, 3, 11), *may]
+    [first] = isolated_end_dates_notes(pl.Series(early))
+    assert first.startswith("the first purchase day, 2001-05-03 (2 lines), is 3650 days away")
+    gap_59 = [*may, dt.datetime(2011, 7, 17)]  # 59 days after 2011-05-19: not isolated
+    assert isolated_end_dates_notes(pl.Series(gap_59)) == []
+    assert isolated_end_dates_notes(pl.Series([dt.datetime(2011, 5, 1), None])) == []

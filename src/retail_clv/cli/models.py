@@ -58,6 +58,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{number:,.{digits}f}" if math.isfinite(number) else "n/a"
 
 
+def _warn_isolated_end_dates(purchases: pl.DataFrame) -> None:
+    """Print a warning when the store's first or last purchase day stands far from the rest."""
+    from retail_clv.ingest.rules import isolated_end_dates_notes
+
+    for note in isolated_end_dates_notes(purchases["invoice_date"]):
+        console.print(f"[yellow]Warning:[/] {escape(note)}", highlight=False)
+
+
 def _date_range(purchases: pl.DataFrame) -> tuple[dt.date, dt.date]:
     dates = purchases["invoice_date"]
     first, last = dates.min(), dates.max()
@@ -145,6 +153,8 @@ def train(
     engine, purchases, cancellations = read_store(db)
     first, last = _date_range(purchases)
     cutoff = as_of.date() if as_of else default_training_as_of(purchases, horizon_days)
+    if as_of is None:
+        _warn_isolated_end_dates(purchases)
     check_training_as_of(
         first, last, cutoff, horizon_days, "--as-of", f"{INGEST_HINT} (more history)"
     )
@@ -265,6 +275,8 @@ def predict(
         )
     after_data = default_as_of(purchases)
     cutoff = as_of.date() if as_of else after_data
+    if as_of is None:
+        _warn_isolated_end_dates(purchases)
     for note in (
         late_as_of_note(cutoff, after_data, "--as-of"),
         early_as_of_note(cutoff, bundle, "--as-of"),

@@ -39,6 +39,7 @@ from retail_clv.ingest.rules import (
     CANCELLATION,
     DATE_OUT_OF_RANGE,
     REASON_CODES,
+    isolated_end_dates_notes,
     parse_and_validate,
 )
 
@@ -406,7 +407,7 @@ def clean_frame(
     report = _report(base, valid, rejected, cancellations, products, rows_duplicate)
     report = replace(
         report,
-        warnings=[*base.warnings, *notes],
+        warnings=[*base.warnings, *notes, *isolated_end_dates_notes(valid["invoice_date"])],
         valid_lines=valid.height,
         bad_date_examples=_bad_date_examples(rejected),
     )

@@ -257,6 +257,54 @@ def _note_date_order(
     )
 
 
+#: A first or last purchase day this many days or more away from every other is worth a word.
+ISOLATED_DAYS = 60
+
+
+def isolated_end_dates_notes(dates: pl.Series) -> list[str]:
+    """Say when the first or the last purchase day stands far apart from all the others.
+
+    A single mistyped year (``2012-05-03`` in data that ends in 2011-05) silently moves the
+    default as-of date of training and scoring, so it is pointed out; a real gap (a shop closed
+    for a season) reads the same and is for the user to judge.
+
+    Parameters
+    ----------
+    dates : polars.Series
+        Purchase timestamps (nulls ignored).
+
+    Returns
+    -------
+    list of str
+        One sentence per end (last, first) that lies :data:`ISOLATED_DAYS` or more days away
+        from the nearest other purchase day.
+    """
+    day = dates.drop_nulls().dt.date()
+    counts = day.value_counts(name="lines").sort(day.name)
+    if counts.height < 2:
+        return []
+    notes = []
+    days, lines = counts[day.name].to_list(), counts["lines"].to_list()
+    for end, other, n, word, then in (
+        (
+            days[-1],
+            days[-2],
+            lines[-1],
+            "last",
+            "the default as-of date of clv train and clv predict follows it",
+        ),
+        (days[0], days[1], lines[0], "first", "training history is counted from it"),
+    ):
+        gap = abs((end - other).days)
+        if gap >= ISOLATED_DAYS:
+            notes.append(
+                f"the {word} purchase day, {end} ({n:,} line{'s' if n != 1 else ''}), is "
+                f"{gap} days away from any other ({other}): a mistyped date? If so, fix it in "
+                f"the file and ingest it into a fresh store; {then}"
+            )
+    return notes
+
+
 def _missing(stripped: pl.Expr) -> pl.Expr:
     """Flag values that are missing, empty or a missing-value token such as ``nan``."""
     return stripped.is_null() | stripped.is_in(_MISSING_SPELLINGS)
