@@ -47,3 +47,34 @@ def test_tampered_model_is_refused_with_the_reason(make_client, api_data, tmp_pa
     predict = client.post("/predict", json={"customer_ids": ["1"]})
     assert predict.status_code == 503
     assert "checksum" in predict.json()["detail"].lower()
+
+
+def test_a_run_trained_by_another_process_is_followed(client: TestClient, api_data, monkeypatch):
+    from retail_clv.api import state as api_state
+    from retail_clv.models.registry import save_run
+    from tests.models._toy import toy_result
+
+    monkeypatch.setattr(api_state, "POINTER_CHECK_SECONDS", 0.0)
+    assert client.get("/ready").json()["model_run_id"] == api_data.run_id
+    models_dir = client.app.state.clv.settings.models_dir  # type: ignore[attr-defined]
+    new = save_run(toy_result(), models_dir, {"n_purchases": 4}).name  # as clv train does
+    assert new != api_data.run_id
+    # every endpoint serves the new run, as `clv models` shows it
+    assert client.get("/ready").json()["model_run_id"] == new
+    assert client.get("/models/active").json()["run_id"] == new
+    runs = {r["run_id"]: r["active"] for r in client.get("/models").json()["runs"]}
+    assert runs == {api_data.run_id: False, new: True}
+    body = client.post("/predict", json={"customer_ids": api_data.scored_ids[:2]}).json()
+    assert body["model_run_id"] == new and len(body["predictions"]) == 2
+
+
+def test_the_first_run_is_picked_up_without_a_restart(empty_client: TestClient, monkeypatch):
+    from retail_clv.api import state as api_state
+    from retail_clv.models.registry import save_run
+    from tests.models._toy import toy_result
+
+    monkeypatch.setattr(api_state, "POINTER_CHECK_SECONDS", 0.0)
+    assert empty_client.get("/models/active").status_code == 404
+    models_dir = empty_client.app.state.clv.settings.models_dir  # type: ignore[attr-defined]
+    new = save_run(toy_result(), models_dir, {"n_purchases": 4}).name
+    assert empty_client.get("/models/active").json()["run_id"] == new

@@ -26,6 +26,13 @@ def load_bundle(models_dir: Path, run_id: str = "latest") -> Any:
     return load_run(Path(models_dir), run_id)
 
 
+def latest_run_id(models_dir: Path) -> str | None:
+    """Return the run id ``latest`` names, or None (``registry.latest_run_id``)."""
+    from retail_clv.models.registry import latest_run_id as _latest_run_id
+
+    return _latest_run_id(Path(models_dir))
+
+
 def list_runs(models_dir: Path) -> list[dict[str, Any]]:
     """Return the metadata of every model run (``registry.list_runs``)."""
     from retail_clv.models.registry import list_runs as _list_runs

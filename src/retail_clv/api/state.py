@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from retail_clv.store import schema
 logger = logging.getLogger(__name__)
 
 NO_MODEL_MESSAGE = "No model trained yet: run clv train or POST /train"
+#: How often (seconds) the active run checks whether ``models/latest`` names another run.
+POINTER_CHECK_SECONDS = 2.0
 _DERIVED_KEEP = 6
 
 
@@ -226,28 +229,54 @@ class ApiState:
     def __init__(self, settings: Settings, engine: sa.Engine) -> None:
         self.settings = settings
         self.engine = engine
-        self.bundle: Any | None = None
+        self._bundle: Any | None = None
+        self._pointer: str | None = None  # the run ``latest`` named at the last (re)load
+        self._pointer_checked = -math.inf
         self.model_error: str = NO_MODEL_MESSAGE
         self.predictions = PredictionCache()
         self.store = StoreCache()
         self.jobs = JobManager()
         self._model_lock = threading.Lock()
 
+    @property
+    def bundle(self) -> Any | None:
+        """The active model run; follows ``latest`` when another process points it elsewhere.
+
+        The pointer is read at most every :data:`POINTER_CHECK_SECONDS` (a ``readlink``), so a
+        run trained with ``clv train`` while the API runs is served within seconds, by every
+        endpoint alike.
+        """
+        now = time.monotonic()
+        if now - self._pointer_checked >= POINTER_CHECK_SECONDS:
+            self._pointer_checked = now
+            if services.latest_run_id(self.settings.models_dir) != self._pointer:
+                with self._model_lock:  # another request may have reloaded meanwhile
+                    pointer = services.latest_run_id(self.settings.models_dir)
+                    if pointer != self._pointer:
+                        logger.info("models/latest now names %s: reloading", pointer)
+                        self._reload_locked()
+        return self._bundle
+
     def reload_model(self) -> None:
         """(Re)load the active model run from the models directory; keep the reason on failure."""
         with self._model_lock:
-            try:
-                bundle = services.load_bundle(self.settings.models_dir)
-            except ModelNotFoundError as exc:
-                self.bundle, self.model_error = None, NO_MODEL_MESSAGE
-                logger.warning("no model loaded: %s", exc)
-                return
-            except (ModelMismatchError, RetailClvError) as exc:
-                self.bundle, self.model_error = None, f"Model cannot be loaded: {exc}"
-                logger.error("model cannot be loaded: %s", exc)
-                return
-            self.bundle, self.model_error = bundle, ""
-            logger.info("model %s loaded", bundle.run_id)
+            self._reload_locked()
+
+    def _reload_locked(self) -> None:
+        self._pointer = services.latest_run_id(self.settings.models_dir)
+        self._pointer_checked = time.monotonic()
+        try:
+            bundle = services.load_bundle(self.settings.models_dir)
+        except ModelNotFoundError as exc:
+            self._bundle, self.model_error = None, NO_MODEL_MESSAGE
+            logger.warning("no model loaded: %s", exc)
+            return
+        except (ModelMismatchError, RetailClvError) as exc:
+            self._bundle, self.model_error = None, f"Model cannot be loaded: {exc}"
+            logger.error("model cannot be loaded: %s", exc)
+            return
+        self._bundle, self.model_error = bundle, ""
+        logger.info("model %s loaded", bundle.run_id)
 
     def warm_up(self) -> None:
         """Load the store and score it with the active model, so first requests are fast."""

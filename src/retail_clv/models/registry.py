@@ -52,6 +52,7 @@ __all__ = [
     "MODEL_FILES",
     "ModelBundle",
     "data_fingerprint",
+    "latest_run_id",
     "library_versions",
     "list_runs",
     "load_run",
@@ -516,6 +517,18 @@ def _latest_run_id(models_dir: Path) -> str:
     return target
 
 
+def latest_run_id(models_dir: Path) -> str | None:
+    """Return the id the ``latest`` pointer names (the newest run without one), else ``None``.
+
+    Cheap (a ``readlink`` or a small read): the API calls it every few seconds to follow runs
+    trained by another process.
+    """
+    try:
+        return _latest_run_id(Path(models_dir)) if Path(models_dir).is_dir() else None
+    except (ModelNotFoundError, ModelMismatchError):
+        return None
+
+
 def resolve_run_dir(models_dir: Path, run_id: str = "latest") -> Path:
     """Return the directory of a run, refusing anything outside ``models_dir``.
 
@@ -743,10 +756,7 @@ def list_runs(models_dir: Path) -> list[dict[str, Any]]:
     runs = _run_ids(models_dir)
     if not runs:
         return []
-    try:
-        active: str | None = _latest_run_id(models_dir)
-    except (ModelNotFoundError, ModelMismatchError):
-        active = None
+    active = latest_run_id(models_dir)
     listed = []
     for run_id in reversed(runs):
         try:
