@@ -127,6 +127,21 @@ def test_latest_points_at_newest_run_and_list_runs_is_newest_first(tmp_path: Pat
     assert runs[0]["r2_model2"] == 0.67 and runs[0]["horizon_days"] == 30
 
 
+def test_a_deleted_latest_run_names_the_runs_left(tmp_path: Path) -> None:
+    models_dir = tmp_path / "models"
+    first = save_run(toy_result(seed=0), models_dir, FINGERPRINT)
+    second = save_run(toy_result(seed=1), models_dir, FINGERPRINT)
+    shutil.rmtree(second)
+    with pytest.raises(ModelNotFoundError) as caught:
+        load_run(models_dir)
+    message = str(caught.value)
+    assert message.startswith(f"models/latest names the run {second.name}, which is not in")
+    assert f"1 there, newest {first.name}" in message and "clv models" in message
+    missing = "20991231T000000Z-abcdef"
+    with pytest.raises(ModelNotFoundError, match="list the runs there with clv models"):
+        load_run(models_dir, missing)
+
+
 def test_latest_text_file_when_symlinks_are_unavailable(tmp_path: Path, monkeypatch) -> None:
     def no_symlink(*args, **kwargs):
         raise OSError("symlinks not supported")

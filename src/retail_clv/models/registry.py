@@ -564,7 +564,16 @@ def resolve_run_dir(models_dir: Path, run_id: str = "latest") -> Path:
     resolved = run_dir.resolve()
     if resolved.parent != root or not resolved.is_dir():
         if not run_dir.exists():
-            raise ModelNotFoundError(f"model run {name} not found in {models_dir}: {_NO_RUN_HINT}")
+            others = _run_ids(models_dir)
+            if run_id == "latest" and others:
+                raise ModelNotFoundError(
+                    f"models/latest names the run {name}, which is not in {models_dir} any more; "
+                    f"point it at another run ({len(others)} there, newest {others[-1]}: ln -sfn "
+                    f"<run-id> {models_dir / _LATEST_LINK}; list them with clv models) or "
+                    "train again with clv train"
+                )
+            hint = "list the runs there with clv models" if others else _NO_RUN_HINT
+            raise ModelNotFoundError(f"model run {name} not found in {models_dir}: {hint}")
         raise ModelNotFoundError(f"model run {name} is not a directory inside {models_dir}")
     return resolved
 
