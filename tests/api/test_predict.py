@@ -105,6 +105,13 @@ def test_predict_as_of_before_the_runs_as_of_says_the_scores_are_fitted(
     assert "fitted values, not a forecast" in warning
 
 
+def test_predict_answers_the_runs_horizon(client: TestClient, api_data) -> None:
+    by_id = client.post("/predict", json={"customer_ids": api_data.scored_ids[:1]}).json()
+    assert by_id["horizon_days"] == 30
+    by_row = client.post("/predict", json={"rows": [_row(client)]}).json()
+    assert by_row["horizon_days"] == 30
+
+
 def test_predict_as_of_before_any_data_invents_nothing(client: TestClient, api_data) -> None:
     ids = api_data.scored_ids[:10]
     body = client.post("/predict", json={"customer_ids": ids, "as_of": "1999-01-01"}).json()

@@ -191,6 +191,13 @@ def test_predict_as_of_before_the_runs_as_of_warns(use_trained, tmp_path, capsys
     assert "fitted values, not a forecast" in text
 
 
+def test_predict_before_any_purchase_is_one_error_without_warnings(use_trained, capsys) -> None:
+    assert run_app(["predict", "--as-of", "2009-01-01"]) == 1
+    captured = capsys.readouterr()
+    assert "no customer has a purchase before 2009-01-01" in flat(captured.err)
+    assert "Warning" not in captured.out + captured.err
+
+
 def test_a_mistyped_last_date_is_pointed_out_by_ingest_and_predict(
     use_trained, tmp_path, monkeypatch, capsys
 ) -> None:

@@ -209,6 +209,9 @@ class PredictOut(BaseModel):
 
     model_run_id: str
     as_of: date | None
+    horizon_days: int = Field(
+        description="Days the predictions cover (the model run's horizon; columns say 30d)"
+    )
     predictions: list[PredictionRow]
     unknown_customer_ids: list[str]
     warnings: list[str] = Field(

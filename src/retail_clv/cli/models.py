@@ -277,15 +277,13 @@ def predict(
     cutoff = as_of.date() if as_of else after_data
     if as_of is None:
         _warn_isolated_end_dates(purchases)
-    for note in (
-        late_as_of_note(cutoff, after_data, "--as-of"),
-        early_as_of_note(cutoff, bundle, "--as-of"),
-    ):
-        if note:
-            console.print(f"[yellow]Warning:[/] {escape(note)}", highlight=False)
     notes: list[str] = []
     scored = score(bundle, purchases, cancellations, as_of=cutoff, notes=notes)
-    for note in notes:
+    dates = [
+        late_as_of_note(cutoff, after_data, "--as-of"),
+        early_as_of_note(cutoff, bundle, "--as-of"),
+    ]
+    for note in [*(n for n in dates if n), *notes]:
         console.print(f"[yellow]Warning:[/] {escape(note)}", highlight=False)
     _write_csv_atomically(to_csv_frame(scored), out_path)
     horizon_days = int(bundle.metadata.get("horizon_days") or settings.horizon_days)

@@ -112,6 +112,7 @@ def _predict_ids(state: StateDep, bundle: Any, body: PredictIn) -> PredictOut:
     return PredictOut(
         model_run_id=bundle.run_id,
         as_of=cutoff,
+        horizon_days=int(bundle.metadata.get("horizon_days", 30)),
         predictions=prediction_records(ordered),  # type: ignore[arg-type]
         unknown_customer_ids=unknown.get_column("customer_id").to_list(),
         warnings=[note for note in notes if note],
@@ -139,6 +140,7 @@ def predict(body: PredictIn, state: StateDep, bundle: BundleDep) -> PredictOut:
     return PredictOut(
         model_run_id=bundle.run_id,
         as_of=None,
+        horizon_days=int(bundle.metadata.get("horizon_days", 30)),
         predictions=prediction_records(predicted),  # type: ignore[arg-type]
         unknown_customer_ids=[],
     )
