@@ -115,10 +115,15 @@ def test_pipeline_csv_neutralises_formula_injection(client: TestClient) -> None:
     assert sorted(cells) == ["'=HYPERLINK(1)", "'@SUM(A1)", "12345"]
 
 
-def test_pipeline_wrong_columns_is_422_naming_the_column(client: TestClient) -> None:
+def test_pipeline_wrong_columns_is_422_naming_the_columns(client: TestClient) -> None:
     response = _post(client, b"Invoice,StockCode,Quantity\n1,2,3\n")
     assert response.status_code == 422
-    assert "'invoice_date' is missing" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert "'invoice_date', 'price', 'customer_id' are missing" in detail
+    assert detail.endswith(
+        "Map each explicitly with the query parameters column=invoice_date=<column name>, "
+        "column=price=<column name>, column=customer_id=<column name>"
+    )
 
 
 def test_pipeline_column_mapping_query_renames_a_column(client: TestClient) -> None:

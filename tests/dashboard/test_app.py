@@ -515,6 +515,22 @@ def test_missing_column_error_says_to_rename_the_column(api: respx.MockRouter) -
     assert "query parameter" not in error
 
 
+def test_several_missing_columns_say_to_rename_them(api: respx.MockRouter) -> None:
+    api.post("/pipeline").respond(
+        422,
+        json={
+            "detail": "required columns 'price', 'customer_id' are missing in 'x.csv'; columns "
+            "found: 'Kunde'. Map each explicitly with the query parameters "
+            "column=price=<column name>, column=customer_id=<column name>"
+        },
+    )
+    at = new_app().run()
+    upload(at)
+    [error] = [t for t in texts(at.error) if "customer_id" in t]
+    assert "Rename those columns in the file to the names above and upload it again" in error
+    assert "query parameter" not in error
+
+
 def test_configured_currency_comes_first(monkeypatch: pytest.MonkeyPatch) -> None:
     from retail_clv.config import get_settings
     from retail_clv.dashboard import common

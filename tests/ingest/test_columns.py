@@ -76,6 +76,38 @@ def test_missing_required_column_names_it_lists_found_and_suggests() -> None:
     assert '--column customer_id="<column name>"' in message
 
 
+def test_every_missing_required_column_is_named_at_once() -> None:
+    with pytest.raises(SchemaError) as caught:
+        resolve_columns(["Order X", "Bar", "Qty", "Unit Cost"], where="x.csv")
+    message = str(caught.value)
+    assert message.startswith(
+        "required columns 'invoice', 'stock_code', 'invoice_date', 'customer_id' are missing in "
+        "x.csv; columns found: 'Order X', 'Bar', 'Qty', 'Unit Cost'. invoice (closest match: "
+        "'Order X');"
+    )
+    assert message.endswith(
+        'Map each explicitly: --column invoice="<column name>" --column stock_code="<column '
+        'name>" --column invoice_date="<column name>" --column customer_id="<column name>"'
+    )
+
+
+def test_a_shop_platform_order_export_needs_only_the_order_number_mapped() -> None:
+    header = ["Name", "Email", "Created at", "Lineitem quantity", "Lineitem name"]
+    header += ["Lineitem price", "Lineitem sku", "Billing Country"]
+    with pytest.raises(SchemaError, match="required column 'invoice' is missing"):
+        resolve_columns(header)  # "Name" (#1001) is too generic to guess
+    assert resolve_columns(header, {"invoice": "Name"}) == {
+        "invoice": "Name",
+        "stock_code": "Lineitem sku",
+        "description": "Lineitem name",
+        "quantity": "Lineitem quantity",
+        "invoice_date": "Created at",
+        "price": "Lineitem price",
+        "customer_id": "Email",
+        "country": "Billing Country",
+    }
+
+
 def test_a_required_column_taken_by_another_mapping_is_named_as_such() -> None:
     with pytest.raises(SchemaError) as info:
         resolve_columns(ONLINE_RETAIL_II, {"price": "Quantity"}, where="x.csv")

@@ -123,9 +123,10 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         read_raw(tmp_path)
 
 
-def test_wrong_columns_name_the_missing_one(tmp_path: Path) -> None:
+def test_wrong_columns_name_every_missing_one(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "wrong.csv", ["1,2,3"], header="Order,Item,Amount")
-    with pytest.raises(SchemaError, match=r"required column 'stock_code' is missing in wrong.csv"):
+    missing = "'stock_code', 'quantity', 'invoice_date', 'price', 'customer_id'"
+    with pytest.raises(SchemaError, match=f"required columns {missing} are missing in wrong.csv"):
         clean_file(path)
 
 

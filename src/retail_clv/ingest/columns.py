@@ -51,10 +51,17 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "orderid",
         "orderno",
         "ordernumber",
+        "orderref",
+        "orderreference",
         "order",
         "transactionid",
         "receiptno",
         "receiptid",
+        "receiptnumber",
+        "transactionno",
+        "transactionnumber",
+        "billno",
+        "billnumber",
     ),
     "stock_code": (
         "stockcode",
@@ -66,6 +73,14 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "itemid",
         "articlecode",
         "articleno",
+        "articlenumber",
+        "articleid",
+        "productnumber",
+        "itemnumber",
+        "variantsku",
+        "lineitemsku",
+        "productsku",
+        "itemsku",
     ),
     "description": (
         "description",
@@ -74,8 +89,24 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "itemdescription",
         "itemname",
         "product",
+        "producttitle",
+        "itemtitle",
+        "lineitemname",
+        "articlename",
+        "articledescription",
+        "item",
     ),
-    "quantity": ("quantity", "qty", "units", "unitssold", "quantitysold"),
+    "quantity": (
+        "quantity",
+        "qty",
+        "units",
+        "unitssold",
+        "quantitysold",
+        "qtysold",
+        "quantityordered",
+        "qtyordered",
+        "lineitemquantity",
+    ),
     "invoice_date": (
         "invoicedate",
         "invoicedatetime",
@@ -85,8 +116,26 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "transactiondate",
         "timestamp",
         "invoicetime",
+        "orderdatetime",
+        "transactiondatetime",
+        "transactiontime",
+        "purchasedate",
+        "saledate",
+        "salesdate",
+        "createdat",
+        "orderedat",
     ),
-    "price": ("price", "unitprice", "priceperunit", "unitcost", "itemprice", "salesprice"),
+    "price": (
+        "price",
+        "unitprice",
+        "priceperunit",
+        "unitcost",
+        "itemprice",
+        "salesprice",
+        "sellingprice",
+        "priceeach",
+        "lineitemprice",
+    ),
     "customer_id": (
         "customerid",
         "customer",
@@ -96,8 +145,24 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "custno",
         "clientid",
         "customercode",
+        "clientno",
+        "clientnumber",
+        "accountid",
+        "accountno",
+        "memberid",
+        "buyerid",
+        "customeremail",
+        "email",
+        "emailaddress",
     ),
-    "country": ("country", "countryname", "customercountry"),
+    "country": (
+        "country",
+        "countryname",
+        "customercountry",
+        "billingcountry",
+        "shippingcountry",
+        "countrycode",
+    ),
     "store": ("store", "storeid", "storename", "shop", "shopid", "branch", "outlet"),
 }
 
@@ -228,9 +293,8 @@ def resolve_columns(
                 break
 
     owner = {name: field for field, name in resolved.items()}
-    for field in REQUIRED_FIELDS:
-        if field in resolved:
-            continue
+    missing = [field for field in REQUIRED_FIELDS if field not in resolved]
+    for field in missing:
         for alias in ALIASES[field]:
             match = by_key.get(alias)
             if match is not None and match in owner:
@@ -239,11 +303,21 @@ def resolve_columns(
                     f"mapped to {owner[match]!r}; map {field} to another column with "
                     f'--column {field}="<column name>", or change the other mapping'
                 )
-        free = [name for name in found if name not in owner]
+    free = [name for name in found if name not in owner]
+    if len(missing) == 1:
+        [field] = missing
         raise SchemaError(
             f"required column {field!r} is missing in {where}; "
             f"columns found: {_listing(found)}{_suggest(field, free)}. "
             f'Map it explicitly with --column {field}="<column name>"'
+        )
+    if missing:  # all of them at once: one run of the command per field is tedious
+        hints = [f"{field}{hint}" for field in missing if (hint := _suggest(field, free))]
+        closest = f" {'; '.join(hints)}." if hints else ""
+        fixes = " ".join(f'--column {field}="<column name>"' for field in missing)
+        raise SchemaError(
+            f"required columns {_listing(missing)} are missing in {where}; columns found: "
+            f"{_listing(found)}.{closest} Map each explicitly: {fixes}"
         )
 
     claimed: dict[str, str] = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -32,8 +32,18 @@ DayFirstQuery = Annotated[
     ),
 ]
 
+
 #: The core's messages name CLI options; an upload's client sets query parameters instead.
-_API_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
+def _query_parameters(match: re.Match[str]) -> str:
+    fields = re.findall(r"--column (\w+)=", match.group(1))
+    return " with the query parameters " + ", ".join(f"column={f}=<column name>" for f in fields)
+
+
+_API_WORDING: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (
+        re.compile(r'(?<=Map each explicitly): ((?:--column \w+="<column name>" ?)+)'),
+        _query_parameters,
+    ),
     (re.compile(r'--column (\w+)="<column name>"'), r"the query parameter column=\1=<column name>"),
     (re.compile(r'e\.g\. --column customer_id="Cust No"'), "e.g. column=customer_id=Cust No"),
     (re.compile(r"--column\b"), "column parameter"),

@@ -25,6 +25,12 @@ from retail_clv.dashboard.formatting import (
 #: The API's messages name its query parameters; this page has switches instead.
 _PAGE_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
     (
+        re.compile(
+            r"Map each explicitly with the query parameters (?:column=\w+=<column name>(?:, )?)+"
+        ),
+        "Rename those columns in the file to the names above and upload it again",
+    ),
+    (
         re.compile(r"Map it explicitly with the query parameter column=(\w+)=<column name>"),
         r"Rename that column to '\1' in the file and upload it again",
     ),
