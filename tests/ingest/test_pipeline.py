@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from retail_clv.errors import SchemaError
 from retail_clv.ingest.columns import FIELDS
 from retail_clv.ingest.pipeline import (
     CANCELLATION_COLUMNS,
@@ -246,3 +247,52 @@ def test_semicolon_export_with_decimal_commas(csv_file) -> None:
     assert result.purchases["quantity"].to_list() == [12, 1000]
     assert result.report.reason_counts == {"BAD_QUANTITY": 1}
     assert any("decimal comma" in w for w in result.report.warnings)
+
+
+def _workbook(path: Path, sheets: dict[str, pl.DataFrame]) -> Path:
+    import xlsxwriter
+
+    with xlsxwriter.Workbook(path) as workbook:
+        for name, frame in sheets.items():
+            frame.write_excel(workbook, worksheet=name)
+    return path
+
+
+def _orders(n: int = 3) -> pl.DataFrame:
+    names = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+    values = VALID.split(",")
+    return pl.DataFrame(
+        {name: [values[i]] * n for i, name in enumerate(names.split(","))}
+    ).with_columns(pl.Series("Invoice", [f"48943{i}" for i in range(n)]))
+
+
+def test_a_summary_sheet_with_some_matching_columns_is_skipped_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    summary = pl.DataFrame({"Country": ["UK"], "Revenue": ["100"], "Customer ID": ["13085"]})
+    notes = pl.DataFrame({"Remark": ["exported by the till"]})
+    path = _workbook(
+        tmp_path / "shop.xlsx", {"Summary": summary, "Orders": _orders(), "Notes": notes}
+    )
+    report = clean_file(path).report
+    assert report.rows_read == 3 and report.rows_loaded == 3 and report.sheet == "Orders"
+    summary_note, notes_note = report.warnings
+    assert summary_note.startswith(
+        "sheet 'Summary' (1 row) was skipped, not read as transactions: required columns "
+        "'invoice', 'stock_code', 'quantity', 'invoice_date', 'price' are missing in shop.xlsx "
+        "(sheet 'Summary')"
+    )
+    assert summary_note.endswith("the rows of 'Orders' were read")
+    assert notes_note.startswith("sheet 'Notes' (1 row) was skipped")
+
+
+def test_a_workbook_without_a_transactions_sheet_names_the_closest_sheets_gap(
+    tmp_path: Path,
+) -> None:
+    summary = pl.DataFrame({"Country": ["UK"], "Revenue": ["100"], "Customer ID": ["13085"]})
+    no_price = _orders().drop("Price")
+    path = _workbook(tmp_path / "shop.xlsx", {"Summary": summary, "Orders": no_price})
+    with pytest.raises(
+        SchemaError, match=r"required column 'price' is missing in shop.xlsx \(sheet 'Orders'\)"
+    ):
+        clean_file(path)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,11 +26,8 @@ import sqlalchemy as sa
 from retail_clv.errors import RetailClvError, SchemaError, StoreError
 from retail_clv.ingest.categories import UNCATEGORISED, categorise
 from retail_clv.ingest.columns import (
-    ALIASES,
     FIELDS,
-    REQUIRED_FIELDS,
     STORE_FIELD,
-    normalise_name,
     resolve_columns,
 )
 from retail_clv.ingest.hashing import row_hashes
@@ -229,19 +227,10 @@ def _sheet_frame(
     raw: RawFile,
     index: int,
     column_map: Mapping[str, str] | None,
-) -> pl.DataFrame | None:
+) -> pl.DataFrame:
     sheet = raw.sheets[index]
     where = f"{raw.path.name}" + (f" (sheet {sheet.name!r})" if sheet.name else "")
-    try:
-        mapping = resolve_columns(sheet.frame.columns, column_map, where=where)
-    except SchemaError:
-        if len(raw.sheets) > 1:
-            found = {normalise_name(c) for c in sheet.frame.columns}
-            known = {alias for f in REQUIRED_FIELDS for alias in ALIASES[f]}
-            if not found & known:
-                logger.warning("%s: no transaction columns, sheet skipped", where)
-                return None
-        raise
+    mapping = resolve_columns(sheet.frame.columns, column_map, where=where)
     used = set(mapping.values())
     extras = [name for name in sheet.frame.columns if name not in used]
     exprs: list[pl.Expr] = [
@@ -260,6 +249,12 @@ def _sheet_frame(
         sheet=pl.lit(sheet.name, dtype=pl.Utf8),
         row_number=pl.int_range(1, sheet.frame.height + 1, dtype=pl.Int64),
     )
+
+
+def _missing_fields(error: SchemaError) -> int:
+    """How many required columns a sheet's error says are missing (1 when it names one)."""
+    listed = re.match(r"required columns ((?:'\w+'(?:, )?)+) are missing", str(error))
+    return listed.group(1).count("'") // 2 if listed else 1
 
 
 def _products(valid: pl.DataFrame) -> pl.DataFrame:
@@ -453,16 +448,30 @@ def clean_file(
     raw = read_raw(path)
     frames: list[pl.DataFrame] = []
     sheet_names: list[str] = []
+    skipped: list[tuple[str, int, SchemaError]] = []
     for index, sheet in enumerate(raw.sheets):
-        sheet_frame = _sheet_frame(raw, index, column_map)
-        if sheet_frame is not None:
-            frames.append(sheet_frame)
-            if sheet.name is not None:
-                sheet_names.append(sheet.name)
-    if not frames:
-        raise SchemaError(f"{raw.path.name}: no sheet has the required columns {REQUIRED_FIELDS}")
+        try:
+            frames.append(_sheet_frame(raw, index, column_map))
+        except SchemaError as exc:
+            if len(raw.sheets) == 1:
+                raise
+            skipped.append((str(sheet.name), sheet.frame.height, exc))
+            continue
+        if sheet.name is not None:
+            sheet_names.append(sheet.name)
+    if not frames:  # no sheet holds transactions: the error of the closest one
+        raise min(skipped, key=lambda s: _missing_fields(s[2]))[2]
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     frame, nul_note = _without_nul_characters(frame)
+    notes = [nul_note] if nul_note else []
+    for name, rows, error in skipped:  # other sheets held transactions: say what was left out
+        logger.warning("%s (sheet %r): sheet skipped: %s", raw.path.name, name, error)
+        notes.append(
+            f"sheet {name!r} ({rows:,} row{'' if rows == 1 else 's'}) was skipped, not read as "
+            "transactions: "
+            f"{str(error).split('; columns found')[0]}; the rows of "
+            f"{', '.join(repr(n) for n in sheet_names)} were read"
+        )
     base = IngestReport(
         source_file=raw.path.name,
         sheet=", ".join(sheet_names) if sheet_names else None,
@@ -472,7 +481,7 @@ def clean_file(
         rows_loaded=0,
         rows_rejected=0,
         rows_duplicate=0,
-        warnings=[nul_note] if nul_note else [],
+        warnings=notes,
     )
     return clean_frame(
         frame,
