@@ -296,3 +296,48 @@ def test_a_workbook_without_a_transactions_sheet_names_the_closest_sheets_gap(
         SchemaError, match=r"required column 'price' is missing in shop.xlsx \(sheet 'Orders'\)"
     ):
         clean_file(path)
+
+
+def test_blank_rows_are_left_out_with_a_note(csv_file) -> None:
+    path = csv_file([VALID, ",,,,,,,", " , ,,,,,,", "", VALID.replace("13085", "13086")])
+    result = clean_file(path)
+    report = result.report
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (2, 2, 0)
+    assert "3 blank rows were left out" in " ".join(report.warnings)
+    assert sorted(result.purchases["customer_id"].to_list()) == ["13085", "13086"]
+    bad = VALID.replace(",12,", ",-1,")
+    rejected = clean_file(csv_file([VALID, ",,,,,,,", bad], name="b.csv")).rejected
+    assert rejected["row_number"].to_list() == [3]  # row numbers still count the blank row
+
+
+def test_a_header_followed_by_blank_lines_only_has_no_data_rows(tmp_path: Path) -> None:
+    from retail_clv.errors import InputFileError
+
+    path = tmp_path / "empty.csv"
+    path.write_text(
+        "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n,,,,,,,\n"
+    )
+    with pytest.raises(InputFileError, match=r"empty.csv has a header but no data rows \(1 blank"):
+        clean_file(path)
+
+
+def test_a_file_without_descriptions_says_what_categories_lose(tmp_path: Path) -> None:
+    path = tmp_path / "nodesc.csv"
+    header = "Invoice,StockCode,Quantity,InvoiceDate,Price,Customer ID,Country"
+    path.write_text(f"{header}\n489434,85048,12,2009-12-01 07:45:00,6.95,13085,UK\n")
+    [note] = clean_file(path).report.warnings
+    assert note.startswith("no product descriptions were found")
+    assert note.endswith('map it with --column description="<column name>"')
+    with_description = tmp_path / "desc.csv"
+    with_description.write_text(
+        f"Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n{VALID}\n"
+    )
+    assert clean_file(with_description).report.warnings == []
+
+
+def test_a_repeated_column_name_no_field_uses_is_kept_in_raw_extra(tmp_path: Path) -> None:
+    path = tmp_path / "notes.csv"
+    header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+    path.write_text(f"{header},Notes,Notes\n{VALID},a,b\n")
+    report = clean_file(path).report
+    assert (report.rows_read, report.rows_loaded) == (1, 1)

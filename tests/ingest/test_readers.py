@@ -142,7 +142,7 @@ def test_a_ragged_line_deep_in_the_file_is_named(tmp_path: Path) -> None:
         clean_file(path)
 
 
-def test_duplicated_header_is_refused_in_csv_and_excel(tmp_path: Path) -> None:
+def test_duplicated_field_header_is_refused_in_csv_and_excel(tmp_path: Path) -> None:
     import xlsxwriter
 
     csv_path = tmp_path / "dup.csv"

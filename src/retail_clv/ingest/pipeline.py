@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from retail_clv.errors import RetailClvError, SchemaError, StoreError
+from retail_clv.errors import InputFileError, RetailClvError, SchemaError, StoreError
 from retail_clv.ingest.categories import UNCATEGORISED, categorise
 from retail_clv.ingest.columns import (
     FIELDS,
@@ -245,6 +245,12 @@ def _sheet_frame(
         exprs.append(pl.struct(extras).struct.json_encode().alias("raw_extra"))
     else:
         exprs.append(pl.lit(None, dtype=pl.Utf8).alias("raw_extra"))
+    # a row with every cell empty (blank lines, ",,,," lines) carries nothing to keep or reject
+    blank = pl.all_horizontal(
+        pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")
+        for name in sheet.frame.columns
+    )
+    exprs.append(blank.alias("_blank"))
     return sheet.frame.select(exprs).with_columns(
         sheet=pl.lit(sheet.name, dtype=pl.Utf8),
         row_number=pl.int_range(1, sheet.frame.height + 1, dtype=pl.Int64),
@@ -462,8 +468,27 @@ def clean_file(
     if not frames:  # no sheet holds transactions: the error of the closest one
         raise min(skipped, key=lambda s: _missing_fields(s[2]))[2]
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    blank = int(frame["_blank"].sum())
+    frame = frame.filter(~pl.col("_blank")).drop("_blank")
+    if frame.height == 0:
+        raise InputFileError(
+            f"{raw.path.name} has a header but no data rows ({blank:,} blank row"
+            f"{'' if blank == 1 else 's'} only)"
+        )
     frame, nul_note = _without_nul_characters(frame)
     notes = [nul_note] if nul_note else []
+    if frame["raw_description"].null_count() == frame.height:
+        notes.append(
+            "no product descriptions were found (no description column, or it is empty): "
+            "categories then come from stock codes alone and most products stay "
+            "'uncategorised', so the category features carry little. If the file has one, "
+            'map it with --column description="<column name>"'
+        )
+    if blank:
+        notes.append(
+            f"{blank:,} blank row{' was' if blank == 1 else 's were'} left out (every cell "
+            "empty: nothing to load or reject); row numbers still count them"
+        )
     for name, rows, error in skipped:  # other sheets held transactions: say what was left out
         logger.warning("%s (sheet %r): sheet skipped: %s", raw.path.name, name, error)
         notes.append(

@@ -145,16 +145,22 @@ def check_input_path(path: str | Path) -> Path:
 
 
 def check_unique_header(where: str, names: list[str]) -> None:
-    """Refuse a header that names the same column twice (which one holds the data is unknown).
+    """Refuse a header that names a transaction column twice (which one holds the data is unknown).
+
+    A repeated name that is no field's (two ``Notes`` columns) is let through: the reader
+    renames the second one and it ends up, like every unused column, in ``raw_extra``.
 
     Raises
     ------
     InputFileError
-        Naming the first duplicated column.
+        Naming the first duplicated column that matches a field.
     """
+    from retail_clv.ingest.columns import ALIASES, normalise_name
+
+    known = {alias for aliases in ALIASES.values() for alias in aliases}
     seen: set[str] = set()
     for name in names:
-        if name in seen:
+        if name in seen and normalise_name(name) in known:
             raise InputFileError(
                 f"{where}: the header has the column {name!r} more than once; rename or "
                 "remove the duplicate (which one holds the data cannot be guessed)"
