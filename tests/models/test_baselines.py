@@ -75,6 +75,18 @@ def test_bgnbd_failure_is_reported_not_raised(monkeypatch):
     assert res.reason == "RuntimeError: did not converge"
 
 
+def test_a_bgnbd_convergence_failure_is_said_without_the_libraries_advice(monkeypatch):
+    import lifetimes
+    from lifetimes.utils import ConvergenceError
+
+    def stuck(self, *args, **kwargs):
+        raise ConvergenceError("The model did not converge. Try adding a larger penalizer")
+
+    monkeypatch.setattr(lifetimes.BetaGeoFitter, "fit", stuck)
+    res = B.bgnbd_gg_baseline(P, dt.date(2011, 1, 11), ["A", "B"], 30)
+    assert res.reason == "the fit did not converge: too few repeat buyers, or too little history"
+
+
 def test_bgnbd_without_repeat_buyers_fails_cleanly():
     single = P.filter(pl.col("invoice").is_in(["1", "4"]))
     res = B.bgnbd_gg_baseline(single, dt.date(2011, 2, 1), ["A", "B"], 30)

@@ -95,6 +95,17 @@ class BgnbdGgFit:
         return self.expected_purchases * self.average_value
 
 
+def fit_failure_reason(exc: Exception) -> str:
+    """Say why a BG/NBD + Gamma-Gamma fit failed, in the user's terms.
+
+    ``lifetimes`` says "Try adding a larger penalizer", an option retail-clv does not expose;
+    the cause is nearly always too few repeat buyers for the model's four parameters.
+    """
+    if type(exc).__name__ == "ConvergenceError":
+        return "the fit did not converge: too few repeat buyers, or too little history"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
 def fit_bgnbd_gg(
     summary: pl.DataFrame, horizon_days: float = _HORIZON, penalizer: float = PENALIZER
 ) -> BgnbdGgFit:
@@ -170,7 +181,11 @@ def bgnbd_features(purchases: pl.DataFrame, cutoffs: list[dt.date]) -> pl.DataFr
                 "bgnbd_gg_spend_30d": fit.expected_spend,
             }
         except Exception as exc:  # a failed fit must not stop feature building
-            logger.info("BG/NBD features at %s unavailable: %s", cutoff, exc)
+            logger.info(
+                "BG/NBD features at %s unavailable (%s); the models impute them",
+                cutoff,
+                fit_failure_reason(exc),
+            )
             values = {c: np.full(summary.height, np.nan) for c in BGNBD_COLUMNS}
         part = summary.select("customer_id").with_columns(
             cutoff=pl.lit(cutoff, dtype=pl.Date),

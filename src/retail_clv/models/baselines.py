@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from retail_clv.features.bgnbd import fit_bgnbd_gg, rfm_summary
+from retail_clv.features.bgnbd import fit_bgnbd_gg, fit_failure_reason, rfm_summary
 from retail_clv.features.targets import targets
 
 logger = logging.getLogger(__name__)
@@ -153,6 +153,6 @@ def bgnbd_gg_baseline(
             return BaselineResult(False, reason="BG/NBD + Gamma-Gamma gave non-finite predictions")
         return BaselineResult(True, np.clip(pred, 0.0, None), params=fit.params)
     except Exception as exc:  # the baseline must never crash a training run
-        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        reason = fit_failure_reason(exc)
         logger.warning("BG/NBD + Gamma-Gamma baseline failed: %s", reason)
         return BaselineResult(False, reason=reason)
