@@ -145,8 +145,8 @@ def test_a_mistyped_store_path_is_refused_not_created(tmp_path: Path, capsys) ->
 @pytest.mark.parametrize(
     ("days", "reason"),
     [
-        (40, "needs more than 30 days of history"),  # refused by the CLI before training
-        (100, "too little history before the as-of date"),  # refused by the training itself
+        (40, "needs 174 days of purchases before the as-of date, and 2010-12-10 has 9"),
+        (100, "needs 174 days of purchases before the as-of date, and 2011-02-08 has 69"),
     ],
 )
 def test_train_on_too_short_history_is_refused(tmp_path: Path, capsys, days, reason) -> None:

@@ -229,3 +229,22 @@ def test_scores_of_a_run_ahead_of_the_baselines_carry_no_warning(bundle) -> None
     notes: list[str] = []
     score(bundle, purchases, cancellations, notes=notes)
     assert notes == []
+
+
+def test_a_training_date_with_too_little_history_says_what_would_do() -> None:
+    from retail_clv.models.scoring import check_training_as_of
+
+    first, last = dt.date(2010, 1, 1), dt.date(2010, 1, 21)  # three weeks of data
+    with pytest.raises(NotEnoughDataError) as caught:
+        check_training_as_of(first, last, dt.date(2009, 12, 22), 30, "--as-of", "ingest more")
+    # the dates come before the check of the span: an as-of before the data has -10 days
+    assert "needs 174 days of purchases before the as-of date" in str(caught.value)
+    assert str(caught.value).endswith("; ingest more")  # no later date inside the data would do
+    year = dt.date(2011, 1, 1)
+    with pytest.raises(NotEnoughDataError) as caught:
+        check_training_as_of(first, year, dt.date(2010, 3, 1), 30, "--as-of", "ingest more")
+    assert str(caught.value).endswith("ingest more or pass an --as-of from 2010-06-24 on")
+    with pytest.raises(NotEnoughDataError) as caught:
+        check_training_as_of(first, year, dt.date(2010, 7, 1), 30, "as_of", "more", "default")
+    assert "the quick budget needs only 174 days" in str(caught.value)
+    check_training_as_of(first, year, dt.date(2010, 7, 1), 30, "--as-of", "ingest more")

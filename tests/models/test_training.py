@@ -11,6 +11,7 @@ from retail_clv.features import FEATURE_COLUMNS, customer_features
 from retail_clv.models.training import (
     BUDGETS,
     TrainResult,
+    history_needed,
     predict_frame,
     train,
     training_cutoffs,
@@ -53,7 +54,7 @@ def test_minimum_training_cutoffs_follow_the_purged_folds():
 @pytest.mark.parametrize(
     ("budget", "as_of", "horizon", "expected"),
     [
-        ("quick", dt.date(2011, 3, 1), 180, "the quick budget needs 13"),
+        ("quick", dt.date(2011, 3, 1), 180, "the quick budget trains on at least 13 cutoffs"),
         ("default", dt.date(2010, 9, 1), 30, "The quick budget (--budget quick) needs only 4"),
     ],
 )
@@ -236,11 +237,12 @@ def test_too_little_history_is_a_clear_error():
     purchases, cancellations = synthetic_log(n_customers=30, months=18)
     first = purchases["invoice_date"].min().date()
     as_of = dt.date(2010, 4, 1)
-    with pytest.raises(NotEnoughDataError, match="training cutoff") as caught:
+    with pytest.raises(NotEnoughDataError, match="too little history before the as-of") as caught:
         train(purchases, cancellations, as_of, 30, "quick")
     # the minimum is stated: 60 days + 3 steps of 28 days + the horizon, and what there is
-    assert "at least 174 days of purchases before the as-of date" in str(caught.value)
-    assert f"(there are {(as_of - first).days})" in str(caught.value)
+    assert "that takes 174 days of purchases before the as-of date" in str(caught.value)
+    assert f"the store has {(as_of - first).days} (" in str(caught.value)
+    assert history_needed("quick", 30) == (4, 174)
 
 
 def test_one_purchase_day_per_customer_is_named_as_the_reason():

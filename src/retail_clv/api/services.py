@@ -195,7 +195,7 @@ def run_training(
     first = purchases.get_column("invoice_date").min().date()  # type: ignore[union-attr]
     last = purchases.get_column("invoice_date").max().date()  # type: ignore[union-attr]
     more = "ingest more history (clv ingest FILE or POST /ingest)"
-    check_training_as_of(first, last, cutoff, horizon_days, "as_of", more)
+    check_training_as_of(first, last, cutoff, horizon_days, "as_of", more, budget)
 
     def scaled(fraction: float, message: str) -> None:
         progress(0.02 + 0.88 * min(1.0, max(0.0, fraction)), message)

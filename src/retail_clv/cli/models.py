@@ -156,7 +156,13 @@ def train(
     if as_of is None:
         _warn_isolated_end_dates(purchases)
     check_training_as_of(
-        first, last, cutoff, horizon_days, "--as-of", f"{INGEST_HINT} (more history)"
+        first,
+        last,
+        cutoff,
+        horizon_days,
+        "--as-of",
+        f"{INGEST_HINT} (more history)",
+        budget.value,
     )
     console.print(
         f"Training on {purchases.height:,} purchase lines ({first} to {last}), as of {cutoff}, "

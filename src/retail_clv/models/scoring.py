@@ -114,7 +114,13 @@ def default_training_as_of(purchases: pl.DataFrame, horizon_days: int) -> dt.dat
 
 
 def check_training_as_of(
-    first: dt.date, last: dt.date, as_of: dt.date, horizon_days: int, option: str, more: str
+    first: dt.date,
+    last: dt.date,
+    as_of: dt.date,
+    horizon_days: int,
+    option: str,
+    more: str,
+    budget: str = "quick",
 ) -> None:
     """Refuse a training as-of date that leaves the training windows empty or too short.
 
@@ -130,23 +136,43 @@ def check_training_as_of(
         How the caller names the date (``--as-of`` on the CLI, ``as_of`` in the API).
     more : str
         How the caller adds history (``clv ingest FILE``, ``POST /ingest``).
+    budget : {"quick", "default"}, default "quick"
+        The search budget, whose time-aware folds set how much history training needs
+        (``training.history_needed``).
 
     Raises
     ------
     NotEnoughDataError
-        When ``as_of`` is after the data, or leaves no more than ``horizon_days`` of history.
+        When ``as_of`` is after the data, or leaves less history before it than the budget
+        needs; the message says whether a later date inside the data would do.
     """
+    from retail_clv.models.training import history_needed
+
     if as_of > last + dt.timedelta(days=1):
         raise NotEnoughDataError(
             f"{option} {as_of} is after the last purchase in the store ({last}): the training "
             f"windows would hold no data and every target would be 0; use an {option} on or "
             f"before {last} (default: the last purchase date minus the horizon)"
         )
-    if (as_of - first).days <= horizon_days:
+    _, needed = history_needed(budget, horizon_days)  # type: ignore[arg-type]
+    have = (as_of - first).days
+    if have < needed:
+        earliest = first + dt.timedelta(days=needed)
+        later = (
+            f" or pass an {option} from {earliest} on"
+            if earliest <= last + dt.timedelta(days=1)
+            else ""
+        )
+        quick = history_needed("quick", horizon_days)[1]
+        hint = (
+            f" (the quick budget needs only {quick} days)"
+            if budget != "quick" and have >= quick
+            else ""
+        )
         raise NotEnoughDataError(
-            f"the store covers {first} to {last}: training with a {horizon_days}-day horizon "
-            f"needs more than {horizon_days} days of history before the as-of date {as_of}; "
-            f"{more} or pass a later {option}"
+            f"the store covers {first} to {last}: training with the {budget} budget and a "
+            f"{horizon_days}-day horizon needs {needed} days of purchases before the as-of "
+            f"date, and {as_of} has {have}{hint}; {more}{later}"
         )
 
 

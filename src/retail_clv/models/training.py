@@ -169,6 +169,19 @@ def training_cutoffs(
     return sorted(out)
 
 
+def history_needed(budget: Budget, horizon_days: int) -> tuple[int, int]:
+    """Training cutoffs a budget needs, and the days of purchases before the as-of they take.
+
+    The cutoffs are :data:`BUDGETS` ``cutoff_step_days`` apart, the first
+    :data:`MIN_HISTORY_DAYS` after the first purchase, the last one horizon before the as-of
+    date; their number is what the budget's time-aware folds need (:func:`min_training_cutoffs`).
+    """
+    cfg = BUDGETS[budget]
+    floor = max(cfg["outer_splits"], cfg["inner_splits"]) + 2
+    needed = max(floor, min_training_cutoffs(cfg, horizon_days))
+    return needed, MIN_HISTORY_DAYS + (needed - 1) * cfg["cutoff_step_days"] + horizon_days
+
+
 def min_training_cutoffs(cfg: dict[str, Any], horizon_days: int) -> int:
     """Return the fewest training cutoffs with which every time-aware fold of a budget exists.
 
@@ -526,14 +539,9 @@ def train(
         first_date.date(), as_of, horizon_days, cfg["cutoff_step_days"], cfg["max_train_cutoffs"]
     )
 
-    def cutoffs_needed(budget_cfg: dict[str, Any]) -> int:
-        floor = max(budget_cfg["outer_splits"], budget_cfg["inner_splits"]) + 2
-        return max(floor, min_training_cutoffs(budget_cfg, horizon_days))
-
-    needed = cutoffs_needed(cfg)
+    needed, min_days = history_needed(budget, horizon_days)
     if len(cutoffs) < needed:
-        min_days = MIN_HISTORY_DAYS + (needed - 1) * cfg["cutoff_step_days"] + horizon_days
-        quick = cutoffs_needed(BUDGETS["quick"])
+        quick = history_needed("quick", horizon_days)[0]
         hint = (
             f" The quick budget (--budget quick) needs only {quick} and can train on this data."
             if budget != "quick" and len(cutoffs) >= quick
