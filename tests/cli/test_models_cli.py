@@ -320,6 +320,23 @@ def test_predict_as_of_earlier_date_replaces_the_table(use_trained) -> None:
     assert stored["as_of"].unique().to_list() == [dt.date(2011, 6, 1)]
 
 
+def test_predict_no_store_leaves_the_served_table_alone(use_trained, capsys) -> None:
+    from retail_clv.store.db import get_engine
+    from retail_clv.store.predictions import read_predictions
+
+    root = use_trained["root"]
+    assert run_app(["predict", "--out", str(root / "served.csv")]) == 0
+    assert "whose previous scores these replace" in flat(capsys.readouterr().out)
+    engine = get_engine()
+    before = read_predictions(engine)
+    out = root / "explore.csv"
+    assert run_app(["predict", "--as-of", "2011-06-01", "--no-store", "--out", str(out)]) == 0
+    assert "the predictions table was left as it was" in flat(capsys.readouterr().out)
+    assert out.is_file()
+    assert read_predictions(engine).equals(before)
+    engine.dispose()
+
+
 def test_models_lists_runs(use_trained, capsys) -> None:
     assert run_app(["models"]) == 0
     out = flat(capsys.readouterr().out)

@@ -242,6 +242,14 @@ def predict(
     ] = None,
     run: Annotated[str, typer.Option("--run", help="Model run id, or 'latest'.")] = "latest",
     models_dir: ModelsDirOption = None,
+    store: Annotated[
+        bool,
+        typer.Option(
+            "--store/--no-store",
+            help="Replace the predictions table (what the API serves) with these scores; "
+            "--no-store writes the CSV only.",
+        ),
+    ] = True,
 ) -> None:
     """Score every customer in the store; write the CSV and the predictions table.
 
@@ -293,10 +301,11 @@ def predict(
         console.print(f"[yellow]Warning:[/] {escape(note)}", highlight=False)
     _write_csv_atomically(to_csv_frame(scored), out_path)
     horizon_days = int(bundle.metadata.get("horizon_days") or settings.horizon_days)
-    try:
-        write_predictions(engine, scored, bundle.run_id, cutoff, horizon_days, replace_all=True)
-    except StoreError as exc:
-        raise StoreError(f"{exc} ({out_path} was written)") from exc
+    if store:
+        try:
+            write_predictions(engine, scored, bundle.run_id, cutoff, horizon_days, replace_all=True)
+        except StoreError as exc:
+            raise StoreError(f"{exc} ({out_path} was written)") from exc
 
     top = scored.sort(["predicted_spend_30d_model2", "customer_id"], descending=[True, False]).head(
         _TOP_N
@@ -323,7 +332,17 @@ def predict(
         f"(held-out R²: Model 1 {_fmt(bundle.r2_model1)}, Model 2 {_fmt(bundle.r2_model2)}).",
         highlight=False,
     )
-    console.print(f"Wrote {escape(str(out_path))} and the predictions table.", highlight=False)
+    if store:
+        console.print(
+            f"Wrote {escape(str(out_path))} and the predictions table, whose previous scores "
+            "these replace (the API serves them; --no-store writes the CSV only).",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"Wrote {escape(str(out_path))}; the predictions table was left as it was.",
+            highlight=False,
+        )
 
 
 @app.command("models", help="List the saved model runs, newest first.\n\nExample: clv models")
