@@ -43,6 +43,20 @@ def test_customer_history_matches_the_store(store_client: TestClient) -> None:
     assert body["country"]
 
 
+def test_a_customer_who_moved_has_the_country_the_features_use(empty_client: TestClient) -> None:
+    header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+    rows = [
+        "1,A1,MUG,2,2011-01-05 10:00:00,3.5,777,United Kingdom",
+        "2,A1,MUG,1,2011-03-05 10:00:00,3.5,777,Germany",
+    ]
+    body = "\n".join([header, *rows]).encode()
+    assert empty_client.post("/ingest", files={"file": ("m.csv", body)}).status_code == 200
+    assert empty_client.get("/customers/777").json()["country"] == "United Kingdom"
+    with sqlite3.connect(db_path_of(empty_client)) as conn:
+        [(stored,)] = conn.execute("SELECT country FROM customers WHERE customer_id = '777'")
+    assert stored == "United Kingdom"
+
+
 def test_unknown_customer_history_is_404(store_client: TestClient) -> None:
     response = store_client.get("/customers/NOPE-1")
     assert response.status_code == 404

@@ -47,9 +47,11 @@ def _history(state: ApiState, customer_id: str) -> CustomerOut:
         .sort("month")
     )
     dates = rows.get_column("invoice_date")
+    # the first country, as the features, the predictions and the customers table have it
+    first_country = rows.sort(["invoice_date", "country"], nulls_last=True)["country"][0]
     return CustomerOut(
         customer_id=customer_id,
-        country=rows.get_column("country")[-1],
+        country=first_country,
         first_seen=dates[0],
         last_purchase=dates[-1],
         total_spend=float(rows.get_column("amount").sum()),
