@@ -185,6 +185,12 @@ def test_missing_optional_columns_are_tolerated() -> None:
         ("12/01/2009 10:46:10 PM", dt.datetime(2009, 12, 1, 22, 46, 10)),
         ("01-Dec-2009", dt.datetime(2009, 12, 1)),
         ("01-Dec-2009 10:46", dt.datetime(2009, 12, 1, 10, 46)),
+        ("01 Dec 2009", dt.datetime(2009, 12, 1)),
+        ("01 Dec 2009 10:46:10", dt.datetime(2009, 12, 1, 10, 46, 10)),
+        ("01.12.09 10:40", dt.datetime(2009, 12, 1, 10, 40)),
+        ("01.12.09", dt.datetime(2009, 12, 1)),
+        ("12-01-2009 10:46", dt.datetime(2009, 12, 1, 10, 46)),  # dashes like slashes
+        ("12-13-2009", dt.datetime(2009, 12, 13)),
     ],
 )
 def test_two_digit_years_and_more_formats(text: str, expected: dt.datetime) -> None:
@@ -392,3 +398,27 @@ def test_a_first_or_last_day_far_from_the_others_is_pointed_out() -> None:
     gap_59 = [*may, dt.datetime(2011, 7, 17)]  # 59 days after 2011-05-19: not isolated
     assert isolated_end_dates_notes(pl.Series(gap_59)) == []
     assert isolated_end_dates_notes(pl.Series([dt.datetime(2011, 5, 1), None])) == []
+
+
+def test_dashed_dates_follow_the_columns_order_like_slashed_ones() -> None:
+    out = parse_dates(pl.Series(["01-12-2009 10:40", "25-12-2009 10:40"]))
+    assert out.to_list() == [dt.datetime(2009, 12, 1, 10, 40), dt.datetime(2009, 12, 25, 10, 40)]
+
+
+def test_number_dates_are_excel_days_or_unix_timestamps_with_a_note() -> None:
+    notes: list[str] = []
+    text = ["40513", "40513.5", "1291198800", "1291198800000", "123456", "99999", "19999"]
+    out = parse_dates(pl.Series(text), notes=notes).to_list()
+    assert out[:4] == [
+        dt.datetime(2010, 12, 1),
+        dt.datetime(2010, 12, 1, 12),
+        dt.datetime(2010, 12, 1, 10, 20),
+        dt.datetime(2010, 12, 1, 10, 20),
+    ]
+    assert out[4:] == [None, None, None]  # 6 digits; Excel days outside 1954..2119
+    assert notes == [
+        "2 dates written as Excel day numbers, e.g. '40513' = 2010-12-01 00:00",
+        "1 date written as Unix seconds (read as UTC), e.g. '1291198800' = 2010-12-01 10:20",
+        "1 date written as Unix milliseconds (read as UTC), e.g. '1291198800000' = "
+        "2010-12-01 10:20",
+    ]

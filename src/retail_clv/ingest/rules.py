@@ -77,6 +77,9 @@ MONTH_FIRST_FORMATS: tuple[str, ...] = (
     "%m/%d/%Y %I:%M:%S %p",
     "%m/%d/%y %H:%M",
     "%m/%d/%y",
+    "%m-%d-%Y %H:%M",
+    "%m-%d-%Y %H:%M:%S",
+    "%m-%d-%Y",
 )
 #: Day-first dates (European exports), used for a column only when the data prove it.
 DAY_FIRST_FORMATS: tuple[str, ...] = (
@@ -87,6 +90,9 @@ DAY_FIRST_FORMATS: tuple[str, ...] = (
     "%d/%m/%Y %I:%M:%S %p",
     "%d/%m/%y %H:%M",
     "%d/%m/%y",
+    "%d-%m-%Y %H:%M",
+    "%d-%m-%Y %H:%M:%S",
+    "%d-%m-%Y",
 )
 #: Dotted dates and month names are always day-first (``01.12.2010 08:26``, ``01-Dec-2010``).
 DOTTED_FORMATS: tuple[str, ...] = (
@@ -96,14 +102,21 @@ DOTTED_FORMATS: tuple[str, ...] = (
     "%d-%b-%Y %H:%M",
     "%d-%b-%Y %H:%M:%S",
     "%d-%b-%Y",
+    "%d %b %Y %H:%M",
+    "%d %b %Y %H:%M:%S",
+    "%d %b %Y",
+    "%d.%m.%y %H:%M",
+    "%d.%m.%y",
 )
 #: The accepted date spellings in one sentence (reports, error hints, docs).
 ACCEPTED_DATES = (
     "ISO 2009-12-01 07:45:00 (also with T, fractional seconds, without seconds or time, with "
     "a time-zone suffix Z/+01:00 that is dropped, or 2009/12/01), slash dates 12/1/2009 7:45, "
-    "12/01/2009 07:45 AM or 12/01/09 (month-first unless the column proves day-first), dotted "
-    "01.12.2009 07:45 and 01-Dec-2009 (day-first); years in full (4 digits) except in the "
-    "2-digit slash form"
+    "12/01/2009 07:45 AM or 12/01/09 and dashed 12-01-2009 07:45 (month-first unless the "
+    "column proves day-first), dotted 01.12.2009 07:45 or 01.12.09, 01-Dec-2009 and "
+    "01 Dec 2009 (day-first); years in full (4 digits) except in the 2-digit slash and dotted "
+    "forms; and numbers: Excel day numbers (40513 or 40513.35) and Unix timestamps in seconds "
+    "or milliseconds (UTC)"
 )
 
 _MISSING_TOKENS = ("", "nan", "none", "null", "na", "n/a")
@@ -176,6 +189,53 @@ def _parse_zoned(
     return parsed
 
 
+#: Excel day numbers accepted as dates: 1954-10-04 .. 2119-01-09 (day 0 is 1899-12-30).
+_EXCEL_DAYS = (20_000, 80_000)
+_EXCEL_EPOCH_OFFSET = 25_569  # days from 1899-12-30 to 1970-01-01
+
+
+def _parse_numeric_dates(
+    text: pl.Series, parsed: pl.Series, numeric: pl.Series, notes: list[str] | None
+) -> pl.Series:
+    """Read number-only dates: Excel day numbers (5 digits) and Unix seconds / milliseconds.
+
+    A spreadsheet cell typed as text keeps the day number Excel stores (``40513`` =
+    2010-12-01); systems export Unix timestamps (``1291198800``, or with milliseconds). Other
+    digit counts are left unparsed (``BAD_DATE``).
+    """
+    digits = text.str.extract(r"^(\d+)", 1).str.len_chars()
+    value = text.cast(pl.Float64, strict=False)
+    excel = numeric & (digits == 5) & value.is_between(*_EXCEL_DAYS)
+    seconds = numeric & digits.is_between(9, 10) & ~text.str.contains(".", literal=True)
+    millis = numeric & digits.is_between(12, 13) & ~text.str.contains(".", literal=True)
+    micros = pl.select(
+        pl.when(pl.lit(excel))
+        .then(((value - _EXCEL_EPOCH_OFFSET) * 86_400_000_000).round(0))
+        .when(pl.lit(seconds))
+        .then(value * 1_000_000)
+        .when(pl.lit(millis))
+        .then(value * 1_000)
+        .otherwise(None)
+        .cast(pl.Int64)
+    ).to_series()
+    parsed = parsed.fill_null(pl.from_epoch(micros, time_unit="us"))
+    if notes is not None:
+        for kind, mask in (
+            ("Excel day numbers", excel),
+            ("Unix seconds (read as UTC)", seconds),
+            ("Unix milliseconds (read as UTC)", millis),
+        ):
+            if mask.any():
+                example = text.filter(mask)[0]
+                read = parsed.filter(mask)[0]
+                n = int(mask.sum())
+                notes.append(
+                    f"{n:,} date{'' if n == 1 else 's'} written as {kind}, e.g. {example!r} = "
+                    f"{read:%Y-%m-%d %H:%M}"
+                )
+    return parsed
+
+
 def parse_dates(
     values: pl.Series, *, day_first: bool | None = None, notes: list[str] | None = None
 ) -> pl.Series:
@@ -211,6 +271,12 @@ def parse_dates(
             rest = parsed.is_null() & text.is_not_null()
     if not rest.any():
         return parsed
+    numeric = rest & text.str.contains(r"^\d{5,13}(?:\.\d+)?$").fill_null(False)
+    if numeric.any():
+        parsed = _parse_numeric_dates(text, parsed, numeric, notes)
+        rest = parsed.is_null() & text.is_not_null()
+        if not rest.any():
+            return parsed
     if day_first is not None:
         chosen = _try_formats(text, DAY_FIRST_FORMATS if day_first else MONTH_FIRST_FORMATS)
         return parsed.fill_null(chosen).fill_null(_try_formats(text, DOTTED_FORMATS))
