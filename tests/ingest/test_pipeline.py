@@ -341,3 +341,26 @@ def test_a_repeated_column_name_no_field_uses_is_kept_in_raw_extra(tmp_path: Pat
     path.write_text(f"{header},Notes,Notes\n{VALID},a,b\n")
     report = clean_file(path).report
     assert (report.rows_read, report.rows_loaded) == (1, 1)
+
+
+def test_merged_cells_in_a_workbook_are_named_as_the_cause_of_blank_rows(tmp_path: Path) -> None:
+    import xlsxwriter
+
+    header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+    values = VALID.split(",")
+    path = tmp_path / "report.xlsx"
+    with xlsxwriter.Workbook(path) as workbook:
+        sheet = workbook.add_worksheet("Orders & Co")
+        for col, name in enumerate(header.split(",")):
+            sheet.write(0, col, name)
+        for row in (1, 2, 3):
+            for col, value in enumerate(values):
+                if col not in (0, 6):  # invoice and customer: merged below
+                    sheet.write(row, col, value.replace("85048", f"8504{row}"))
+        sheet.merge_range(1, 0, 3, 0, values[0])  # one invoice over three lines
+        sheet.merge_range(1, 6, 3, 6, values[6])
+    report = clean_file(path).report
+    assert (report.rows_loaded, report.rows_rejected) == (1, 2)
+    [note] = report.warnings
+    assert note.startswith("sheet 'Orders & Co' has 2 merged cell ranges (e.g. A2:A4)")
+    assert "Unmerge the cells and fill the values down" in note

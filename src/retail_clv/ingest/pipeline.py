@@ -455,6 +455,7 @@ def clean_file(
     frames: list[pl.DataFrame] = []
     sheet_names: list[str] = []
     skipped: list[tuple[str, int, SchemaError]] = []
+    sheet_warnings: list[str] = []
     for index, sheet in enumerate(raw.sheets):
         try:
             frames.append(_sheet_frame(raw, index, column_map))
@@ -465,6 +466,7 @@ def clean_file(
             continue
         if sheet.name is not None:
             sheet_names.append(sheet.name)
+        sheet_warnings.extend(sheet.warnings)
     if not frames:  # no sheet holds transactions: the error of the closest one
         raise min(skipped, key=lambda s: _missing_fields(s[2]))[2]
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
@@ -476,7 +478,7 @@ def clean_file(
             f"{'' if blank == 1 else 's'} only)"
         )
     frame, nul_note = _without_nul_characters(frame)
-    notes = [nul_note] if nul_note else []
+    notes = [*sheet_warnings, *([nul_note] if nul_note else [])]
     if frame["raw_description"].null_count() == frame.height:
         notes.append(
             "no product descriptions were found (no description column, or it is empty): "
@@ -490,7 +492,7 @@ def clean_file(
             "empty: nothing to load or reject); row numbers still count them"
         )
     for name, rows, error in skipped:  # other sheets held transactions: say what was left out
-        logger.warning("%s (sheet %r): sheet skipped: %s", raw.path.name, name, error)
+        logger.debug("%s (sheet %r): sheet skipped: %s", raw.path.name, name, error)
         notes.append(
             f"sheet {name!r} ({rows:,} row{'' if rows == 1 else 's'}) was skipped, not read as "
             "transactions: "

@@ -59,10 +59,13 @@ class RawSheet:
         Sheet name for Excel, ``None`` for CSV and Parquet.
     frame : polars.DataFrame
         The cells as read, all columns ``Utf8``; missing cells are null.
+    warnings : list of str
+        What the reader noticed about the sheet that the report should say (merged cells).
     """
 
     name: str | None
     frame: pl.DataFrame
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -220,7 +223,19 @@ def _read_zip(path: Path, data: bytes, digest: str) -> RawFile:
     except zipfile.BadZipFile as exc:
         raise InputFileError(f"{path} is a damaged zip/xlsx file ({exc})") from exc
     if any(name.startswith("xl/") for name in names):
-        return RawFile(path, "xlsx", None, digest, _read_excel(path, data))
+        sheets = _read_excel(path, data)
+        merged = _merged_cells(data)
+        for sheet in sheets:
+            if sheet.name in merged:
+                count, example = merged[sheet.name]
+                sheet.warnings.append(
+                    f"sheet {sheet.name!r} has {count:,} merged cell range"
+                    f"{'' if count == 1 else 's'} (e.g. {example}): Excel keeps a merged value "
+                    "in its first row only, so the other rows of each range read as blank "
+                    "(rejected as MISSING_...). Unmerge the cells and fill the values down "
+                    "before exporting"
+                )
+        return RawFile(path, "xlsx", None, digest, sheets)
     raise InputFileError(
         f"{path} is a zip archive, not an Excel workbook (it holds {len(names)} file(s)); "
         "extract the CSV inside and ingest that"
@@ -356,6 +371,53 @@ def _read_parquet(path: Path, data: bytes) -> pl.DataFrame:
             f"{path} has columns but no data rows (columns: {', '.join(frame.columns)})"
         )
     return _as_text(frame)
+
+
+_SHEET_ENTRY = re.compile(rb'<(?:\w+:)?sheet\b[^>]*?\bname="([^"]*)"[^>]*?\br:id="([^"]*)"')
+_RELATIONSHIP = re.compile(rb'<Relationship\b[^>]*?\bId="([^"]*)"[^>]*?\bTarget="([^"]*)"')
+_MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]+\d+:[A-Z]+\d+)"')
+
+
+def _merged_cells(data: bytes) -> dict[str, tuple[int, str]]:
+    """Return ``{sheet name: (merged ranges, first range)}`` of an xlsx workbook.
+
+    calamine (fastexcel) reads a merged range's value into its first cell only; the ranges
+    are listed in each worksheet's XML, which is scanned here. A workbook whose parts cannot be
+    read this way gives ``{}`` (no warning rather than a failed ingest).
+    """
+    import html
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        workbook = archive.read("xl/workbook.xml")
+        rels = dict(_RELATIONSHIP.findall(archive.read("xl/_rels/workbook.xml.rels")))
+        found: dict[str, tuple[int, str]] = {}
+        for name, rel_id in _SHEET_ENTRY.findall(workbook):
+            target = rels.get(rel_id, b"").decode()
+            part = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+            ranges = _MERGE_CELL.findall(_after_sheet_data(archive, part))
+            if ranges:
+                found[html.unescape(name.decode())] = (len(ranges), ranges[0].decode())
+        return found
+    except (KeyError, zipfile.BadZipFile, UnicodeDecodeError, OSError):
+        return {}
+
+
+def _after_sheet_data(archive: zipfile.ZipFile, part: str, chunk: int = 1 << 22) -> bytes:
+    """Return a worksheet's XML after its cells (where ``<mergeCells>`` stands), streamed.
+
+    The cells can be hundreds of MB once decompressed; they are read chunk by chunk and dropped.
+    """
+    marker = b"</sheetData>"
+    tail = b""
+    with archive.open(part) as stream:
+        while block := stream.read(chunk):
+            buffer = tail + block
+            found = buffer.find(marker)
+            if found >= 0:
+                return buffer[found:] + stream.read()
+            tail = buffer[-len(marker) :]
+    return b""
 
 
 def _read_excel(path: Path, data: bytes) -> list[RawSheet]:
