@@ -364,3 +364,53 @@ def test_merged_cells_in_a_workbook_are_named_as_the_cause_of_blank_rows(tmp_pat
     [note] = report.warnings
     assert note.startswith("sheet 'Orders & Co' has 2 merged cell ranges (e.g. A2:A4)")
     assert "Unmerge the cells and fill the values down" in note
+
+
+HEADER_LINE = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+
+
+@pytest.mark.parametrize(
+    ("title", "said"),
+    [
+        (
+            "Sales export Shop XY,,,,,,,",
+            "is on its row 2: the 1 row above it (a title?) was skipped",
+        ),
+        (
+            "Sales export Shop XY\ngenerated 2011-04-01",
+            "is on its line 3: the 2 lines above it, with a single field (a title?), were",
+        ),
+    ],
+)
+def test_a_title_above_the_header_is_skipped_with_a_note(tmp_path: Path, title, said) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(f"{title}\n{HEADER_LINE}\n{VALID}\n")
+    report = clean_file(path).report
+    assert (report.rows_read, report.rows_loaded) == (1, 1)
+    [note] = report.warnings
+    assert note.startswith("the header of export.csv ") and said in note
+
+
+def test_a_title_row_above_an_excel_table_is_skipped(tmp_path: Path) -> None:
+    import xlsxwriter
+
+    path = tmp_path / "titled.xlsx"
+    with xlsxwriter.Workbook(path) as workbook:
+        sheet = workbook.add_worksheet("Export")
+        sheet.write(0, 0, "Sales export - Shop XY")
+        sheet.write(0, 3, "generated 2011-04-01")
+        for col, value in enumerate(HEADER_LINE.split(",")):
+            sheet.write(2, col, value)
+        for col, value in enumerate(VALID.split(",")):
+            sheet.write(3, col, value)
+    report = clean_file(path).report
+    assert (report.rows_read, report.rows_loaded) == (1, 1)
+    [note] = report.warnings
+    assert note.startswith("the header of titled.xlsx (sheet 'Export') is on its row 3")
+
+
+def test_a_file_without_any_header_row_still_names_the_missing_columns(tmp_path: Path) -> None:
+    path = tmp_path / "nohead.csv"
+    path.write_text("Shop XY,,,,,,,\nfoo,bar,baz,,,,,\n")
+    with pytest.raises(SchemaError, match="are missing in nohead.csv"):
+        clean_file(path)

@@ -27,6 +27,7 @@ from retail_clv.errors import InputFileError, RetailClvError, SchemaError, Store
 from retail_clv.ingest.categories import UNCATEGORISED, categorise
 from retail_clv.ingest.columns import (
     FIELDS,
+    REQUIRED_FIELDS,
     STORE_FIELD,
     resolve_columns,
 )
@@ -230,7 +231,19 @@ def _sheet_frame(
 ) -> pl.DataFrame:
     sheet = raw.sheets[index]
     where = f"{raw.path.name}" + (f" (sheet {sheet.name!r})" if sheet.name else "")
-    mapping = resolve_columns(sheet.frame.columns, column_map, where=where)
+    try:
+        mapping = resolve_columns(sheet.frame.columns, column_map, where=where)
+    except SchemaError:
+        found = _header_below(sheet.frame, column_map)
+        if found is None:
+            raise
+        skip, mapping, frame = found
+        sheet.frame = frame
+        sheet.warnings.append(
+            f"the header of {where} is on its row {skip + 1}: the {skip} row"
+            f"{'' if skip == 1 else 's'} above it (a title?) {'was' if skip == 1 else 'were'} "
+            "skipped, and row numbers count from the header found"
+        )
     used = set(mapping.values())
     extras = [name for name in sheet.frame.columns if name not in used]
     exprs: list[pl.Expr] = [
@@ -255,6 +268,37 @@ def _sheet_frame(
         sheet=pl.lit(sheet.name, dtype=pl.Utf8),
         row_number=pl.int_range(1, sheet.frame.height + 1, dtype=pl.Int64),
     )
+
+
+#: How many rows below the first one may hold the real header (title lines above a table).
+HEADER_SEARCH_ROWS = 10
+
+
+def _header_below(
+    frame: pl.DataFrame, column_map: Mapping[str, str] | None
+) -> tuple[int, dict[str, str], pl.DataFrame] | None:
+    """Find the header among the first rows when the first one is not it (a title above it).
+
+    Returns the number of rows above the header (counting the one read as the header), the
+    column mapping and the rows below it under the header's names; ``None`` when no row of the
+    first :data:`HEADER_SEARCH_ROWS` has every required column.
+    """
+    for i, row in enumerate(frame.head(HEADER_SEARCH_ROWS).iter_rows()):
+        names = [str(v).strip() if v is not None else "" for v in row]
+        if sum(bool(n) for n in names) < len(REQUIRED_FIELDS):
+            continue
+        unique = [
+            n if n and n not in names[:j] else f"{n or 'column'}_{j + 1}"
+            for j, n in enumerate(names)
+        ]
+        try:
+            mapping = resolve_columns(unique, column_map)
+        except SchemaError:
+            continue
+        below = frame.slice(i + 1)
+        below.columns = unique
+        return i + 1, mapping, below
+    return None
 
 
 def _missing_fields(error: SchemaError) -> int:

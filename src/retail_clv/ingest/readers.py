@@ -187,8 +187,10 @@ def _read_bytes(path: Path, data: bytes, digest: str) -> RawFile:
                 f"{path} is a gzip archive of a binary file; only gzip-compressed CSV is "
                 "supported: decompress it first"
             )
-        csv = _read_csv_bytes(path, inner)
-        return RawFile(path, "csv.gz", csv[1], digest, [RawSheet(None, csv[0])], csv[2])
+        frame, encoding, delimiter, warnings = _read_csv_bytes(path, inner)
+        return RawFile(
+            path, "csv.gz", encoding, digest, [RawSheet(None, frame, warnings)], delimiter
+        )
     if data.startswith(PARQUET_MAGIC):
         return RawFile(path, "parquet", None, digest, [RawSheet(None, _read_parquet(path, data))])
     if data.startswith(ZIP_MAGIC):
@@ -211,10 +213,10 @@ def _read_bytes(path: Path, data: bytes, digest: str) -> RawFile:
             f"{path} has the extension of {kind} but its content is not; if it is a CSV "
             "export, rename it to .csv"
         )
-    frame, encoding, delimiter = _read_csv_bytes(path, data)
+    frame, encoding, delimiter, warnings = _read_csv_bytes(path, data)
     if suffix not in {".csv", ".txt", ".tsv", ""}:
         logger.warning("%s: unusual extension %r, content read as CSV", path, suffix)
-    return RawFile(path, "csv", encoding, digest, [RawSheet(None, frame)], delimiter)
+    return RawFile(path, "csv", encoding, digest, [RawSheet(None, frame, warnings)], delimiter)
 
 
 def _read_zip(path: Path, data: bytes, digest: str) -> RawFile:
@@ -316,11 +318,41 @@ def _first_bad_line(text: bytes, delimiter: str) -> str | None:
     return None
 
 
-def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str]:
+def _title_lines(text: bytes, start: int, limit: int = 10) -> tuple[int, int]:
+    """Return (lines, offset) of one-field lines above a header (a title such as "Export").
+
+    ``(0, start)`` when the first line already has several fields, or no line of the next
+    ``limit`` does.
+    """
+    offset = start
+    for n in range(limit + 1):
+        end = text.find(b"\n", offset)
+        line = text[offset : end if end >= 0 else None].decode("utf-8", errors="replace")
+        fields = next(csv.reader([line], delimiter=_sniff_delimiter(line)), [])
+        if len(fields) >= 3:
+            return n, offset
+        if end < 0:
+            break
+        offset = end + 1
+    return 0, start
+
+
+def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str, list[str]]:
     text, encoding = _decode(path, data)
     start = re.search(rb"\S", text)  # no copy of the (possibly large) buffer
     if start is None:
         raise InputFileError(f"file is empty: {path} (only blank lines)")
+    warnings = []
+    title, offset = _title_lines(text, start.start())
+    if title:
+        text = text[offset:]
+        start = re.search(rb"\S", text)
+        assert start is not None  # the line found has fields
+        warnings.append(
+            f"the header of {path.name} is on its line {title + 1}: the {title} line"
+            f"{'' if title == 1 else 's'} above it, with a single field (a title?), "
+            f"{'was' if title == 1 else 'were'} skipped"
+        )
     if text[start.start() : start.start() + 1] in (b"{", b"["):
         raise InputFileError(f"{path} looks like JSON, not CSV; export the data as CSV")
     end = text.find(b"\n", start.start())
@@ -347,7 +379,7 @@ def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str]:
         raise InputFileError(
             f"{path} has a header but no data rows (columns: {', '.join(frame.columns)})"
         )
-    return frame, encoding, delimiter
+    return frame, encoding, delimiter, warnings
 
 
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
