@@ -39,7 +39,7 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     assert raw.exists() and Path(f"{raw}.truth.parquet").exists()
     assert "Demo steps" in output
     assert (tmp_path / "data" / "demo.db").exists()
-    assert "Cleaning report" in output and "[OK]" in output
+    assert "Cleaning report" in output and "(every row accounted for)" in output
     assert "held-out window" in output
     assert "Oracle (true parameters)" in output
     assert "Model − baseline, 90% interval (customers resampled):" in output

@@ -144,7 +144,9 @@ def ingest(
     console.print(_report_table(reports))
     for report in reports:
         status = "green" if report.invariant_holds else "red"
-        console.print(f"[{status}]{report.source_file}: {report.invariant_line()}[/]")
+        console.print(
+            f"[{status}]{escape(report.source_file)}: {escape(report.invariant_line())}[/]"
+        )
         for warning in report.warnings:
             console.print(
                 f"[yellow]Warning: {escape(report.source_file)}: {escape(warning)}[/]",

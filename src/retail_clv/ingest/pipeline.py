@@ -148,10 +148,10 @@ class IngestReport:
 
     def invariant_line(self) -> str:
         """Return the accounting identity with this report's numbers, e.g. for the CLI."""
-        status = "OK" if self.invariant_holds else "VIOLATED"
+        status = "every row accounted for" if self.invariant_holds else "ROWS UNACCOUNTED FOR"
         return (
             f"rows read {self.rows_read:,} = loaded {self.rows_loaded:,} + rejected "
-            f"{self.rows_rejected:,} + duplicates {self.rows_duplicate:,}  [{status}]"
+            f"{self.rows_rejected:,} + duplicates {self.rows_duplicate:,} ({status})"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -746,7 +746,7 @@ def ingest_files(
                 f"writing {path.name} failed, nothing of it was stored: {detail}{hint}"
             ) from exc
         report = replace(result.report, run_id=run_id)
-        logger.info("%s: %s", path.name, report.invariant_line())
+        logger.debug("%s: %s", path.name, report.invariant_line())  # the CLI prints it
         reports.append(report)
         step(f"stored {path.name}", (i + 1) / n)
     return reports
