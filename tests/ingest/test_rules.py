@@ -422,3 +422,14 @@ def test_number_dates_are_excel_days_or_unix_timestamps_with_a_note() -> None:
         "1 date written as Unix milliseconds (read as UTC), e.g. '1291198800000' = "
         "2010-12-01 10:20",
     ]
+
+
+def test_mostly_unreadable_prices_are_shown_with_examples() -> None:
+    out, notes = price_column(["0.82 CHF", "CHF 1.0", "1.5", "abc", ""])
+    assert out["price"].to_list() == [None, None, 1.5, None, None]
+    [note] = notes
+    assert note.startswith(
+        "3 of 4 prices could not be read as numbers (BAD_PRICE), e.g. '0.82 CHF', 'CHF 1.0'; "
+        "accepted:"
+    )
+    assert price_column(["0.82 CHF", "1.5", "2.5"])[1] == []  # a few bad prices: no note

@@ -559,6 +559,22 @@ def _note_convention(
         )
 
 
+def _note_unread_prices(raw: pl.Series, price: pl.Series, notes: list[str]) -> None:
+    """Append a sentence with examples when most written prices could not be read as numbers."""
+    written = raw.is_not_null() & ~raw.str.strip_chars().is_in(_MISSING_SPELLINGS)
+    unread = written & price.is_null()
+    n_written, n_unread = int(written.sum()), int(unread.sum())
+    if n_written == 0 or n_unread * 2 <= n_written:
+        return
+    examples = raw.filter(unread).unique(maintain_order=True).head(2).to_list()
+    notes.append(
+        f"{n_unread:,} of {n_written:,} prices could not be read as numbers (BAD_PRICE), e.g. "
+        f"{', '.join(repr(e) for e in examples)}; accepted: plain numbers with a decimal dot or "
+        "a decimal comma (decided per file), thousands separators (comma, dot or space), a "
+        "currency sign or code (£ $ € EUR GBP USD) before or after the number"
+    )
+
+
 def parse_and_validate(
     raw: pl.DataFrame,
     *,
@@ -598,6 +614,8 @@ def parse_and_validate(
         _note_convention(convention, comma_example, dot_example, ambiguous, notes)
     quantity = _parse_quantity(raw["raw_quantity"], convention)
     price = _parse_price(raw["raw_price"], convention)
+    if notes is not None:
+        _note_unread_prices(raw["raw_price"], price, notes)
     stripped = {
         name: pl.col(f"raw_{name}").str.strip_chars()
         for name in ("invoice", "stock_code", "customer_id", "country")
