@@ -342,6 +342,7 @@ def test_models_lists_runs(use_trained, capsys) -> None:
     out = flat(capsys.readouterr().out)
     latest = os.readlink(use_trained["CLV_MODELS_DIR"] / "latest")
     assert latest in out
+    assert "* the run models/latest points at: clv predict and the API use it" in out
 
 
 def test_a_bad_thread_count_is_one_clear_error(monkeypatch, capsys) -> None:

@@ -358,7 +358,10 @@ def list_models(models_dir: ModelsDirOption = None) -> None:
     if not runs:
         console.print(f"No model run in {escape(str(directory))}: run `clv train` first.")
         return
-    table = Table(title=f"Model runs in {escape(str(directory))}")
+    table = Table(
+        title=f"Model runs in {escape(str(directory))}",
+        caption="* the run models/latest points at: clv predict and the API use it",
+    )
     table.add_column("")
     table.add_column("Run id (UTC training time)", no_wrap=True)
     for label in ("As of", "Horizon", "R² M1", "R² M2"):
