@@ -356,6 +356,13 @@ def to_csv_frame(scored: pl.DataFrame) -> pl.DataFrame:
     Returns
     -------
     polars.DataFrame
-        Exactly :data:`CSV_COLUMNS`, passed through :func:`safe_csv_frame`.
+        Exactly :data:`CSV_COLUMNS`, passed through :func:`safe_csv_frame`; spend and products
+        rounded to 2 decimals (cents), R² to 4, for people reading the file (the predictions
+        table and the JSON answers keep full precision).
     """
-    return safe_csv_frame(scored.select(CSV_COLUMNS))
+    rounded = scored.select(CSV_COLUMNS).with_columns(
+        pl.col(c).round(4 if c.startswith("r2_") else 2)
+        for c in CSV_COLUMNS
+        if c.startswith(("predicted_", "r2_"))
+    )
+    return safe_csv_frame(rounded)
