@@ -1,4 +1,7 @@
-"""CLI commands of the data group (registered on the shared app): ``clv ingest``."""
+"""CLI commands of the data group (registered on the shared app).
+
+``clv ingest``, ``clv ingest-runs``, ``clv undo-ingest``.
+"""
 
 from __future__ import annotations
 
@@ -161,3 +164,73 @@ def ingest(
         err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if empty:
         raise typer.Exit(1)
+
+
+@app.command("ingest-runs")
+def ingest_runs(
+    db: str | None = typer.Option(
+        None, "--db", help="SQLAlchemy URL of the store (default: CLV_DATABASE_URL)."
+    ),
+) -> None:
+    """List the store's ingest runs, newest first (the ids clv undo-ingest takes).
+
+    Example: ``clv ingest-runs``
+    """
+    from retail_clv.store.db import get_engine
+    from retail_clv.store.runs import list_ingest_runs
+
+    engine = get_engine(db, must_exist=True)
+    try:
+        runs = list_ingest_runs(engine)
+    finally:
+        engine.dispose()
+    table = Table(title="Ingest runs, newest first")
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("file")
+    table.add_column("finished (UTC)", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for label in ("loaded", "rejected", "duplicates"):
+        table.add_column(label, justify="right")
+    for run in runs:  # display only
+        finished = run["finished_at"]
+        table.add_row(
+            str(run["id"]),
+            escape(run["source_file"] + (f" ({run['sheet']})" if run["sheet"] else "")),
+            f"{finished:%Y-%m-%d %H:%M}" if finished else "-",
+            run["status"],
+            *(f"{run[k]:,}" for k in ("rows_loaded", "rows_rejected", "rows_duplicate")),
+        )
+    console.print(table)
+
+
+@app.command("undo-ingest")
+def undo_ingest(
+    run_id: int = typer.Argument(..., help="The ingest run to undo (see clv ingest-runs)."),
+    db: str | None = typer.Option(
+        None, "--db", help="SQLAlchemy URL of the store (default: CLV_DATABASE_URL)."
+    ),
+) -> None:
+    """Take an ingest run's rows out of the store again (newest run first); its record stays.
+
+    For a file ingested by mistake: the wrong export, or the same sales exported again in
+    another format (which the duplicate check cannot recognise). Customers left without any
+    sale are removed too. Scores and models computed with the rows are not changed: run
+    clv train and clv predict again.
+
+    Example: ``clv undo-ingest 7``
+    """
+    from retail_clv.store.db import get_engine
+    from retail_clv.store.runs import undo_ingest_run
+
+    engine = get_engine(db, must_exist=True)
+    try:
+        deleted = undo_ingest_run(engine, run_id)
+    finally:
+        engine.dispose()
+    console.print(
+        f"Ingest run {run_id} undone: removed {deleted['transactions']:,} purchase lines, "
+        f"{deleted['cancellations']:,} cancellations, {deleted['rejected_data']:,} rejected "
+        f"rows and {deleted['customers']:,} customers left without any sale. The predictions "
+        "table and the trained models still reflect them: run clv train and clv predict again.",
+        highlight=False,
+    )

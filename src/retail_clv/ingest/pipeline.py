@@ -632,7 +632,8 @@ def _repeat_note(repeats: int, result: CleanResult) -> str:
         "already in the store (same invoice, product, customer, date, quantity and price) "
         "with different raw text, e.g. the same sales exported again in another format. They "
         "were loaded, because duplicates are recognised by their raw text; if they are "
-        "repeats, load the files into a fresh store so those sales are not counted twice."
+        "repeats, take this file out again with clv undo-ingest and its ingest run id (in the "
+        "report) so those sales are not counted twice."
     )
 
 

@@ -1,0 +1,109 @@
+"""The store's ingest runs: list them, and undo one (its rows leave the store, its record stays).
+
+Every stored row (``transactions``, ``cancellations``, ``rejected_data``) carries the id of the
+ingest run that wrote it, so a file ingested by mistake (the wrong export, or the same sales
+exported again in another format, which the duplicate check cannot see) can be taken out
+again. Only the newest runs can be undone, newest first: a later run counted the rows it shared
+with an earlier one as duplicates and did not store them, so undoing the earlier run would lose
+them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+
+from retail_clv.errors import StoreError
+from retail_clv.store import schema
+
+__all__ = ["UNDONE", "list_ingest_runs", "undo_ingest_run"]
+
+#: ``ingest_runs.status`` of a run whose rows were taken out of the store.
+UNDONE = "undone"
+
+
+def list_ingest_runs(engine: sa.Engine) -> list[dict[str, Any]]:
+    """Return every ingest run, newest first (id, file, sheet, times, status, row counts).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        The store.
+
+    Returns
+    -------
+    list of dict
+        One dict per run with the ``ingest_runs`` columns but the digest and reason counts.
+    """
+    runs = schema.ingest_runs
+    columns = [c for c in runs.c if c.name not in ("sha256", "reason_counts")]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(*columns).order_by(runs.c.id.desc())).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
+    """Delete the rows an ingest run stored and mark the run ``undone``, in one transaction.
+
+    Customers left without any purchase or cancellation are deleted too; products and stores
+    stay (they are shared descriptions, not sales).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        The store.
+    run_id : int
+        The run (``clv ingest`` prints it as "ingest run id").
+
+    Returns
+    -------
+    dict of str to int
+        Rows deleted per table: ``transactions``, ``cancellations``, ``rejected_data``,
+        ``customers``.
+
+    Raises
+    ------
+    StoreError
+        When the run does not exist, did not succeed, was already undone, or a later run that
+        stored or skipped rows exists (undo the newest first).
+    """
+    runs = schema.ingest_runs
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(runs.c.id, runs.c.status).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise StoreError(f"there is no ingest run {run_id} in the store (see clv ingest-runs)")
+        if row.status == UNDONE:
+            raise StoreError(f"ingest run {run_id} was already undone")
+        later = (
+            conn.execute(
+                sa.select(runs.c.id)
+                .where(runs.c.id > run_id, runs.c.status != UNDONE)
+                .order_by(runs.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        if later:
+            raise StoreError(
+                f"ingest run {run_id} has later runs ({', '.join(map(str, later))}): they "
+                f"counted the rows they shared with run {run_id} as duplicates and did not store "
+                "them, so undoing it first would lose those rows; undo the newest run first"
+            )
+        deleted: dict[str, int] = {}
+        for table in (schema.transactions, schema.cancellations, schema.rejected_data):
+            result = conn.execute(table.delete().where(table.c.ingest_run_id == run_id))
+            deleted[table.name] = int(result.rowcount or 0)
+        customers = schema.customers
+        orphans = customers.delete().where(
+            ~customers.c.customer_id.in_(sa.select(schema.transactions.c.customer_id)),
+            ~customers.c.customer_id.in_(sa.select(schema.cancellations.c.customer_id)),
+        )
+        deleted["customers"] = int(conn.execute(orphans).rowcount or 0)
+        conn.execute(
+            runs.update()
+            .where(runs.c.id == run_id)
+            .values(status=UNDONE, finished_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        )
+    return deleted

@@ -1,0 +1,86 @@
+"""Listing and undoing ingest runs (``store.runs``, ``clv ingest-runs``, ``clv undo-ingest``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from retail_clv.cli import app
+from retail_clv.cli.base import run_app
+from retail_clv.errors import StoreError
+from retail_clv.ingest.pipeline import ingest_files
+from retail_clv.store.db import get_engine
+from retail_clv.store.load import table_counts
+from retail_clv.store.runs import list_ingest_runs, undo_ingest_run
+
+HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+A = "489434,85048,BALL,12,2009-12-01 07:45:00,6.95,13085,United Kingdom"
+B = "489435,22041,CARD,4,2009-12-02 08:00:00,1.25,13086,France"
+C_BAD = "489436,22041,CARD,-4,2009-12-02 08:00:00,1.25,13087,France"
+
+
+def write(path: Path, *lines: str) -> Path:
+    path.write_text("\n".join([HEADER, *lines]) + "\n")
+    return path
+
+
+def counts(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return table_counts(conn, ["transactions", "cancellations", "rejected_data", "customers"])
+
+
+def test_undo_takes_the_newest_runs_rows_out_and_keeps_its_record(tmp_path: Path) -> None:
+    engine = get_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    ingest_files([write(tmp_path / "first.csv", A)], engine, progress=False)
+    before = counts(engine)
+    # the same sale again with another date spelling (not a duplicate by raw text), a new
+    # customer and a rejected row
+    again = A.replace("2009-12-01 07:45:00", "12/1/2009 7:45")
+    ingest_files([write(tmp_path / "again.csv", again, B, C_BAD)], engine, progress=False)
+    assert counts(engine)["transactions"] == 3
+    first, second = sorted(run["id"] for run in list_ingest_runs(engine))
+    deleted = undo_ingest_run(engine, second)
+    assert deleted == {"transactions": 2, "cancellations": 0, "rejected_data": 1, "customers": 1}
+    assert counts(engine) == before  # customer 13086 had no other sale
+    runs = {run["id"]: run["status"] for run in list_ingest_runs(engine)}
+    assert runs == {first: "succeeded", second: "undone"}
+    with pytest.raises(StoreError, match=f"ingest run {second} was already undone"):
+        undo_ingest_run(engine, second)
+    engine.dispose()
+
+
+def test_an_older_run_cannot_be_undone_before_the_newer_ones(tmp_path: Path) -> None:
+    engine = get_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    ingest_files([write(tmp_path / "a.csv", A)], engine, progress=False)
+    ingest_files([write(tmp_path / "b.csv", A, B)], engine, progress=False)  # A: a duplicate
+    first, second = sorted(run["id"] for run in list_ingest_runs(engine))
+    with pytest.raises(StoreError, match=rf"ingest run {first} has later runs \({second}\)"):
+        undo_ingest_run(engine, first)
+    assert counts(engine)["transactions"] == 2  # nothing was removed
+    with pytest.raises(StoreError, match="there is no ingest run 99"):
+        undo_ingest_run(engine, 99)
+    engine.dispose()
+
+
+def test_cli_lists_and_undoes_runs(tmp_path: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+    assert (
+        runner.invoke(app, ["ingest", str(write(tmp_path / "a.csv", A)), "--db", url]).exit_code
+        == 0
+    )
+    listing = runner.invoke(app, ["ingest-runs", "--db", url])
+    assert listing.exit_code == 0 and "a.csv" in listing.output and "succeeded" in listing.output
+    undone = runner.invoke(app, ["undo-ingest", "1", "--db", url])
+    assert undone.exit_code == 0, undone.output
+    said = " ".join(undone.output.split())
+    assert said.startswith("Ingest run 1 undone: removed 1 purchase lines, 0 cancellations")
+    assert "run clv train and clv predict again" in said
+    assert run_app(["undo-ingest", "1", "--db", url]) == 1
+    assert "Error: ingest run 1 was already undone" in capsys.readouterr().err
+    assert run_app(["ingest-runs", "--db", f"sqlite:///{tmp_path / 'no.db'}"]) == 1
+    err = capsys.readouterr().err
+    assert "there is no store at" in err and "Traceback" not in err
