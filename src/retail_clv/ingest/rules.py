@@ -614,7 +614,7 @@ def parse_and_validate(
         _note_convention(convention, comma_example, dot_example, ambiguous, notes)
     quantity = _parse_quantity(raw["raw_quantity"], convention)
     price = _parse_price(raw["raw_price"], convention)
-    if notes is not None:
+    if notes is not None and convention != MIXED:  # the mixed-convention note says why
         _note_unread_prices(raw["raw_price"], price, notes)
     stripped = {
         name: pl.col(f"raw_{name}").str.strip_chars()
