@@ -414,3 +414,10 @@ def test_a_file_without_any_header_row_still_names_the_missing_columns(tmp_path:
     path.write_text("Shop XY,,,,,,,\nfoo,bar,baz,,,,,\n")
     with pytest.raises(SchemaError, match="are missing in nohead.csv"):
         clean_file(path)
+
+
+def test_a_second_transaction_sheet_with_a_column_problem_stops_the_ingest(tmp_path: Path) -> None:
+    other = _orders(200).rename({"Customer ID": "Client Ref"})
+    path = _workbook(tmp_path / "two.xlsx", {"Orders": _orders(2), "2011": other})
+    with pytest.raises(SchemaError, match=r"'customer_id' is missing in two.xlsx \(sheet '2011'\)"):
+        clean_file(path)  # 200 sales are not dropped for a warning line

@@ -504,7 +504,9 @@ def clean_file(
         try:
             frames.append(_sheet_frame(raw, index, column_map))
         except SchemaError as exc:
-            if len(raw.sheets) == 1:
+            # only a sheet that is no transaction table (most required columns absent: a
+            # summary, notes) is skipped; a transaction sheet with a column problem stops
+            if len(raw.sheets) == 1 or _missing_fields(exc) * 2 <= len(REQUIRED_FIELDS):
                 raise
             skipped.append((str(sheet.name), sheet.frame.height, exc))
             continue
