@@ -49,16 +49,15 @@ def test_tampered_model_is_refused_with_the_reason(make_client, api_data, tmp_pa
     assert "checksum" in predict.json()["detail"].lower()
 
 
-def test_a_run_trained_by_another_process_is_followed(client: TestClient, api_data, monkeypatch):
-    from retail_clv.api import state as api_state
+def test_a_run_trained_by_another_process_is_followed(client: TestClient, api_data):
     from retail_clv.models.registry import save_run
     from tests.models._toy import toy_result
 
-    monkeypatch.setattr(api_state, "POINTER_CHECK_SECONDS", 0.0)
     assert client.get("/ready").json()["model_run_id"] == api_data.run_id
-    models_dir = client.app.state.clv.settings.models_dir  # type: ignore[attr-defined]
-    new = save_run(toy_result(), models_dir, {"n_purchases": 4}).name  # as clv train does
+    state = client.app.state.clv  # type: ignore[attr-defined]
+    new = save_run(toy_result(), state.settings.models_dir, {"n_purchases": 4}).name
     assert new != api_data.run_id
+    state.follow_latest()  # what the background refresher does every 2 seconds
     # every endpoint serves the new run, as `clv models` shows it
     assert client.get("/ready").json()["model_run_id"] == new
     assert client.get("/models/active").json()["run_id"] == new
@@ -68,13 +67,35 @@ def test_a_run_trained_by_another_process_is_followed(client: TestClient, api_da
     assert body["model_run_id"] == new and len(body["predictions"]) == 2
 
 
-def test_the_first_run_is_picked_up_without_a_restart(empty_client: TestClient, monkeypatch):
-    from retail_clv.api import state as api_state
+def test_the_first_run_is_picked_up_without_a_restart(empty_client: TestClient):
     from retail_clv.models.registry import save_run
     from tests.models._toy import toy_result
 
-    monkeypatch.setattr(api_state, "POINTER_CHECK_SECONDS", 0.0)
     assert empty_client.get("/models/active").status_code == 404
-    models_dir = empty_client.app.state.clv.settings.models_dir  # type: ignore[attr-defined]
-    new = save_run(toy_result(), models_dir, {"n_purchases": 4}).name
+    state = empty_client.app.state.clv  # type: ignore[attr-defined]
+    new = save_run(toy_result(), state.settings.models_dir, {"n_purchases": 4}).name
+    state.follow_latest()
     assert empty_client.get("/models/active").json()["run_id"] == new
+
+
+def test_the_background_refresher_follows_latest(tmp_path, api_data) -> None:
+    import shutil
+    import time
+
+    from retail_clv.api.app import create_app
+    from retail_clv.config import Settings
+    from retail_clv.models.registry import save_run
+    from tests.models._toy import toy_result
+
+    models = tmp_path / "models"
+    shutil.copytree(api_data.models_dir, models, symlinks=True)
+    shutil.copy(api_data.db_path, tmp_path / "store.db")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", models_dir=models)
+    app = create_app(settings, warm_up=False, prediction_refresh_seconds=0.05)
+    with TestClient(app) as client:
+        assert client.get("/ready").json()["model_run_id"] == api_data.run_id
+        new = save_run(toy_result(), models, {"n_purchases": 4}).name
+        deadline = time.monotonic() + 10
+        while client.get("/ready").json()["model_run_id"] != new:
+            assert time.monotonic() < deadline, "the refresher never loaded the new run"
+            time.sleep(0.05)

@@ -46,9 +46,13 @@ DESCRIPTION = (
 
 
 async def _refresh_predictions(state: ApiState, interval: float) -> None:
-    """Reload the prediction cache whenever the table's signature changes."""
+    """Follow ``models/latest`` and reload the prediction cache when the table changes."""
     while True:
         await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(state.follow_latest)
+        except Exception as exc:  # noqa: BLE001 - keep serving the loaded model
+            logger.warning("checking models/latest failed: %s", exc)
         try:
             await run_in_threadpool(state.predictions.refresh, state.engine)
         except Exception as exc:  # noqa: BLE001 - keep serving the last good cache
@@ -103,9 +107,10 @@ def create_app(
         app.state.clv = state
         refresher = asyncio.create_task(_refresh_predictions(state, prediction_refresh_seconds))
         warm = asyncio.create_task(run_in_threadpool(state.warm_up)) if warm_up else None
+        loaded = state.bundle
         logger.info(
             "retail-clv API ready (model: %s)",
-            state.bundle.run_id if state.bundle is not None else state.model_error,
+            loaded.run_id if loaded is not None else state.model_error,
         )
         try:
             yield

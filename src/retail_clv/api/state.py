@@ -21,7 +21,6 @@ import json
 import logging
 import math
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,8 +44,6 @@ from retail_clv.store import schema
 logger = logging.getLogger(__name__)
 
 NO_MODEL_MESSAGE = "No model trained yet: run clv train or POST /train"
-#: How often (seconds) the active run checks whether ``models/latest`` names another run.
-POINTER_CHECK_SECONDS = 2.0
 _DERIVED_KEEP = 6
 
 
@@ -231,7 +228,6 @@ class ApiState:
         self.engine = engine
         self._bundle: Any | None = None
         self._pointer: str | None = None  # the run ``latest`` named at the last (re)load
-        self._pointer_checked = -math.inf
         self.model_error: str = NO_MODEL_MESSAGE
         self.predictions = PredictionCache()
         self.store = StoreCache()
@@ -240,22 +236,25 @@ class ApiState:
 
     @property
     def bundle(self) -> Any | None:
-        """The active model run; follows ``latest`` when another process points it elsewhere.
-
-        The pointer is read at most every :data:`POINTER_CHECK_SECONDS` (a ``readlink``), so a
-        run trained with ``clv train`` while the API runs is served within seconds, by every
-        endpoint alike.
-        """
-        now = time.monotonic()
-        if now - self._pointer_checked >= POINTER_CHECK_SECONDS:
-            self._pointer_checked = now
-            if services.latest_run_id(self.settings.models_dir) != self._pointer:
-                with self._model_lock:  # another request may have reloaded meanwhile
-                    pointer = services.latest_run_id(self.settings.models_dir)
-                    if pointer != self._pointer:
-                        logger.info("models/latest now names %s: reloading", pointer)
-                        self._reload_locked()
+        """The active model run (``None`` with :attr:`model_error` set when none is loaded)."""
         return self._bundle
+
+    def follow_latest(self) -> None:
+        """Reload the model when ``models/latest`` names another run than the loaded one.
+
+        Called from the API's background refresher every few seconds (in a worker thread,
+        never on the event loop), so a run trained with ``clv train`` while the API runs, or
+        a pointer moved back to an earlier run, is served within seconds by every endpoint.
+        A run that failed to load is tried again when the pointer changes or after
+        ``POST /train``.
+        """
+        if services.latest_run_id(self.settings.models_dir) == self._pointer:
+            return
+        with self._model_lock:  # a training job may have reloaded meanwhile
+            pointer = services.latest_run_id(self.settings.models_dir)
+            if pointer != self._pointer:
+                logger.info("models/latest now names %s: reloading", pointer)
+                self._reload_locked()
 
     def reload_model(self) -> None:
         """(Re)load the active model run from the models directory; keep the reason on failure."""
@@ -264,7 +263,6 @@ class ApiState:
 
     def _reload_locked(self) -> None:
         self._pointer = services.latest_run_id(self.settings.models_dir)
-        self._pointer_checked = time.monotonic()
         try:
             bundle = services.load_bundle(self.settings.models_dir)
         except ModelNotFoundError as exc:

@@ -33,7 +33,8 @@ def _training_work(state: ApiState, body: TrainIn) -> Any:
         progress(0.98, "loading the new model")
         state.reload_model()
         state.predictions.refresh(state.engine, force=True)
-        result["loaded"] = state.bundle is not None and state.bundle.run_id == result["run_id"]
+        loaded = state.bundle
+        result["loaded"] = loaded is not None and loaded.run_id == result["run_id"]
         return result
 
     return work

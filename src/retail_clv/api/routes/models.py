@@ -29,7 +29,8 @@ def _json_safe(value: Any) -> Any:
 async def list_models(state: StateDep) -> RunsOut:
     """List every model run in the models directory; ``active`` marks the one being served."""
     runs = await run_in_threadpool(services.list_runs, state.settings.models_dir)
-    active = state.bundle.run_id if state.bundle is not None else None
+    loaded = state.bundle
+    active = loaded.run_id if loaded is not None else None
     return RunsOut(
         runs=[
             RunOut(
