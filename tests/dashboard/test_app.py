@@ -468,6 +468,9 @@ def test_a_file_saved_once_is_not_saved_again_when_a_switch_changes(
     upload(at)
     assert route.calls.last.request.url.params["store"] == "true"
     assert not any("already saved" in t for t in texts(at.info))
+    at.text_input(key="pipeline_search").set_value("130").run()  # a rerun sends nothing
+    assert route.call_count == 1
+    assert not any("already saved" in t for t in texts(at.info))
     at.toggle[1].set_value(True).run()  # day-first: scored again, not stored twice
     assert route.call_count == 2
     assert route.calls.last.request.url.params["store"] == "false"

@@ -52,6 +52,8 @@ UPLOAD_KEY = "pipeline_upload"
 SOURCE_KEY = "pipeline_source"
 #: Files whose rows this session saved to the store: file id -> day-first switch at the time.
 SAVED_KEY = "pipeline_saved"
+#: Whether the result on the page was scored without saving because its file was saved before.
+NOT_SAVED_AGAIN_KEY = "pipeline_not_saved_again"
 
 
 def run_upload(
@@ -280,15 +282,16 @@ def render() -> None:
     # A file whose rows were saved once is not saved again when a switch changes: the store
     # would count every row as a duplicate (duplicates are decided on the raw text).
     saved: dict[str, bool] = st.session_state.setdefault(SAVED_KEY, {})
-    already_saved = store and uploaded.file_id in saved
     upload_id = (uploaded.file_id, store, day_first)
     if st.session_state.get(UPLOAD_KEY) != upload_id:
         st.session_state[UPLOAD_KEY] = upload_id
+        already_saved = store and uploaded.file_id in saved
+        st.session_state[NOT_SAVED_AGAIN_KEY] = already_saved
         save = store and not already_saved
         run_upload(client, uploaded.name, uploaded.getvalue(), save, day_first)
         if save and RESULT_KEY in st.session_state:
             saved[uploaded.file_id] = day_first
-    if already_saved:
+    if st.session_state.get(NOT_SAVED_AGAIN_KEY):  # the result shown was scored, not saved
         read = "day-first" if saved[uploaded.file_id] else "in the order decided for the file"
         st.info(
             f"The rows of {uploaded.name} were already saved to the store in this session "
