@@ -345,11 +345,12 @@ def test_prices_whose_comma_could_be_either_are_read_as_thousands_with_a_warning
     assert note.startswith("prices such as '7,640' were read with the comma as a thousands")
     assert "1000 times too high" in note
     assert price_column(["7,640", "1,234.50"])[1] == []  # a thousands comma settles it
+    assert price_column(["7,640", "1.50"])[1] == []  # and so does a decimal dot
 
 
 def test_currency_after_the_number_codes_and_space_thousands_are_read() -> None:
-    dot, _ = price_column(["0.82 €", "EUR 0.82", "0.82€", "GBP 1 234.50", "$2.5"])
-    assert dot["price"].to_list() == [0.82, 0.82, 0.82, 1234.5, 2.5]
+    dot, _ = price_column(["0.82 €", "EUR 0.82", "0.82€", "GBP 1 234.50", "$2.5", "0.82 usd"])
+    assert dot["price"].to_list() == [0.82, 0.82, 0.82, 1234.5, 2.5, 0.82]
     comma, _ = price_column(["0,82 €", "1 234,50", "1\u00a0234,50", "£1 234 567,00"])
     assert comma["price"].to_list() == [0.82, 1234.5, 1234.5, 1234567.0]
 
@@ -407,7 +408,7 @@ def test_dashed_dates_follow_the_columns_order_like_slashed_ones() -> None:
 
 def test_number_dates_are_excel_days_or_unix_timestamps_with_a_note() -> None:
     notes: list[str] = []
-    text = ["40513", "40513.5", "1291198800", "1291198800000", "123456", "99999", "19999"]
+    text = ["40513", "40513.5", "1291198800.0", "1291198800000", "123456", "99999", "19999"]
     out = parse_dates(pl.Series(text), notes=notes).to_list()
     assert out[:4] == [
         dt.datetime(2010, 12, 1),
@@ -418,7 +419,7 @@ def test_number_dates_are_excel_days_or_unix_timestamps_with_a_note() -> None:
     assert out[4:] == [None, None, None]  # 6 digits; Excel days outside 1954..2119
     assert notes == [
         "2 dates written as Excel day numbers, e.g. '40513' = 2010-12-01 00:00",
-        "1 date written as Unix seconds (read as UTC), e.g. '1291198800' = 2010-12-01 10:20",
+        "1 date written as Unix seconds (read as UTC), e.g. '1291198800.0' = 2010-12-01 10:20",
         "1 date written as Unix milliseconds (read as UTC), e.g. '1291198800000' = "
         "2010-12-01 10:20",
     ]

@@ -206,8 +206,9 @@ def _parse_numeric_dates(
     digits = text.str.extract(r"^(\d+)", 1).str.len_chars()
     value = text.cast(pl.Float64, strict=False)
     excel = numeric & (digits == 5) & value.is_between(*_EXCEL_DAYS)
-    seconds = numeric & digits.is_between(9, 10) & ~text.str.contains(".", literal=True)
-    millis = numeric & digits.is_between(12, 13) & ~text.str.contains(".", literal=True)
+    whole = ~text.str.contains(r"\.\d*[1-9]")  # ``1291198800.0``, as pandas writes it
+    seconds = numeric & digits.is_between(9, 10) & whole
+    millis = numeric & digits.is_between(12, 13) & whole
     micros = pl.select(
         pl.when(pl.lit(excel))
         .then(((value - _EXCEL_EPOCH_OFFSET) * 86_400_000_000).round(0))
@@ -379,6 +380,8 @@ def _missing(stripped: pl.Expr) -> pl.Expr:
 #: A price with a decimal comma: ``1,65``, ``2,5``, ``1.234,50``, and ``0,820`` or ``1,2345``
 #: (a thousands group never follows a lone 0 and always has exactly three digits).
 _COMMA_DECIMAL = r"^-?(?:\d+,\d{1,2}|\d+,\d{4,}|0,\d+|\d{1,3}(?:\.\d{3})+,\d+)$"
+#: A price with a decimal dot that no comma file writes: ``1.50``, ``0.5``, ``2.3456``.
+_DOT_DECIMAL = r"^-?\d+\.(?:\d{1,2}|\d{4,})$"
 #: A price whose only commas could be thousands groups or a three-decimal comma: ``7,640``.
 _AMBIGUOUS_COMMA = r"^-?\d{1,3}(?:,\d{3})+$"
 #: A price with thousands commas and a decimal dot: ``1,234.50``.
@@ -388,7 +391,7 @@ _COMMA_NUMBER = r"^-?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$"
 #: An integer written with thousands dots: ``1.000``, ``12.500``.
 _THOUSANDS_DOTS = r"^-?\d{1,3}(?:\.\d{3})+$"
 #: A currency sign or code before or after the number: ``£0.82``, ``0,82 €``, ``EUR 0.82``.
-_CURRENCY = r"^(?:[£$€]|EUR|GBP|USD)\s*|\s*(?:[£$€]|EUR|GBP|USD)$"
+_CURRENCY = r"(?i)^(?:[£$€]|EUR|GBP|USD)\s*|\s*(?:[£$€]|EUR|GBP|USD)$"
 #: A space (also no-break or narrow no-break) grouping thousands: ``1 234,50``.
 _SPACE_GROUP = r"(\d)[ \u00a0\u202f](\d{3})\b"
 #: Quantities and prices must stay below this in absolute value: a line's value in
@@ -440,12 +443,14 @@ def _scan_convention(raw: pl.Series) -> tuple[str, str | None, str | None, str |
     if not text.str.contains(",", literal=True).any():
         return DOT, None, None, None
     cleaned = _price_text(raw)
-    comma = cleaned.filter(cleaned.str.contains(_COMMA_DECIMAL)).head(1).to_list()
-    dot = cleaned.filter(cleaned.str.contains(_COMMA_THOUSANDS_DOT_DECIMAL)).head(1).to_list()
+    comma = raw.filter(cleaned.str.contains(_COMMA_DECIMAL)).head(1).to_list()
+    dot = raw.filter(cleaned.str.contains(_COMMA_THOUSANDS_DOT_DECIMAL)).head(1).to_list()
     convention = MIXED if comma and dot else COMMA if comma else DOT
     ambiguous: list[str] = []
-    if convention == DOT and not dot:
-        ambiguous = cleaned.filter(cleaned.str.contains(_AMBIGUOUS_COMMA)).head(1).to_list()
+    # a decimal dot anywhere (``1.50``; not ``1.500``, which a comma file writes for 1500)
+    # settles the reading as well as a thousands comma does
+    if convention == DOT and not dot and not cleaned.str.contains(_DOT_DECIMAL).any():
+        ambiguous = raw.filter(cleaned.str.contains(_AMBIGUOUS_COMMA)).head(1).to_list()
     return (
         convention,
         comma[0] if comma else None,
