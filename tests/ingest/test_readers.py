@@ -1,6 +1,7 @@
 import datetime as dt
 import gzip
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -160,3 +161,34 @@ def test_duplicated_field_header_is_refused_in_csv_and_excel(tmp_path: Path) -> 
         InputFileError, match=r"\(sheet 'Sales'\): the header has the column 'Price'"
     ):
         read_raw(xlsx_path)
+
+
+def test_merged_cells_are_found_whatever_the_attribute_order_and_titles_are_not_counted(
+    tmp_path: Path,
+) -> None:
+    import zipfile
+
+    import xlsxwriter
+
+    from retail_clv.ingest.readers import _merged_cells
+
+    path = tmp_path / "m.xlsx"
+    with xlsxwriter.Workbook(path) as workbook:
+        sheet = workbook.add_worksheet("Orders")
+        sheet.merge_range(0, 0, 0, 7, "Sales export")  # a title across one row: harmless
+        sheet.merge_range(2, 0, 4, 0, "489434")  # one invoice over three rows
+    assert _merged_cells(path.read_bytes()) == {"Orders": (1, "A3:A5")}
+    # other writers put Target before Id in the relationships part
+    reordered = tmp_path / "r.xlsx"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(reordered, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "xl/_rels/workbook.xml.rels":
+                data = re.sub(
+                    rb'<Relationship Id="([^"]*)" Type="([^"]*)" Target="([^"]*)"',
+                    rb'<Relationship Type="\2" Target="\3" Id="\1"',
+                    data,
+                )
+                assert b'Target="worksheets/sheet1.xml" Id=' in data
+            dst.writestr(item, data)
+    assert _merged_cells(reordered.read_bytes()) == {"Orders": (1, "A3:A5")}

@@ -405,9 +405,17 @@ def _read_parquet(path: Path, data: bytes) -> pl.DataFrame:
     return _as_text(frame)
 
 
-_SHEET_ENTRY = re.compile(rb'<(?:\w+:)?sheet\b[^>]*?\bname="([^"]*)"[^>]*?\br:id="([^"]*)"')
-_RELATIONSHIP = re.compile(rb'<Relationship\b[^>]*?\bId="([^"]*)"[^>]*?\bTarget="([^"]*)"')
-_MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]+\d+:[A-Z]+\d+)"')
+_SHEET_TAG = re.compile(rb"<(?:\w+:)?sheet\b[^>]*>")
+_RELATIONSHIP_TAG = re.compile(rb"<(?:\w+:)?Relationship\b[^>]*>")
+#: A merged range over more than one row (``A2:A12``); ranges within a row (a title over
+#: ``A1:H1``) leave no data row blank.
+_MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]+(\d+):[A-Z]+(\d+))"')
+
+
+def _attribute(tag: bytes, name: bytes) -> str | None:
+    """Return attribute ``name`` (``r:id``, ``Target``...) of one XML start tag, or None."""
+    found = re.search(rb"\s" + re.escape(name) + rb'="([^"]*)"', tag)
+    return found.group(1).decode() if found else None
 
 
 def _merged_cells(data: bytes) -> dict[str, tuple[int, str]]:
@@ -422,14 +430,23 @@ def _merged_cells(data: bytes) -> dict[str, tuple[int, str]]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         workbook = archive.read("xl/workbook.xml")
-        rels = dict(_RELATIONSHIP.findall(archive.read("xl/_rels/workbook.xml.rels")))
+        rels = {
+            _attribute(tag, b"Id"): _attribute(tag, b"Target") or ""
+            for tag in _RELATIONSHIP_TAG.findall(archive.read("xl/_rels/workbook.xml.rels"))
+        }
         found: dict[str, tuple[int, str]] = {}
-        for name, rel_id in _SHEET_ENTRY.findall(workbook):
-            target = rels.get(rel_id, b"").decode()
+        for tag in _SHEET_TAG.findall(workbook):
+            name, target = _attribute(tag, b"name"), rels.get(_attribute(tag, b"r:id"), "")
+            if name is None or not target:
+                continue
             part = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
-            ranges = _MERGE_CELL.findall(_after_sheet_data(archive, part))
-            if ranges:
-                found[html.unescape(name.decode())] = (len(ranges), ranges[0].decode())
+            tall = [
+                ref.decode()
+                for ref, first, last in _MERGE_CELL.findall(_after_sheet_data(archive, part))
+                if first != last
+            ]
+            if tall:
+                found[html.unescape(name)] = (len(tall), tall[0])
         return found
     except (KeyError, zipfile.BadZipFile, UnicodeDecodeError, OSError):
         return {}
