@@ -421,3 +421,12 @@ def test_a_second_transaction_sheet_with_a_column_problem_stops_the_ingest(tmp_p
     path = _workbook(tmp_path / "two.xlsx", {"Orders": _orders(2), "2011": other})
     with pytest.raises(SchemaError, match=r"'customer_id' is missing in two.xlsx \(sheet '2011'\)"):
         clean_file(path)  # 200 sales are not dropped for a warning line
+
+
+def test_a_repeated_field_column_under_a_title_is_refused_as_without_one(tmp_path: Path) -> None:
+    from retail_clv.errors import InputFileError
+
+    path = tmp_path / "titled.csv"
+    path.write_text(f"Sales report,,,,,,,,\n{HEADER_LINE},Price\n{VALID},9.99\n")
+    with pytest.raises(InputFileError, match="the header has the column 'Price' more than once"):
+        clean_file(path)

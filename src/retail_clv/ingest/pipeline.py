@@ -32,7 +32,7 @@ from retail_clv.ingest.columns import (
     resolve_columns,
 )
 from retail_clv.ingest.hashing import row_hashes
-from retail_clv.ingest.readers import RawFile, read_raw
+from retail_clv.ingest.readers import RawFile, check_unique_header, read_raw
 from retail_clv.ingest.rules import (
     BAD_DATE,
     CANCELLATION,
@@ -234,7 +234,7 @@ def _sheet_frame(
     try:
         mapping = resolve_columns(sheet.frame.columns, column_map, where=where)
     except SchemaError:
-        found = _header_below(sheet.frame, column_map)
+        found = _header_below(sheet.frame, column_map, where)
         if found is None:
             raise
         skip, mapping, frame = found
@@ -275,7 +275,7 @@ HEADER_SEARCH_ROWS = 10
 
 
 def _header_below(
-    frame: pl.DataFrame, column_map: Mapping[str, str] | None
+    frame: pl.DataFrame, column_map: Mapping[str, str] | None, where: str
 ) -> tuple[int, dict[str, str], pl.DataFrame] | None:
     """Find the header among the first rows when the first one is not it (a title above it).
 
@@ -295,6 +295,7 @@ def _header_below(
             mapping = resolve_columns(unique, column_map)
         except SchemaError:
             continue
+        check_unique_header(f"{where} (header on row {i + 2})", [n for n in names if n])
         below = frame.slice(i + 1)
         below.columns = unique
         return i + 1, mapping, below
