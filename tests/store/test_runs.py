@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from retail_clv.cli import app
 from retail_clv.cli.base import run_app
 from retail_clv.errors import StoreError
 from retail_clv.ingest.pipeline import ingest_files
+from retail_clv.store import schema
 from retail_clv.store.db import get_engine
 from retail_clv.store.load import table_counts
 from retail_clv.store.runs import list_ingest_runs, undo_ingest_run
@@ -49,12 +51,24 @@ def test_undo_takes_the_newest_runs_rows_out_and_keeps_its_record(
     # the same sale again with another date spelling (not a duplicate by raw text), a new
     # customer and a rejected row
     again = A.replace("2009-12-01 07:45:00", "12/1/2009 7:45")
-    ingest_files([write(tmp_path / "again.csv", again, B, C_BAD)], engine, progress=False)
-    assert counts(engine)["transactions"] == 3
+    earlier = A.replace("489434", "489400").replace("2009-12-01 07:45:00", "2009-11-20 10:00:00")
+    ingest_files([write(tmp_path / "again.csv", again, earlier, B, C_BAD)], engine, progress=False)
+    assert counts(engine)["transactions"] == 4
     first, second = sorted(run["id"] for run in list_ingest_runs(engine))
+    from retail_clv.api.state import StoreCache
+
+    signature = StoreCache.signature(engine)
     deleted = undo_ingest_run(engine, second)
-    assert deleted == {"transactions": 2, "cancellations": 0, "rejected_data": 1, "customers": 1}
+    assert StoreCache.signature(engine) != signature  # a running API reloads its frames
+    assert deleted == {"transactions": 3, "cancellations": 0, "rejected_data": 1, "customers": 1}
     assert counts(engine) == before  # customer 13086 had no other sale
+    with engine.connect() as conn:
+        first_seen = conn.execute(
+            sa.select(schema.customers.c.first_seen).where(
+                schema.customers.c.customer_id == "13085"
+            )
+        ).scalar_one()
+    assert first_seen == dt.datetime(2009, 12, 1, 7, 45)
     runs = {run["id"]: run["status"] for run in list_ingest_runs(engine)}
     assert runs == {first: "succeeded", second: "undone"}
     with pytest.raises(StoreError, match=f"ingest run {second} was already undone"):

@@ -40,6 +40,7 @@ from retail_clv.errors import (
     RetailClvError,
 )
 from retail_clv.store import schema
+from retail_clv.store.runs import UNDONE
 
 logger = logging.getLogger(__name__)
 
@@ -174,12 +175,16 @@ class StoreCache:
 
     @staticmethod
     def signature(engine: sa.Engine) -> tuple[Any, ...]:
-        """Return a cheap fingerprint of the store: number and latest id of ingest runs."""
+        """Return a cheap fingerprint of the store: number, latest id and undone ingest runs."""
         table = schema.ingest_runs
         with engine.connect() as conn:
+            undone = sa.func.sum(sa.case((table.c.status == UNDONE, 1), else_=0))
             row = conn.execute(
                 sa.select(
-                    sa.func.count(), sa.func.max(table.c.id), sa.func.max(table.c.finished_at)
+                    sa.func.count(),
+                    sa.func.max(table.c.id),
+                    sa.func.max(table.c.finished_at),
+                    undone,
                 )
             ).one()
         return tuple(row)

@@ -10,7 +10,6 @@ them.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,9 +17,10 @@ import sqlalchemy as sa
 from retail_clv.errors import StoreError
 from retail_clv.store import schema
 
-__all__ = ["UNDONE", "list_ingest_runs", "undo_ingest_run"]
+__all__ = ["SUCCEEDED", "UNDONE", "list_ingest_runs", "undo_ingest_run"]
 
-#: ``ingest_runs.status`` of a run whose rows were taken out of the store.
+#: ``ingest_runs.status`` of a finished run, and of a run whose rows were taken out again.
+SUCCEEDED = "succeeded"
 UNDONE = "undone"
 
 
@@ -47,8 +47,9 @@ def list_ingest_runs(engine: sa.Engine) -> list[dict[str, Any]]:
 def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
     """Delete the rows an ingest run stored and mark the run ``undone``, in one transaction.
 
-    Customers left without any purchase or cancellation are deleted too; products and stores
-    stay (they are shared descriptions, not sales).
+    Customers left without any purchase or cancellation are deleted too, and the first purchase
+    date of the others is moved back to the earliest purchase left; products and stores stay
+    (they are shared descriptions, not sales). The run's record stays, marked ``undone``.
 
     Parameters
     ----------
@@ -76,6 +77,8 @@ def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
             raise StoreError(f"there is no ingest run {run_id} in the store (see clv ingest-runs)")
         if row.status == UNDONE:
             raise StoreError(f"ingest run {run_id} was already undone")
+        if row.status != SUCCEEDED:
+            raise StoreError(f"ingest run {run_id} is {row.status!r}, not a finished ingest")
         later = (
             conn.execute(
                 sa.select(runs.c.id)
@@ -95,15 +98,38 @@ def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
         for table in (schema.transactions, schema.cancellations, schema.rejected_data):
             result = conn.execute(table.delete().where(table.c.ingest_run_id == run_id))
             deleted[table.name] = int(result.rowcount or 0)
-        customers = schema.customers
+        customers, sales = schema.customers, schema.transactions
+        returns = schema.cancellations
         orphans = customers.delete().where(
-            ~customers.c.customer_id.in_(sa.select(schema.transactions.c.customer_id)),
-            ~customers.c.customer_id.in_(sa.select(schema.cancellations.c.customer_id)),
+            ~sa.exists().where(sales.c.customer_id == customers.c.customer_id),
+            ~sa.exists().where(returns.c.customer_id == customers.c.customer_id),
         )
         deleted["customers"] = int(conn.execute(orphans).rowcount or 0)
-        conn.execute(
-            runs.update()
-            .where(runs.c.id == run_id)
-            .values(status=UNDONE, finished_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
-        )
+        _restore_first_seen(conn)
+        conn.execute(runs.update().where(runs.c.id == run_id).values(status=UNDONE))
     return deleted
+
+
+def _restore_first_seen(conn: sa.Connection) -> None:
+    """Move ``customers.first_seen`` back to the earliest purchase the store still holds.
+
+    An undone run may have moved it earlier (``store.load`` keeps the earliest seen).
+    """
+    customers, sales = schema.customers, schema.transactions
+    earliest = (
+        sa.select(sales.c.customer_id, sa.func.min(sales.c.invoice_date).label("first"))
+        .group_by(sales.c.customer_id)
+        .subquery()
+    )
+    moved = conn.execute(
+        sa.select(customers.c.customer_id, earliest.c.first)
+        .join(earliest, earliest.c.customer_id == customers.c.customer_id)
+        .where(customers.c.first_seen < earliest.c.first)
+    ).all()
+    if moved:
+        conn.execute(
+            customers.update()
+            .where(customers.c.customer_id == sa.bindparam("cid"))
+            .values(first_seen=sa.bindparam("first")),
+            [{"cid": cid, "first": first} for cid, first in moved],
+        )
