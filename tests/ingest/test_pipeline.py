@@ -377,8 +377,8 @@ HEADER_LINE = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer
             "is on its row 2: the 1 row above it (a title?) was skipped",
         ),
         (
-            "Sales export Shop XY\ngenerated 2011-04-01",
-            "is on its line 3: the 2 lines above it, with a single field (a title?), were",
+            "\n\nSales export Shop XY\ngenerated 2011-04-01",
+            "is on its line 5: the 2 lines above it with fewer than three fields (a title?) were",
         ),
     ],
 )

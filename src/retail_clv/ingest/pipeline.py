@@ -636,7 +636,8 @@ def _repeat_note(repeats: int, result: CleanResult) -> str:
         "with different raw text, e.g. the same sales exported again in another format. They "
         "were loaded, because duplicates are recognised by their raw text; if they are "
         "repeats, take this file out again with clv undo-ingest and its ingest run id (in the "
-        "report) so those sales are not counted twice."
+        "report; runs ingested after it must be undone first) so those sales are not counted "
+        "twice."
     )
 
 

@@ -345,12 +345,13 @@ def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str, li
     warnings = []
     title, offset = _title_lines(text, start.start())
     if title:
+        line = text.count(b"\n", 0, offset) + 1  # blank lines before the title count too
         text = text[offset:]
         start = re.search(rb"\S", text)
         assert start is not None  # the line found has fields
         warnings.append(
-            f"the header of {path.name} is on its line {title + 1}: the {title} line"
-            f"{'' if title == 1 else 's'} above it, with a single field (a title?), "
+            f"the header of {path.name} is on its line {line}: the {title} line"
+            f"{'' if title == 1 else 's'} above it with fewer than three fields (a title?) "
             f"{'was' if title == 1 else 'were'} skipped"
         )
     if text[start.start() : start.start() + 1] in (b"{", b"["):
