@@ -62,7 +62,7 @@ def _warn_isolated_end_dates(purchases: pl.DataFrame) -> None:
     """Print a warning when the store's first or last purchase day stands far from the rest."""
     from retail_clv.ingest.rules import isolated_end_dates_notes
 
-    for note in isolated_end_dates_notes(purchases["invoice_date"]):
+    for note in isolated_end_dates_notes(purchases["invoice_date"], whole_store=True):
         console.print(f"[yellow]Warning:[/] {escape(note)}", highlight=False)
 
 

@@ -328,7 +328,7 @@ def _note_date_order(
 ISOLATED_DAYS = 60
 
 
-def isolated_end_dates_notes(dates: pl.Series) -> list[str]:
+def isolated_end_dates_notes(dates: pl.Series, *, whole_store: bool = False) -> list[str]:
     """Say when the first or the last purchase day stands far apart from all the others.
 
     A single mistyped year (``2012-05-03`` in data that ends in 2011-05) silently moves the
@@ -339,35 +339,49 @@ def isolated_end_dates_notes(dates: pl.Series) -> list[str]:
     ----------
     dates : polars.Series
         Purchase timestamps (nulls ignored).
+    whole_store : bool, default False
+        The dates are the whole store's (``clv train`` / ``clv predict`` picking their default
+        date) rather than one file's (an ingest report): the advice differs.
 
     Returns
     -------
     list of str
         One sentence per end (last, first) that lies :data:`ISOLATED_DAYS` or more days away
-        from the nearest other purchase day.
+        from the nearest other purchase day; with only two purchase days, one sentence.
     """
     day = dates.drop_nulls().dt.date()
     counts = day.value_counts(name="lines").sort(day.name)
     if counts.height < 2:
         return []
-    notes = []
     days, lines = counts[day.name].to_list(), counts["lines"].to_list()
-    for end, other, n, word, then in (
-        (
-            days[-1],
-            days[-2],
-            lines[-1],
-            "last",
-            "the default as-of date of clv train and clv predict follows it",
-        ),
-        (days[0], days[1], lines[0], "first", "training history is counted from it"),
-    ):
+    if whole_store:
+        fix = (
+            "fix it with clv undo-ingest on the run that holds it (clv ingest-runs) and ingest "
+            "the corrected file"
+        )
+        effects = {
+            "last": "the default as-of date of clv train and clv predict follows it (or pass "
+            "--as-of)",
+            "first": "training history is counted from it",
+        }
+    else:
+        fix = "fix it in the file, undo this ingest run (clv undo-ingest) and ingest it again"
+        effects = {
+            "last": "if the store holds nothing later, the default as-of date of clv train and "
+            "clv predict follows it",
+            "first": "if the store holds nothing earlier, training history is counted from it",
+        }
+    ends = [(days[-1], days[-2], lines[-1], "last")]
+    if counts.height > 2:  # with two days, one gap: said once
+        ends.append((days[0], days[1], lines[0], "first"))
+    notes = []
+    for end, other, n, word in ends:
         gap = abs((end - other).days)
         if gap >= ISOLATED_DAYS:
             notes.append(
                 f"the {word} purchase day, {end} ({n:,} line{'s' if n != 1 else ''}), is "
-                f"{gap} days away from any other ({other}): a mistyped date? If so, fix it in "
-                f"the file and ingest it into a fresh store; {then}"
+                f"{gap} days away from any other ({other}): a mistyped date? If so, {fix}; "
+                f"{effects[word]}"
             )
     return notes
 
