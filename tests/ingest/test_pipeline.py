@@ -1,4 +1,5 @@
 import datetime as dt
+import json
 from pathlib import Path
 
 import polars as pl
@@ -338,9 +339,12 @@ def test_a_file_without_descriptions_says_what_categories_lose(tmp_path: Path) -
 def test_a_repeated_column_name_no_field_uses_is_kept_in_raw_extra(tmp_path: Path) -> None:
     path = tmp_path / "notes.csv"
     header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
-    path.write_text(f"{header},Notes,Notes\n{VALID},a,b\n")
-    report = clean_file(path).report
-    assert (report.rows_read, report.rows_loaded) == (1, 1)
+    bad = VALID.replace(",12,", ",-1,")
+    path.write_text(f"{header},Notes,Notes\n{VALID},a,b\n{bad},c,d\n")
+    result = clean_file(path)
+    assert (result.report.rows_read, result.report.rows_loaded) == (2, 1)
+    [extra] = result.rejected["raw_extra"].to_list()
+    assert sorted(json.loads(extra).values()) == ["c", "d"]  # both Notes columns kept
 
 
 def test_merged_cells_in_a_workbook_are_named_as_the_cause_of_blank_rows(tmp_path: Path) -> None:

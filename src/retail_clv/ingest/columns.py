@@ -94,7 +94,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "lineitemname",
         "articlename",
         "articledescription",
-        "item",
     ),
     "quantity": (
         "quantity",
