@@ -434,3 +434,15 @@ def test_a_repeated_field_column_under_a_title_is_refused_as_without_one(tmp_pat
     path.write_text(f"Sales report,,,,,,,,\n{HEADER_LINE},Price\n{VALID},9.99\n")
     with pytest.raises(InputFileError, match="the header has the column 'Price' more than once"):
         clean_file(path)
+
+
+def test_a_column_mapping_for_the_orders_sheet_does_not_stop_at_the_summary_sheet(
+    tmp_path: Path,
+) -> None:
+    summary = pl.DataFrame({"Country": ["UK"], "Revenue": ["100"]})
+    orders = _orders(3).rename({"Price": "Unit Amount"})
+    path = _workbook(tmp_path / "book.xlsx", {"Orders": orders, "Summary": summary})
+    report = clean_file(path, column_map={"price": "Unit Amount"}).report
+    assert (report.rows_loaded, report.sheet) == (3, "Orders")
+    [note] = report.warnings
+    assert note.startswith("sheet 'Summary' (1 row) was skipped")

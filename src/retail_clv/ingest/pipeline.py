@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,9 +25,11 @@ import sqlalchemy as sa
 from retail_clv.errors import InputFileError, RetailClvError, SchemaError, StoreError
 from retail_clv.ingest.categories import UNCATEGORISED, categorise
 from retail_clv.ingest.columns import (
+    ALIASES,
     FIELDS,
     REQUIRED_FIELDS,
     STORE_FIELD,
+    normalise_name,
     resolve_columns,
 )
 from retail_clv.ingest.hashing import row_hashes
@@ -302,10 +303,27 @@ def _header_below(
     return None
 
 
-def _missing_fields(error: SchemaError) -> int:
-    """How many required columns a sheet's error says are missing (1 when it names one)."""
-    listed = re.match(r"required columns ((?:'\w+'(?:, )?)+) are missing", str(error))
-    return listed.group(1).count("'") // 2 if listed else 1
+def _transaction_fields(frame: pl.DataFrame, column_map: Mapping[str, str] | None) -> int:
+    """Count the required fields a sheet's header names (by alias or by the user's mapping).
+
+    The header row and the first :data:`HEADER_SEARCH_ROWS` rows below it (a title above the
+    header) are each tried; the best count is returned. A sheet naming few of them (a summary,
+    notes) is no transaction table.
+    """
+    mapping = dict(column_map or {})
+    wanted = {
+        field: {*ALIASES[field], *([normalise_name(mapping[field])] if field in mapping else [])}
+        for field in REQUIRED_FIELDS
+    }
+    candidates = [frame.columns]
+    candidates += [
+        [str(v) for v in row if v is not None] for row in frame.head(HEADER_SEARCH_ROWS).iter_rows()
+    ]
+    best = 0
+    for names in candidates:
+        keys = {normalise_name(name) for name in names}
+        best = max(best, sum(1 for aliases in wanted.values() if keys & aliases))
+    return best
 
 
 def _products(valid: pl.DataFrame) -> pl.DataFrame:
@@ -499,23 +517,25 @@ def clean_file(
     raw = read_raw(path)
     frames: list[pl.DataFrame] = []
     sheet_names: list[str] = []
-    skipped: list[tuple[str, int, SchemaError]] = []
+    skipped: list[tuple[str, int, SchemaError, int]] = []
     sheet_warnings: list[str] = []
     for index, sheet in enumerate(raw.sheets):
         try:
             frames.append(_sheet_frame(raw, index, column_map))
         except SchemaError as exc:
-            # only a sheet that is no transaction table (most required columns absent: a
-            # summary, notes) is skipped; a transaction sheet with a column problem stops
-            if len(raw.sheets) == 1 or _missing_fields(exc) * 2 <= len(REQUIRED_FIELDS):
+            # only a sheet that is no transaction table (it names at most two of the six
+            # required columns: a summary, notes) is skipped; a transaction sheet with a column
+            # problem stops the file, as a single sheet does
+            named = _transaction_fields(sheet.frame, column_map)
+            if len(raw.sheets) == 1 or named * 2 > len(REQUIRED_FIELDS):
                 raise
-            skipped.append((str(sheet.name), sheet.frame.height, exc))
+            skipped.append((str(sheet.name), sheet.frame.height, exc, named))
             continue
         if sheet.name is not None:
             sheet_names.append(sheet.name)
         sheet_warnings.extend(sheet.warnings)
     if not frames:  # no sheet holds transactions: the error of the closest one
-        raise min(skipped, key=lambda s: _missing_fields(s[2]))[2]
+        raise max(skipped, key=lambda s: s[3])[2]
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     blank = int(frame["_blank"].sum())
     frame = frame.filter(~pl.col("_blank")).drop("_blank")
@@ -538,7 +558,7 @@ def clean_file(
             f"{blank:,} blank row{' was' if blank == 1 else 's were'} left out (every cell "
             "empty: nothing to load or reject); row numbers still count them"
         )
-    for name, rows, error in skipped:  # other sheets held transactions: say what was left out
+    for name, rows, error, _ in skipped:  # other sheets held transactions: say what was left out
         logger.debug("%s (sheet %r): sheet skipped: %s", raw.path.name, name, error)
         notes.append(
             f"sheet {name!r} ({rows:,} row{'' if rows == 1 else 's'}) was skipped, not read as "
