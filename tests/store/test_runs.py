@@ -81,11 +81,24 @@ def test_an_older_run_cannot_be_undone_before_the_newer_ones(tmp_path: Path) -> 
     ingest_files([write(tmp_path / "a.csv", A)], engine, progress=False)
     ingest_files([write(tmp_path / "b.csv", A, B)], engine, progress=False)  # A: a duplicate
     first, second = sorted(run["id"] for run in list_ingest_runs(engine))
-    with pytest.raises(StoreError, match=rf"ingest run {first} has later runs \({second}\)"):
+    with pytest.raises(
+        StoreError,
+        match=rf"ingest run {first} has later runs that skipped rows as duplicates \({second}\)",
+    ):
         undo_ingest_run(engine, first)
     assert counts(engine)["transactions"] == 2  # nothing was removed
     with pytest.raises(StoreError, match="there is no ingest run 99"):
         undo_ingest_run(engine, 99)
+    engine.dispose()
+
+
+def test_later_runs_without_duplicates_do_not_block_an_undo(tmp_path: Path) -> None:
+    engine = get_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    ingest_files([write(tmp_path / "a.csv", A)], engine, progress=False)
+    ingest_files([write(tmp_path / "b.csv", B)], engine, progress=False)  # nothing shared
+    first, _ = sorted(run["id"] for run in list_ingest_runs(engine))
+    assert undo_ingest_run(engine, first)["transactions"] == 1
+    assert counts(engine)["transactions"] == 1
     engine.dispose()
 
 
@@ -101,7 +114,10 @@ def test_cli_lists_and_undoes_runs(tmp_path: Path, capsys) -> None:
     undone = runner.invoke(app, ["undo-ingest", "1", "--db", url])
     assert undone.exit_code == 0, undone.output
     said = " ".join(undone.output.split())
-    assert said.startswith("Ingest run 1 undone: removed 1 purchase lines, 0 cancellations")
+    assert said.startswith(
+        "Ingest run 1 undone: removed 1 purchase line, 0 cancellations, 0 rejected rows and "
+        "1 customer left without any sale."
+    )
     assert "run clv train and clv predict again" in said
     assert run_app(["undo-ingest", "1", "--db", url]) == 1
     assert "Error: ingest run 1 was already undone" in capsys.readouterr().err

@@ -227,10 +227,20 @@ def undo_ingest(
         deleted = undo_ingest_run(engine, run_id)
     finally:
         engine.dispose()
+
+    def count(n: int, thing: str) -> str:
+        return f"{n:,} {thing}" + ("" if n == 1 else "s")
+
+    removed = ", ".join(
+        [
+            count(deleted["transactions"], "purchase line"),
+            count(deleted["cancellations"], "cancellation"),
+            count(deleted["rejected_data"], "rejected row"),
+        ]
+    )
     console.print(
-        f"Ingest run {run_id} undone: removed {deleted['transactions']:,} purchase lines, "
-        f"{deleted['cancellations']:,} cancellations, {deleted['rejected_data']:,} rejected "
-        f"rows and {deleted['customers']:,} customers left without any sale. The predictions "
+        f"Ingest run {run_id} undone: removed {removed} and "
+        f"{count(deleted['customers'], 'customer')} left without any sale. The predictions "
         "table and the trained models still reflect them: run clv train and clv predict again.",
         highlight=False,
     )

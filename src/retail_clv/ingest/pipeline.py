@@ -42,6 +42,7 @@ from retail_clv.ingest.rules import (
     isolated_end_dates_notes,
     parse_and_validate,
 )
+from retail_clv.store.runs import hold_off_undo
 
 logger = logging.getLogger(__name__)
 
@@ -742,6 +743,7 @@ def ingest_files(
         result = clean_file(path, column_map, on_step=on_step, day_first=day_first)
         try:
             with bulk_session(engine) as conn, conn.begin():
+                hold_off_undo(conn)
                 on_step("checking against the store")
                 known = existing_hashes(
                     conn, result.valid_rows["row_hash"], result.rejected["row_hash"]

@@ -3,9 +3,8 @@
 Every stored row (``transactions``, ``cancellations``, ``rejected_data``) carries the id of the
 ingest run that wrote it, so a file ingested by mistake (the wrong export, or the same sales
 exported again in another format, which the duplicate check cannot see) can be taken out
-again. Only the newest runs can be undone, newest first: a later run counted the rows it shared
-with an earlier one as duplicates and did not store them, so undoing the earlier run would lose
-them.
+again. A run with later runs that skipped rows as duplicates cannot be undone before them: the
+rows they skipped may be this run's, and would be lost.
 """
 
 from __future__ import annotations
@@ -17,11 +16,23 @@ import sqlalchemy as sa
 from retail_clv.errors import StoreError
 from retail_clv.store import schema
 
-__all__ = ["SUCCEEDED", "UNDONE", "list_ingest_runs", "undo_ingest_run"]
+__all__ = ["SUCCEEDED", "UNDONE", "hold_off_undo", "list_ingest_runs", "undo_ingest_run"]
 
 #: ``ingest_runs.status`` of a finished run, and of a run whose rows were taken out again.
 SUCCEEDED = "succeeded"
 UNDONE = "undone"
+
+
+def hold_off_undo(conn: sa.Connection) -> None:
+    """Keep an undo from running while this ingest transaction checks for duplicates.
+
+    On PostgreSQL an ingest takes ``ROW EXCLUSIVE`` on ``ingest_runs`` before it compares its
+    rows with the stored ones (ingests do not block each other); an undo takes ``EXCLUSIVE``,
+    so it waits for ingests in flight and new ones wait for it. Without this, an ingest could
+    skip rows as duplicates of a run an undo is deleting. SQLite has one writer at a time.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("LOCK TABLE ingest_runs IN ROW EXCLUSIVE MODE"))
 
 
 def list_ingest_runs(engine: sa.Engine) -> list[dict[str, Any]]:
@@ -72,6 +83,8 @@ def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
     """
     runs = schema.ingest_runs
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # waits for ingests in flight, holds off new ones
+            conn.execute(sa.text("LOCK TABLE ingest_runs IN EXCLUSIVE MODE"))
         row = conn.execute(sa.select(runs.c.id, runs.c.status).where(runs.c.id == run_id)).first()
         if row is None:
             raise StoreError(f"there is no ingest run {run_id} in the store (see clv ingest-runs)")
@@ -82,7 +95,7 @@ def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
         later = (
             conn.execute(
                 sa.select(runs.c.id)
-                .where(runs.c.id > run_id, runs.c.status != UNDONE)
+                .where(runs.c.id > run_id, runs.c.status != UNDONE, runs.c.rows_duplicate > 0)
                 .order_by(runs.c.id)
             )
             .scalars()
@@ -90,9 +103,9 @@ def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
         )
         if later:
             raise StoreError(
-                f"ingest run {run_id} has later runs ({', '.join(map(str, later))}): they "
-                f"counted the rows they shared with run {run_id} as duplicates and did not store "
-                "them, so undoing it first would lose those rows; undo the newest run first"
+                f"ingest run {run_id} has later runs that skipped rows as duplicates "
+                f"({', '.join(map(str, later))}): some may be rows of run {run_id}, which "
+                "would then be lost; undo those runs first (newest first)"
             )
         deleted: dict[str, int] = {}
         for table in (schema.transactions, schema.cancellations, schema.rejected_data):
