@@ -487,8 +487,8 @@ def test_day_first_switch_sends_day_first_and_warnings_name_the_switch(
 ) -> None:
     sample_pipeline["report"]["warnings"] = [
         "3 slash dates could be read day-first or month-first (...). If the export writes the "
-        "day first, send it again with the query parameter day_first=true (into a fresh store "
-        "if it was stored)"
+        "day first, send it again with the query parameter day_first=true (if its rows were "
+        "stored, undo that ingest run first: clv undo-ingest RUN_ID)"
     ]
     route = api.post("/pipeline").respond(json=sample_pipeline)
     at = new_app().run()

@@ -320,7 +320,8 @@ def _note_date_order(
     notes.append(
         f"{count:,} slash dates could be read day-first or month-first (no part above 12, e.g. "
         f"{example!r}); they were read month-first ({example!r} = {read_as:%Y-%m-%d}). If the "
-        "export writes the day first, ingest it again into a fresh store with --day-first"
+        "export writes the day first, undo this ingest run (clv undo-ingest with the run id of "
+        "the report) and ingest it again with --day-first"
     )
 
 

@@ -48,9 +48,12 @@ _API_WORDING: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]
     (re.compile(r'e\.g\. --column customer_id="Cust No"'), "e.g. column=customer_id=Cust No"),
     (re.compile(r"--column\b"), "column parameter"),
     (
-        re.compile(r"ingest it again into a fresh store with --day-first"),
-        "send it again with the query parameter day_first=true (into a fresh store if it was "
-        "stored)",
+        re.compile(
+            r"undo this ingest run \(clv undo-ingest with the run id of the report\) and "
+            r"ingest it again with --day-first"
+        ),
+        "send it again with the query parameter day_first=true (if its rows were stored, "
+        "undo that ingest run first: clv undo-ingest RUN_ID)",
     ),
     (re.compile(r"--day-first\b"), "the query parameter day_first=true"),
 )
