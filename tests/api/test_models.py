@@ -99,3 +99,22 @@ def test_the_background_refresher_follows_latest(tmp_path, api_data) -> None:
         while client.get("/ready").json()["model_run_id"] != new:
             assert time.monotonic() < deadline, "the refresher never loaded the new run"
             time.sleep(0.05)
+
+
+def test_a_latest_pointing_at_a_broken_run_keeps_the_loaded_model(client: TestClient, api_data):
+    import os
+    import shutil
+
+    state = client.app.state.clv  # type: ignore[attr-defined]
+    models_dir = state.settings.models_dir
+    broken = models_dir / "20991231T000000Z-abcdef"
+    shutil.copytree(models_dir / api_data.run_id, broken)
+    model_file = next(p for p in broken.iterdir() if p.suffix == ".joblib")
+    model_file.write_bytes(model_file.read_bytes() + b"tampered")
+    os.remove(models_dir / "latest")
+    os.symlink(broken.name, models_dir / "latest")
+    state.follow_latest()
+    assert client.get("/ready").json()["model_run_id"] == api_data.run_id  # still served
+    assert (
+        client.post("/predict", json={"customer_ids": api_data.scored_ids[:1]}).status_code == 200
+    )

@@ -250,33 +250,41 @@ class ApiState:
         Called from the API's background refresher every few seconds (in a worker thread,
         never on the event loop), so a run trained with ``clv train`` while the API runs, or
         a pointer moved back to an earlier run, is served within seconds by every endpoint.
-        A run that failed to load is tried again when the pointer changes or after
-        ``POST /train``.
+        When the run it now names cannot be loaded (tampered, half copied, not a run), the
+        loaded model keeps being served and the reason is logged; it is tried again when the
+        pointer changes or after ``POST /train``.
         """
         if services.latest_run_id(self.settings.models_dir) == self._pointer:
             return
         with self._model_lock:  # a training job may have reloaded meanwhile
             pointer = services.latest_run_id(self.settings.models_dir)
             if pointer != self._pointer:
-                logger.info("models/latest now names %s: reloading", pointer)
-                self._reload_locked()
+                logger.info("models/latest changed (now %s): reloading", pointer)
+                self._reload_locked(keep_on_failure=True)
 
     def reload_model(self) -> None:
         """(Re)load the active model run from the models directory; keep the reason on failure."""
         with self._model_lock:
             self._reload_locked()
 
-    def _reload_locked(self) -> None:
+    def _reload_locked(self, keep_on_failure: bool = False) -> None:
         self._pointer = services.latest_run_id(self.settings.models_dir)
         try:
             bundle = services.load_bundle(self.settings.models_dir)
-        except ModelNotFoundError as exc:
-            self._bundle, self.model_error = None, NO_MODEL_MESSAGE
-            logger.warning("no model loaded: %s", exc)
-            return
-        except (ModelMismatchError, RetailClvError) as exc:
-            self._bundle, self.model_error = None, f"Model cannot be loaded: {exc}"
-            logger.error("model cannot be loaded: %s", exc)
+        except (ModelNotFoundError, ModelMismatchError, RetailClvError) as exc:
+            if keep_on_failure and self._bundle is not None:
+                logger.error(
+                    "models/latest cannot be loaded (%s); still serving model %s",
+                    exc,
+                    self._bundle.run_id,
+                )
+                return
+            if isinstance(exc, ModelNotFoundError):
+                self._bundle, self.model_error = None, NO_MODEL_MESSAGE
+                logger.warning("no model loaded: %s", exc)
+            else:
+                self._bundle, self.model_error = None, f"Model cannot be loaded: {exc}"
+                logger.error("model cannot be loaded: %s", exc)
             return
         self._bundle, self.model_error = bundle, ""
         logger.info("model %s loaded", bundle.run_id)

@@ -73,8 +73,9 @@ def _features(state: ApiState, customer_id: str, as_of: date | None) -> Customer
         )
     row = table.row(0, named=True)
     names: list[str]
-    if state.bundle is not None:
-        names = list(state.bundle.metadata["feature_names"])
+    bundle = state.bundle
+    if bundle is not None:
+        names = list(bundle.metadata["feature_names"])
     else:
         from retail_clv.features import FEATURE_COLUMNS
 
