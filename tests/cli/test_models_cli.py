@@ -346,6 +346,12 @@ def test_predict_no_store_leaves_the_served_table_alone(use_trained, capsys) -> 
     assert out.is_file()
     assert read_predictions(engine).equals(before)
     engine.dispose()
+    served = (root / "served.csv").read_bytes()
+    assert run_app(["predict", "--as-of", "2011-05-01", "--no-store"]) == 0
+    default_dir = use_trained["CLV_OUTPUT_DIR"]
+    assert (default_dir / "predictions_2011-05-01.csv").is_file()
+    assert "predictions_2011-05-01.csv" in flat(capsys.readouterr().out)
+    assert (root / "served.csv").read_bytes() == served
 
 
 def test_models_lists_runs(use_trained, capsys) -> None:

@@ -247,7 +247,8 @@ def predict(
         typer.Option(
             "--store/--no-store",
             help="Replace the predictions table (what the API serves) with these scores; "
-            "--no-store writes the CSV only.",
+            "--no-store writes the CSV only (by default predictions_<as-of>.csv, leaving "
+            "predictions.csv, which matches the table, alone).",
         ),
     ] = True,
 ) -> None:
@@ -299,6 +300,8 @@ def predict(
     ]
     for note in [*(n for n in dates if n), *notes]:
         console.print(f"[yellow]Warning:[/] {escape(note)}", highlight=False)
+    if out is None and not store:  # predictions.csv stays the copy of the served table
+        out_path = settings.output_dir / f"predictions_{cutoff}.csv"
     _write_csv_atomically(to_csv_frame(scored), out_path)
     horizon_days = int(bundle.metadata.get("horizon_days") or settings.horizon_days)
     if store:
