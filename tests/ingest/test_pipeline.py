@@ -366,8 +366,10 @@ def test_merged_cells_in_a_workbook_are_named_as_the_cause_of_blank_rows(tmp_pat
     report = clean_file(path).report
     assert (report.rows_loaded, report.rows_rejected) == (1, 2)
     [note] = report.warnings
-    assert note.startswith("sheet 'Orders & Co' has 2 merged cell ranges (e.g. A2:A4)")
-    assert "Unmerge the cells and fill the values down" in note
+    assert note.startswith(
+        "sheet 'Orders & Co' has 2 merged cell ranges over several rows (e.g. A2:A4)"
+    )
+    assert "unmerge the cells and fill the values down" in note
 
 
 HEADER_LINE = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
@@ -446,3 +448,12 @@ def test_a_column_mapping_for_the_orders_sheet_does_not_stop_at_the_summary_shee
     assert (report.rows_loaded, report.sheet) == (3, "Orders")
     [note] = report.warnings
     assert note.startswith("sheet 'Summary' (1 row) was skipped")
+
+
+def test_a_title_line_with_several_fields_is_named_as_the_likely_cause(tmp_path: Path) -> None:
+    from retail_clv.errors import InputFileError
+
+    path = tmp_path / "t3.csv"
+    path.write_text(f"Sales export, Shop XY, April 2011\n{HEADER_LINE}\n{VALID}\n")
+    with pytest.raises(InputFileError, match=r"a title line above the header\? remove it"):
+        clean_file(path)

@@ -400,8 +400,9 @@ def test_a_first_or_last_day_far_from_the_others_is_pointed_out() -> None:
     assert isolated_end_dates_notes(pl.Series(gap_59)) == []
     assert isolated_end_dates_notes(pl.Series([dt.datetime(2011, 5, 1), None])) == []
     two_days = pl.Series([dt.datetime(2011, 5, 1), dt.datetime(2012, 5, 1)])
-    [one] = isolated_end_dates_notes(two_days)  # one gap, said once
-    assert one.startswith("the last purchase day, 2012-05-01") and "undo this ingest run" in one
+    [one] = isolated_end_dates_notes(two_days)  # one gap, said once, naming both days
+    assert one.startswith("the only two purchase days, 2011-05-01 and 2012-05-01, are 366 days")
+    assert "undo this ingest run" in one
     [store] = isolated_end_dates_notes(two_days, whole_store=True)
     assert "clv undo-ingest on the run that holds it (clv ingest-runs)" in store
     assert store.endswith(

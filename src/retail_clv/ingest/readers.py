@@ -232,10 +232,10 @@ def _read_zip(path: Path, data: bytes, digest: str) -> RawFile:
                 count, example = merged[sheet.name]
                 sheet.warnings.append(
                     f"sheet {sheet.name!r} has {count:,} merged cell range"
-                    f"{'' if count == 1 else 's'} (e.g. {example}): Excel keeps a merged value "
-                    "in its first row only, so the other rows of each range read as blank "
-                    "(rejected as MISSING_...). Unmerge the cells and fill the values down "
-                    "before exporting"
+                    f"{'' if count == 1 else 's'} over several rows (e.g. {example}): Excel "
+                    "shows a merged value in its first row only, so where the other rows of a "
+                    "range are empty in the file they are rejected as MISSING_...; unmerge the "
+                    "cells and fill the values down before exporting"
                 )
         return RawFile(path, "xlsx", None, digest, sheets)
     raise InputFileError(
@@ -373,8 +373,12 @@ def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str, li
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         where = _first_bad_line(text, delimiter)
+        hint = ""
+        early = re.match(r"line (\d+) has (\d+) fields, the header (\d+)", where or "")
+        if early and int(early.group(1)) <= 12 and int(early.group(2)) > int(early.group(3)):
+            hint = " (a title line above the header? remove it and ingest the file again)"
         raise InputFileError(
-            f"{path} is not a readable CSV file: {where + '; ' if where else ''}{message}"
+            f"{path} is not a readable CSV file: {where + '; ' if where else ''}{message}{hint}"
         ) from exc
     if frame.height == 0:
         raise InputFileError(

@@ -372,9 +372,15 @@ def isolated_end_dates_notes(dates: pl.Series, *, whole_store: bool = False) -> 
             "clv predict follows it",
             "first": "if the store holds nothing earlier, training history is counted from it",
         }
-    ends = [(days[-1], days[-2], lines[-1], "last")]
-    if counts.height > 2:  # with two days, one gap: said once
-        ends.append((days[0], days[1], lines[0], "first"))
+    if counts.height == 2:  # one gap, and no telling which end is wrong
+        gap = (days[1] - days[0]).days
+        if gap < ISOLATED_DAYS:
+            return []
+        return [
+            f"the only two purchase days, {days[0]} and {days[1]}, are {gap} days apart: a "
+            f"mistyped date? If so, {fix}; {effects['last']}"
+        ]
+    ends = [(days[-1], days[-2], lines[-1], "last"), (days[0], days[1], lines[0], "first")]
     notes = []
     for end, other, n, word in ends:
         gap = abs((end - other).days)

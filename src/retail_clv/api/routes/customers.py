@@ -43,7 +43,10 @@ def _history(state: ApiState, customer_id: str) -> CustomerOut:
     )
     monthly = (
         rows.group_by(pl.col("invoice_date").dt.strftime("%Y-%m").alias("month"))
-        .agg(pl.col("amount").sum().alias("spend"), pl.col("invoice").n_unique().alias("orders"))
+        .agg(
+            pl.col("amount").sum().round(2).alias("spend"),  # money: cents, not float noise
+            pl.col("invoice").n_unique().alias("orders"),
+        )
         .sort("month")
     )
     dates = rows.get_column("invoice_date")
@@ -54,7 +57,7 @@ def _history(state: ApiState, customer_id: str) -> CustomerOut:
         country=first_country,
         first_seen=dates[0],
         last_purchase=dates[-1],
-        total_spend=float(rows.get_column("amount").sum()),
+        total_spend=round(float(rows.get_column("amount").sum()), 2),
         orders=rows.get_column("invoice").n_unique(),
         history=[HistoryMonth(**row) for row in monthly.to_dicts()],
     )
