@@ -457,3 +457,21 @@ def test_a_title_line_with_several_fields_is_named_as_the_likely_cause(tmp_path:
     path.write_text(f"Sales export, Shop XY, April 2011\n{HEADER_LINE}\n{VALID}\n")
     with pytest.raises(InputFileError, match=r"a title line above the header\? remove it"):
         clean_file(path)
+
+
+def test_a_sheet_naming_three_required_columns_stops_the_ingest(tmp_path: Path) -> None:
+    renamed = _orders(4).rename({"StockCode": "Art", "InvoiceDate": "Wann", "Price": "Betrag"})
+    path = _workbook(tmp_path / "months.xlsx", {"Jan": _orders(2), "Feb": renamed})
+    with pytest.raises(SchemaError, match=r"missing in months.xlsx \(sheet 'Feb'\)"):
+        clean_file(path)  # Feb names invoice, quantity and customer: a transaction sheet
+
+
+def test_an_unquoted_comma_in_a_row_is_not_called_a_title(tmp_path: Path) -> None:
+    from retail_clv.errors import InputFileError
+
+    path = tmp_path / "comma.csv"
+    path.write_text(f"{HEADER_LINE}\n{VALID}\n{VALID.replace('BALL', 'BALL, RED')}\n")
+    with pytest.raises(InputFileError) as caught:
+        clean_file(path)
+    assert "line 3 has 9 fields, the header 8" in str(caught.value)
+    assert "title" not in str(caught.value)

@@ -124,3 +124,22 @@ def test_cli_lists_and_undoes_runs(tmp_path: Path, capsys) -> None:
     assert run_app(["ingest-runs", "--db", f"sqlite:///{tmp_path / 'no.db'}"]) == 1
     err = capsys.readouterr().err
     assert "there is no store at" in err and "Traceback" not in err
+
+
+def test_an_undo_waits_for_an_ingest_that_is_checking_duplicates(store_url: str, tmp_path) -> None:
+    import threading
+
+    from retail_clv.store.runs import hold_off_undo
+
+    engine = get_engine(store_url)
+    ingest_files([write(tmp_path / "a.csv", A)], engine, progress=False)
+    [run] = [r["id"] for r in list_ingest_runs(engine)]
+    done = threading.Event()
+    with engine.connect() as ingest, ingest.begin():
+        hold_off_undo(ingest)  # an ingest between its duplicate check and its commit
+        undo = threading.Thread(target=lambda: (undo_ingest_run(engine, run), done.set()))
+        undo.start()
+        assert not done.wait(1.0)  # the undo waits for the ingest
+    undo.join(timeout=30)
+    assert done.is_set() and counts(engine)["transactions"] == 0
+    engine.dispose()

@@ -250,9 +250,9 @@ class ApiState:
         Called from the API's background refresher every few seconds (in a worker thread,
         never on the event loop), so a run trained with ``clv train`` while the API runs, or
         a pointer moved back to an earlier run, is served within seconds by every endpoint.
-        When the run it now names cannot be loaded (tampered, half copied, not a run), the
-        loaded model keeps being served and the reason is logged; it is tried again when the
-        pointer changes or after ``POST /train``.
+        When the run it now names cannot be loaded (tampered, not a run), the loaded model
+        keeps being served and the reason is logged; it is tried again when the pointer
+        changes or after ``POST /train``.
         """
         if services.latest_run_id(self.settings.models_dir) == self._pointer:
             return

@@ -210,7 +210,7 @@ def undo_ingest(
         None, "--db", help="SQLAlchemy URL of the store (default: CLV_DATABASE_URL)."
     ),
 ) -> None:
-    """Take an ingest run's rows out of the store again (newest run first); its record stays.
+    """Take an ingest run's rows out of the store again; its record stays.
 
     For a file ingested by mistake: the wrong export, or the same sales exported again in
     another format (which the duplicate check cannot recognise). Customers left without any

@@ -238,7 +238,11 @@ def predict(
     as_of: AsOfOption = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="CSV to write (default <CLV_OUTPUT_DIR>/predictions.csv)."),
+        typer.Option(
+            "--out",
+            help="CSV to write (default <CLV_OUTPUT_DIR>/predictions.csv, with --no-store "
+            "predictions_<as-of>.csv).",
+        ),
     ] = None,
     run: Annotated[str, typer.Option("--run", help="Model run id, or 'latest'.")] = "latest",
     models_dir: ModelsDirOption = None,

@@ -528,7 +528,7 @@ def clean_file(
             # required columns: a summary, notes) is skipped; a transaction sheet with a column
             # problem stops the file, as a single sheet does
             named = _transaction_fields(sheet.frame, column_map)
-            if len(raw.sheets) == 1 or named * 2 > len(REQUIRED_FIELDS):
+            if len(raw.sheets) == 1 or named * 2 >= len(REQUIRED_FIELDS):
                 raise
             skipped.append((str(sheet.name), sheet.frame.height, exc, named))
             continue
@@ -657,7 +657,8 @@ def _repeat_note(repeats: int, result: CleanResult) -> str:
         "with different raw text, e.g. the same sales exported again in another format. They "
         "were loaded, because duplicates are recognised by their raw text; if they are "
         "repeats, take this file out again with clv undo-ingest and its ingest run id (in the "
-        "report; runs ingested after it must be undone first) so those sales are not counted "
+        "report; later runs that skipped duplicates must be undone first) so those sales are "
+        "not counted "
         "twice."
     )
 

@@ -375,8 +375,10 @@ def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str, li
         where = _first_bad_line(text, delimiter)
         hint = ""
         early = re.match(r"line (\d+) has (\d+) fields, the header (\d+)", where or "")
-        if early and int(early.group(1)) <= 12 and int(early.group(2)) > int(early.group(3)):
-            hint = " (a title line above the header? remove it and ingest the file again)"
+        if early:  # a short first line, and a line near the top wide enough to be the header
+            line, fields, header = (int(group) for group in early.groups())
+            if line <= 12 and header < 6 <= fields:
+                hint = " (a title line above the header? remove it and ingest the file again)"
         raise InputFileError(
             f"{path} is not a readable CSV file: {where + '; ' if where else ''}{message}{hint}"
         ) from exc

@@ -378,7 +378,7 @@ def isolated_end_dates_notes(dates: pl.Series, *, whole_store: bool = False) -> 
             return []
         return [
             f"the only two purchase days, {days[0]} and {days[1]}, are {gap} days apart: a "
-            f"mistyped date? If so, {fix}; {effects['last']}"
+            f"mistyped date? If so, {fix}; {effects['last']}, and {effects['first']}"
         ]
     ends = [(days[-1], days[-2], lines[-1], "last"), (days[0], days[1], lines[0], "first")]
     notes = []

@@ -26,13 +26,21 @@ UNDONE = "undone"
 def hold_off_undo(conn: sa.Connection) -> None:
     """Keep an undo from running while this ingest transaction checks for duplicates.
 
-    On PostgreSQL an ingest takes ``ROW EXCLUSIVE`` on ``ingest_runs`` before it compares its
-    rows with the stored ones (ingests do not block each other); an undo takes ``EXCLUSIVE``,
-    so it waits for ingests in flight and new ones wait for it. Without this, an ingest could
-    skip rows as duplicates of a run an undo is deleting. SQLite has one writer at a time.
+    Called first in the ingest's transaction. On PostgreSQL the ingest takes ``ROW EXCLUSIVE``
+    on ``ingest_runs`` (ingests do not block each other) and an undo ``EXCLUSIVE``, so an undo
+    waits for ingests in flight and new ones wait for it. On SQLite both take the database's
+    write lock at once (a statement that writes nothing), since the driver would otherwise
+    begin the transaction only at the first insert, after the duplicate check. Without this, an
+    ingest could skip rows as duplicates of a run an undo is deleting.
     """
+    _write_lock(conn, "ROW EXCLUSIVE")
+
+
+def _write_lock(conn: sa.Connection, postgresql_mode: str) -> None:
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("LOCK TABLE ingest_runs IN ROW EXCLUSIVE MODE"))
+        conn.execute(sa.text(f"LOCK TABLE ingest_runs IN {postgresql_mode} MODE"))
+    elif conn.dialect.name == "sqlite":
+        conn.execute(sa.text("UPDATE ingest_runs SET id = id WHERE 1 = 0"))
 
 
 def list_ingest_runs(engine: sa.Engine) -> list[dict[str, Any]]:
@@ -79,12 +87,11 @@ def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
     ------
     StoreError
         When the run does not exist, did not succeed, was already undone, or a later run that
-        stored or skipped rows exists (undo the newest first).
+        skipped rows as duplicates exists (undo those first, newest first).
     """
     runs = schema.ingest_runs
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":  # waits for ingests in flight, holds off new ones
-            conn.execute(sa.text("LOCK TABLE ingest_runs IN EXCLUSIVE MODE"))
+        _write_lock(conn, "EXCLUSIVE")  # waits for ingests in flight, holds off new ones
         row = conn.execute(sa.select(runs.c.id, runs.c.status).where(runs.c.id == run_id)).first()
         if row is None:
             raise StoreError(f"there is no ingest run {run_id} in the store (see clv ingest-runs)")

@@ -296,8 +296,8 @@ def render() -> None:
         st.info(
             f"The rows of {uploaded.name} were already saved to the store in this session "
             f"(slash dates read {read}), so this result was scored without saving them again. "
-            "To store them read another way, undo that ingest run first (clv undo-ingest "
-            "RUN_ID; clv ingest-runs lists them).",
+            "To store them read another way, undo that ingest run (clv undo-ingest RUN_ID; "
+            "clv ingest-runs lists them), then drop the file here again.",
             icon=":material/database:",
         )
 
