@@ -402,7 +402,7 @@ def test_a_first_or_last_day_far_from_the_others_is_pointed_out() -> None:
     two_days = pl.Series([dt.datetime(2011, 5, 1), dt.datetime(2012, 5, 1)])
     [one] = isolated_end_dates_notes(two_days)  # one gap, said once, naming both days
     assert one.startswith("the only two purchase days, 2011-05-01 and 2012-05-01, are 366 days")
-    assert "undo this ingest run" in one
+    assert "if its rows were stored, undo that ingest run first" in one
     [store] = isolated_end_dates_notes(two_days, whole_store=True)
     assert "clv undo-ingest on the run that holds it (clv ingest-runs)" in store
     assert store.endswith(

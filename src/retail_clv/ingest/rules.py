@@ -366,7 +366,10 @@ def isolated_end_dates_notes(dates: pl.Series, *, whole_store: bool = False) -> 
             "first": "training history is counted from it",
         }
     else:
-        fix = "fix it in the file, undo this ingest run (clv undo-ingest) and ingest it again"
+        fix = (
+            "fix it in the file and send it again (if its rows were stored, undo that ingest "
+            "run first: clv undo-ingest)"
+        )
         effects = {
             "last": "if the store holds nothing later, the default as-of date of clv train and "
             "clv predict follows it",
