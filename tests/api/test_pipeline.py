@@ -285,3 +285,19 @@ def test_pipeline_json_preferred_over_csv_by_quality_is_json(client: TestClient,
     )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
+
+
+def test_pipeline_says_when_a_far_last_day_sets_the_scoring_date(client: TestClient) -> None:
+    rows = [
+        "5001,85048,LIGHT,2,2010-03-02 10:00:00,3.5,4242,United Kingdom",
+        "5002,85048,LIGHT,2,2010-03-05 10:00:00,3.5,4243,United Kingdom",
+        "5003,85048,LIGHT,2,2019-03-05 10:00:00,3.5,4242,United Kingdom",  # a typo
+    ]
+    body = _post(client, (HEADER + "\n".join(rows) + "\n").encode()).json()
+    assert body["as_of"] == "2019-03-06"
+    [note] = [w for w in body["report"]["warnings"] if w.startswith("these predictions")]
+    assert note == (
+        "these predictions are as of 2019-03-06, the day after the last purchase day "
+        "(2019-03-05), which stands 3287 days after any other: every customer is scored as if "
+        "nothing was bought since 2010-03-05"
+    )

@@ -482,6 +482,27 @@ def test_a_file_saved_once_is_not_saved_again_when_a_switch_changes(
     assert route.calls.last.request.url.params["store"] == "true"
 
 
+def test_a_saved_upload_says_what_was_saved_and_the_stores_own_warnings(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    repeat = (
+        "5 of the 5 new purchase lines repeat sales already in the store ... if they are "
+        "repeats, take this file out again with clv undo-ingest and its ingest run id (in the "
+        "report; later runs that skipped duplicates must be undone first) so those sales are "
+        "not counted twice."
+    )
+    stored = {"run_id": 7, "rows_loaded": 5, "rows_duplicate": 2, "warnings": [repeat]}
+    api.post("/pipeline").respond(json={**sample_pipeline, "stored": [stored]})
+    at = new_app().run()
+    at.toggle[0].set_value(True).run()
+    upload(at)
+    [saved] = [t for t in texts(at.success) if t.startswith("Saved to the store")]
+    assert saved == "Saved to the store: 5 purchase lines loaded, 2 already there (ingest run 7)."
+    [warning] = [t for t in texts(at.warning) if t.startswith("Store:")]
+    assert "have this upload taken out again on the server" in warning
+    assert "clv undo-ingest with the ingest run number shown above" in warning
+
+
 def test_day_first_switch_sends_day_first_and_warnings_name_the_switch(
     api: respx.MockRouter, sample_pipeline: dict[str, Any]
 ) -> None:
@@ -514,7 +535,7 @@ def test_missing_column_error_says_to_rename_the_column(api: respx.MockRouter) -
     upload(at)
     assert not at.exception
     [error] = [t for t in texts(at.error) if "customer_id" in t]
-    assert "Rename that column to 'customer_id' in the file and upload it again" in error
+    assert "Rename the column that holds it to 'customer_id' in the file" in error
     assert "query parameter" not in error
 
 

@@ -234,7 +234,8 @@ def _read_zip(path: Path, data: bytes, digest: str) -> RawFile:
                     f"sheet {sheet.name!r} has {count:,} merged cell range"
                     f"{'' if count == 1 else 's'} over several rows (e.g. {example}): Excel "
                     "shows a merged value in its first row only, so where the other rows of a "
-                    "range are empty in the file they are rejected as MISSING_...; unmerge the "
+                    "range are empty in the file they are rejected (MISSING_INVOICE, "
+                    "MISSING_CUSTOMER_ID and the like); unmerge the "
                     "cells and fill the values down before exporting"
                 )
         return RawFile(path, "xlsx", None, digest, sheets)

@@ -335,8 +335,8 @@ def behind_baselines_notes(metrics: dict[str, Any]) -> list[str]:
             notes.append(
                 f"{label} is clearly behind simple baselines on the held-out window: R² "
                 f"{r2:.3f} against {' and '.join(behind)}. On this data its spend predictions "
-                "are less accurate than those baselines'; compare them in the model card "
-                "before relying on them"
+                "are less accurate than those baselines'; compare them in the model card (the "
+                "dashboard's Models page) before relying on them"
             )
     return notes
 

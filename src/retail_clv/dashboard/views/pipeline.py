@@ -32,10 +32,22 @@ _PAGE_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     (
         re.compile(r"Map it explicitly with the query parameter column=(\w+)=<column name>"),
-        r"Rename that column to '\1' in the file and upload it again",
+        r"Rename the column that holds it to '\1' in the file (the closest match above, if "
+        r"right) and upload it again",
     ),
     (re.compile(r"the query parameter column=(\w+)=<column name>"), r"a column named '\1'"),
     (re.compile(r"the query parameter day_first=true"), "the *Day-first dates* switch"),
+    (
+        re.compile(r"undo that ingest run first: clv undo-ingest(?: RUN_ID)?\)"),
+        "that ingest run must first be undone on the server: clv undo-ingest)",
+    ),
+    (
+        re.compile(
+            r"take this file out again with clv undo-ingest and its ingest run id \([^)]*\)"
+        ),
+        "have this upload taken out again on the server (clv undo-ingest with the ingest run "
+        "number shown above)",
+    ),
 )
 
 
@@ -99,6 +111,29 @@ def run_upload(
         )
 
 
+def show_stored(stored: list[dict[str, Any]] | None, shown: list[str]) -> None:
+    """Say what *Save rows to the store* saved: rows, ingest run id and the store's warnings.
+
+    Parameters
+    ----------
+    stored : list of dict or None
+        ``stored`` of the ``POST /pipeline`` answer (ingest reports), None when not saved.
+    shown : list of str
+        Warnings the cleaning report already showed (not repeated).
+    """
+    for item in stored or []:
+        run = item.get("run_id")
+        st.success(
+            f"Saved to the store: {format_number(item.get('rows_loaded'))} purchase lines "
+            f"loaded, {format_number(item.get('rows_duplicate'))} already there"
+            + (f" (ingest run {run})." if run is not None else "."),
+            icon=":material/database:",
+        )
+        for warning in item.get("warnings") or []:
+            if warning not in shown:  # e.g. sales the store already holds in another format
+                st.warning(f"Store: {page_wording(warning)}", icon=":material/warning:")
+
+
 def show_report(result: dict[str, Any]) -> None:
     """Show the cleaning report: counts, rejection reasons and a sample of rejected rows.
 
@@ -126,10 +161,9 @@ def show_report(result: dict[str, Any]) -> None:
         "Duplicates", format_number(report.get("rows_duplicate")), help=share("rows_duplicate")
     )
     cols[4].metric("Customers", format_number(report.get("customers")))
-    details = [
-        f"format **{report.get('file_format', '?')}**",
-        f"encoding **{report.get('encoding', '?')}**",
-    ]
+    details = [f"format **{report.get('file_format', '?')}**"]
+    if report.get("encoding"):  # CSV only: Excel and Parquet text is always Unicode
+        details.append(f"encoding **{report['encoding']}**")
     if report.get("date_min") and report.get("date_max"):
         first, last = str(report["date_min"])[:10], str(report["date_max"])[:10]
         details.append(f"invoices from **{first}** to **{last}**")
@@ -138,6 +172,7 @@ def show_report(result: dict[str, Any]) -> None:
     st.caption(" · ".join(details))
     for warning in report.get("warnings") or []:
         st.warning(f"Check: {page_wording(warning)}", icon=":material/warning:")
+    show_stored(result.get("stored"), list(report.get("warnings") or []))
     if read and report.get("valid_lines") == 0:
         examples = ", ".join(f"`{v}`" for v in report.get("bad_date_examples") or [])
         st.error(
@@ -296,8 +331,8 @@ def render() -> None:
         st.info(
             f"The rows of {uploaded.name} were already saved to the store in this session "
             f"(slash dates read {read}), so this result was scored without saving them again. "
-            "To store them read another way, undo that ingest run (clv undo-ingest RUN_ID; "
-            "clv ingest-runs lists them), then drop the file here again.",
+            "To store them read another way, have that ingest run undone on the server (clv "
+            "undo-ingest with its run number), then drop the file here again.",
             icon=":material/database:",
         )
 
