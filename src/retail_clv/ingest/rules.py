@@ -329,6 +329,17 @@ def _note_date_order(
 ISOLATED_DAYS = 60
 
 
+def isolated_last_day(dates: pl.Series) -> tuple[dt.date, dt.date] | None:
+    """Return (last purchase day, the day before it with purchases) when they are far apart.
+
+    Far: :data:`ISOLATED_DAYS` or more. ``None`` otherwise, or with fewer than two days.
+    """
+    days = dates.drop_nulls().dt.date().unique().sort()
+    if days.len() < 2 or (days[-1] - days[-2]).days < ISOLATED_DAYS:
+        return None
+    return days[-1], days[-2]
+
+
 def isolated_end_dates_notes(dates: pl.Series, *, whole_store: bool = False) -> list[str]:
     """Say when the first or the last purchase day stands far apart from all the others.
 

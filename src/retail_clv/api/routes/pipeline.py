@@ -27,7 +27,7 @@ from retail_clv.api.routes.uploads_common import (
 from retail_clv.api.schemas import ErrorOut, PipelineOut
 from retail_clv.api.state import ApiState, finite_or_none
 from retail_clv.api.uploads import SavedUpload, receive_upload
-from retail_clv.ingest.rules import ISOLATED_DAYS
+from retail_clv.ingest.rules import isolated_last_day
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["pipeline"])
@@ -70,12 +70,13 @@ def _run(
         scored = services.score(
             bundle, result.purchases, result.cancellations, as_of=as_of, notes=notes
         )
-        days = result.purchases.get_column("invoice_date").dt.date().unique().sort()
-        if days.len() >= 2 and (days[-1] - days[-2]).days >= ISOLATED_DAYS:
+        isolated = isolated_last_day(result.purchases.get_column("invoice_date"))
+        if isolated is not None:
+            last_day, before = isolated
             notes.append(
                 f"these predictions are as of {as_of}, the day after the last purchase day "
-                f"({days[-1]}), which stands {(days[-1] - days[-2]).days} days after any other: "
-                f"every customer is scored as if nothing was bought since {days[-2]}"
+                f"({last_day}), which stands {(last_day - before).days} days after any other: "
+                f"every customer is scored as if nothing was bought since {before}"
             )
         report["warnings"] = [*report.get("warnings", []), *notes]
     else:
