@@ -482,6 +482,23 @@ def test_a_file_saved_once_is_not_saved_again_when_a_switch_changes(
     assert route.calls.last.request.url.params["store"] == "true"
 
 
+def test_column_names_typed_on_the_page_are_sent_as_the_apis_mapping(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    route = api.post("/pipeline").respond(json=sample_pipeline)
+    at = new_app().run()
+    upload(at)
+    assert route.calls.last.request.url.params.get_list("column") == []
+    at.text_input(key="pipeline_column_invoice").set_value(" Name ").run()  # re-sent, mapped
+    assert route.call_count == 2
+    assert route.calls.last.request.url.params.get_list("column") == ["invoice=Name"]
+    at.text_input(key="pipeline_column_customer_id").set_value("Email").run()
+    assert route.calls.last.request.url.params.get_list("column") == [
+        "invoice=Name",
+        "customer_id=Email",
+    ]
+
+
 def test_a_saved_upload_says_what_was_saved_and_the_stores_own_warnings(
     api: respx.MockRouter, sample_pipeline: dict[str, Any]
 ) -> None:
@@ -535,7 +552,8 @@ def test_missing_column_error_says_to_rename_the_column(api: respx.MockRouter) -
     upload(at)
     assert not at.exception
     [error] = [t for t in texts(at.error) if "customer_id" in t]
-    assert "Rename the column that holds it to 'customer_id' in the file" in error
+    assert "Type the name of the column that holds it under *Column names in your file*" in error
+    assert "or rename it to 'customer_id' in the file" in error
     assert "query parameter" not in error
 
 
@@ -551,7 +569,7 @@ def test_several_missing_columns_say_to_rename_them(api: respx.MockRouter) -> No
     at = new_app().run()
     upload(at)
     [error] = [t for t in texts(at.error) if "customer_id" in t]
-    assert "Rename those columns in the file to the names above and upload it again" in error
+    assert "Type the names of the columns that hold them under *Column names in your file*" in error
     assert "query parameter" not in error
 
 

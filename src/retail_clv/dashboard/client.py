@@ -348,7 +348,12 @@ class ApiClient:
         )
 
     def run_pipeline(
-        self, filename: str, content: bytes, store: bool = False, day_first: bool = False
+        self,
+        filename: str,
+        content: bytes,
+        store: bool = False,
+        day_first: bool = False,
+        columns: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Clean and score one raw file (``POST /pipeline``).
 
@@ -362,6 +367,9 @@ class ApiClient:
             Also load the cleaned rows into the store.
         day_first : bool, default False
             Read slash dates day-first (``?day_first=true``) instead of deciding per column.
+        columns : dict of str to str, optional
+            Field -> column name of the file (``?column=field=name``, repeated), for exports
+            whose column names the API does not recognise.
 
         Returns
         -------
@@ -372,7 +380,11 @@ class ApiClient:
         return self._json(
             "POST",
             "/pipeline",
-            params={"store": str(store).lower(), "day_first": str(day_first).lower()},
+            params=[
+                ("store", str(store).lower()),
+                ("day_first", str(day_first).lower()),
+                *(("column", f"{field}={name}") for field, name in (columns or {}).items()),
+            ],
             files={"file": (filename, content, _guess_mime(filename))},
             timeout=PIPELINE_TIMEOUT,
         )

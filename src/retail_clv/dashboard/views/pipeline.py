@@ -28,12 +28,13 @@ _PAGE_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(
             r"Map each explicitly with the query parameters (?:column=\w+=<column name>(?:, )?)+"
         ),
-        "Rename those columns in the file to the names above and upload it again",
+        "Type the names of the columns that hold them under *Column names in your file*, or "
+        "rename them in the file to the names above",
     ),
     (
         re.compile(r"Map it explicitly with the query parameter column=(\w+)=<column name>"),
-        r"Rename the column that holds it to '\1' in the file (the closest match above, if "
-        r"right) and upload it again",
+        r"Type the name of the column that holds it under *Column names in your file* (the "
+        r"closest match above, if right), or rename it to '\1' in the file",
     ),
     (re.compile(r"the query parameter column=(\w+)=<column name>"), r"a column named '\1'"),
     (re.compile(r"the query parameter day_first=true"), "the *Day-first dates* switch"),
@@ -68,8 +69,50 @@ SAVED_KEY = "pipeline_saved"
 NOT_SAVED_AGAIN_KEY = "pipeline_not_saved_again"
 
 
+#: The fields an export must or may provide, as the API names them, with what they hold.
+MAPPED_FIELDS: tuple[tuple[str, str], ...] = (
+    ("invoice", "order or invoice number"),
+    ("stock_code", "product code (SKU)"),
+    ("description", "product name"),
+    ("quantity", "quantity"),
+    ("invoice_date", "date and time"),
+    ("price", "unit price"),
+    ("customer_id", "customer id or e-mail"),
+    ("country", "country"),
+    ("store", "shop or store"),
+)
+
+
+def column_mapping() -> dict[str, str]:
+    """Let the user name the columns of an export the API does not recognise by itself.
+
+    Returns
+    -------
+    dict of str to str
+        Field -> column name, for the fields whose box is filled in.
+    """
+    with st.expander("Column names in your file (only if the API asks for them)"):
+        st.caption(
+            "Leave a box empty to let the API find the column (it knows the Online Retail II "
+            "names and common variants). Type a name to say which column holds that field."
+        )
+        boxes = st.columns(3)
+        typed = {
+            field: boxes[i % 3]
+            .text_input(f"{field}: {label}", key=f"pipeline_column_{field}")
+            .strip()
+            for i, (field, label) in enumerate(MAPPED_FIELDS)
+        }
+    return {field: name for field, name in typed.items() if name}
+
+
 def run_upload(
-    client: ApiClient, filename: str, content: bytes, store: bool, day_first: bool = False
+    client: ApiClient,
+    filename: str,
+    content: bytes,
+    store: bool,
+    day_first: bool = False,
+    columns: dict[str, str] | None = None,
 ) -> None:
     """Send one file to ``POST /pipeline`` and keep the answer (or the error) in the session.
 
@@ -85,6 +128,8 @@ def run_upload(
         Also load the cleaned rows into the store.
     day_first : bool, default False
         Read slash dates day-first.
+    columns : dict of str to str, optional
+        Field -> column name of the file, typed by the user.
     """
     st.session_state.pop(RESULT_KEY, None)
     st.session_state.pop(ERROR_KEY, None)
@@ -95,7 +140,9 @@ def run_upload(
             "scores each customer with the active models…"
         )
         try:
-            result = client.run_pipeline(filename, content, store=store, day_first=day_first)
+            result = client.run_pipeline(
+                filename, content, store=store, day_first=day_first, columns=columns
+            )
         except DashboardError as exc:
             exc.message = page_wording(exc.message)
             st.session_state[ERROR_KEY] = exc
@@ -306,6 +353,7 @@ def render() -> None:
         help="On: slash dates are read day-first (01/03/2010 = 1 March). Off: decided per "
         "file (month-first unless a date such as 25/12/2010 proves day-first).",
     )
+    columns = column_mapping()
     if uploaded is None:
         for key in (RESULT_KEY, ERROR_KEY, UPLOAD_KEY):
             st.session_state.pop(key, None)
@@ -317,13 +365,13 @@ def render() -> None:
     # A file whose rows were saved once is not saved again when a switch changes: the store
     # would count every row as a duplicate (duplicates are decided on the raw text).
     saved: dict[str, bool] = st.session_state.setdefault(SAVED_KEY, {})
-    upload_id = (uploaded.file_id, store, day_first)
+    upload_id = (uploaded.file_id, store, day_first, tuple(sorted(columns.items())))
     if st.session_state.get(UPLOAD_KEY) != upload_id:
         st.session_state[UPLOAD_KEY] = upload_id
         already_saved = store and uploaded.file_id in saved
         st.session_state[NOT_SAVED_AGAIN_KEY] = already_saved
         save = store and not already_saved
-        run_upload(client, uploaded.name, uploaded.getvalue(), save, day_first)
+        run_upload(client, uploaded.name, uploaded.getvalue(), save, day_first, columns)
         if save and RESULT_KEY in st.session_state:
             saved[uploaded.file_id] = day_first
     if st.session_state.get(NOT_SAVED_AGAIN_KEY):  # the result shown was scored, not saved
