@@ -300,7 +300,9 @@ def _first_bad_line(text: bytes, delimiter: str) -> str | None:
 
     Only called after Polars refused the file, so the line-by-line scan (Python's ``csv``,
     strict quoting) costs nothing on good files. Returns e.g. ``"line 1501 has 9 fields, the
-    header 8"``, or None when the scan finds nothing wrong.
+    header 8"``, or None when the scan finds nothing wrong. When the "header" is too short to
+    hold the six required columns and a line near the top is wide enough, it asks whether a
+    title line stands above the header.
     """
     rows = csv.reader(
         io.StringIO(text.decode("utf-8", errors="replace"), newline=""),
@@ -311,7 +313,11 @@ def _first_bad_line(text: bytes, delimiter: str) -> str | None:
         width = len(next(rows))
         for row in rows:
             if len(row) > width:
-                return f"line {rows.line_num} has {len(row)} fields, the header {width}"
+                title = rows.line_num <= 12 and width < 6 <= len(row)
+                hint = " (a title line above the header? remove it and ingest the file again)"
+                return f"line {rows.line_num} has {len(row)} fields, the header {width}" + (
+                    hint if title else ""
+                )
     except csv.Error as exc:
         return f"line {rows.line_num}: {exc}"
     except StopIteration:
@@ -374,14 +380,8 @@ def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str, li
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         where = _first_bad_line(text, delimiter)
-        hint = ""
-        early = re.match(r"line (\d+) has (\d+) fields, the header (\d+)", where or "")
-        if early:  # a short first line, and a line near the top wide enough to be the header
-            line, fields, header = (int(group) for group in early.groups())
-            if line <= 12 and header < 6 <= fields:
-                hint = " (a title line above the header? remove it and ingest the file again)"
         raise InputFileError(
-            f"{path} is not a readable CSV file: {where + '; ' if where else ''}{message}{hint}"
+            f"{path} is not a readable CSV file: {where + '; ' if where else ''}{message}"
         ) from exc
     if frame.height == 0:
         raise InputFileError(
