@@ -456,7 +456,12 @@ def number_convention(raw: pl.Series) -> str:
         thousands comma before a decimal dot (``1,234.50``); ``"mixed"`` when both occur;
         ``"dot"`` otherwise (commas are thousands separators, the historical reading).
     """
-    return _scan_convention(raw)[0]
+    return _scan_convention(raw, _cleaned_if_commas(raw))[0]
+
+
+def _cleaned_if_commas(raw: pl.Series) -> pl.Series | None:
+    """:func:`_price_text` of a price column holding a comma, else None (nothing to decide)."""
+    return _price_text(raw) if raw.str.contains(",", literal=True).any() else None
 
 
 def _price_text(raw: pl.Series) -> pl.Series:
@@ -467,17 +472,18 @@ def _price_text(raw: pl.Series) -> pl.Series:
     return text
 
 
-def _scan_convention(raw: pl.Series) -> tuple[str, str | None, str | None, str | None]:
+def _scan_convention(
+    raw: pl.Series, cleaned: pl.Series | None
+) -> tuple[str, str | None, str | None, str | None]:
     """Return the convention and the values that decided it (one scan).
 
+    ``cleaned`` is :func:`_cleaned_if_commas` of ``raw`` (None: no comma, the dot reading).
     The values are a decimal-comma price (``1,65``), a thousands-comma price (``1,234.50``)
     and, when the column is read with dots but has no thousands-comma price to prove it, a
-    price whose comma could be either (``7,640``); currency sign removed, None where absent.
+    price whose comma could be either (``7,640``), as written; None where absent.
     """
-    text = raw.str.strip_chars()
-    if not text.str.contains(",", literal=True).any():
+    if cleaned is None:
         return DOT, None, None, None
-    cleaned = _price_text(raw)
     comma = raw.filter(cleaned.str.contains(_COMMA_DECIMAL)).head(1).to_list()
     dot = raw.filter(cleaned.str.contains(_COMMA_THOUSANDS_DOT_DECIMAL)).head(1).to_list()
     convention = MIXED if comma and dot else COMMA if comma else DOT
@@ -503,8 +509,13 @@ def _bounded(values: pl.Series) -> pl.Series:
     return pl.select(pl.when(keep).then(values).otherwise(None)).to_series()
 
 
-def _parse_price(raw: pl.Series, convention: str = DOT) -> pl.Series:
+def _parse_price(
+    raw: pl.Series, convention: str = DOT, cleaned: pl.Series | None = None
+) -> pl.Series:
     """Parse prices in the column's ``convention`` (see :func:`number_convention`).
+
+    ``cleaned`` is :func:`_price_text` of ``raw`` when the caller has it already; otherwise
+    it is computed only if some value needs it.
 
     ``dot``: plain numbers, then values with a currency sign or thousands commas. ``comma``:
     the comma is the decimal mark and dots group thousands (a value with any other dot is
@@ -513,7 +524,7 @@ def _parse_price(raw: pl.Series, convention: str = DOT) -> pl.Series:
     """
     text = raw.str.strip_chars()
     if convention == COMMA:
-        cleaned = _price_text(raw)
+        cleaned = _price_text(raw) if cleaned is None else cleaned
         number = cleaned.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
         price = pl.select(
             pl.when(cleaned.str.contains(_COMMA_NUMBER)).then(number).otherwise(None)
@@ -522,7 +533,7 @@ def _parse_price(raw: pl.Series, convention: str = DOT) -> pl.Series:
     price = text.cast(pl.Float64, strict=False)
     retry = price.is_null() & text.is_not_null()
     if retry.any():
-        cleaned = _price_text(raw)
+        cleaned = _price_text(raw) if cleaned is None else cleaned
         if convention == MIXED:
             cleaned = pl.select(
                 pl.when(cleaned.str.contains(",", literal=True)).then(None).otherwise(cleaned)
@@ -649,11 +660,12 @@ def parse_and_validate(
             raw = raw.with_columns(pl.lit(None, dtype=pl.Utf8).alias(f"raw_{name}"))
     dates = parse_dates(raw["raw_invoice_date"], day_first=day_first, notes=notes)
     latest = (now or dt.datetime.now()) + MAX_DATE_LEAD
-    convention, comma_example, dot_example, ambiguous = _scan_convention(raw["raw_price"])
+    cleaned = _cleaned_if_commas(raw["raw_price"])  # once for the scan and the parse
+    convention, comma_example, dot_example, ambiguous = _scan_convention(raw["raw_price"], cleaned)
     if notes is not None:
         _note_convention(convention, comma_example, dot_example, ambiguous, notes)
     quantity = _parse_quantity(raw["raw_quantity"], convention)
-    price = _parse_price(raw["raw_price"], convention)
+    price = _parse_price(raw["raw_price"], convention, cleaned)
     if notes is not None and convention != MIXED:  # the mixed-convention note says why
         _note_unread_prices(raw["raw_price"], price, notes)
     stripped = {
