@@ -14,6 +14,11 @@ def days(n: int) -> str:
     return f"{n} day" if n == 1 else f"{n} days"
 
 
+def count(n: int, thing: str) -> str:
+    """``"1 blank row"``, ``"1,234 blank rows"``: a count of things as the messages write it."""
+    return f"{n:,} {thing}" + ("" if n == 1 else "s")
+
+
 class RetailClvError(Exception):
     """Base class of every error retail-clv raises on purpose."""
 

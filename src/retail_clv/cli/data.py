@@ -219,6 +219,7 @@ def undo_ingest(
 
     Example: ``clv undo-ingest 7``
     """
+    from retail_clv.errors import count
     from retail_clv.store.db import get_engine
     from retail_clv.store.runs import undo_ingest_run
 
@@ -227,9 +228,6 @@ def undo_ingest(
         deleted = undo_ingest_run(engine, run_id)
     finally:
         engine.dispose()
-
-    def count(n: int, thing: str) -> str:
-        return f"{n:,} {thing}" + ("" if n == 1 else "s")
 
     removed = ", ".join(
         [

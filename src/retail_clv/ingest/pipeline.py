@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from retail_clv.errors import InputFileError, RetailClvError, SchemaError, StoreError
+from retail_clv.errors import InputFileError, RetailClvError, SchemaError, StoreError, count
 from retail_clv.ingest.categories import UNCATEGORISED, categorise
 from retail_clv.ingest.columns import (
     ALIASES,
@@ -242,8 +242,8 @@ def _sheet_frame(
         skip, mapping, frame = found
         sheet.frame = frame
         sheet.warnings.append(
-            f"the header of {where} is on its row {skip + 1}: the {skip} row"
-            f"{'' if skip == 1 else 's'} above it (a title?) {'was' if skip == 1 else 'were'} "
+            f"the header of {where} is on its row {skip + 1}: the {count(skip, 'row')} above it "
+            f"(a title?) {'was' if skip == 1 else 'were'} "
             "skipped, and row numbers count from the header found"
         )
     used = set(mapping.values())
@@ -542,8 +542,7 @@ def clean_file(
     frame = frame.filter(~pl.col("_blank")).drop("_blank")
     if frame.height == 0:
         raise InputFileError(
-            f"{raw.path.name} has a header but no data rows ({blank:,} blank row"
-            f"{'' if blank == 1 else 's'} only)"
+            f"{raw.path.name} has a header but no data rows ({count(blank, 'blank row')} only)"
         )
     frame, nul_note = _without_nul_characters(frame)
     notes = [*sheet_warnings, *([nul_note] if nul_note else [])]
@@ -556,13 +555,13 @@ def clean_file(
         )
     if blank:
         notes.append(
-            f"{blank:,} blank row{' was' if blank == 1 else 's were'} left out (every cell "
+            f"{count(blank, 'blank row')} {'was' if blank == 1 else 'were'} left out (every cell "
             "empty: nothing to load or reject); row numbers still count them"
         )
     for name, rows, error, _ in skipped:  # other sheets held transactions: say what was left out
         logger.debug("%s (sheet %r): sheet skipped: %s", raw.path.name, name, error)
         notes.append(
-            f"sheet {name!r} ({rows:,} row{'' if rows == 1 else 's'}) was skipped, not read as "
+            f"sheet {name!r} ({count(rows, 'row')}) was skipped, not read as "
             "transactions: "
             f"{str(error).split('; columns found')[0]}; the rows of "
             f"{', '.join(repr(n) for n in sheet_names)} were read"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
-from retail_clv.errors import InputFileError
+from retail_clv.errors import InputFileError, count
 
 logger = logging.getLogger(__name__)
 
@@ -229,10 +229,10 @@ def _read_zip(path: Path, data: bytes, digest: str) -> RawFile:
         merged = _merged_cells(data)
         for sheet in sheets:
             if sheet.name in merged:
-                count, example = merged[sheet.name]
+                ranges, example = merged[sheet.name]
                 sheet.warnings.append(
-                    f"sheet {sheet.name!r} has {count:,} merged cell range"
-                    f"{'' if count == 1 else 's'} over several rows (e.g. {example}): Excel "
+                    f"sheet {sheet.name!r} has {count(ranges, 'merged cell range')} over "
+                    f"several rows (e.g. {example}): Excel "
                     "shows a merged value in its first row only, so where the other rows of a "
                     "range are empty in the file they are rejected (MISSING_INVOICE, "
                     "MISSING_CUSTOMER_ID and the like); unmerge the "
@@ -357,8 +357,8 @@ def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str, li
         start = re.search(rb"\S", text)
         assert start is not None  # the line found has fields
         warnings.append(
-            f"the header of {path.name} is on its line {line}: the {title} line"
-            f"{'' if title == 1 else 's'} above it with fewer than three fields (a title?) "
+            f"the header of {path.name} is on its line {line}: the {count(title, 'line')} "
+            "above it with fewer than three fields (a title?) "
             f"{'was' if title == 1 else 'were'} skipped"
         )
     if text[start.start() : start.start() + 1] in (b"{", b"["):

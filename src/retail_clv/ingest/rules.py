@@ -14,6 +14,7 @@ import re
 
 import polars as pl
 
+from retail_clv.errors import count
 from retail_clv.ingest.columns import FIELDS
 
 MISSING_INVOICE = "MISSING_INVOICE"
@@ -231,7 +232,7 @@ def _parse_numeric_dates(
                 read = parsed.filter(mask)[0]
                 n = int(mask.sum())
                 notes.append(
-                    f"{n:,} date{'' if n == 1 else 's'} written as {kind}, e.g. {example!r} = "
+                    f"{count(n, 'date')} written as {kind}, e.g. {example!r} = "
                     f"{read:%Y-%m-%d %H:%M}"
                 )
     return parsed
@@ -312,13 +313,13 @@ def _note_date_order(
     if only_month or only_day:
         return
     differ = rest & month_first.is_not_null() & day_first.is_not_null() & (month_first != day_first)
-    count = int(differ.sum())
-    if count == 0:
+    ambiguous = int(differ.sum())
+    if ambiguous == 0:
         return
     example = text.filter(differ)[0]
     read_as = month_first.filter(differ)[0]
     notes.append(
-        f"{count:,} slash dates could be read day-first or month-first (no part above 12, e.g. "
+        f"{ambiguous:,} slash dates could be read day-first or month-first (no part above 12, e.g. "
         f"{example!r}); they were read month-first ({example!r} = {read_as:%Y-%m-%d}). If the "
         "export writes the day first, undo this ingest run (clv undo-ingest with the run id of "
         "the report) and ingest it again with --day-first"
@@ -400,7 +401,7 @@ def isolated_end_dates_notes(dates: pl.Series, *, whole_store: bool = False) -> 
         gap = abs((end - other).days)
         if gap >= ISOLATED_DAYS:
             notes.append(
-                f"the {word} purchase day, {end} ({n:,} line{'s' if n != 1 else ''}), is "
+                f"the {word} purchase day, {end} ({count(n, 'line')}), is "
                 f"{gap} days away from any other ({other}): a mistyped date? If so, {fix}; "
                 f"{effects[word]}"
             )
