@@ -329,6 +329,24 @@ def resolve_columns(
     return resolved
 
 
+def required_fields_named(
+    found: Sequence[str], column_map: Mapping[str, str] | None = None
+) -> set[str]:
+    """Return the required fields that columns ``found`` name, by alias or by ``column_map``.
+
+    Unlike :func:`resolve_columns` it never fails: it tells how much of a transaction table a
+    header looks like (a summary sheet names few fields), before any column is chosen.
+    """
+    keys = {normalise_name(name) for name in found}
+    mapping = dict(column_map or {})
+    return {
+        field
+        for field in REQUIRED_FIELDS
+        if keys & set(ALIASES[field])
+        or (field in mapping and normalise_name(mapping[field]) in keys)
+    }
+
+
 def _check_single(field: str, key: str, found: Sequence[str], where: str) -> None:
     """Refuse two columns that both match ``field`` by name (``Price`` and ``price``)."""
     names = [name for name in found if normalise_name(name) == key]

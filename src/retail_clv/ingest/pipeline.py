@@ -25,11 +25,10 @@ import sqlalchemy as sa
 from retail_clv.errors import InputFileError, RetailClvError, SchemaError, StoreError, count
 from retail_clv.ingest.categories import UNCATEGORISED, categorise
 from retail_clv.ingest.columns import (
-    ALIASES,
     FIELDS,
     REQUIRED_FIELDS,
     STORE_FIELD,
-    normalise_name,
+    required_fields_named,
     resolve_columns,
 )
 from retail_clv.ingest.hashing import row_hashes
@@ -311,20 +310,11 @@ def _transaction_fields(frame: pl.DataFrame, column_map: Mapping[str, str] | Non
     header) are each tried; the best count is returned. A sheet naming few of them (a summary,
     notes) is no transaction table.
     """
-    mapping = dict(column_map or {})
-    wanted = {
-        field: {*ALIASES[field], *([normalise_name(mapping[field])] if field in mapping else [])}
-        for field in REQUIRED_FIELDS
-    }
     candidates = [frame.columns]
     candidates += [
         [str(v) for v in row if v is not None] for row in frame.head(HEADER_SEARCH_ROWS).iter_rows()
     ]
-    best = 0
-    for names in candidates:
-        keys = {normalise_name(name) for name in names}
-        best = max(best, sum(1 for aliases in wanted.values() if keys & aliases))
-    return best
+    return max(len(required_fields_named(names, column_map)) for names in candidates)
 
 
 def _products(valid: pl.DataFrame) -> pl.DataFrame:
