@@ -266,13 +266,7 @@ def predict(
     Example: ``clv predict --out output/predictions.csv``
     """
     from retail_clv.models.registry import load_run
-    from retail_clv.models.scoring import (
-        default_as_of,
-        early_as_of_note,
-        late_as_of_note,
-        score,
-        to_csv_frame,
-    )
+    from retail_clv.models.scoring import as_of_notes, default_as_of, score, to_csv_frame
     from retail_clv.store.predictions import write_predictions
 
     settings = get_settings()
@@ -298,11 +292,7 @@ def predict(
         _warn_isolated_end_dates(purchases)
     notes: list[str] = []
     scored = score(bundle, purchases, cancellations, as_of=cutoff, notes=notes)
-    dates = [
-        late_as_of_note(cutoff, after_data, "--as-of"),
-        early_as_of_note(cutoff, bundle, "--as-of"),
-    ]
-    for note in [*(n for n in dates if n), *notes]:
+    for note in [*as_of_notes(cutoff, after_data, bundle, "--as-of"), *notes]:
         console.print(f"[yellow]Warning:[/] {escape(note)}", highlight=False)
     if out is None and not store:  # predictions.csv stays the copy of the served table
         out_path = settings.output_dir / f"predictions_{cutoff}.csv"

@@ -25,6 +25,7 @@ __all__ = [
     "default_training_as_of",
     "late_as_of_note",
     "early_as_of_note",
+    "as_of_notes",
     "feature_notes",
     "safe_csv_frame",
     "score",
@@ -202,6 +203,18 @@ def early_as_of_note(as_of: dt.date, bundle: ModelBundle, option: str) -> str | 
         f"what customers bought after {as_of}, so these scores are fitted values, not a "
         f"forecast; to measure a forecast from {as_of}, use clv backtest --cutoff {as_of}"
     )
+
+
+def as_of_notes(
+    as_of: dt.date, after_data: dt.date | None, bundle: ModelBundle, option: str
+) -> list[str]:
+    """Both date warnings of a scoring (:func:`late_as_of_note`, :func:`early_as_of_note`).
+
+    ``after_data`` is the day after the store's last purchase (None: an empty store).
+    """
+    notes = [late_as_of_note(as_of, after_data, option) if after_data is not None else None]
+    notes.append(early_as_of_note(as_of, bundle, option))
+    return [note for note in notes if note]
 
 
 def feature_notes(features: pl.DataFrame, feature_names: list[str]) -> list[str]:

@@ -101,21 +101,16 @@ def _predict_ids(state: StateDep, bundle: Any, body: PredictIn) -> PredictOut:
         scored = frames.scores(bundle, cutoff)
     ordered = wanted.join(scored, on="customer_id", how="inner").sort("_order")
     unknown = wanted.join(scored.select("customer_id"), on="customer_id", how="anti").sort("_order")
-    from retail_clv.models.scoring import early_as_of_note, late_as_of_note
+    from retail_clv.models.scoring import as_of_notes
 
-    after_data = frames.default_as_of
-    notes: list[str | None] = []
-    if cutoff is not None and after_data is not None:
-        notes = [late_as_of_note(cutoff, after_data, "as_of")]
-    if cutoff is not None:
-        notes.append(early_as_of_note(cutoff, bundle, "as_of"))
+    notes = [] if cutoff is None else as_of_notes(cutoff, frames.default_as_of, bundle, "as_of")
     return PredictOut(
         model_run_id=bundle.run_id,
         as_of=cutoff,
         horizon_days=int(bundle.metadata.get("horizon_days", 30)),
         predictions=prediction_records(ordered),  # type: ignore[arg-type]
         unknown_customer_ids=unknown.get_column("customer_id").to_list(),
-        warnings=[note for note in notes if note],
+        warnings=notes,
     )
 
 
