@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from retail_clv.errors import StoreError
 from retail_clv.store import schema
 from retail_clv.store.migrations import row_key_expr
+from retail_clv.store.runs import SUCCEEDED
 
 logger = logging.getLogger(__name__)
 
@@ -488,7 +489,7 @@ def write_result(
         .where(schema.ingest_runs.c.id == run_id)
         .values(
             finished_at=_now(),
-            status="succeeded",
+            status=SUCCEEDED,
             rows_loaded=report.rows_loaded,
             rows_rejected=report.rows_rejected,
             rows_duplicate=report.rows_duplicate,
