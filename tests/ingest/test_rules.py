@@ -263,6 +263,22 @@ def test_no_date_order_note_when_the_column_decides(values: list[str]) -> None:
     assert notes == []
 
 
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        (["01-03-2010 10:40", "02-03-2010"], "dashed"),
+        (["01-03-2010", "02/03/2010"], "slash and dashed"),
+    ],
+)
+def test_the_date_order_note_names_the_separator_the_file_uses(
+    values: list[str], kind: str
+) -> None:
+    notes: list[str] = []
+    parse_dates(pl.Series(values), notes=notes)
+    assert len(notes) == 1
+    assert notes[0].startswith(f"2 {kind} dates could be read day-first or month-first")
+
+
 def test_mixed_date_orders_are_noted() -> None:
     notes: list[str] = []
     parsed = parse_dates(pl.Series(["25/12/2010", "26/12/2010", "12/27/2010"]), notes=notes)

@@ -106,8 +106,9 @@ def ingest(
     day_first: bool = typer.Option(
         False,
         "--day-first",
-        help="Read slash dates day-first (01/03/2010 = 1 March) in every file, instead of "
-        "deciding per column (month-first unless a value such as 25/12/2010 proves day-first).",
+        help="Read slash and dashed dates day-first (01/03/2010 or 01-03-2010 = 1 March) in "
+        "every file, instead of deciding per column (month-first unless a value such as "
+        "25/12/2010 proves day-first).",
     ),
 ) -> None:
     """Read raw transaction files, validate every row, and store them (idempotent).

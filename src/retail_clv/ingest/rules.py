@@ -303,10 +303,11 @@ def _note_date_order(
 ) -> None:
     """Append a warning when slash dates could be read both ways or mix both orders."""
     only_month, only_day = only
+    kind = _separator_word(text.filter(rest))
     if only_month and only_day:
         order = "day-first" if only_day > only_month else "month-first"
         notes.append(
-            f"slash dates mix both orders ({only_month:,} only parse month-first, "
+            f"{kind} dates mix both orders ({only_month:,} only parse month-first, "
             f"{only_day:,} only day-first): read {order}, the others are rejected as BAD_DATE"
         )
         return
@@ -319,11 +320,20 @@ def _note_date_order(
     example = text.filter(differ)[0]
     read_as = month_first.filter(differ)[0]
     notes.append(
-        f"{ambiguous:,} slash dates could be read day-first or month-first (no part above 12, e.g. "
-        f"{example!r}); they were read month-first ({example!r} = {read_as:%Y-%m-%d}). If the "
+        f"{ambiguous:,} {kind} dates could be read day-first or month-first (no part above 12, "
+        f"e.g. {example!r}); they were read month-first ({example!r} = {read_as:%Y-%m-%d}). If the "
         "export writes the day first, undo this ingest run (clv undo-ingest with the run id of "
         "the report) and ingest it again with --day-first"
     )
+
+
+def _separator_word(dates: pl.Series) -> str:
+    """Name the dates' separator as the user sees it: slash, dashed, or both."""
+    slashed = bool(dates.str.contains("/", literal=True).any())
+    dashed = bool(dates.str.contains(r"^\d{1,2}-").any())
+    if dashed and not slashed:
+        return "dashed"
+    return "slash and dashed" if dashed else "slash"
 
 
 #: A first or last purchase day this many days or more away from every other is worth a word.

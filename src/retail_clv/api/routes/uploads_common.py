@@ -27,8 +27,9 @@ ColumnQuery = Annotated[
 DayFirstQuery = Annotated[
     bool,
     Query(
-        description="Read slash dates day-first (01/03/2010 = 1 March) instead of deciding per "
-        "column (month-first unless a value such as 25/12/2010 proves day-first)"
+        description="Read slash and dashed dates day-first (01/03/2010 or 01-03-2010 = 1 March) "
+        "instead of deciding per column (month-first unless a value such as 25/12/2010 proves "
+        "day-first)"
     ),
 ]
 

@@ -350,8 +350,9 @@ def render() -> None:
     day_first = option_col.toggle(
         "Day-first dates",
         value=False,
-        help="On: slash dates are read day-first (01/03/2010 = 1 March). Off: decided per "
-        "file (month-first unless a date such as 25/12/2010 proves day-first).",
+        help="On: slash and dashed dates are read day-first (01/03/2010 or 01-03-2010 = "
+        "1 March). Off: decided per file (month-first unless a date such as 25/12/2010 proves "
+        "day-first).",
     )
     columns = column_mapping()
     if uploaded is None:
