@@ -236,6 +236,18 @@ def test_ambiguous_slash_dates_give_a_report_warning(csv_file) -> None:
     assert forced.report.warnings == []
 
 
+def test_a_file_whose_lines_only_lack_customer_ids_says_so(csv_file) -> None:
+    guest = VALID.replace(",13085,", ",,")
+    result = clean_file(csv_file([guest, guest.replace("489434", "489435")]))
+    assert result.report.valid_lines == 0
+    assert result.report.reason_counts == {"MISSING_CUSTOMER_ID": 2}
+    assert result.report.warnings[-1].startswith(
+        "no purchase line could be loaded, and 2 lines were rejected only for lacking a customer id"
+    )
+    some = clean_file(csv_file([VALID, guest], name="some.csv"))
+    assert not any("customer id" in w for w in some.report.warnings)
+
+
 def test_semicolon_export_with_decimal_commas(csv_file) -> None:
     header = "Invoice;StockCode;Description;Quantity;InvoiceDate;Price;Customer ID;Country"
     lines = [

@@ -37,6 +37,7 @@ from retail_clv.ingest.rules import (
     BAD_DATE,
     CANCELLATION,
     DATE_OUT_OF_RANGE,
+    MISSING_CUSTOMER_ID,
     REASON_CODES,
     isolated_end_dates_notes,
     parse_and_validate,
@@ -349,6 +350,20 @@ def _bad_date_examples(rejected: pl.DataFrame, n: int = 2) -> list[str]:
     return [str(v) for v in values["raw_invoice_date"].to_list()]
 
 
+def _no_customer_ids_note(rejected: pl.DataFrame) -> list[str]:
+    """Say so when the only thing keeping a file's purchase lines out is the customer id."""
+    only_id = int((rejected["reasons"] == MISSING_CUSTOMER_ID).sum())
+    if only_id == 0:
+        return []
+    return [
+        f"no purchase line could be loaded, and {count(only_id, 'line')} "
+        f"{'was' if only_id == 1 else 'were'} rejected only for lacking a customer id: "
+        "predictions are per customer, so lines without one cannot be used (a customer column "
+        "under another name can be mapped to customer_id; sales to anonymous or guest shoppers "
+        "cannot be scored)"
+    ]
+
+
 def _report(
     base: IngestReport,
     valid: pl.DataFrame,
@@ -462,7 +477,12 @@ def clean_frame(
     report = _report(base, valid, rejected, cancellations, products, rows_duplicate)
     report = replace(
         report,
-        warnings=[*base.warnings, *notes, *isolated_end_dates_notes(valid["invoice_date"])],
+        warnings=[
+            *base.warnings,
+            *notes,
+            *isolated_end_dates_notes(valid["invoice_date"]),
+            *(_no_customer_ids_note(rejected) if valid.height == 0 else []),
+        ],
         valid_lines=valid.height,
         bad_date_examples=_bad_date_examples(rejected),
     )
