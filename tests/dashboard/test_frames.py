@@ -57,6 +57,12 @@ def test_csv_has_exact_columns_and_neutralised_cells() -> None:
     assert len(back) == 3
     assert back["customer_id"].tolist() == ["12347", "13085", "'=HYPERLINK(1)"]
     assert back["predicted_spend_30d_model1"].tolist() == [530.0, 120.5, 0.0]
+    sixty = frames.predictions_csv(table, horizon_days=60).decode().splitlines()
+    assert sixty[0] == (
+        "customer_id,predicted_spend_60d_model1,predicted_spend_60d_model2,"
+        "predicted_products_60d,r2_model1,r2_model2"
+    )
+    assert sixty[1:] == lines[1:]
 
 
 def test_neutralise_formulas_covers_every_trigger() -> None:

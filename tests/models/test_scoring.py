@@ -88,6 +88,18 @@ def test_to_csv_frame_has_exactly_the_contract_columns_in_order() -> None:
         ]
     )
     assert rows[1] == ["'=cmd|' /C calc'!A0", "9.0", "10.0", "1.5", "0.6", "0.7"]
+    sixty = to_csv_frame(scored, horizon_days=60)
+    assert sixty.columns == [
+        "customer_id",
+        "predicted_spend_60d_model1",
+        "predicted_spend_60d_model2",
+        "predicted_products_60d",
+        "r2_model1",
+        "r2_model2",
+    ]
+    assert sixty.rename(dict(zip(sixty.columns, CSV_COLUMNS, strict=True))).equals(
+        to_csv_frame(scored)
+    )
 
 
 def test_default_dates_follow_the_last_purchase() -> None:

@@ -108,11 +108,11 @@ def customer_features(
     return _customer_features(purchases, cancellations, cutoffs)
 
 
-def predictions_csv(scored: pl.DataFrame) -> str:
+def predictions_csv(scored: pl.DataFrame, horizon_days: int) -> str:
     """Render scores as the ``clv predict`` CSV, text cells safe from formula injection."""
     from retail_clv.models.scoring import to_csv_frame
 
-    return to_csv_frame(scored).write_csv()
+    return to_csv_frame(scored, horizon_days).write_csv()
 
 
 def write_predictions(

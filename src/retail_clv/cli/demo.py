@@ -336,8 +336,8 @@ def _predict(
         as_of = default_as_of(purchases)
         scored = score(bundle, purchases, cancellations, as_of=as_of)
         out.parent.mkdir(parents=True, exist_ok=True)
-        to_csv_frame(scored).write_csv(out)
         horizon = int(bundle.metadata.get("horizon_days") or HORIZON_DAYS)
+        to_csv_frame(scored, horizon).write_csv(out)
         write_predictions(engine, scored, bundle.run_id, as_of, horizon)
         holder["scored"], holder["as_of"] = scored, as_of
         state.predictions_path = out

@@ -296,8 +296,8 @@ def predict(
         console.print(f"[yellow]Warning:[/] {escape(note)}", highlight=False)
     if out is None and not store:  # predictions.csv stays the copy of the served table
         out_path = settings.output_dir / f"predictions_{cutoff}.csv"
-    _write_csv_atomically(to_csv_frame(scored), out_path)
     horizon_days = int(bundle.metadata.get("horizon_days") or settings.horizon_days)
+    _write_csv_atomically(to_csv_frame(scored, horizon_days), out_path)
     if store:
         try:
             write_predictions(engine, scored, bundle.run_id, cutoff, horizon_days, replace_all=True)

@@ -122,13 +122,21 @@ def neutralise_formulas(values: pd.Series) -> pd.Series:
     return text.where(~risky, "'" + text)
 
 
-def predictions_csv(frame: pd.DataFrame) -> bytes:
-    """Serialise predictions as the download CSV (columns :data:`CSV_COLUMNS`, UTF-8).
+def csv_columns(horizon_days: int = 30) -> list[str]:
+    """Name the download's columns for a run's horizon (as ``clv predict`` names them)."""
+    return [c.replace("_30d", f"_{horizon_days}d") for c in CSV_COLUMNS]
+
+
+def predictions_csv(frame: pd.DataFrame, horizon_days: int = 30) -> bytes:
+    """Serialise predictions as the download CSV (columns :func:`csv_columns`, UTF-8).
 
     Parameters
     ----------
     frame : pandas.DataFrame
         A :func:`predictions_frame` (extra columns such as ``country`` are dropped).
+    horizon_days : int, default 30
+        The run's horizon, written into the column names like ``clv predict`` does
+        (:data:`CSV_COLUMNS` at 30 days).
 
     Returns
     -------
@@ -137,6 +145,7 @@ def predictions_csv(frame: pd.DataFrame) -> bytes:
     """
     out = frame[CSV_COLUMNS].copy()
     out["customer_id"] = neutralise_formulas(out["customer_id"])
+    out.columns = csv_columns(horizon_days)
     return out.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 

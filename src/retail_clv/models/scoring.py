@@ -29,6 +29,7 @@ __all__ = [
     "feature_notes",
     "safe_csv_frame",
     "score",
+    "csv_columns",
     "to_csv_frame",
 ]
 
@@ -358,24 +359,37 @@ def safe_csv_frame(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def to_csv_frame(scored: pl.DataFrame) -> pl.DataFrame:
+def csv_columns(horizon_days: int = 30) -> list[str]:
+    """Name the CSV columns for a run's horizon: :data:`CSV_COLUMNS` at the default 30 days.
+
+    A run trained with another horizon predicts another window, and its file says so
+    (``predicted_spend_60d_model1``…); the predictions table and the JSON answers keep the
+    fixed names and carry ``horizon_days`` beside them.
+    """
+    return [c.replace("_30d", f"_{horizon_days}d") for c in CSV_COLUMNS]
+
+
+def to_csv_frame(scored: pl.DataFrame, horizon_days: int = 30) -> pl.DataFrame:
     """Select the CSV columns of a scored frame, in order, made formula-safe.
 
     Parameters
     ----------
     scored : polars.DataFrame
         Output of :func:`score` or :meth:`ModelBundle.predict`.
+    horizon_days : int, default 30
+        The run's horizon, written into the column names (see :func:`csv_columns`).
 
     Returns
     -------
     polars.DataFrame
-        Exactly :data:`CSV_COLUMNS`, passed through :func:`safe_csv_frame`; spend and products
-        rounded to 2 decimals (cents), R² to 4, for people reading the file (the predictions
-        table and the JSON answers keep full precision).
+        :func:`csv_columns` of the horizon, passed through :func:`safe_csv_frame`; spend and
+        products rounded to 2 decimals (cents), R² to 4, for people reading the file (the
+        predictions table and the JSON answers keep full precision).
     """
     rounded = scored.select(CSV_COLUMNS).with_columns(
         pl.col(c).round(4 if c.startswith("r2_") else 2)
         for c in CSV_COLUMNS
         if c.startswith(("predicted_", "r2_"))
     )
-    return safe_csv_frame(rounded)
+    names = dict(zip(CSV_COLUMNS, csv_columns(horizon_days), strict=True))
+    return safe_csv_frame(rounded.rename(names))

@@ -28,19 +28,12 @@ from retail_clv.api.schemas import ErrorOut, PipelineOut
 from retail_clv.api.state import ApiState, finite_or_none
 from retail_clv.api.uploads import SavedUpload, receive_upload
 from retail_clv.ingest.rules import isolated_last_day
+from retail_clv.models.scoring import CSV_COLUMNS
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["pipeline"])
 
 REJECTED_SAMPLE_ROWS = 200
-CSV_COLUMNS = (
-    "customer_id",
-    "predicted_spend_30d_model1",
-    "predicted_spend_30d_model2",
-    "predicted_products_30d",
-    "r2_model1",
-    "r2_model2",
-)
 
 
 def _holdout_r2(bundle: Any, model: str) -> float | None:
@@ -62,6 +55,7 @@ def _run(
 ) -> PipelineOut | Response:
     result = services.clean_file(upload.path, columns, day_first=day_first)
     report = result.report.to_dict()
+    horizon_days = int(bundle.metadata.get("horizon_days", 30))
     as_of: date | None = None
     if result.purchases.height:
         last = result.purchases.get_column("invoice_date").max()
@@ -95,7 +89,7 @@ def _run(
         state.store.invalidate()
     if want_csv:
         return Response(
-            services.predictions_csv(scored),
+            services.predictions_csv(scored, horizon_days),
             media_type="text/csv",
             headers={"Content-Disposition": 'attachment; filename="predictions.csv"'},
         )
@@ -106,7 +100,7 @@ def _run(
         .to_dicts(),
         as_of=as_of,
         model_run_id=bundle.run_id,
-        horizon_days=int(bundle.metadata.get("horizon_days", 30)),
+        horizon_days=horizon_days,
         r2_model1=_holdout_r2(bundle, "model1"),
         r2_model2=_holdout_r2(bundle, "model2"),
         predictions=prediction_records(scored),  # type: ignore[arg-type]

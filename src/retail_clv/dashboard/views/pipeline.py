@@ -256,7 +256,8 @@ def show_predictions(result: dict[str, Any], symbol: str, source: str) -> None:
         Name of the uploaded file (used for the download's name).
     """
     table = frames.predictions_frame(result.get("predictions") or [])
-    st.subheader(f"Predictions for the next {result.get('horizon_days', 30)} days")
+    horizon = int(result.get("horizon_days") or 30)
+    st.subheader(f"Predictions for the next {horizon} days")
     st.caption(
         f"Features as of **{result.get('as_of') or '?'}** · model run "
         f"`{result.get('model_run_id', '?')}` · holdout R²: Model 1 "
@@ -278,11 +279,11 @@ def show_predictions(result: dict[str, Any], symbol: str, source: str) -> None:
     download_col.download_button(
         "Download predictions CSV",
         icon=":material/download:",
-        data=frames.predictions_csv(table),
+        data=frames.predictions_csv(table, horizon),
         file_name=f"predictions_{PurePath(source).name.split('.')[0] or 'upload'}.csv",
         mime="text/csv",
         width="stretch",
-        help="One row per customer: " + ", ".join(frames.CSV_COLUMNS),
+        help="One row per customer: " + ", ".join(frames.csv_columns(horizon)),
     )
     shown = frames.filter_predictions(table, query)
     money_format = currency_column_format(symbol)
