@@ -81,6 +81,19 @@ def test_many_cutoffs_at_once_equal_one_at_a_time():
     assert together.sort(["cutoff", "customer_id"]).equals(alone.sort(["cutoff", "customer_id"]))
 
 
+def test_an_invoice_number_on_two_days_is_two_orders_and_never_leaks_back():
+    reused = pl.concat(
+        [HAND_PURCHASES, purchases([("A", "I1", "Z", 1, 500.0, d(2011, 2, 10), UK, "Home")])]
+    )
+    mar1 = dt.date(2011, 3, 1)
+    together = customer_features(reused, None, [FEB1, mar1])
+    assert _row(together, "A", FEB1) == _row(customer_features(reused, None, [FEB1]), "A", FEB1)
+    assert _row(together, "A", FEB1)["monetary"] == 45.0
+    later = _row(together, "A", mar1)
+    assert later["recency_days"] == 19.0 and later["frequency"] == 4.0
+    assert later["spend_30d"] == 510.0 and later["max_order_value"] == 500.0  # I3 is 29 days old
+
+
 def test_missing_column_is_a_schema_error():
     with pytest.raises(SchemaError, match="lacks column.*category"):
         customer_features(HAND_PURCHASES.drop("category"), None, [FEB1])
@@ -121,15 +134,19 @@ def test_no_leakage_rows_on_or_after_the_cutoff_change_nothing(before, after, cu
     cutoff = dt.date(2011, 1, 1) + dt.timedelta(days=cut_day)
     start = dt.datetime.combine(cutoff, dt.time())
     past = _frame(before).filter(pl.col("invoice_date") < start)
+    # future lines reuse the past's invoice numbers (an order shipped in parts, a number reused)
     future = _frame(after).with_columns(
         invoice_date=pl.lit(start) + (pl.col("invoice_date") - pl.datetime(2011, 1, 1)),
-        invoice=pl.col("invoice") + "F",
     )
     future_cancel = future.select(
         "customer_id", "invoice", "stock_code", -pl.col("quantity"), "price", "invoice_date"
     )
     clean = customer_features(past, None, [cutoff])
-    dirty = customer_features(pl.concat([past, future]), future_cancel, [cutoff])
+    # a later cutoff in the same call keeps the future lines in the frame being aggregated
+    later = cutoff + dt.timedelta(days=200)
+    dirty = customer_features(pl.concat([past, future]), future_cancel, [cutoff, later]).filter(
+        pl.col("cutoff") == cutoff
+    )
     exact = [c for c in clean.columns if c not in BGNBD_COLUMNS]
     # Sums over the same rows may be added in another order (parallel group-by), so float
     # columns agree to ~1e-15 relative, not bit for bit; any leak would move them far more.

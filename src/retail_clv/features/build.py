@@ -161,14 +161,20 @@ def _asof_cumulative(
 
 
 def _invoices(purchases: pl.DataFrame) -> pl.DataFrame:
+    """One row per order: a customer's invoice on one day.
+
+    An invoice number whose lines fall on several days (an order shipped in parts, a number
+    reused by another till) counts as one order per day: grouped by invoice alone it would be
+    dated by its first line while summing the later ones, so lines on or after a cutoff would
+    leak into that cutoff's features.
+    """
     return (
         purchases.with_columns(
             day=pl.col("invoice_date").dt.date(),
             amount=line_milli(),  # exact integer sums (features/money.py)
         )
-        .group_by(["customer_id", "invoice"])
+        .group_by(["customer_id", "invoice", "day"])
         .agg(
-            day=pl.col("day").min(),
             amount=pl.col("amount").sum(),
             lines=pl.len().cast(pl.Float64),
         )
