@@ -172,6 +172,25 @@ def test_ingest_stores_rows_and_reads_them_back(tmp_path: Path, engine: sa.Engin
     assert customer.country == "France" and customer.first_seen == dt.datetime(2009, 12, 3, 9, 6)
 
 
+def test_purchases_carry_the_customer_s_country_not_the_store_s(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country,Store"
+    lines = [
+        f"{n},85048,GLASS BALL,1,2010-01-0{n} 10:00:00,5.0,{cid},{country},Paris"
+        for n, cid, country in [(1, "F1", "France"), (2, "F2", "France"), (3, "U1", "UK")]
+    ]
+    ingest_files([write_csv(tmp_path / "stores.csv", lines, header=header)], engine, progress=False)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(schema.stores.c.country)).scalars().all() == ["France"]
+    purchases = read_purchases(engine)
+    assert dict(zip(purchases["customer_id"], purchases["country"], strict=True)) == {
+        "F1": "France",
+        "F2": "France",
+        "U1": "UK",
+    }
+
+
 def test_same_file_twice_adds_nothing(tmp_path: Path, engine: sa.Engine) -> None:
     path = write_csv(tmp_path / "a.csv", LINES)
     ingest_files([path], engine, progress=False)

@@ -71,9 +71,11 @@ def read_purchases(engine: sa.Engine) -> pl.DataFrame:
     polars.DataFrame
         Columns ``customer_id: Utf8, invoice: Utf8, stock_code: Utf8, quantity: Int64,
         price: Float64, invoice_date: Datetime("us"), country: Utf8, category: Utf8``, ordered
-        by ``invoice_date`` then insertion order.
+        by ``invoice_date`` then insertion order. ``country`` is the customer's first recorded
+        country (``customers.country``), not the store's: a store's country is only its most
+        frequent one, and a customer of another country may buy there.
     """
-    t, s, p = schema.transactions, schema.stores, schema.products
+    t, c, p = schema.transactions, schema.customers, schema.products
     stmt = (
         sa.select(
             t.c.customer_id,
@@ -82,10 +84,12 @@ def read_purchases(engine: sa.Engine) -> pl.DataFrame:
             t.c.quantity,
             t.c.price,
             t.c.invoice_date,
-            s.c.country,
+            c.c.country,
             p.c.category,
         )
-        .select_from(t.join(s, t.c.store_id == s.c.id).join(p, t.c.stock_code == p.c.stock_code))
+        .select_from(
+            t.join(c, t.c.customer_id == c.c.customer_id).join(p, t.c.stock_code == p.c.stock_code)
+        )
         .order_by(t.c.id)
     )
     # Sorted here (parallel, stable: ties keep insertion order) rather than by the database.
