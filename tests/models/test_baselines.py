@@ -3,6 +3,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
+from retail_clv.features.bgnbd import bgnbd_features, fit_bgnbd_gg
 from retail_clv.models import baselines as B
 from tests.models._sample import synthetic_log
 
@@ -61,6 +62,36 @@ def test_bgnbd_gg_predicts_on_synthetic_data():
     assert res.predictions is not None and res.predictions.shape == (len(ids),)
     assert np.all(res.predictions >= 0) and np.isfinite(res.predictions).all()
     assert {"bgnbd_r", "bgnbd_alpha", "gg_p", "gg_q", "gg_v"} <= set(res.params)
+
+
+def test_gamma_gamma_is_fitted_on_a_unit_scale_and_values_one_time_buyers_above_zero():
+    # on the raw currency this log's Gamma-Gamma fit stopped on "precision loss" (no baseline,
+    # no BG/NBD features); on real data it ended with q < 1, valuing one-time buyers below 0
+    purchases, _ = synthetic_log(n_customers=150, months=18, seed=0)
+    summary = B.rfm_summary(purchases, dt.date(2011, 3, 1))
+    ids = summary["customer_id"].to_list()
+    res = B.bgnbd_gg_baseline(purchases, dt.date(2011, 3, 1), ids, 30)
+    assert res.ok, res.reason
+    repeat = summary.filter(pl.col("frequency") > 0)["monetary_value"]
+    assert res.params["gg_scale"] == float(np.median(repeat))
+    assert res.params["gg_q"] > 1  # the population mean p·v/(q − 1) is positive
+    fit = fit_bgnbd_gg(summary)
+    one_timers = (summary["frequency"] == 0).to_numpy()
+    assert one_timers.any() and np.all(fit.average_value[one_timers] > 0)
+    assert np.allclose(fit.average_value[one_timers], fit.average_value[one_timers][0])
+
+
+def test_bgnbd_features_keep_the_bgnbd_columns_when_gamma_gamma_fails(monkeypatch):
+    import lifetimes
+
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("no")
+
+    purchases, _ = synthetic_log(n_customers=150, months=18, seed=0)
+    monkeypatch.setattr(lifetimes.GammaGammaFitter, "fit", boom)
+    f = bgnbd_features(purchases, [dt.date(2011, 3, 1)])
+    assert f["bgnbd_purchases_30d"].null_count() == 0 and f["bgnbd_p_alive"].null_count() == 0
+    assert f["bgnbd_gg_spend_30d"].null_count() == f.height
 
 
 def test_bgnbd_failure_is_reported_not_raised(monkeypatch):

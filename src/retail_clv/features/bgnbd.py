@@ -16,6 +16,7 @@ import datetime as dt
 import io
 import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,10 +107,80 @@ def fit_failure_reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence ``lifetimes``: it print()s the optimiser state when a fit does not converge."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def fit_bgnbd(
+    summary: pl.DataFrame, horizon_days: float = _HORIZON, penalizer: float = PENALIZER
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Fit BG/NBD (``lifetimes``, penalised MLE) on an RFM summary.
+
+    Returns
+    -------
+    tuple
+        Expected purchases in ``horizon_days`` and P(alive) per row, and the parameters
+        (``bgnbd_r``, ``bgnbd_alpha``, ``bgnbd_a``, ``bgnbd_b``). Raises whatever ``lifetimes``
+        raises when the fit fails.
+    """
+    from lifetimes import BetaGeoFitter
+
+    pdf = summary.to_pandas()
+    with _quiet():
+        bgf = BetaGeoFitter(penalizer_coef=penalizer)
+        bgf.fit(pdf["frequency"], pdf["recency"], pdf["T"])
+        expected = bgf.conditional_expected_number_of_purchases_up_to_time(
+            horizon_days, pdf["frequency"], pdf["recency"], pdf["T"]
+        ).to_numpy(dtype=float)
+        alive = np.asarray(
+            bgf.conditional_probability_alive(pdf["frequency"], pdf["recency"], pdf["T"]),
+            dtype=float,
+        )
+    return expected, alive, {f"bgnbd_{k}": float(v) for k, v in bgf.params_.items()}
+
+
+def fit_gamma_gamma(
+    summary: pl.DataFrame, penalizer: float = PENALIZER
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Fit Gamma-Gamma (``lifetimes``, penalised MLE) on the repeat buyers of an RFM summary.
+
+    Spend per purchase day is divided by its median over the repeat buyers before the fit and
+    the expected values multiplied back. On the raw currency the scale parameter ``v`` would be
+    in the hundreds, where the L2 penalizer (meant for parameters near 1) dominates it: on
+    Online Retail II the unscaled fit ended with ``q`` < 1, for which the model's expected
+    value of a customer without repeats, ``p·v / (q − 1)``, is negative, or stopped with
+    SciPy's "precision loss" on small stores.
+
+    Returns
+    -------
+    tuple
+        Expected spend per purchase day per row (the population mean for rows without a repeat)
+        and the parameters (``gg_p``, ``gg_q``, ``gg_v`` in units of ``gg_scale``, and
+        ``gg_scale``). Raises whatever ``lifetimes`` raises when the fit fails.
+    """
+    from lifetimes import GammaGammaFitter
+
+    pdf = summary.to_pandas()
+    repeat = pdf[(pdf["frequency"] > 0) & (pdf["monetary_value"] > 0)]
+    scale = float(np.median(repeat["monetary_value"])) if len(repeat) else 1.0
+    with _quiet():
+        ggf = GammaGammaFitter(penalizer_coef=penalizer)
+        ggf.fit(repeat["frequency"], repeat["monetary_value"] / scale)
+        value = ggf.conditional_expected_average_profit(
+            pdf["frequency"], pdf["monetary_value"] / scale
+        ).to_numpy(dtype=float)
+    params = {f"gg_{k}": float(v) for k, v in ggf.params_.items()}
+    return value * scale, params | {"gg_scale": scale}
+
+
 def fit_bgnbd_gg(
     summary: pl.DataFrame, horizon_days: float = _HORIZON, penalizer: float = PENALIZER
 ) -> BgnbdGgFit:
-    """Fit BG/NBD and Gamma-Gamma (``lifetimes``, penalised MLE) on an RFM summary.
+    """Fit BG/NBD and Gamma-Gamma (:func:`fit_bgnbd`, :func:`fit_gamma_gamma`) on a summary.
 
     Parameters
     ----------
@@ -126,30 +197,9 @@ def fit_bgnbd_gg(
         Expected purchases, P(alive) and expected order value per row, and the fitted parameters.
         Raises whatever ``lifetimes`` raises when a fit fails; callers decide what that means.
     """
-    from lifetimes import BetaGeoFitter, GammaGammaFitter
-
-    pdf = summary.to_pandas()
-    # lifetimes print()s the optimiser state when a fit does not converge: keep stdout clean
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        bgf = BetaGeoFitter(penalizer_coef=penalizer)
-        bgf.fit(pdf["frequency"], pdf["recency"], pdf["T"])
-        expected = bgf.conditional_expected_number_of_purchases_up_to_time(
-            horizon_days, pdf["frequency"], pdf["recency"], pdf["T"]
-        ).to_numpy(dtype=float)
-        alive = np.asarray(
-            bgf.conditional_probability_alive(pdf["frequency"], pdf["recency"], pdf["T"]),
-            dtype=float,
-        )
-        repeat = pdf[(pdf["frequency"] > 0) & (pdf["monetary_value"] > 0)]
-        ggf = GammaGammaFitter(penalizer_coef=penalizer)
-        ggf.fit(repeat["frequency"], repeat["monetary_value"])
-        value = ggf.conditional_expected_average_profit(
-            pdf["frequency"], pdf["monetary_value"]
-        ).to_numpy(dtype=float)
-    params = {f"bgnbd_{k}": float(v) for k, v in bgf.params_.items()}
-    params.update({f"gg_{k}": float(v) for k, v in ggf.params_.items()})
-    return BgnbdGgFit(expected, alive, value, params)
+    expected, alive, params = fit_bgnbd(summary, horizon_days, penalizer)
+    value, gg_params = fit_gamma_gamma(summary, penalizer)
+    return BgnbdGgFit(expected, alive, value, params | gg_params)
 
 
 def bgnbd_features(purchases: pl.DataFrame, cutoffs: list[dt.date]) -> pl.DataFrame:
@@ -173,20 +223,19 @@ def bgnbd_features(purchases: pl.DataFrame, cutoffs: list[dt.date]) -> pl.DataFr
         summary = rfm_summary(purchases, cutoff)
         if summary.height == 0:
             continue
+        values = {c: np.full(summary.height, np.nan) for c in BGNBD_COLUMNS}
+        # a failed fit must not stop feature building; BG/NBD's columns stand without Gamma-Gamma
         try:
-            fit = fit_bgnbd_gg(summary)
-            values = {
-                "bgnbd_purchases_30d": fit.expected_purchases,
-                "bgnbd_p_alive": fit.p_alive,
-                "bgnbd_gg_spend_30d": fit.expected_spend,
-            }
-        except Exception as exc:  # a failed fit must not stop feature building
+            expected, alive, _ = fit_bgnbd(summary)
+            values["bgnbd_purchases_30d"], values["bgnbd_p_alive"] = expected, alive
+            value, _ = fit_gamma_gamma(summary)
+            values["bgnbd_gg_spend_30d"] = expected * value
+        except Exception as exc:
             logger.info(
                 "BG/NBD features at %s unavailable (%s); the models impute them",
                 cutoff,
                 fit_failure_reason(exc),
             )
-            values = {c: np.full(summary.height, np.nan) for c in BGNBD_COLUMNS}
         part = summary.select("customer_id").with_columns(
             cutoff=pl.lit(cutoff, dtype=pl.Date),
             **{c: pl.Series(values[c], dtype=pl.Float64) for c in BGNBD_COLUMNS},

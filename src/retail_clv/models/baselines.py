@@ -146,7 +146,9 @@ def bgnbd_gg_baseline(
     try:
         summary = rfm_summary(purchases, cutoff)
         order = pl.DataFrame({"customer_id": list(customer_ids)}, schema={"customer_id": pl.Utf8})
-        summary = order.join(summary, on="customer_id", how="left").fill_null(0.0)
+        summary = order.join(
+            summary, on="customer_id", how="left", maintain_order="left"
+        ).fill_null(0.0)
         fit = fit_bgnbd_gg(summary, horizon_days=horizon_days, penalizer=penalizer)
         pred = fit.expected_spend
         if not np.all(np.isfinite(pred)):
