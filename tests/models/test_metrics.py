@@ -71,6 +71,24 @@ def test_decile_calibration_groups():
     assert table[-1]["mean_actual"] == pytest.approx(0.5)
 
 
+def test_decile_calibration_does_not_depend_on_the_order_of_tied_rows():
+    y = np.array([0.0, 0.0, 50.0, 0.0, 0.0, 0.0, 100.0, 0.0, 0.0, 0.0])
+    p = np.array([0.0] * 6 + [9.0, 8.0, 7.0, 6.0])  # six customers tied at 0
+    table = M.decile_calibration(y, p, bins=5)
+    rev = M.decile_calibration(y[::-1], p[::-1], bins=5)
+    assert table == rev
+    # deciles 3-5 hold the six tied customers: each counts with the tie group's mean 50 / 6
+    assert [row["mean_actual"] for row in table] == pytest.approx(
+        [50.0, 0.0, 50 / 6, 50 / 6, 50 / 6]
+    )
+
+
+def test_decile_calibration_with_fewer_customers_than_groups_has_no_empty_group():
+    table = M.decile_calibration([1.0, 2.0, 3.0], [3.0, 2.0, 1.0])
+    assert [row["n"] for row in table] == [1, 1, 1]
+    assert [row["mean_actual"] for row in table] == [1.0, 2.0, 3.0]
+
+
 def test_gain_curve_points():
     curve = M.gain_curve(Y, P, points=5)
     assert [pt["fraction_spend"] for pt in curve] == pytest.approx([0, 1 / 3, 1, 1, 1])

@@ -179,19 +179,23 @@ def decile_calibration(
     Returns
     -------
     list[dict]
-        ``{"decile", "mean_predicted", "mean_actual", "n"}`` per group.
+        ``{"decile", "mean_predicted", "mean_actual", "n"}`` per group; fewer groups than
+        ``bins`` when there are fewer customers. Customers with tied predictions that straddle
+        two groups count in each with their tie group's mean actual (as in
+        :func:`normalized_gini`), so the table does not depend on the order of the rows.
     """
     y, p = _pair(y_true, y_pred)
-    order = np.argsort(-p, kind="stable")
-    groups = np.array_split(order, bins)
+    ranked_p = np.sort(p)[::-1]
+    ranked_y = _ranked_spend(y, p)
+    positions = [g for g in np.array_split(np.arange(p.size), bins) if g.size]
     return [
         {
             "decile": i + 1,
-            "mean_predicted": float(p[g].mean()) if g.size else math.nan,
-            "mean_actual": float(y[g].mean()) if g.size else math.nan,
+            "mean_predicted": float(ranked_p[g].mean()),
+            "mean_actual": float(ranked_y[g].mean()),
             "n": int(g.size),
         }
-        for i, g in enumerate(groups)
+        for i, g in enumerate(positions)
     ]
 
 
