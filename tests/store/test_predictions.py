@@ -180,3 +180,12 @@ def test_write_is_one_transaction(engine, monkeypatch) -> None:
         sa.event.remove(engine, "before_execute", fail_second_statement)
     assert calls["n"] == 2
     assert read_predictions(engine).height == 0
+
+
+def test_the_api_s_training_scores_replace_the_whole_table(engine: sa.Engine) -> None:
+    from retail_clv.api import services
+
+    write_predictions(engine, _scores(["1", "gone"], 10.0), "run-a", dt.date(2011, 11, 1), 30)
+    services.write_predictions(engine, _scores(["1"], 20.0), "run-b", dt.date(2011, 12, 1), 30)
+    table = read_predictions(engine)
+    assert table["customer_id"].to_list() == ["1"] and table["model_run_id"].to_list() == ["run-b"]

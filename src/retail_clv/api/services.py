@@ -118,10 +118,14 @@ def predictions_csv(scored: pl.DataFrame, horizon_days: int) -> str:
 def write_predictions(
     engine: sa.Engine, frame: pl.DataFrame, run_id: str, as_of: date, horizon_days: int
 ) -> int:
-    """Upsert scores into the ``predictions`` table (``store.predictions.write_predictions``)."""
+    """Replace the ``predictions`` table with these scores, as ``clv predict`` does.
+
+    Customers absent from ``frame`` (their ingest run undone, say) lose their old score
+    (``store.predictions.write_predictions`` with ``replace_all``).
+    """
     from retail_clv.store.predictions import write_predictions as _write
 
-    return _write(engine, frame, run_id, as_of, horizon_days)
+    return _write(engine, frame, run_id, as_of, horizon_days, replace_all=True)
 
 
 def read_all_predictions(engine: sa.Engine) -> pl.DataFrame:

@@ -338,7 +338,7 @@ def _predict(
         out.parent.mkdir(parents=True, exist_ok=True)
         horizon = int(bundle.metadata.get("horizon_days") or HORIZON_DAYS)
         to_csv_frame(scored, horizon).write_csv(out)
-        write_predictions(engine, scored, bundle.run_id, as_of, horizon)
+        write_predictions(engine, scored, bundle.run_id, as_of, horizon, replace_all=True)
         holder["scored"], holder["as_of"] = scored, as_of
         state.predictions_path = out
         return f"{scored.height:,} customers scored as of {as_of} -> {out}"
