@@ -76,6 +76,25 @@ def test_parquet_is_read_and_typed_values_become_text(tmp_path: Path) -> None:
     assert result.purchases["customer_id"][0] == "13085"
 
 
+def test_parquet_list_and_record_columns_are_left_out_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "nested.parquet"
+    names = HEADER_II.split(",")
+    columns = {name: [value] for name, value in zip(names, VALID.split(","), strict=True)}
+    pl.DataFrame({**columns, "tags": [[1, 2]], "meta": [{"a": 1}]}, strict=False).write_parquet(
+        path
+    )
+    result = clean_file(path)
+    assert result.report.rows_loaded == 1
+    assert any(
+        w.startswith("2 columns holding lists, records or bytes") and "'tags' (List(Int64))" in w
+        for w in result.report.warnings
+    )
+    only_lists = tmp_path / "lists.parquet"
+    pl.DataFrame({"x": [[1, 2], [3]]}).write_parquet(only_lists)
+    with pytest.raises(SchemaError, match="missing"):
+        clean_file(only_lists)
+
+
 def test_parquet_with_wrong_extension_is_still_parquet(tmp_path: Path) -> None:
     path = tmp_path / "misnamed.csv"
     pl.DataFrame({"Invoice": ["1"]}).write_parquet(path)

@@ -192,7 +192,7 @@ def _read_bytes(path: Path, data: bytes, digest: str) -> RawFile:
             path, "csv.gz", encoding, digest, [RawSheet(None, frame, warnings)], delimiter
         )
     if data.startswith(PARQUET_MAGIC):
-        return RawFile(path, "parquet", None, digest, [RawSheet(None, _read_parquet(path, data))])
+        return RawFile(path, "parquet", None, digest, [_read_parquet(path, data)])
     if data.startswith(ZIP_MAGIC):
         return _read_zip(path, data, digest)
     if data.startswith(OLE2_MAGIC):
@@ -401,7 +401,7 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
-def _read_parquet(path: Path, data: bytes) -> pl.DataFrame:
+def _read_parquet(path: Path, data: bytes) -> RawSheet:
     try:
         frame = pl.read_parquet(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001  (pyarrow/polars raise many types for bad files)
@@ -410,7 +410,21 @@ def _read_parquet(path: Path, data: bytes) -> pl.DataFrame:
         raise InputFileError(
             f"{path} has columns but no data rows (columns: {', '.join(frame.columns)})"
         )
-    return _as_text(frame)
+    # lists, records and raw bytes have no text form a field could use
+    nested = {
+        name: str(dtype)
+        for name, dtype in frame.schema.items()
+        if dtype.is_nested() or dtype in (pl.Object, pl.Binary)
+    }
+    warnings = []
+    if nested:
+        frame = frame.drop(list(nested))
+        listed = ", ".join(f"{name!r} ({dtype})" for name, dtype in nested.items())
+        warnings.append(
+            f"{count(len(nested), 'column')} holding lists, records or bytes rather than "
+            f"one value per cell {'was' if len(nested) == 1 else 'were'} left out: {listed}"
+        )
+    return RawSheet(None, _as_text(frame), warnings)
 
 
 _SHEET_TAG = re.compile(rb"<(?:\w+:)?sheet\b[^>]*>")
