@@ -54,6 +54,21 @@ def test_gzip_csv_detected_by_content_even_with_csv_extension(tmp_path: Path) ->
     assert raw.sheets[0].frame.height == 1
 
 
+def test_a_gzip_file_unpacking_past_the_limit_is_refused_without_unpacking_it_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retail_clv.ingest import readers
+
+    monkeypatch.setattr(readers, "MAX_GZIP_TEXT_BYTES", 1000)
+    path = tmp_path / "bomb.csv.gz"
+    path.write_bytes(gzip.compress((HEADER_II + "\n" + (VALID + "\n") * 100).encode()))
+    with pytest.raises(InputFileError, match=r"unpacks to more than .* GiB; decompress it"):
+        read_raw(path)
+    small = tmp_path / "small.csv.gz"
+    small.write_bytes(gzip.compress((HEADER_II + "\n" + VALID + "\n").encode()))
+    assert read_raw(small).sheets[0].frame.height == 1
+
+
 def test_parquet_is_read_and_typed_values_become_text(tmp_path: Path) -> None:
     path = tmp_path / "data.parquet"
     pl.DataFrame(

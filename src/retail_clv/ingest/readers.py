@@ -31,6 +31,10 @@ from retail_clv.errors import InputFileError, count
 logger = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: Largest text a ``.csv.gz`` may unpack to (10 times Online Retail II's two years). A few
+#: kilobytes of gzip can unpack to gigabytes; the file is read in memory, so the limit keeps an
+#: upload from exhausting it.
+MAX_GZIP_TEXT_BYTES = 1 << 30
 ZIP_MAGIC = b"PK\x03\x04"
 PARQUET_MAGIC = b"PAR1"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -175,11 +179,17 @@ def _read_bytes(path: Path, data: bytes, digest: str) -> RawFile:
     suffix = path.suffix.lower()
     if data.startswith(GZIP_MAGIC):
         try:
-            inner = gzip.decompress(data)
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as archive:
+                inner = archive.read(MAX_GZIP_TEXT_BYTES + 1)  # never more than the limit
         except (OSError, EOFError, zlib.error) as exc:
             raise InputFileError(
                 f"{path} is a damaged gzip file ({exc}); download or compress it again"
             ) from exc
+        if len(inner) > MAX_GZIP_TEXT_BYTES:
+            raise InputFileError(
+                f"{path} unpacks to more than {MAX_GZIP_TEXT_BYTES / 2**30:g} GiB; decompress it "
+                "and ingest the CSV in parts (clv ingest takes several files)"
+            )
         if not inner:
             raise InputFileError(f"file is empty: {path} (the gzip archive holds 0 bytes)")
         if inner.startswith((ZIP_MAGIC, PARQUET_MAGIC, GZIP_MAGIC)):
