@@ -21,7 +21,7 @@ from retail_clv.store.queries import read_cancellations, read_purchases
 pytestmark = pytest.mark.slow
 
 VALID = """
-"Customer ID" IS NOT NULL AND Invoice NOT LIKE 'C%' AND Invoice NOT LIKE 'A%'
+"Customer ID" IS NOT NULL AND NOT (Invoice LIKE 'A%' AND StockCode = 'B')
 AND CAST(Quantity AS BIGINT) > 0 AND CAST(Price AS DOUBLE) > 0
 """
 
@@ -36,8 +36,10 @@ def independent_figures(path: Path) -> dict[str, int]:
       count(*) FILTER (WHERE {VALID}) AS loaded,
       count(*) FILTER (WHERE NOT ({VALID})) AS rejected,
       count(*) FILTER (WHERE "Customer ID" IS NULL) AS missing_customer,
-      count(*) FILTER (WHERE Invoice LIKE 'C%') AS cancellation,
-      count(*) FILTER (WHERE Invoice LIKE 'C%' AND "Customer ID" IS NOT NULL) AS cancellations_kept,
+      count(*) FILTER (WHERE Invoice LIKE 'C%' AND CAST(Quantity AS BIGINT) < 0) AS cancellation,
+      count(*) FILTER (
+        WHERE Invoice LIKE 'C%' AND CAST(Quantity AS BIGINT) < 0 AND "Customer ID" IS NOT NULL
+      ) AS cancellations_kept,
       count(*) FILTER (WHERE CAST(Price AS DOUBLE) = 0) AS zero_price,
       count(*) FILTER (WHERE CAST(Price AS DOUBLE) < 0) AS negative_price,
       count(DISTINCT "Customer ID") FILTER (WHERE {VALID}) AS customers,

@@ -77,9 +77,12 @@ def test_valid_line_has_no_reason_and_is_typed() -> None:
         ({"invoice_date": "1969-12-31 23:59:59"}, ["DATE_OUT_OF_RANGE"]),
         ({"invoice_date": "1970-01-01 00:00:00"}, []),
         (
-            {"invoice": "A563185", "customer_id": None},
+            {"invoice": "A563185", "stock_code": "B", "customer_id": None},
             ["MISSING_CUSTOMER_ID", "BAD_DEBT_ADJUSTMENT"],
         ),
+        # a shop whose invoice numbers start with C or A (branch codes) keeps its sales
+        ({"invoice": "C-1001"}, []),
+        ({"invoice": "AB-1001"}, []),
         ({"invoice": None}, ["MISSING_INVOICE"]),
         ({"invoice": ""}, ["MISSING_INVOICE"]),
         ({"stock_code": None}, ["MISSING_STOCK_CODE"]),
@@ -113,6 +116,7 @@ def test_codes_are_listed_in_canonical_order() -> None:
         (" 13085 ", "13085"),
         ("C-77", "C-77"),
         ("12.5", "12.5"),
+        (" Kunde7@Shop.DE ", "kunde7@shop.de"),
     ],
 )
 def test_customer_ids_are_normalised_text(raw: str, expected: str) -> None:

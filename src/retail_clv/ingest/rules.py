@@ -699,6 +699,9 @@ def parse_and_validate(
         .then(None)
         .when(customer.str.ends_with(".0"))
         .then(customer.str.replace(r"^(\d+)\.0$", "$1"))
+        # an e-mail address as id (shop-platform exports): one customer whatever the case
+        .when(customer.str.contains("@", literal=True))
+        .then(customer.str.to_lowercase())
         .otherwise(customer),
         country=pl.when(_missing(stripped["country"])).then(None).otherwise(stripped["country"]),
     )
@@ -714,8 +717,16 @@ def parse_and_validate(
         MISSING_INVOICE: pl.col("invoice").is_null(),
         MISSING_STOCK_CODE: pl.col("stock_code").is_null(),
         MISSING_CUSTOMER_ID: pl.col("customer_id").is_null(),
-        CANCELLATION: invoice_upper.str.starts_with("C").fill_null(False),
-        BAD_DEBT_ADJUSTMENT: invoice_upper.str.starts_with("A").fill_null(False),
+        # Online Retail II's conventions, narrowed to what they mark there so that a shop whose
+        # invoice numbers merely start with C or A (a branch code) keeps its sales: a C invoice
+        # is a cancellation when it takes goods back, an A invoice with stock code B adjusts
+        # bad debt.
+        CANCELLATION: (invoice_upper.str.starts_with("C") & (pl.col("quantity") < 0)).fill_null(
+            False
+        ),
+        BAD_DEBT_ADJUSTMENT: (
+            invoice_upper.str.starts_with("A") & (pl.col("stock_code").str.to_uppercase() == "B")
+        ).fill_null(False),
         BAD_QUANTITY: pl.col("quantity").is_null(),
         NON_POSITIVE_QUANTITY: (pl.col("quantity") <= 0).fill_null(False),
         BAD_PRICE: pl.col("price").is_null() | pl.col("price").is_nan(),
