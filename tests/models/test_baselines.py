@@ -2,6 +2,7 @@ import datetime as dt
 
 import numpy as np
 import polars as pl
+import pytest
 
 from retail_clv.features.bgnbd import bgnbd_features, fit_bgnbd_gg
 from retail_clv.models import baselines as B
@@ -92,6 +93,29 @@ def test_bgnbd_features_keep_the_bgnbd_columns_when_gamma_gamma_fails(monkeypatc
     f = bgnbd_features(purchases, [dt.date(2011, 3, 1)])
     assert f["bgnbd_purchases_30d"].null_count() == 0 and f["bgnbd_p_alive"].null_count() == 0
     assert f["bgnbd_gg_spend_30d"].null_count() == f.height
+
+
+def test_a_fit_that_fails_at_the_penalizer_is_retried_with_larger_ones(monkeypatch):
+    import lifetimes
+    from lifetimes.utils import ConvergenceError
+
+    original = lifetimes.BetaGeoFitter.fit
+    tried: list[float] = []
+
+    def stuck_below_0_01(self, *args, **kwargs):
+        tried.append(self.penalizer_coef)
+        if self.penalizer_coef < 0.005:
+            raise ConvergenceError("The model did not converge.")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(lifetimes.BetaGeoFitter, "fit", stuck_below_0_01)
+    purchases, _ = synthetic_log(n_customers=200, months=12, seed=3)
+    ids = purchases["customer_id"].unique().sort().to_list()
+    res = B.bgnbd_gg_baseline(purchases, dt.date(2010, 11, 1), ids, 30)
+    assert res.ok, res.reason
+    assert tried == pytest.approx([0.001, 0.01])
+    assert res.params["bgnbd_penalizer"] == pytest.approx(0.01)
+    assert res.params["gg_penalizer"] == pytest.approx(0.001)
 
 
 def test_bgnbd_failure_is_reported_not_raised(monkeypatch):
