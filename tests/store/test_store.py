@@ -222,6 +222,19 @@ def test_the_same_sales_in_another_export_are_loaded_with_a_warning(
     assert counts(engine)["transactions"] == 5
 
 
+def test_repeat_sales_are_matched_to_the_minute(tmp_path: Path, engine: sa.Engine) -> None:
+    # one export writes seconds, the other only minutes: the same sale all the same
+    seconds = LINES[5].replace("09:06:00", "09:06:41")
+    ingest_files([write_csv(tmp_path / "with_seconds.csv", [seconds])], engine, progress=False)
+    minutes = "489437,22087,PAPER BUNTING,6,03.12.2009 09:06,2.95,12680,France"
+    later = "489437,22087,PAPER BUNTING,6,03.12.2009 09:07,2.95,12680,France"
+    [report] = ingest_files(
+        [write_csv(tmp_path / "minutes.csv", [minutes, later])], engine, progress=False
+    )
+    [warning] = [w for w in report.warnings if "repeat sales" in w]
+    assert warning.startswith("1 of the 2 new purchase lines repeat sales already in the store")
+
+
 def test_rows_already_stored_from_another_file_are_duplicates(
     tmp_path: Path, engine: sa.Engine
 ) -> None:

@@ -179,8 +179,9 @@ def stored_line_matches(conn: sa.Connection, lines: pl.DataFrame) -> int:
 
     Duplicates are recognised by their raw text, so the same sales exported again in another
     format (``1`` vs ``1.0``, another date layout, edited descriptions) are new rows to the
-    store; this count lets the caller say so. Only stored lines dated within the new lines'
-    date range are read.
+    store; this count lets the caller say so. Times are compared to the minute, since one
+    export may write seconds where another does not. Only stored lines dated within the new
+    lines' date range are read.
 
     Parameters
     ----------
@@ -197,15 +198,18 @@ def stored_line_matches(conn: sa.Connection, lines: pl.DataFrame) -> int:
     t = schema.transactions
     if lines.height == 0 or conn.execute(sa.select(t.c.id).limit(1)).first() is None:
         return 0
-    lo, hi = lines["invoice_date"].min(), lines["invoice_date"].max()
+    to_minute = pl.col("invoice_date").dt.truncate("1m")
+    keys = lines.select(SALE_KEY).with_columns(to_minute)
+    lo, hi = keys["invoice_date"].min(), keys["invoice_date"].max()
     rows = conn.execute(
-        sa.select(*(t.c[name] for name in SALE_KEY)).where(t.c.invoice_date.between(lo, hi))
+        sa.select(*(t.c[name] for name in SALE_KEY)).where(
+            t.c.invoice_date >= lo, t.c.invoice_date < hi + dt.timedelta(minutes=1)
+        )
     ).fetchall()
     if not rows:
         return 0
-    keys = lines.select(SALE_KEY)
     stored = pl.DataFrame([tuple(row) for row in rows], schema=list(SALE_KEY), orient="row")
-    stored = stored.cast(keys.schema)
+    stored = stored.cast(keys.schema).with_columns(to_minute)
     return keys.join(stored.unique(), on=list(SALE_KEY), how="semi").height
 
 
