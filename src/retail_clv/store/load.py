@@ -200,10 +200,11 @@ def stored_line_matches(conn: sa.Connection, lines: pl.DataFrame) -> int:
         return 0
     to_minute = pl.col("invoice_date").dt.truncate("1m")
     keys = lines.select(SALE_KEY).with_columns(to_minute)
-    lo, hi = keys["invoice_date"].min(), keys["invoice_date"].max()
+    lo, last = keys["invoice_date"].min(), keys["invoice_date"].max()
+    assert isinstance(last, dt.datetime)  # lines hold no null date
     rows = conn.execute(
         sa.select(*(t.c[name] for name in SALE_KEY)).where(
-            t.c.invoice_date >= lo, t.c.invoice_date < hi + dt.timedelta(minutes=1)
+            t.c.invoice_date >= lo, t.c.invoice_date < last + dt.timedelta(minutes=1)
         )
     ).fetchall()
     if not rows:
