@@ -375,6 +375,17 @@ def test_currency_after_the_number_codes_and_space_thousands_are_read() -> None:
     assert comma["price"].to_list() == [0.82, 1234.5, 1234.5, 1234567.0]
 
 
+def test_any_three_letter_currency_code_is_read_and_mixed_currencies_are_warned() -> None:
+    out, notes = price_column(["15.87 CHF", "CHF 2", "SEK 10.50", "12.5"])
+    assert out["price"].to_list() == [15.87, 2.0, 10.5, 12.5]
+    [note] = notes
+    assert note.startswith("prices carry several currencies (lines per currency: CHF 2, SEK 1)")
+    assert "does not convert them" in note
+    # one currency, however written, is no mix
+    assert price_column(["€1.50", "2.00 EUR", "eur 3", "4"])[1] == []
+    assert price_column(["£1.50", "GBP 2"])[1] == []
+
+
 def test_thousands_commas_with_a_decimal_dot_keep_the_old_reading() -> None:
     out = column(price=["1,234.50", "6.95", "1,000"])
     assert out["price"].to_list() == [1234.5, 6.95, 1000.0]
@@ -456,11 +467,11 @@ def test_number_dates_are_excel_days_or_unix_timestamps_with_a_note() -> None:
 
 
 def test_mostly_unreadable_prices_are_shown_with_examples() -> None:
-    out, notes = price_column(["0.82 CHF", "CHF 1.0", "1.5", "abc", ""])
+    out, notes = price_column(["0.82 Fr.", "Fr. 1.0", "1.5", "abc", ""])
     assert out["price"].to_list() == [None, None, 1.5, None, None]
     [note] = notes
     assert note.startswith(
-        "3 of 4 prices could not be read as numbers (BAD_PRICE), e.g. '0.82 CHF', 'CHF 1.0'; "
+        "3 of 4 prices could not be read as numbers (BAD_PRICE), e.g. '0.82 Fr.', 'Fr. 1.0'; "
         "accepted:"
     )
-    assert price_column(["0.82 CHF", "1.5", "2.5"])[1] == []  # a few bad prices: no note
+    assert price_column(["0.82 Fr.", "1.5", "2.5"])[1] == []  # a few bad prices: no note

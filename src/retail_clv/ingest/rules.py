@@ -437,7 +437,14 @@ _COMMA_NUMBER = r"^-?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$"
 #: An integer written with thousands dots: ``1.000``, ``12.500``.
 _THOUSANDS_DOTS = r"^-?\d{1,3}(?:\.\d{3})+$"
 #: A currency sign or code before or after the number: ``£0.82``, ``0,82 €``, ``EUR 0.82``.
-_CURRENCY = r"(?i)^(?:[£$€]|EUR|GBP|USD)\s*|\s*(?:[£$€]|EUR|GBP|USD)$"
+#: A currency sign, or a three-letter code (``EUR``, ``CHF``…; ``eur`` too for the three most
+#: common), before or after a price.
+_CURRENCY_MARK = r"(?:[£$€¥₹]|[A-Z]{3}|(?i:eur|gbp|usd))"
+_CURRENCY = rf"^{_CURRENCY_MARK}\s*|\s*{_CURRENCY_MARK}$"
+#: The same marks, captured, to tell which currencies a price column holds.
+_CURRENCY_FOUND = rf"^({_CURRENCY_MARK})\s*[-+(]?\d|\d\s*({_CURRENCY_MARK})$"
+#: One name per currency for the several ways of writing it.
+_SAME_CURRENCY = {"£": "GBP", "€": "EUR", "$": "USD ($)", "USD": "USD ($)", "¥": "JPY/CNY (¥)"}
 #: A space (also no-break or narrow no-break) grouping thousands: ``1 234,50``.
 _SPACE_GROUP = r"(\d)[ \u00a0\u202f](\d{3})\b"
 #: Quantities and prices must stay below this in absolute value: a line's value in
@@ -621,6 +628,29 @@ def _note_convention(
         )
 
 
+def _note_currencies(raw: pl.Series, price: pl.Series, notes: list[str]) -> None:
+    """Append a warning when the prices read carry more than one currency.
+
+    retail-clv does not convert currencies: such prices are added together as they stand.
+    """
+    marked = price.is_not_null() & raw.str.contains(r"[^\d\s.,+\-()]").fill_null(False)
+    if not marked.any():
+        return
+    marks = raw.filter(marked).str.strip_chars().str.extract_groups(_CURRENCY_FOUND).struct.unnest()
+    found = marks.select(pl.coalesce(marks.columns).alias("mark"))["mark"].drop_nulls()
+    if found.is_empty():
+        return
+    named = found.str.to_uppercase().replace(_SAME_CURRENCY).value_counts(sort=True)
+    if named.height < 2:
+        return
+    listed = ", ".join(f"{name} {n:,}" for name, n in named.iter_rows())
+    notes.append(
+        f"prices carry several currencies (lines per currency: {listed}); they are added "
+        "together as one currency, since retail-clv does not convert them: convert the prices "
+        "to one currency before ingesting"
+    )
+
+
 def _note_unread_prices(raw: pl.Series, price: pl.Series, notes: list[str]) -> None:
     """Append a sentence with examples when most written prices could not be read as numbers."""
     written = raw.is_not_null() & ~raw.str.strip_chars().is_in(_MISSING_SPELLINGS)
@@ -633,7 +663,7 @@ def _note_unread_prices(raw: pl.Series, price: pl.Series, notes: list[str]) -> N
         f"{n_unread:,} of {n_written:,} prices could not be read as numbers (BAD_PRICE), e.g. "
         f"{', '.join(repr(e) for e in examples)}; accepted: plain numbers with a decimal dot or "
         "a decimal comma (decided per file), thousands separators (comma, dot or space), a "
-        "currency sign or code (£ $ € EUR GBP USD) before or after the number"
+        "currency sign (£ $ € ¥ ₹) or three-letter code (EUR, CHF…) before or after the number"
     )
 
 
@@ -679,6 +709,8 @@ def parse_and_validate(
     price = _parse_price(raw["raw_price"], convention, cleaned)
     if notes is not None and convention != MIXED:  # the mixed-convention note says why
         _note_unread_prices(raw["raw_price"], price, notes)
+    if notes is not None:
+        _note_currencies(raw["raw_price"], price, notes)
     stripped = {
         name: pl.col(f"raw_{name}").str.strip_chars()
         for name in ("invoice", "stock_code", "customer_id", "country")
