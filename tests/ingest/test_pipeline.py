@@ -250,6 +250,20 @@ def test_a_file_whose_lines_only_lack_customer_ids_says_so(csv_file) -> None:
     assert not any("customer id" in w for w in some.report.warnings)
 
 
+def test_many_exact_repeats_within_a_file_are_explained(csv_file) -> None:
+    scans = [VALID] * 12 + [VALID.replace("489434", f"4895{i:02d}") for i in range(8)]
+    report = clean_file(csv_file(scans)).report
+    assert report.rows_duplicate == 11
+    assert any(
+        w.startswith("11 rows (55% of the file) repeat another row exactly")
+        for w in report.warnings
+    )
+    few = [VALID] * 2 + [VALID.replace("489434", f"4895{i:02d}") for i in range(30)]
+    assert not any(
+        "repeat another row" in w for w in clean_file(csv_file(few, name="f.csv")).report.warnings
+    )
+
+
 def test_semicolon_export_with_decimal_commas(csv_file) -> None:
     header = "Invoice;StockCode;Description;Quantity;InvoiceDate;Price;Customer ID;Country"
     lines = [

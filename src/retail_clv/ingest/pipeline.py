@@ -350,6 +350,10 @@ def _bad_date_examples(rejected: pl.DataFrame, n: int = 2) -> list[str]:
     return [str(v) for v in values["raw_invoice_date"].to_list()]
 
 
+#: Above this share of exact repeats within a file, the report says what it may mean.
+REPEATED_ROWS_SHARE = 0.1
+
+
 def _no_customer_ids_note(rejected: pl.DataFrame) -> list[str]:
     """Say so when the only thing keeping a file's purchase lines out is the customer id."""
     only_id = int((rejected["reasons"] == MISSING_CUSTOMER_ID).sum())
@@ -437,6 +441,14 @@ def clean_frame(
     step("parsing and validating")
     notes: list[str] = []
     checked = parse_and_validate(frame.filter(first), day_first=day_first, notes=notes)
+    if rows_duplicate >= 10 and rows_duplicate > REPEATED_ROWS_SHARE * frame.height:
+        notes.append(
+            f"{count(rows_duplicate, 'row')} ({rows_duplicate / frame.height:.0%} of the file) "
+            "repeat another row exactly and were counted once, as duplicates. Right when the "
+            "export holds the same rows twice; wrong when it writes one row per item scanned "
+            "(the same product, price and time on several rows of one invoice): then add such "
+            "rows up into one with their total quantity before ingesting"
+        )
 
     # Split with column pruning: each outcome keeps only the columns it needs, so the wide
     # parsed frame is not copied whole (peak memory on 1M rows).
