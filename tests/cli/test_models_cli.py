@@ -230,6 +230,9 @@ def test_predict_says_when_the_model_was_trained_on_another_store(
     out = flat(capsys.readouterr().out)
     assert f"was trained on the store sqlite:///{use_trained['root'] / 'clv.db'}" in out
     assert f"it scores sqlite:///{other} here" in out
+    # the run never saw the other store's later purchases: no fitted-values warning
+    assert run_app(["predict", "--as-of", "2011-03-01", "--out", str(tmp_path / "o.csv")]) == 0
+    assert "fitted values" not in flat(capsys.readouterr().out)
 
 
 def test_predict_without_model_says_train_first(capsys) -> None:

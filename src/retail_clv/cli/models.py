@@ -279,7 +279,8 @@ def predict(
     engine, purchases, cancellations = read_store(db)
     trained_on = (bundle.metadata.get("data_fingerprint") or {}).get("database_url")
     current = engine.url.render_as_string(hide_password=True)
-    if trained_on and _store_key(trained_on) != _store_key(current):
+    other_store = bool(trained_on) and _store_key(str(trained_on)) != _store_key(current)
+    if other_store:
         console.print(
             f"[yellow]Note:[/] model run {escape(bundle.run_id)} was trained on the store "
             f"{escape(str(trained_on))}; it scores {escape(current)} here.",
@@ -292,7 +293,8 @@ def predict(
         _warn_isolated_end_dates(purchases)
     notes: list[str] = []
     scored = score(bundle, purchases, cancellations, as_of=cutoff, notes=notes)
-    for note in [*as_of_notes(cutoff, after_data, bundle, "--as-of"), *notes]:
+    dates = as_of_notes(cutoff, after_data, bundle, "--as-of", same_store=not other_store)
+    for note in [*dates, *notes]:
         console.print(f"[yellow]Warning:[/] {escape(note)}", highlight=False)
     if out is None and not store:  # predictions.csv stays the copy of the served table
         out_path = settings.output_dir / f"predictions_{cutoff}.csv"

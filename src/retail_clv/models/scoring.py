@@ -207,14 +207,22 @@ def early_as_of_note(as_of: dt.date, bundle: ModelBundle, option: str) -> str | 
 
 
 def as_of_notes(
-    as_of: dt.date, after_data: dt.date | None, bundle: ModelBundle, option: str
+    as_of: dt.date,
+    after_data: dt.date | None,
+    bundle: ModelBundle,
+    option: str,
+    *,
+    same_store: bool = True,
 ) -> list[str]:
     """Both date warnings of a scoring (:func:`late_as_of_note`, :func:`early_as_of_note`).
 
     ``after_data`` is the day after the store's last purchase (None: an empty store).
+    ``same_store=False`` (the run was trained on another store) leaves out the fitted-values
+    warning: the run never saw these customers' later purchases.
     """
     notes = [late_as_of_note(as_of, after_data, option) if after_data is not None else None]
-    notes.append(early_as_of_note(as_of, bundle, option))
+    if same_store:
+        notes.append(early_as_of_note(as_of, bundle, option))
     return [note for note in notes if note]
 
 
