@@ -210,3 +210,31 @@ def test_training_as_of_after_the_data_fails_with_its_message(
     assert "NotEnoughDataError" in job["error"]
     assert "after the last purchase" in job["error"]
     assert store_client.get("/ready").status_code == 503
+
+
+def test_a_training_job_serves_neither_server_paths_nor_the_store_location(
+    store_client: TestClient, monkeypatch
+) -> None:
+    """The job result and the new run's metadata name the run, never the server's folders."""
+    from retail_clv.models import training
+    from tests.models._toy import toy_result
+
+    monkeypatch.setattr(training, "train", lambda *args, **kwargs: toy_result())
+    state = store_client.app.state.clv
+    response = store_client.post("/train", json={"write_predictions": False})
+    job = _wait(store_client, response.json()["job_id"])
+    assert job["state"] == "succeeded", job
+    run_id = job["result"]["run_id"]
+    assert (state.settings.models_dir / run_id / "metadata.json").is_file()
+    db_file = state.settings.database_url.removeprefix("sqlite:///")
+    server_folder = str(state.settings.models_dir.parent)
+    assert server_folder in db_file  # both live in the test's temporary folder
+    one, listed = store_client.get(f"/jobs/{job['job_id']}"), store_client.get("/jobs")
+    assert server_folder not in one.text
+    assert server_folder not in listed.text
+    assert "path" not in one.json()["result"]
+    active = store_client.get("/models/active")
+    assert active.json()["run_id"] == run_id
+    assert server_folder not in active.text
+    db_name = db_file.rsplit("/", 1)[-1]
+    assert active.json()["data_fingerprint"]["database_url"] == f"sqlite:///…/{db_name}"
