@@ -238,3 +238,49 @@ def test_a_training_job_serves_neither_server_paths_nor_the_store_location(
     assert server_folder not in active.text
     db_name = db_file.rsplit("/", 1)[-1]
     assert active.json()["data_fingerprint"]["database_url"] == f"sqlite:///…/{db_name}"
+
+
+def test_a_job_failing_on_its_input_logs_a_warning_without_traceback(caplog) -> None:
+    from retail_clv.errors import NotEnoughDataError
+
+    manager = JobManager()
+
+    def refuse(progress):
+        raise NotEnoughDataError("as_of 9999-12-31 is after the last purchase")
+
+    with caplog.at_level("DEBUG", logger="retail_clv.api.jobs"):
+        job = manager.submit("train", refuse)
+        manager.wait(job.job_id, timeout=5)
+    assert job.error == "NotEnoughDataError: as_of 9999-12-31 is after the last purchase"
+    [failure] = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert failure.levelname == "WARNING"
+    assert failure.exc_info is None
+    assert "NotEnoughDataError: as_of 9999-12-31 is after the last purchase" in failure.getMessage()
+
+
+def test_a_job_failing_on_a_bug_logs_an_error_with_its_traceback(caplog) -> None:
+    manager = JobManager()
+
+    def broken(progress):
+        raise KeyError("model2")
+
+    with caplog.at_level("DEBUG", logger="retail_clv.api.jobs"):
+        job = manager.submit("train", broken)
+        manager.wait(job.job_id, timeout=5)
+    [failure] = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert failure.levelname == "ERROR"
+    assert failure.exc_info is not None and failure.exc_info[0] is KeyError
+
+
+def test_training_as_of_far_in_the_future_is_a_warning_not_a_traceback(
+    store_client: TestClient, caplog
+) -> None:
+    with caplog.at_level("DEBUG", logger="retail_clv.api.jobs"):
+        response = store_client.post("/train", json={"as_of": "9999-12-31"})
+        job = _wait(store_client, response.json()["job_id"])
+    assert job["state"] == "failed"
+    assert job["error"].startswith("NotEnoughDataError: ")
+    [failure] = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert failure.levelname == "WARNING"
+    assert failure.exc_info is None
+    assert job["error"] in failure.getMessage()
