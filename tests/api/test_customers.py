@@ -73,6 +73,7 @@ def test_customer_prediction_is_the_stored_row(client: TestClient, api_data) -> 
     stored = read_prediction(get_engine(f"sqlite:///{db_path_of(client)}"), customer_id)
     assert stored is not None
     stored.pop("created_at")
+    assert body.pop("warnings") == []  # written by the active run
     assert body == stored
     assert body["model_run_id"] == api_data.run_id
     assert body["as_of"] == api_data.as_of.isoformat()
@@ -128,6 +129,56 @@ def test_prediction_cache_reloads_when_the_table_changes(client: TestClient, api
     body = client.get(f"/customers/{customer_id}/prediction").json()
     assert body["model_run_id"] == "run-y"
     assert body["predicted_products_30d"] == 3.0
+
+
+def test_a_score_of_an_earlier_run_says_the_active_model_changed(
+    client: TestClient, api_data
+) -> None:
+    """After another run becomes active, the stored score is served with a note naming both."""
+    import os
+
+    from retail_clv.models.registry import save_run
+    from tests.models._toy import toy_result
+
+    first, second = api_data.scored_ids[0], api_data.scored_ids[1]
+    state = client.app.state.clv
+    before = client.get(f"/customers/{first}/prediction").json()
+    assert before["warnings"] == []
+    new = save_run(toy_result(), state.settings.models_dir, {"n_purchases": 4}).name
+    state.follow_latest()  # what the background refresher does every 2 seconds
+    assert client.get("/models/active").json()["run_id"] == new
+    after = client.get(f"/customers/{first}/prediction").json()
+    assert {k: v for k, v in after.items() if k != "warnings"} == {
+        k: v for k, v in before.items() if k != "warnings"
+    }  # the stored score itself is still served
+    [note] = after["warnings"]
+    assert f"written by model run {api_data.run_id}" in note
+    assert f"the active model is run {new}" in note
+    assert "clv predict" in note and "POST /train" in note
+    # a cache miss read from the table carries the same note
+    state.predictions._heads.pop(second)
+    missed = client.get(f"/customers/{second}/prediction").json()
+    assert missed["customer_id"] == second
+    assert missed["warnings"] == [note]
+    # going back to the run that wrote the scores clears the note
+    os.remove(state.settings.models_dir / "latest")
+    os.symlink(api_data.run_id, state.settings.models_dir / "latest")
+    state.follow_latest()
+    assert client.get(f"/customers/{first}/prediction").json()["warnings"] == []
+
+
+def test_a_score_served_without_any_loaded_model_says_so(make_client, api_data) -> None:
+    client = make_client(db=api_data.db_path)  # the predictions table, no models folder
+    body = client.get(f"/customers/{api_data.scored_ids[0]}/prediction").json()
+    assert body["model_run_id"] == api_data.run_id
+    [note] = body["warnings"]
+    assert f"written by model run {api_data.run_id}" in note
+    assert "no model is loaded" in note
+
+
+def test_customer_prediction_openapi_documents_the_warnings(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert "warnings" in schema["CustomerPredictionOut"]["properties"]
 
 
 def test_customer_features_have_the_model_features(client: TestClient, api_data) -> None:

@@ -77,6 +77,10 @@ def test_real_server_answers_over_http(live_server, api_data) -> None:
             "database": "ok",
             "model_run_id": api_data.run_id,
         }
+        for path in ("/health", "/ready"):  # health checkers often send HEAD
+            head = http.head(path)
+            assert head.status_code == 200, path
+            assert head.content == b""
         stored = http.get(f"/customers/{customer_id}/prediction", headers={"X-Request-ID": "e2e-1"})
         assert stored.status_code == 200
         assert stored.headers["x-request-id"] == "e2e-1"

@@ -10,6 +10,18 @@ def test_health_is_ok(empty_client: TestClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
+def test_health_and_ready_answer_head_like_get(client: TestClient, empty_client) -> None:
+    for path in ("/health", "/ready"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["content-length"] == got.headers["content-length"]
+        assert head.headers["x-request-id"]
+    assert empty_client.head("/health").status_code == 200
+    assert empty_client.head("/ready").status_code == 503  # no model: not ready, as with GET
+
+
 def test_ready_is_503_with_reason_without_a_model(empty_client: TestClient) -> None:
     response = empty_client.get("/ready")
     assert response.status_code == 503

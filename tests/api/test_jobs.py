@@ -210,3 +210,127 @@ def test_training_as_of_after_the_data_fails_with_its_message(
     assert "NotEnoughDataError" in job["error"]
     assert "after the last purchase" in job["error"]
     assert store_client.get("/ready").status_code == 503
+
+
+def test_a_training_job_serves_neither_server_paths_nor_the_store_location(
+    store_client: TestClient, monkeypatch
+) -> None:
+    """The job result and the new run's metadata name the run, never the server's folders."""
+    from retail_clv.models import training
+    from tests.models._toy import toy_result
+
+    monkeypatch.setattr(training, "train", lambda *args, **kwargs: toy_result())
+    state = store_client.app.state.clv
+    response = store_client.post("/train", json={"write_predictions": False})
+    job = _wait(store_client, response.json()["job_id"])
+    assert job["state"] == "succeeded", job
+    run_id = job["result"]["run_id"]
+    assert (state.settings.models_dir / run_id / "metadata.json").is_file()
+    db_file = state.settings.database_url.removeprefix("sqlite:///")
+    server_folder = str(state.settings.models_dir.parent)
+    assert server_folder in db_file  # both live in the test's temporary folder
+    one, listed = store_client.get(f"/jobs/{job['job_id']}"), store_client.get("/jobs")
+    assert server_folder not in one.text
+    assert server_folder not in listed.text
+    assert "path" not in one.json()["result"]
+    active = store_client.get("/models/active")
+    assert active.json()["run_id"] == run_id
+    assert server_folder not in active.text
+    db_name = db_file.rsplit("/", 1)[-1]
+    assert active.json()["data_fingerprint"]["database_url"] == f"sqlite:///…/{db_name}"
+
+
+def test_a_job_failing_on_its_input_logs_a_warning_without_traceback(caplog) -> None:
+    from retail_clv.errors import NotEnoughDataError
+
+    manager = JobManager()
+
+    def refuse(progress):
+        raise NotEnoughDataError("as_of 9999-12-31 is after the last purchase")
+
+    with caplog.at_level("DEBUG", logger="retail_clv.api.jobs"):
+        job = manager.submit("train", refuse)
+        manager.wait(job.job_id, timeout=5)
+    assert job.error == "NotEnoughDataError: as_of 9999-12-31 is after the last purchase"
+    [failure] = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert failure.levelname == "WARNING"
+    assert failure.exc_info is None
+    assert "NotEnoughDataError: as_of 9999-12-31 is after the last purchase" in failure.getMessage()
+
+
+def test_a_job_failing_on_a_bug_logs_an_error_with_its_traceback(caplog) -> None:
+    manager = JobManager()
+
+    def broken(progress):
+        raise KeyError("model2")
+
+    with caplog.at_level("DEBUG", logger="retail_clv.api.jobs"):
+        job = manager.submit("train", broken)
+        manager.wait(job.job_id, timeout=5)
+    [failure] = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert failure.levelname == "ERROR"
+    assert failure.exc_info is not None and failure.exc_info[0] is KeyError
+
+
+def test_training_as_of_far_in_the_future_is_a_warning_not_a_traceback(
+    store_client: TestClient, caplog
+) -> None:
+    with caplog.at_level("DEBUG", logger="retail_clv.api.jobs"):
+        response = store_client.post("/train", json={"as_of": "9999-12-31"})
+        job = _wait(store_client, response.json()["job_id"])
+    assert job["state"] == "failed"
+    assert job["error"].startswith("NotEnoughDataError: ")
+    [failure] = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert failure.levelname == "WARNING"
+    assert failure.exc_info is None
+    assert job["error"] in failure.getMessage()
+
+
+KEY = "k" * 20
+TOO_MANY_COLUMNS = "&".join(f"column=f{i}=C{i}" for i in range(25))
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "content_type"),
+    [
+        ("/train", b'{"as_of": ', "application/json"),  # malformed JSON
+        ("/train", b'{"budget": "huge", "horizon": 30}', "application/json"),  # invalid body
+        ("/train", b"as_of=2011-01-01", "application/x-www-form-urlencoded"),
+        ("/ingest", b"not multipart", "text/plain"),
+        (f"/ingest?{TOO_MANY_COLUMNS}", b"", "multipart/form-data"),
+        ("/pipeline?store=true", b"not multipart", "text/plain"),
+        (f"/pipeline?store=TRUE&{TOO_MANY_COLUMNS}", b"", "multipart/form-data"),
+    ],
+)
+@pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"X-API-Key": "nope"}, 403)])
+def test_a_missing_or_wrong_key_is_answered_before_the_request_is_validated(
+    make_client, path, content, content_type, headers, status
+) -> None:
+    client = make_client(api_key=KEY)
+    response = client.post(path, content=content, headers={**headers, "Content-Type": content_type})
+    assert response.status_code == status, response.text
+    assert isinstance(response.json()["detail"], str)
+    if status == 401:
+        assert response.headers["www-authenticate"] == "ApiKey"
+    assert client.get("/jobs").json() == []
+
+
+def test_with_the_right_key_a_malformed_body_is_still_a_422(make_client) -> None:
+    client = make_client(api_key=KEY)
+    response = client.post(
+        "/train",
+        content=b'{"as_of": ',
+        headers={"X-API-Key": KEY, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_routes_that_need_no_key_are_not_guarded(make_client, api_data) -> None:
+    client = make_client(db=api_data.db_path, models_dir=api_data.models_dir, api_key=KEY)
+    assert client.get("/jobs").status_code == 200
+    assert client.get("/jobs/nope").status_code == 404
+    # /pipeline needs the key only to store: without it the upload is validated as before
+    for path in ("/pipeline", "/pipeline?store=false", "/pipeline?store=0"):
+        response = client.post(path, content=b"x", headers={"Content-Type": "text/plain"})
+        assert response.status_code == 415, path

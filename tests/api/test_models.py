@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 
 from retail_clv.api.state import NO_MODEL_MESSAGE
@@ -118,3 +119,55 @@ def test_a_latest_pointing_at_a_broken_run_keeps_the_loaded_model(client: TestCl
     assert (
         client.post("/predict", json={"customer_ids": api_data.scored_ids[:1]}).status_code == 200
     )
+
+
+@pytest.mark.parametrize(
+    ("recorded", "served"),
+    [
+        (
+            "postgresql+psycopg://clv_admin@db.internal.corp:5432/retail",
+            "postgresql+psycopg://…/retail",
+        ),
+        (
+            "postgresql+psycopg://clv_admin:***@db.internal.corp:5432/retail",
+            "postgresql+psycopg://…/retail",
+        ),
+        ("postgresql://u@h/retail?sslrootcert=/etc/ssl/ca.pem", "postgresql://…/retail"),
+        ("postgresql://db.internal.corp", "postgresql://…"),
+        ("sqlite:////srv/clv/data/retail_clv.db", "sqlite:///…/retail_clv.db"),
+        ("sqlite:///data/retail_clv.db", "sqlite:///…/retail_clv.db"),
+        ("sqlite:///retail_clv.db", "sqlite:///retail_clv.db"),
+        ("sqlite:///C:\\clv\\retail_clv.db", "sqlite:///…/retail_clv.db"),
+        ("sqlite://", "sqlite://"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("not a url with user@host", "…"),
+        (None, None),
+    ],
+)
+def test_public_database_url_keeps_only_the_scheme_and_the_database_name(recorded, served):
+    from retail_clv.api.routes.models import public_database_url
+
+    assert public_database_url(recorded) == served
+
+
+def test_models_active_does_not_serve_the_stores_user_host_or_port(client: TestClient, api_data):
+    import polars as pl
+
+    from retail_clv.models.registry import data_fingerprint, save_run
+    from tests.models._toy import toy_result
+
+    url = "postgresql+psycopg://clv_admin:s3cret@db.internal.corp:5432/retail"
+    state = client.app.state.clv  # type: ignore[attr-defined]
+    models_dir = state.settings.models_dir
+    new = save_run(toy_result(), models_dir, data_fingerprint(pl.DataFrame(), url)).name
+    state.follow_latest()
+    response = client.get("/models/active")
+    assert response.json()["run_id"] == new
+    assert response.json()["data_fingerprint"]["database_url"] == "postgresql+psycopg://…/retail"
+    for secret in ("clv_admin", "s3cret", "db.internal.corp", "5432"):
+        assert secret not in response.text
+        assert secret not in client.get("/models").text
+    # the checksummed run on disk keeps what it recorded
+    on_disk = json.loads((models_dir / new / "metadata.json").read_text())
+    assert on_disk["data_fingerprint"]["database_url"].startswith("postgresql+psycopg://clv_admin@")
+    assert client.get("/ready").json()["model_run_id"] == new  # checksums still verify

@@ -246,6 +246,29 @@ def test_customer_lookup_shows_history_predictions_features(api: respx.MockRoute
     assert features["value"].tolist() == ["10", "42", "1,500"]
 
 
+def test_a_stored_score_of_an_earlier_run_shows_the_apis_note(api: respx.MockRouter) -> None:
+    note = (
+        "this score was written by model run 20111210-quick; the active model is run "
+        "20111220-quick: run clv predict (or POST /train) to rescore"
+    )
+    api.get("/customers/13085").respond(json=CUSTOMER)
+    api.get("/customers/13085/prediction").respond(json={**PREDICTION, "warnings": [note]})
+    api.get("/customers/13085/features").respond(json=FEATURES)
+    at = customers_page(new_app().run(), "13085")
+    assert not at.exception
+    assert metrics(at)["Model 1 · predicted spend"] == "£120.50"
+    assert note in texts(at.warning)
+
+
+def test_a_current_stored_score_shows_no_warning(api: respx.MockRouter) -> None:
+    api.get("/customers/13085").respond(json=CUSTOMER)
+    api.get("/customers/13085/prediction").respond(json={**PREDICTION, "warnings": []})
+    api.get("/customers/13085/features").respond(json=FEATURES)
+    at = customers_page(new_app().run(), "13085")
+    assert not at.exception
+    assert not at.warning
+
+
 def test_currency_can_be_changed(api: respx.MockRouter) -> None:
     api.get("/customers/13085").respond(json=CUSTOMER)
     api.get("/customers/13085/prediction").respond(json=PREDICTION)

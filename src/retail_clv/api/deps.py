@@ -5,16 +5,21 @@ on the thread pool, which costs more than the lookups they guard.
 
 ``StateDep``, ``SettingsDep``, ``EngineDep`` and ``BundleDep`` reach the process state built at
 start-up; ``ApiKeyDep`` guards the mutating endpoints when ``CLV_API_KEY`` is set (401 when the
-key is missing, 403 when it is wrong, compared in constant time).
+key is missing, 403 when it is wrong, compared in constant time). FastAPI reads and validates a
+JSON body before it runs any dependency, so the routers of protected endpoints use
+:class:`KeyFirstRoute`, which checks the key before the request is parsed: a caller without the
+key never learns anything about the body it sent.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 
 from retail_clv.api.state import ApiState
@@ -77,3 +82,69 @@ async def check_api_key(
 
 
 ApiKeyDep = Depends(check_api_key)
+
+
+#: Attribute of an endpoint naming when it needs the key, set by :func:`api_key_when`.
+_KEY_CONDITION = "_clv_api_key_when"
+
+
+def api_key_when(
+    condition: Callable[[Request], bool],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark an endpoint that needs the API key only for some requests (e.g. ``?store=true``).
+
+    Put it under the route decorator. :class:`KeyFirstRoute` then checks the key first when
+    ``condition(request)`` is true; the endpoint should still check it itself once its parameters
+    are validated, as ``POST /pipeline`` does.
+
+    Parameters
+    ----------
+    condition
+        Says from the raw request (nothing parsed yet) whether the key is needed.
+
+    Returns
+    -------
+    callable
+        The decorator; it returns the endpoint unchanged but for the mark.
+    """
+
+    def mark(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(endpoint, _KEY_CONDITION, condition)
+        return endpoint
+
+    return mark
+
+
+class KeyFirstRoute(APIRoute):
+    """A route that checks the API key before FastAPI reads, parses or validates the request.
+
+    FastAPI decodes a JSON body before solving any dependency, so ``POST /train`` with a
+    malformed body answered 422 to a caller without the key, and 401 only once the JSON was
+    valid. A route of a router built with ``route_class=KeyFirstRoute`` whose dependencies
+    include :data:`ApiKeyDep` (or whose endpoint is marked with :func:`api_key_when`) answers
+    401/403 before anything else. The dependency still runs afterwards (a cheap second check) and
+    documents the header in the OpenAPI schema. Other routes of the router are unchanged.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Return FastAPI's handler, behind the key check when this route needs one."""
+        handler = super().get_route_handler()
+        condition: Callable[[Request], bool] | None = getattr(self.endpoint, _KEY_CONDITION, None)
+        if condition is None and any(
+            dependency.call is check_api_key for dependency in self.dependant.dependencies
+        ):
+            condition = _always
+        if condition is None:
+            return handler
+        needs_key = condition
+
+        async def key_first(request: Request) -> Response:
+            if needs_key(request):
+                await check_api_key(request.app.state.clv, request.headers.get(API_KEY_HEADER))
+            return await handler(request)
+
+        return key_first
+
+
+def _always(request: Request) -> bool:
+    return True

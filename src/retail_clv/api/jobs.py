@@ -2,9 +2,11 @@
 
 A job is a function taking a progress callback ``(fraction, message)`` and returning a JSON-safe
 result. The manager runs it on its own thread, records ``queued -> running -> succeeded|failed``,
-and keeps the error message of a failure (``"<ExceptionClass>: <message>"``), logged with its
-traceback: a failed job is never reported as anything else. At most one job of an exclusive kind
-runs at a time (:class:`JobConflictError`, answered with 409).
+and keeps the error message of a failure (``"<ExceptionClass>: <message>"``): a failed job is
+never reported as anything else. A failure on the input (the package's own errors,
+:class:`retail_clv.errors.RetailClvError`, e.g. not enough history) is logged as a warning with
+its message; anything else is a bug and is logged as an error with its traceback. At most one
+job of an exclusive kind runs at a time (:class:`JobConflictError`, answered with 409).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from retail_clv.errors import RetailClvError
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +167,12 @@ class JobManager:
         try:
             result = work(progress)
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the job record
-            logger.exception("job %s (%s) failed", job.job_id, job.kind)
+            if isinstance(exc, RetailClvError):  # the input's fault, told to the client
+                logger.warning(
+                    "job %s (%s) failed: %s: %s", job.job_id, job.kind, type(exc).__name__, exc
+                )
+            else:
+                logger.exception("job %s (%s) failed", job.job_id, job.kind)
             with self._lock:
                 job.state = "failed"
                 job.error = f"{type(exc).__name__}: {exc}"

@@ -130,7 +130,7 @@ class CustomerFeaturesOut(BaseModel):
 
 
 class CustomerPredictionOut(BaseModel):
-    """A customer's stored score (``predictions`` table)."""
+    """A customer's stored score (``predictions`` table), flagged when another run is active."""
 
     customer_id: str
     predicted_spend_30d_model1: float | None
@@ -139,6 +139,10 @@ class CustomerPredictionOut(BaseModel):
     as_of: date
     horizon_days: int
     model_run_id: str
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What to check about this score: written by another run than the active one",
+    )
 
 
 class PredictIn(_Input):

@@ -178,7 +178,9 @@ def run_training(
     Returns
     -------
     dict
-        ``run_id``, ``path``, ``as_of``, ``metrics`` and ``predictions_written``.
+        ``run_id``, ``as_of``, ``metrics`` and ``predictions_written``. The run is
+        ``<models_dir>/<run_id>``; the server's path is not part of the answer (job results are
+        served to anyone who can read ``GET /jobs``).
     """
     from retail_clv.config import get_settings
     from retail_clv.errors import NotEnoughDataError
@@ -228,7 +230,6 @@ def run_training(
         written = frame.height
     return {
         "run_id": path.name,
-        "path": str(path),
         "as_of": cutoff.isoformat(),
         "metrics": result.metrics,
         "predictions_written": written,

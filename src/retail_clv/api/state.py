@@ -10,7 +10,8 @@ Two caches keep the hot paths off the database:
   customer (``GET /customers/{id}/prediction`` is a dict lookup). It is reloaded when the table's
   signature (row count, latest ``created_at``) changes, checked every few seconds and right after
   this process writes predictions; a miss falls back to the indexed database lookup, so a row
-  written by another process is served immediately.
+  written by another process is served immediately. A score written by another run than the
+  active one is served with a warning naming both runs.
 * :class:`StoreCache` holds the store's purchases and cancellations frames for ``/predict`` and
   ``/customers``; it is dropped after an ingest and whenever ``ingest_runs`` changes.
 """
@@ -55,26 +56,84 @@ def finite_or_none(value: Any) -> Any:
     return value
 
 
+def stale_score_note(scored_by: str, active: str | None) -> str:
+    """Say that a stored score was written by another run than the one being served.
+
+    Parameters
+    ----------
+    scored_by
+        ``model_run_id`` of the stored score.
+    active
+        The run the API serves (``None`` when no model is loaded).
+
+    Returns
+    -------
+    str
+        The warning of ``GET /customers/{id}/prediction``.
+    """
+    if active is None:
+        return (
+            f"this score was written by model run {scored_by}; no model is loaded now (GET /ready "
+            "says why), so it was not checked against the active one"
+        )
+    return (
+        f"this score was written by model run {scored_by}; the active model is run {active}: "
+        "run clv predict (or POST /train) to rescore"
+    )
+
+
 class PredictionCache:
-    """The ``predictions`` table as pre-serialised JSON bodies keyed by customer id."""
+    """The ``predictions`` table as pre-serialised JSON bodies keyed by customer id.
+
+    Each customer's stored score is kept as the JSON object it is served as, without its
+    closing ``warnings`` member; :meth:`get` adds ``"warnings":[]`` when the score was written by
+    the active run and a note naming both runs otherwise (:func:`stale_score_note`), so that
+    scores written by an earlier run say so as soon as the API follows another one.
+    """
+
+    _FRESH = b',"warnings":[]}'
 
     def __init__(self) -> None:
-        self._bodies: dict[str, bytes] = {}
+        self._heads: dict[str, tuple[str, bytes]] = {}
         self._signature: tuple[Any, ...] | None = None
+        self._active: str | None = None
+        self._stale_tails: dict[tuple[str, str | None], bytes] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._bodies)
+        return len(self._heads)
+
+    def set_active_run(self, run_id: str | None) -> None:
+        """Record the run the API serves (called on every model (re)load)."""
+        if run_id != self._active:
+            self._stale_tails = {}
+            self._active = run_id
 
     def get(self, customer_id: str) -> bytes | None:
         """Return the JSON body of a customer's stored prediction, or ``None``."""
-        return self._bodies.get(customer_id)
+        entry = self._heads.get(customer_id)
+        if entry is None:
+            return None
+        scored_by, head = entry
+        active = self._active
+        if scored_by == active:
+            return head + self._FRESH
+        tail = self._stale_tails.get((scored_by, active))
+        if tail is None:
+            note = stale_score_note(scored_by, active)
+            tail = b',"warnings":' + json.dumps([note]).encode() + b"}"
+            self._stale_tails[(scored_by, active)] = tail
+        return head + tail
 
     @staticmethod
-    def body(row: dict[str, Any]) -> bytes:
-        """Serialise one stored score in the shape of ``GET /customers/{id}/prediction``."""
+    def head(row: dict[str, Any]) -> tuple[str, bytes]:
+        """Serialise one stored score as ``GET /customers/{id}/prediction`` serves it.
+
+        Returns the row's run id and the JSON object without its ``warnings`` member and its
+        closing brace.
+        """
         as_of = row["as_of"]
-        return json.dumps(
+        body = json.dumps(
             {
                 "customer_id": row["customer_id"],
                 "predicted_spend_30d_model1": finite_or_none(row["predicted_spend_30d_model1"]),
@@ -86,6 +145,7 @@ class PredictionCache:
             },
             separators=(",", ":"),
         ).encode()
+        return str(row["model_run_id"]), body[:-1]
 
     @staticmethod
     def signature(engine: sa.Engine) -> tuple[Any, ...]:
@@ -105,7 +165,7 @@ class PredictionCache:
             if not force and signature == self._signature:
                 return False
             rows = services.read_all_predictions(engine).to_dicts()
-            self._bodies = {row["customer_id"]: self.body(row) for row in rows}
+            self._heads = {row["customer_id"]: self.head(row) for row in rows}
             self._signature = signature
         logger.info("prediction cache loaded: %d customers", len(rows))
         return True
@@ -115,9 +175,8 @@ class PredictionCache:
         row = services.read_one_prediction(engine, customer_id)
         if row is None:
             return None
-        body = self.body(row)
-        self._bodies[customer_id] = body
-        return body
+        self._heads[customer_id] = self.head(row)
+        return self.get(customer_id)
 
 
 @dataclass
@@ -285,8 +344,10 @@ class ApiState:
             else:
                 self._bundle, self.model_error = None, f"Model cannot be loaded: {exc}"
                 logger.error("model cannot be loaded: %s", exc)
+            self.predictions.set_active_run(None)
             return
         self._bundle, self.model_error = bundle, ""
+        self.predictions.set_active_run(str(bundle.run_id))
         logger.info("model %s loaded", bundle.run_id)
 
     def warm_up(self) -> None:

@@ -112,7 +112,9 @@ async def customer_prediction(customer_id: CustomerPath, request: Request) -> Re
     """Return the customer's stored score: both models' 30-day spend, products, as-of, run id.
 
     Served from an in-memory copy of the ``predictions`` table (pre-serialised JSON); a miss is
-    checked against the table itself before answering 404.
+    checked against the table itself before answering 404. The score is the one ``clv predict``
+    or ``POST /train`` stored: when it was written by another run than the active model,
+    ``warnings`` says so and names both runs.
     """
     state: ApiState = request.app.state.clv
     customer_id = normalise_customer_id(customer_id)

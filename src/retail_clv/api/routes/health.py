@@ -1,4 +1,4 @@
-"""Liveness and readiness."""
+"""Liveness and readiness (``GET``, and ``HEAD`` for health checkers that send it)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,17 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 
+# HEAD answers like GET without the body (the server drops it); kept out of the OpenAPI schema,
+# which would otherwise list the same operation twice.
 @router.get("/health", response_model=HealthOut)
+@router.head("/health", response_model=HealthOut, include_in_schema=False)
 async def health() -> HealthOut:
     """Answer when the process is alive (liveness)."""
     return HealthOut()
 
 
 @router.get("/ready", response_model=ReadyOut, responses={503: {"model": ErrorOut}})
+@router.head("/ready", response_model=ReadyOut, include_in_schema=False)
 def ready(state: StateDep) -> ReadyOut | JSONResponse:
     """Report readiness: database reachable and an active model loaded (503 with the reason)."""
     try:

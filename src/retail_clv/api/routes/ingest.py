@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from retail_clv.api import services
-from retail_clv.api.deps import ApiKeyDep, StateDep
+from retail_clv.api.deps import ApiKeyDep, KeyFirstRoute, StateDep
 from retail_clv.api.routes.uploads_common import (
     AUTH_ERRORS,
     UPLOAD_BODY,
@@ -19,7 +19,7 @@ from retail_clv.api.routes.uploads_common import (
 from retail_clv.api.schemas import IngestOut
 from retail_clv.api.uploads import receive_upload
 
-router = APIRouter(tags=["ingest"])
+router = APIRouter(tags=["ingest"], route_class=KeyFirstRoute)
 
 
 @router.post(

@@ -8,14 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Path
 
 from retail_clv.api import services
-from retail_clv.api.deps import ApiKeyDep, StateDep
+from retail_clv.api.deps import ApiKeyDep, KeyFirstRoute, StateDep
 from retail_clv.api.jobs import JobConflictError, ProgressFn
 from retail_clv.api.routes.uploads_common import AUTH_ERRORS
 from retail_clv.api.schemas import ErrorOut, JobAccepted, JobOut, TrainIn
 from retail_clv.api.state import ApiState
 
 logger = logging.getLogger(__name__)
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=KeyFirstRoute)
 
 
 def _training_work(state: ApiState, body: TrainIn) -> Any:

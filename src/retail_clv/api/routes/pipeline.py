@@ -12,7 +12,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from retail_clv.api import services
-from retail_clv.api.deps import API_KEY_HEADER, StateDep, check_api_key
+from retail_clv.api.deps import (
+    API_KEY_HEADER,
+    KeyFirstRoute,
+    StateDep,
+    api_key_when,
+    check_api_key,
+)
 from retail_clv.api.routes.predict import prediction_records
 from retail_clv.api.routes.uploads_common import (
     AUTH_ERRORS,
@@ -31,9 +37,15 @@ from retail_clv.ingest.rules import isolated_last_day
 from retail_clv.models.scoring import CSV_COLUMNS
 
 logger = logging.getLogger(__name__)
-router = APIRouter(tags=["pipeline"])
+router = APIRouter(tags=["pipeline"], route_class=KeyFirstRoute)
 
 REJECTED_SAMPLE_ROWS = 200
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})  # what a bool query parameter takes
+
+
+def _storing(request: Request) -> bool:
+    """Say from the raw query whether the upload is to be stored (then the API key is needed)."""
+    return any(value.lower() in _TRUE for value in request.query_params.getlist("store"))
 
 
 def _holdout_r2(bundle: Any, model: str) -> float | None:
@@ -122,6 +134,7 @@ def _run(
         503: {"model": ErrorOut, "description": "No model loaded"},
     },
 )
+@api_key_when(_storing)  # checked before the query is validated; again below once it is
 async def pipeline(
     request: Request,
     state: StateDep,

@@ -51,7 +51,10 @@ def show_history(customer: dict[str, Any], symbol: str) -> None:
 
 
 def show_prediction(client: ApiClient, customer_id: str, symbol: str) -> None:
-    """Show both models' predictions of the customer's next 30 days.
+    """Show both models' predictions of the customer's next 30 days, and the API's warnings.
+
+    The score is the stored one: when it was written by another run than the active model, the
+    API's note saying so is shown under it.
 
     Parameters
     ----------
@@ -85,6 +88,8 @@ def show_prediction(client: ApiClient, customer_id: str, symbol: str) -> None:
     st.caption(
         f"As of {prediction.get('as_of', '?')} · model run `{prediction.get('model_run_id', '?')}`"
     )
+    for warning in prediction.get("warnings") or []:  # e.g. scored by an earlier run
+        st.warning(str(warning), icon=":material/warning:")
 
 
 def show_features(client: ApiClient, customer_id: str) -> None:
