@@ -339,7 +339,8 @@ class ApiClient:
         -------
         dict
             ``customer_id, predicted_spend_30d_model1, predicted_spend_30d_model2,
-            predicted_products_30d, as_of, horizon_days, model_run_id``.
+            predicted_products_30d, as_of, horizon_days, model_run_id, warnings`` (a note when
+            the stored score was written by another run than the active model).
         """
         return self._json(
             "GET",
