@@ -158,3 +158,25 @@ def test_gaps_frame_lists_each_comparison_and_skips_malformed_entries() -> None:
         }
     ]
     assert frames.gaps_frame({}).empty and frames.gaps_frame({"vs_baselines": None}).empty
+
+
+def test_the_download_is_the_file_clv_predict_writes_for_the_same_scores() -> None:
+    import polars as pl
+
+    from retail_clv.models.scoring import to_csv_frame
+
+    scored = pl.DataFrame(
+        {
+            "customer_id": ["b2", "a1", "=x"],
+            "country": ["UK"] * 3,
+            "predicted_spend_30d_model1": [663.0870940706693, 0.0, 12.5],
+            "predicted_spend_30d_model2": [1.23456, 100.0, 0.1],
+            "predicted_products_30d": [3.3333, 0.0, 1.0],
+            "r2_model1": [0.5551234] * 3,
+            "r2_model2": [0.56] * 3,
+        }
+    )
+    cli = to_csv_frame(scored.sort("customer_id")).write_csv()
+    download = frames.predictions_csv(frames.predictions_frame(scored.to_dicts())).decode()
+    assert download == cli
+    assert download.splitlines()[3] == "b2,663.09,1.23,3.33,0.5551,0.56"

@@ -141,9 +141,13 @@ def predictions_csv(frame: pd.DataFrame, horizon_days: int = 30) -> bytes:
     Returns
     -------
     bytes
-        The CSV, one row per customer, text cells neutralised against formula injection.
+        The CSV, one row per customer in customer-id order, spend and products rounded to
+        cents and R² to 4 decimals, text cells neutralised against formula injection: the
+        same file ``clv predict`` and the API's ``text/csv`` answer write for these scores.
     """
-    out = frame[CSV_COLUMNS].copy()
+    out = frame[CSV_COLUMNS].sort_values("customer_id", kind="stable").copy()
+    for column in CSV_COLUMNS[1:]:
+        out[column] = out[column].round(4 if column.startswith("r2_") else 2)
     out["customer_id"] = neutralise_formulas(out["customer_id"])
     out.columns = csv_columns(horizon_days)
     return out.to_csv(index=False, lineterminator="\n").encode("utf-8")
