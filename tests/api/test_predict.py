@@ -63,6 +63,28 @@ def test_predict_accepts_numeric_customer_ids(client: TestClient, api_data) -> N
     assert [p["customer_id"] for p in body["predictions"]] == numeric
 
 
+def test_predict_ids_are_normalised_as_ingestion_does(client: TestClient, api_data) -> None:
+    numeric = [i for i in api_data.scored_ids if i.isdigit()][:1]
+    body = client.post(
+        "/predict", json={"customer_ids": [f" {numeric[0]}.0 ", "Someone@Shop.DE", 1.5e3]}
+    ).json()
+    assert [p["customer_id"] for p in body["predictions"]] == numeric
+    assert body["unknown_customer_ids"] == ["someone@shop.de", "1500"]
+    # in rows too: a numeric id is accepted and written as ingestion writes it
+    features = client.get(f"/customers/{numeric[0]}/features").json()["features"]
+    rows = client.post("/predict", json={"rows": [{"customer_id": float(numeric[0]), **features}]})
+    assert rows.status_code == 200, rows.text
+    assert rows.json()["predictions"][0]["customer_id"] == numeric[0]
+
+
+def test_predict_non_finite_numeric_ids_are_422(client: TestClient) -> None:
+    response = client.post(
+        "/predict", content=b'{"customer_ids": [NaN]}', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert "must be text or a finite number" in response.text
+
+
 def test_predict_bad_customer_id_error_points_at_the_item(client: TestClient) -> None:
     response = client.post("/predict", json={"customer_ids": ["ok", {"a": 1}]})
     assert response.status_code == 422

@@ -6,6 +6,7 @@ ignored value. Response models document the JSON shapes of ``docs/api.md`` and t
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -26,17 +27,32 @@ _FLOAT_ID = re.compile(r"^(\d+)\.0$")
 
 
 def normalise_customer_id(value: str) -> str:
-    """Normalise a customer id as ingestion does: trimmed, ``"13085.0"`` -> ``"13085"``."""
+    """Normalise a customer id as ingestion does.
+
+    Trimmed, ``"13085.0"`` -> ``"13085"``, and an e-mail address (an id holding ``@``)
+    lower-cased.
+    """
     value = value.strip()
     match = _FLOAT_ID.match(value)
-    return match.group(1) if match else value
+    if match:
+        return match.group(1)
+    return value.lower() if "@" in value else value
 
 
 def _number_as_text(value: Any) -> Any:
-    """Accept a JSON number as a customer id (clients building JSON from CSVs send 12346)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return value
+    """Accept a JSON number as a customer id (clients building JSON from CSVs send 12346).
+
+    A whole number is written without decimals (``1.5e3`` is ``"1500"``, as ``1500.0`` in a
+    file is); infinity and NaN are refused.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("a customer id must be text or a finite number")
+        if value.is_integer():
+            return str(int(value))
+    return str(value)
 
 
 CustomerId = Annotated[

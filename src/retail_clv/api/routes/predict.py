@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from retail_clv.api.deps import BundleDep, StateDep
-from retail_clv.api.schemas import ErrorOut, PredictIn, PredictOut
+from retail_clv.api.schemas import CustomerId, ErrorOut, PredictIn, PredictOut
 
 router = APIRouter(tags=["predictions"])
 
@@ -58,7 +58,7 @@ def _row_adapter(feature_names: tuple[str, ...]) -> TypeAdapter[list[Any]]:
     A feature may be ``null`` (undefined, as the store's own interval features are for
     one-purchase-day customers): the models handle it as they did in training.
     """
-    fields: dict[str, Any] = {"customer_id": (str, Field(min_length=1, max_length=64))}
+    fields: dict[str, Any] = {"customer_id": (CustomerId, ...)}
     for name in feature_names:
         fields[name] = (
             float | None,
