@@ -29,6 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from retail_clv.errors import InputFileError, count
+from retail_clv.ingest.columns import list_names
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ MAX_SHEET_CELLS = 50_000_000
 #: Largest XML a worksheet may unpack to; checked before and while it is unpacked, a chunk at a
 #: time (a sheet at :data:`MAX_SHEET_CELLS` takes about 2 GiB).
 MAX_SHEET_XML_BYTES = 4 << 30
+#: Most columns a table may have. A transaction export has a few dozen; a header with hundreds of
+#: thousands of names (a wrong delimiter, the wrong file) made matching the names to the fields
+#: take minutes.
+MAX_COLUMNS = 1_000
 ZIP_MAGIC = b"PK\x03\x04"
 PARQUET_MAGIC = b"PAR1"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -389,7 +394,14 @@ def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str, li
     end = text.find(b"\n", start.start())
     first_line = text[start.start() : end if end >= 0 else None].decode("utf-8", errors="replace")
     delimiter = _sniff_delimiter(first_line)
-    check_unique_header(str(path), next(csv.reader([first_line], delimiter=delimiter), []))
+    header = next(csv.reader([first_line], delimiter=delimiter), [])
+    if len(header) > MAX_COLUMNS:
+        raise InputFileError(
+            f"{path} has {len(header):,} columns in its header (split at {delimiter!r}), more "
+            f"than the {MAX_COLUMNS:,} a transaction table can have (an export has a few dozen): "
+            "a wrong delimiter, or the wrong file? export the transactions as CSV again"
+        )
+    check_unique_header(str(path), header)
     try:
         frame = pl.read_csv(
             text,
@@ -408,7 +420,7 @@ def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str, li
         ) from exc
     if frame.height == 0:
         raise InputFileError(
-            f"{path} has a header but no data rows (columns: {', '.join(frame.columns)})"
+            f"{path} has a header but no data rows (columns: {list_names(frame.columns)})"
         )
     return frame, encoding, delimiter, warnings
 
@@ -429,9 +441,14 @@ def _read_parquet(path: Path, data: bytes) -> RawSheet:
         frame = pl.read_parquet(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001  (pyarrow/polars raise many types for bad files)
         raise InputFileError(f"{path} is a damaged Parquet file: {exc}") from exc
+    if frame.width > MAX_COLUMNS:
+        raise InputFileError(
+            f"{path} has {frame.width:,} columns, more than the {MAX_COLUMNS:,} a transaction "
+            "table can have (an export has a few dozen): the wrong file?"
+        )
     if frame.height == 0:
         raise InputFileError(
-            f"{path} has columns but no data rows (columns: {', '.join(frame.columns)})"
+            f"{path} has columns but no data rows (columns: {list_names(frame.columns)})"
         )
     # lists, records and raw bytes have no text form a field could use
     nested = {
@@ -892,6 +909,13 @@ def _read_excel(path: Path, data: bytes) -> list[RawSheet]:
         sheets: list[RawSheet] = []
         for name in reader.sheet_names:
             header = reader.load_sheet(name, header_row=None, n_rows=1, dtypes="string")
+            if header.width > MAX_COLUMNS:
+                raise InputFileError(
+                    f"{path} (sheet {name!r}) has {header.width:,} columns, more than the "
+                    f"{MAX_COLUMNS:,} a transaction table can have (an export has a few dozen): "
+                    "the wrong sheet, or a stray value far right of the table? delete it, or "
+                    "save the table as CSV"
+                )
             if header.height:
                 values = header.to_polars().row(0)
                 check_unique_header(
