@@ -357,22 +357,45 @@ def _check_single(field: str, key: str, found: Sequence[str], where: str) -> Non
         )
 
 
+#: Column names an error message lists before it says how many more there are.
+LISTED_NAMES = 20
+
+
+def list_names(names: Sequence[str], limit: int = LISTED_NAMES) -> str:
+    """Return ``'A', 'B', 'C'`` for an error message; past ``limit`` names, ``… and N more``."""
+    if not names:
+        return "(none)"
+    shown = ", ".join(repr(name) for name in names[:limit])
+    return shown if len(names) <= limit else f"{shown} … and {len(names) - limit:,} more"
+
+
 def _listing(found: Sequence[str]) -> str:
-    return ", ".join(repr(name) for name in found) if found else "(none)"
+    return list_names(found)
 
 
 def _suggest(wanted: str, found: Sequence[str]) -> str:
-    """Return ``" (closest match: 'X')"`` for the most similar column, or ``""``."""
+    """Return ``" (closest match: 'X')"`` for the most similar column, or ``""``.
+
+    A column's comparison key is prepared once for all candidates, and the cheap upper bounds
+    of the similarity skip the full comparison where it cannot win.
+    """
     if not found:
         return ""
     keys = {normalise_name(name): name for name in found}
     candidates = [normalise_name(wanted), *ALIASES.get(wanted, ())]
-    best: tuple[float, str] | None = None
-    for candidate in candidates:
-        for key, name in keys.items():
-            score = difflib.SequenceMatcher(None, candidate, key).ratio()
-            if best is None or score > best[0]:
-                best = (score, name)
-    if best is None or best[0] < 0.5:
+    # the best score wins; a tie goes to the earlier candidate, then the earlier column
+    best: tuple[float, int, int] | None = None
+    matcher = difflib.SequenceMatcher(None)
+    for k, key in enumerate(keys):
+        matcher.set_seq2(key)
+        for c, candidate in enumerate(candidates):
+            matcher.set_seq1(candidate)
+            floor = 0.5 if best is None else best[0]  # below 0.5 nothing is suggested
+            if matcher.real_quick_ratio() < floor or matcher.quick_ratio() < floor:
+                continue
+            score = matcher.ratio()
+            if score >= floor and (best is None or (-score, c, k) < (-best[0], best[1], best[2])):
+                best = (score, c, k)
+    if best is None:
         return ""
-    return f" (closest match: {best[1]!r})"
+    return f" (closest match: {list(keys.values())[best[2]]!r})"

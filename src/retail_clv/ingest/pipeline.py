@@ -293,6 +293,8 @@ def _header_below(
             n if n and n not in names[:j] else f"{n or 'column'}_{j + 1}"
             for j, n in enumerate(names)
         ]
+        if len(required_fields_named(unique, column_map)) < len(REQUIRED_FIELDS):
+            continue  # cannot resolve: spare the error message's fuzzy suggestions
         try:
             mapping = resolve_columns(unique, column_map)
         except SchemaError:

@@ -21,12 +21,15 @@ import logging
 import re
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
 
 from retail_clv.errors import InputFileError, count
+from retail_clv.ingest.columns import list_names
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,20 @@ GZIP_MAGIC = b"\x1f\x8b"
 #: kilobytes of gzip can unpack to gigabytes; the file is read in memory, so the limit keeps an
 #: upload from exhausting it.
 MAX_GZIP_TEXT_BYTES = 1 << 30
+#: Most cells one Excel sheet may span. calamine, which reads workbooks for fastexcel, allocates
+#: a dense grid of 32-byte cells from a sheet's first to its last non-empty cell before it returns
+#: anything: one stray value at XFD1048576 below a header asks for 512 GiB, and the failed
+#: allocation aborts the whole process (the API server, ``clv ingest``). 50 million cells are
+#: 1.6 GB for that grid (2.5 GB at the peak, once fastexcel has made text columns of it): twelve
+#: times a sheet of Online Retail II (525,000 rows x 8 columns).
+MAX_SHEET_CELLS = 50_000_000
+#: Largest XML a worksheet may unpack to; checked before and while it is unpacked, a chunk at a
+#: time (a sheet at :data:`MAX_SHEET_CELLS` takes about 2 GiB).
+MAX_SHEET_XML_BYTES = 4 << 30
+#: Most columns a table may have. A transaction export has a few dozen; a header with hundreds of
+#: thousands of names (a wrong delimiter, the wrong file) made matching the names to the fields
+#: take minutes.
+MAX_COLUMNS = 1_000
 ZIP_MAGIC = b"PK\x03\x04"
 PARQUET_MAGIC = b"PAR1"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -235,11 +252,12 @@ def _read_zip(path: Path, data: bytes, digest: str) -> RawFile:
     except zipfile.BadZipFile as exc:
         raise InputFileError(f"{path} is a damaged zip/xlsx file ({exc})") from exc
     if any(name.startswith("xl/") for name in names):
+        scans = _scan_workbook(path, data)  # before calamine allocates a grid per sheet
         sheets = _read_excel(path, data)
-        merged = _merged_cells(data)
         for sheet in sheets:
-            if sheet.name in merged:
-                ranges, example = merged[sheet.name]
+            scan = scans.get(sheet.name or "")
+            if scan is not None and scan.tall_merges:
+                ranges, example = len(scan.tall_merges), scan.tall_merges[0]
                 sheet.warnings.append(
                     f"sheet {sheet.name!r} has {count(ranges, 'merged cell range')} over "
                     f"several rows (e.g. {example}): Excel "
@@ -376,7 +394,14 @@ def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str, li
     end = text.find(b"\n", start.start())
     first_line = text[start.start() : end if end >= 0 else None].decode("utf-8", errors="replace")
     delimiter = _sniff_delimiter(first_line)
-    check_unique_header(str(path), next(csv.reader([first_line], delimiter=delimiter), []))
+    header = next(csv.reader([first_line], delimiter=delimiter), [])
+    if len(header) > MAX_COLUMNS:
+        raise InputFileError(
+            f"{path} has {len(header):,} columns in its header (split at {delimiter!r}), more "
+            f"than the {MAX_COLUMNS:,} a transaction table can have (an export has a few dozen): "
+            "a wrong delimiter, or the wrong file? export the transactions as CSV again"
+        )
+    check_unique_header(str(path), header)
     try:
         frame = pl.read_csv(
             text,
@@ -395,7 +420,7 @@ def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str, li
         ) from exc
     if frame.height == 0:
         raise InputFileError(
-            f"{path} has a header but no data rows (columns: {', '.join(frame.columns)})"
+            f"{path} has a header but no data rows (columns: {list_names(frame.columns)})"
         )
     return frame, encoding, delimiter, warnings
 
@@ -416,9 +441,14 @@ def _read_parquet(path: Path, data: bytes) -> RawSheet:
         frame = pl.read_parquet(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001  (pyarrow/polars raise many types for bad files)
         raise InputFileError(f"{path} is a damaged Parquet file: {exc}") from exc
+    if frame.width > MAX_COLUMNS:
+        raise InputFileError(
+            f"{path} has {frame.width:,} columns, more than the {MAX_COLUMNS:,} a transaction "
+            "table can have (an export has a few dozen): the wrong file?"
+        )
     if frame.height == 0:
         raise InputFileError(
-            f"{path} has columns but no data rows (columns: {', '.join(frame.columns)})"
+            f"{path} has columns but no data rows (columns: {list_names(frame.columns)})"
         )
     # lists, records and raw bytes have no text form a field could use
     nested = {
@@ -443,62 +473,432 @@ _RELATIONSHIP_TAG = re.compile(rb"<(?:\w+:)?Relationship\b[^>]*>")
 #: ``A1:H1``) leave no data row blank.
 _MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]+(\d+):[A-Z]+(\d+))"')
 
+#: Where calamine looks for the sheets a workbook lists (it resolves every sheet there).
+_SHEET_FOLDERS = ("xl/worksheets/", "xl/chartsheets/", "xl/dialogsheets/")
+#: Bytes of sheet XML unpacked at a time.
+_CHUNK = 1 << 22
+#: A start tag longer than this is never a plain cell (chunks are cut before the last ``<``).
+_LONGEST_TAG = 4096
+_LAST_COLUMN = 18_278  # ZZZ, the largest three-letter column
+_LAST_ROW = 9_999_999  # the largest seven-digit row
+#: Attributes after ``r`` in a plain cell tag (``t="s"``, ``s="3"``): one space before each,
+#: double quotes, no ``<`` or ``>`` in a value, no name starting with ``r`` (calamine takes the
+#: last of two ``r``). Possessive quantifiers: nothing to backtrack into, the scan stays fast.
+_PLAIN_ATTRIBUTES = rb'(?: [a-qs-z]\w*+="[^"<>]*+")*+/?>'
+#: A cell as spreadsheet programs write it: ``<c r="B12" t="s">``.
+_PLAIN_CELL = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"' + _PLAIN_ATTRIBUTES)
+#: A cell element under a namespace prefix (``<x:c r="A1">``), which calamine reads as a cell.
+_PREFIXED_CELL = re.compile(rb":c[\s>/]")
+
 
 def _attribute(tag: bytes, name: bytes) -> str | None:
     """Return attribute ``name`` (``r:id``, ``Target``...) of one XML start tag, or None."""
-    found = re.search(rb"\s" + re.escape(name) + rb'="([^"]*)"', tag)
-    return found.group(1).decode() if found else None
+    found = re.search(rb"\s" + re.escape(name) + rb"""\s*=\s*(?:"([^"]*)"|'([^']*)')""", tag)
+    return (found.group(1) or found.group(2) or b"").decode() if found else None
+
+
+def _sheet_names(archive: zipfile.ZipFile) -> dict[str, str]:
+    """Return ``{lower-cased part name: sheet name}`` as calamine resolves the workbook's sheets.
+
+    Empty when the workbook part or its relationships cannot be read (calamine then fails too).
+    """
+    import html
+
+    try:
+        workbook = archive.read("xl/workbook.xml")
+        rels = {
+            _attribute(tag, b"Id"): _attribute(tag, b"Target") or ""
+            for tag in _RELATIONSHIP_TAG.findall(archive.read("xl/_rels/workbook.xml.rels"))
+        }
+    except (KeyError, zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError):
+        return {}
+    names: dict[str, str] = {}
+    for tag in _SHEET_TAG.findall(workbook):
+        name = _attribute(tag, b"name")
+        rel = _attribute(tag, b"r:id") or _attribute(tag, b"relationships:id")
+        target = rels.get(rel, "")
+        if name is None or not target:
+            continue
+        if target.startswith("/xl/"):
+            target = target[1:]
+        elif not target.startswith("xl/"):
+            target = f"xl/{target}"
+        names[target.lower()] = html.unescape(name)
+    return names
+
+
+@dataclass
+class _SheetScan:
+    """What a worksheet's XML says about its cells, read before calamine sees it.
+
+    ``rows`` and ``columns`` are 1-based inclusive ranges covering every non-empty cell calamine
+    can place (never smaller than calamine's; ``None`` when there is none), ``exact`` tells
+    whether they are the cells' bounding box or only an upper bound of its end.
+    """
+
+    rows: tuple[int, int] | None
+    columns: tuple[int, int] | None
+    exact: bool
+    tall_merges: list[str] = field(default_factory=list)
+
+    @property
+    def cells(self) -> int:
+        """Cells of the grid calamine allocates for the sheet (at most)."""
+        if self.rows is None or self.columns is None:
+            return 0
+        return (self.rows[1] - self.rows[0] + 1) * (self.columns[1] - self.columns[0] + 1)
+
+    @property
+    def width(self) -> int:
+        """Columns of that grid (at most)."""
+        return 0 if self.columns is None else self.columns[1] - self.columns[0] + 1
+
+    def spans(self) -> str:
+        """Name the grid as Excel names a range: ``A1:XFD1048576``."""
+        assert self.rows is not None and self.columns is not None
+        first = f"{_column_name(self.columns[0])}{self.rows[0]}"
+        return f"{first}:{_column_name(self.columns[1])}{self.rows[1]}"
+
+
+def _column_name(number: int) -> str:
+    """Turn ``1`` into ``"A"``, ``16384`` into ``"XFD"`` (bijective base 26)."""
+    letters = ""
+    while number > 0:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters or "?"
+
+
+def _column_number(letters: bytes | str) -> int:
+    """Turn ``"A"`` into ``1``, ``"xfd"`` into ``16384`` (either case, as calamine reads them)."""
+    number = 0
+    for char in letters.upper() if isinstance(letters, str) else letters.upper().decode():
+        number = number * 26 + ord(char) - 64
+    return number
+
+
+def _at_most(bound: str, first: str, low: str, high: str) -> str:
+    """Return a regex for the strings up to ``bound``, shorter ones first, then alphabetically.
+
+    Symbols run from ``low`` to ``high`` (from ``first`` in the first place): with ``"1", "0",
+    "9"`` it matches the numbers 1 to ``bound``, with ``"A", "A", "Z"`` the columns A to ``bound``.
+    """
+    parts = []  # as long as the bound first: most rows of a long table have its last row's length
+    for i, symbol in enumerate(bound):
+        lowest = first if i == 0 else low
+        if symbol > lowest:
+            below = f"[{lowest}-{chr(ord(symbol) - 1)}]"
+            parts.append(f"{bound[:i]}{below}[{low}-{high}]{{{len(bound) - i - 1}}}+")
+    parts.append(bound)
+    if len(bound) > 1:
+        parts.append(f"[{first}-{high}][{low}-{high}]{{0,{len(bound) - 2}}}+")
+    return "|".join(parts)
+
+
+@lru_cache(maxsize=256)
+def _unusual_cell(last_column: int, last_row: int) -> re.Pattern[bytes]:
+    """Match a cell start tag that is not a plain cell within ``last_column`` x ``last_row``.
+
+    Plain cells inside the bounds, nearly every cell of a sheet, are skipped inside the regex
+    engine; what it stops at is a cell further out (the bounds grow) or one in another form.
+    """
+    columns = (
+        "[A-Z]{1,3}"
+        if last_column >= _LAST_COLUMN
+        else _at_most(_column_name(last_column), "A", "A", "Z")
+        if last_column
+        else "(?!)"
+    )
+    rows = (
+        "[1-9][0-9]{0,6}"
+        if last_row >= _LAST_ROW
+        else _at_most(str(last_row), "1", "0", "9")
+        if last_row
+        else "(?!)"
+    )
+    plain = rb' r="(?:' + columns.encode() + rb")(?:" + rows.encode() + rb')"'
+    return re.compile(rb"<c(?!" + plain + _PLAIN_ATTRIBUTES + rb")[\s>/]")
+
+
+def _headroom(n: int, extra: int = 16) -> int:
+    """Return a bound a little past ``n``: a growing table stops the scan some dozen times."""
+    return n + n // 8 + extra
+
+
+def _sheet_blocks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> Iterator[bytes]:
+    """Unpack a worksheet part chunk by chunk, refusing it past :data:`MAX_SHEET_XML_BYTES`."""
+    too_big = (
+        f"{where} holds more than {MAX_SHEET_XML_BYTES / 2**30:g} GiB of cells once unpacked, "
+        "too large to read; save the table as CSV (or .csv.gz) and ingest that"
+    )
+    if info.file_size > MAX_SHEET_XML_BYTES:
+        raise InputFileError(too_big)
+    read = 0
+    with archive.open(info) as stream:
+        while block := stream.read(_CHUNK):
+            read += len(block)
+            if read > MAX_SHEET_XML_BYTES:  # the size in the zip directory can lie
+                raise InputFileError(too_big)
+            yield block
+
+
+def _scan_plain(blocks: Iterator[bytes]) -> _SheetScan | None:
+    """Bound a worksheet's cells from their ``r="B12"`` references, fast; None when unsure.
+
+    Only cells written as spreadsheet programs write them (``<c r="B12" ...>``, no namespace
+    prefix, double quotes) are understood here; at the first other one the caller reads the
+    sheet again with :class:`_CellTracker`. The bound is an upper one: ``A1`` to a little past
+    the last row and column seen. ``<dimension ref>`` is not used: calamine ignores it too.
+    """
+    last_row = last_column = 0
+    unusual = _unusual_cell(0, 0)
+    carry = b""
+    after_cells = -1  # offset of "</sheetData>" in the current buffer, once found
+    merges: list[str] = []
+    first = True
+    for block in blocks:
+        buffer = carry + block
+        if first:
+            first = False
+            if buffer.startswith((b"\xfe\xff", b"\xff\xfe")) or b"\x00" in buffer[:256]:
+                return None  # UTF-16: the byte patterns below would find nothing
+        cut = buffer.rfind(b"<")
+        if cut < 0 or len(buffer) - cut > _LONGEST_TAG:
+            cut = len(buffer)
+        carry = buffer[cut:]
+        if _PREFIXED_CELL.search(buffer, 0, cut):
+            return None
+        pos = 0
+        while (hit := unusual.search(buffer, pos, cut)) is not None:
+            plain = _PLAIN_CELL.match(buffer, hit.start(), cut)
+            if plain is None:
+                return None
+            last_column = max(last_column, _headroom(_column_number(plain[1]), extra=0))
+            last_row = max(last_row, _headroom(int(plain[2])))
+            unusual = _unusual_cell(min(last_column, _LAST_COLUMN), min(last_row, _LAST_ROW))
+            pos = plain.end()
+        if after_cells < 0:
+            after_cells = buffer.find(b"</sheetData>", 0, cut)
+        if after_cells >= 0:
+            merges += _tall_merges(buffer[after_cells:cut])
+            after_cells = 0
+    if not last_row:
+        return _SheetScan(None, None, exact=True, tall_merges=merges)
+    return _SheetScan((1, last_row), (1, last_column), exact=False, tall_merges=merges)
+
+
+def _tall_merges(xml: bytes) -> list[str]:
+    return [ref.decode() for ref, first, last in _MERGE_CELL.findall(xml) if first != last]
+
+
+def _reference(text: str, row_only: bool = False) -> tuple[int, int] | None:
+    """``"B12"`` -> ``(12, 2)`` as calamine reads a reference (letters of either case).
+
+    None where calamine stops with an error (it then allocates nothing).
+    """
+    found = re.fullmatch(r"([A-Za-z]*)([0-9]+)", text)
+    if found is None or int(found[2]) == 0 or (not found[1] and not row_only):
+        return None
+    return int(found[2]), _column_number(found[1]) if found[1] else 0
+
+
+class _CellTracker:
+    """Place a worksheet's cells as calamine does, from the XML events of a real parser.
+
+    For sheets :func:`_scan_plain` cannot read: cells without ``r`` (placed after the previous
+    cell, on the row after the previous ``</row>``), namespace prefixes, odd quoting. An element
+    written ``<c/>`` is skipped by calamine but ``<c></c>`` is not, and the parser cannot tell
+    the two apart: both readings are kept, as ranges of where the next cell goes.
+    """
+
+    def __init__(self) -> None:
+        import xml.parsers.expat
+
+        self.parser = xml.parsers.expat.ParserCreate()
+        self.parser.StartElementHandler = self._start
+        self.parser.EndElementHandler = self._end
+        self.parser.StartDoctypeDeclHandler = self._doctype
+        self.state = "before"  # "cells" inside the first <sheetData>, then "after"
+        self.row = (0, 0)  # calamine's 0-based next row, lowest and highest
+        self.column = (0, 0)
+        self.saved: tuple[tuple[int, int], tuple[int, int]] | None = None
+        self.cell: tuple[tuple[int, int], tuple[int, int]] | None = None
+        self.cell_depth = -1
+        self.depth = 0
+        self.children = 0  # elements opened since the last start tag
+        self.value = False
+        self.rows: tuple[int, int] | None = None
+        self.columns: tuple[int, int] | None = None
+        self.merges: list[str] = []
+
+    def _doctype(self, *_: object) -> None:
+        # entities declared there would add elements calamine never sees
+        raise InputFileError("a worksheet declares a DOCTYPE, which no spreadsheet program writes")
+
+    def _start(self, name: str, attrs: dict[str, str]) -> None:
+        local = name.rpartition(":")[2]
+        self.depth += 1
+        self.children += 1
+        if self.cell is not None:
+            if self.depth == self.cell_depth + 1:
+                if local not in ("v", "is", "f"):
+                    raise InputFileError(f"a cell holds a <{name}> element")
+                self.value = True
+            return
+        if self.state == "before":
+            if local == "sheetData":
+                self.state = "cells"
+            return
+        if self.state == "after":
+            if local == "mergeCell" and (ref := attrs.get("ref")):
+                found = re.fullmatch(r"[A-Z]+(\d+):[A-Z]+(\d+)", ref)
+                if found and found[1] != found[2]:
+                    self.merges.append(ref)
+            return
+        self.children = 0
+        self.saved = (self.row, self.column)
+        if local == "row":
+            ref = attrs.get("r")
+            at = _reference(ref, row_only=True) if ref is not None else None
+            if ref is not None and at is None:
+                raise InputFileError(f"a row is numbered {ref!r}")
+            if at is not None:
+                self.row = (at[0] - 1, at[0] - 1)
+        elif local == "c":
+            ref = attrs.get("r")
+            at = _reference(ref) if ref is not None else None
+            if ref is not None and at is None:
+                raise InputFileError(f"a cell is at {ref!r}")
+            rows = self.row
+            if at is not None:
+                rows = (at[0] - 1, at[0] - 1)
+                self.column = (at[1] - 1, at[1] - 1)
+            self.cell = (rows, self.column)
+            self.cell_depth = self.depth
+            self.value = False
+
+    def _end(self, name: str) -> None:
+        local = name.rpartition(":")[2]
+        self.depth -= 1
+        if self.cell is not None:
+            if self.depth + 1 != self.cell_depth:
+                return
+            (rows, columns), self.cell = self.cell, None
+            if self.value:
+                self._include(rows, columns)
+            after = (self.column[0] + 1, self.column[1] + 1)
+            if self.children == 0 and self.saved is not None:  # <c/> or <c></c>
+                self.column = _union(self.saved[1], after)
+            else:
+                self.column = after
+            self.children = 1
+            return
+        if self.state != "cells":
+            return
+        if local == "sheetData":
+            self.state = "after"
+        elif local == "row":
+            after = (self.row[0] + 1, self.row[1] + 1)
+            if self.children == 0 and self.saved is not None:  # <row/> or <row></row>
+                self.row = _union(self.saved[0], after)
+                self.column = _union(self.saved[1], (0, 0))
+            else:
+                self.row, self.column = after, (0, 0)
+        self.children = 1
+
+    def _include(self, rows: tuple[int, int], columns: tuple[int, int]) -> None:
+        # 0-based here, 1-based in the result
+        rows, columns = (rows[0] + 1, rows[1] + 1), (columns[0] + 1, columns[1] + 1)
+        self.rows = rows if self.rows is None else _union(self.rows, rows)
+        self.columns = columns if self.columns is None else _union(self.columns, columns)
+
+    def scan(self, blocks: Iterator[bytes]) -> _SheetScan:
+        import xml.parsers.expat
+
+        try:
+            for block in blocks:
+                self.parser.Parse(block, False)
+            self.parser.Parse(b"", True)
+        except xml.parsers.expat.ExpatError as exc:
+            raise InputFileError(f"its XML is damaged ({exc})") from exc
+        return _SheetScan(self.rows, self.columns, exact=True, tall_merges=self.merges)
+
+
+def _union(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    return min(a[0], b[0]), max(a[1], b[1])
+
+
+def _scan_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> _SheetScan:
+    """Bound the cells of one worksheet part.
+
+    Fast when it is plain; exactly when it is not, or when the fast bound is above
+    :data:`MAX_SHEET_CELLS`.
+    """
+    scan = _scan_plain(_sheet_blocks(archive, info, where))
+    if scan is None or scan.cells > MAX_SHEET_CELLS:
+        try:
+            scan = _CellTracker().scan(_sheet_blocks(archive, info, where))
+        except InputFileError as exc:
+            if str(exc).startswith(where):
+                raise
+            raise InputFileError(
+                f"{where} cannot be checked before reading: {exc}; open it in a spreadsheet "
+                "program and save it again, or save the table as CSV"
+            ) from exc
+    return scan
+
+
+def _scan_workbook(path: Path, data: bytes) -> dict[str, _SheetScan]:
+    """Scan every worksheet of an xlsx workbook before calamine reads it.
+
+    Returns ``{sheet name: scan}``; a part that the workbook does not list under a name is
+    scanned too, under its part name.
+
+    Raises
+    ------
+    InputFileError
+        When a sheet's cells span more than :data:`MAX_SHEET_CELLS` cells (calamine would
+        allocate them all, and abort the process when it cannot) or its XML is larger than
+        :data:`MAX_SHEET_XML_BYTES`, or a part cannot be unpacked.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise InputFileError(f"{path} is a damaged zip/xlsx file ({exc})") from exc
+    names = _sheet_names(archive)
+    found: dict[str, _SheetScan] = {}
+    for info in archive.infolist():
+        part = info.filename.lower()
+        if info.is_dir() or not part.startswith(_SHEET_FOLDERS):
+            continue
+        name = names.get(part, info.filename)
+        where = f"{path} (sheet {name!r})"
+        try:
+            scan = _scan_sheet(archive, info, where)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+            raise InputFileError(f"{path} is a damaged Excel workbook ({exc})") from exc
+        if scan.cells > MAX_SHEET_CELLS:
+            raise InputFileError(
+                f"{where} spans {scan.spans()} ({scan.cells:,} cells), too large to read: a "
+                "stray value far outside the table? delete it (or clear everything right of and "
+                "below the table), or save the table as CSV"
+            )
+        if part in names:
+            found[name] = scan
+    return found
 
 
 def _merged_cells(data: bytes) -> dict[str, tuple[int, str]]:
     """Return ``{sheet name: (merged ranges, first range)}`` of an xlsx workbook.
 
     calamine (fastexcel) reads a merged range's value into its first cell only; the ranges
-    are listed in each worksheet's XML, which is scanned here. A workbook whose parts cannot be
-    read this way gives ``{}`` (no warning rather than a failed ingest).
+    are listed in each worksheet's XML, after the cells.
     """
-    import html
-
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        workbook = archive.read("xl/workbook.xml")
-        rels = {
-            _attribute(tag, b"Id"): _attribute(tag, b"Target") or ""
-            for tag in _RELATIONSHIP_TAG.findall(archive.read("xl/_rels/workbook.xml.rels"))
-        }
-        found: dict[str, tuple[int, str]] = {}
-        for tag in _SHEET_TAG.findall(workbook):
-            name, target = _attribute(tag, b"name"), rels.get(_attribute(tag, b"r:id"), "")
-            if name is None or not target:
-                continue
-            part = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
-            tall = [
-                ref.decode()
-                for ref, first, last in _MERGE_CELL.findall(_after_sheet_data(archive, part))
-                if first != last
-            ]
-            if tall:
-                found[html.unescape(name)] = (len(tall), tall[0])
-        return found
-    except (KeyError, zipfile.BadZipFile, UnicodeDecodeError, OSError):
-        return {}
-
-
-def _after_sheet_data(archive: zipfile.ZipFile, part: str, chunk: int = 1 << 22) -> bytes:
-    """Return a worksheet's XML after its cells (where ``<mergeCells>`` stands), streamed.
-
-    The cells can be hundreds of MB once decompressed; they are read chunk by chunk and dropped.
-    """
-    marker = b"</sheetData>"
-    tail = b""
-    with archive.open(part) as stream:
-        while block := stream.read(chunk):
-            buffer = tail + block
-            found = buffer.find(marker)
-            if found >= 0:
-                return buffer[found:] + stream.read()
-            tail = buffer[-len(marker) :]
-    return b""
+    return {
+        name: (len(scan.tall_merges), scan.tall_merges[0])
+        for name, scan in _scan_workbook(Path("workbook"), data).items()
+        if scan.tall_merges
+    }
 
 
 def _read_excel(path: Path, data: bytes) -> list[RawSheet]:
@@ -509,6 +909,13 @@ def _read_excel(path: Path, data: bytes) -> list[RawSheet]:
         sheets: list[RawSheet] = []
         for name in reader.sheet_names:
             header = reader.load_sheet(name, header_row=None, n_rows=1, dtypes="string")
+            if header.width > MAX_COLUMNS:
+                raise InputFileError(
+                    f"{path} (sheet {name!r}) has {header.width:,} columns, more than the "
+                    f"{MAX_COLUMNS:,} a transaction table can have (an export has a few dozen): "
+                    "the wrong sheet, or a stray value far right of the table? delete it, or "
+                    "save the table as CSV"
+                )
             if header.height:
                 values = header.to_polars().row(0)
                 check_unique_header(

@@ -1,0 +1,272 @@
+"""Workbooks whose cells would make calamine allocate a gigantic grid are refused first.
+
+calamine (fastexcel's reader) allocates every cell from a sheet's first to its last non-empty
+one; before the check, a 1.7 KB workbook with one value at XFD1048576 aborted the process.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from retail_clv.errors import InputFileError
+from retail_clv.ingest import readers
+from retail_clv.ingest.readers import MAX_SHEET_CELLS, read_raw
+
+from .conftest import HEADER_II, VALID
+
+_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" '
+    'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" ContentType="application/'
+    'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/'
+    'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>'
+)
+_ROOT_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+    'relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>'
+)
+_WORKBOOK = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+    '<sheets><sheet name="Orders" sheetId="1" r:id="rId1"/></sheets></workbook>'
+)
+_WORKBOOK_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+    'relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>'
+)
+
+
+def _cell(ref: str, value: str) -> str:
+    return f'<c r="{ref}" t="inlineStr"><is><t>{value}</t></is></c>'
+
+
+def _table() -> str:
+    """The header and one valid line of Online Retail II, in rows 1 and 2."""
+    rows = []
+    for n, line in enumerate([HEADER_II, VALID], start=1):
+        cells = "".join(_cell(f"{chr(65 + i)}{n}", v) for i, v in enumerate(line.split(",")))
+        rows.append(f'<row r="{n}">{cells}</row>')
+    return "".join(rows)
+
+
+def write_workbook(path: Path, sheet_data: str, *, dimension: str = "A1:H2") -> Path:
+    """Write a minimal xlsx by hand: the test table, then ``sheet_data`` (raw XML rows)."""
+    sheet = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        'xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        f'<dimension ref="{dimension}"/><sheetData>{_table()}{sheet_data}</sheetData>'
+        "</worksheet>"
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", _CONTENT_TYPES)
+        archive.writestr("_rels/.rels", _ROOT_RELS)
+        archive.writestr("xl/workbook.xml", _WORKBOOK)
+        archive.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
+        archive.writestr("xl/worksheets/sheet1.xml", sheet)
+    return path
+
+
+STRAY = '<row r="1048576">' + _cell("XFD1048576", "x") + "</row>"
+TOO_LARGE = "spans A1:XFD1048576 (17,179,869,184 cells), too large to read"
+
+
+def test_a_stray_cell_at_the_last_excel_cell_is_refused_instead_of_aborting(
+    tmp_path: Path,
+) -> None:
+    """The reported file: 1.7 KB. Run in a child process: the old code aborted its process."""
+    path = write_workbook(tmp_path / "stray.xlsx", STRAY)
+    assert path.stat().st_size < 2500
+    script = (
+        "import sys\n"
+        "from retail_clv.errors import InputFileError\n"
+        "from retail_clv.ingest.readers import read_raw\n"
+        "try:\n"
+        "    read_raw(sys.argv[1])\n"
+        "except InputFileError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "(sheet 'Orders') " + TOO_LARGE in done.stdout
+    assert "a stray value far outside the table? delete it" in done.stdout
+    assert "save the table as CSV" in done.stdout
+
+
+_NO_R_ROW = '<row r="1048576">' + "<c><v>1</v></c>" * 16_384 + "</row>"
+
+
+@pytest.mark.parametrize(
+    "sheet_data",
+    [
+        pytest.param(_NO_R_ROW, id="cells-without-r-placed-by-count"),
+        pytest.param(
+            '<row r="1048576"><x:c r="XFD1048576"><x:v>1</x:v></x:c></row>', id="prefixed-cell"
+        ),
+        pytest.param('<row r="9"><c r="xfd1048576"><v>1</v></c></row>', id="lower-case-ref"),
+        pytest.param("<row r=\"9\"><c r='XFD1048576'><v>1</v></c></row>", id="single-quotes"),
+        pytest.param('<row r="9"><c x=">" r="XFD1048576"><v>1</v></c></row>', id="gt-in-value"),
+        pytest.param('<row r="9"><c  r="XFD1048576"><v>1</v></c></row>', id="two-spaces"),
+        pytest.param(
+            '<row r="9"><c r="A9"><v>1</v></c></row><!-- <c r="B9"> -->'
+            '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>',
+            id="after-a-comment",
+        ),
+    ],
+)
+def test_cells_written_in_unusual_forms_are_placed_as_calamine_places_them(
+    tmp_path: Path, sheet_data: str
+) -> None:
+    path = write_workbook(tmp_path / "odd.xlsx", sheet_data)
+    with pytest.raises(InputFileError, match=re.escape(TOO_LARGE)):
+        read_raw(path)
+
+
+def test_a_second_r_attribute_which_calamine_would_follow_is_refused(tmp_path: Path) -> None:
+    path = write_workbook(
+        tmp_path / "twice.xlsx", '<row r="9"><c r="A9" r="XFD1048576"><v>1</v></c></row>'
+    )
+    with pytest.raises(InputFileError, match="cannot be checked before reading"):
+        read_raw(path)
+
+
+def test_a_worksheet_part_named_in_another_case_is_checked_too(tmp_path: Path) -> None:
+    path = write_workbook(tmp_path / "named.xlsx", STRAY)
+    renamed = tmp_path / "renamed.xlsx"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(renamed, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "xl/_rels/workbook.xml.rels":
+                data = data.replace(b"worksheets/sheet1.xml", b"worksheets/Sheet1.xml")
+            if item.filename == "xl/worksheets/sheet1.xml":
+                item.filename = "XL/WORKSHEETS/SHEET1.XML"  # calamine ignores the case
+            dst.writestr(item, data)
+    with pytest.raises(InputFileError, match=re.escape(TOO_LARGE)):
+        read_raw(renamed)
+
+
+@pytest.mark.parametrize(
+    "sheet_data",
+    [
+        pytest.param('<row r="1048576"><c r="XFD1048576" s="0"/></row>', id="styled-empty-cell"),
+        pytest.param('<row r="1048576" ht="30" customHeight=\'1\'/>', id="empty-row"),
+        pytest.param("", id="dimension-only"),
+    ],
+)
+def test_formatting_and_the_dimension_far_away_do_not_count(
+    tmp_path: Path, sheet_data: str
+) -> None:
+    """calamine skips cells without a value and ignores ``<dimension>``; so does the check."""
+    path = write_workbook(tmp_path / "styled.xlsx", sheet_data, dimension="A1:XFD1048576")
+    raw = read_raw(path)
+    assert raw.sheets[0].frame.shape == (1, 8)
+
+
+def test_a_sheet_as_tall_as_online_retail_ii_is_read(tmp_path: Path) -> None:
+    """525,000 rows x 8 columns: 4.2 million cells, far below the limit."""
+    far = '<row r="525001">' + _cell("H525001", "United Kingdom") + "</row>"
+    raw = read_raw(write_workbook(tmp_path / "tall.xlsx", far))
+    assert raw.sheets[0].frame.shape == (525_000, 8)
+    assert raw.sheets[0].frame["Country"][-1] == "United Kingdom"
+
+
+def test_the_limit_is_on_the_cells_the_sheet_spans(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(readers, "MAX_SHEET_CELLS", 8 * 40)
+    inside = write_workbook(tmp_path / "in.xlsx", '<row r="40">' + _cell("H40", "x") + "</row>")
+    assert read_raw(inside).sheets[0].frame.height == 39
+    outside = write_workbook(tmp_path / "out.xlsx", '<row r="41">' + _cell("H41", "x") + "</row>")
+    with pytest.raises(InputFileError, match=r"spans A1:H41 \(328 cells\)"):
+        read_raw(outside)
+
+
+def test_a_sheet_that_unpacks_to_too_much_xml_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(readers, "MAX_SHEET_XML_BYTES", 1000)
+    path = write_workbook(tmp_path / "big.xlsx", "")
+    with pytest.raises(InputFileError, match=r"\(sheet 'Orders'\) holds more than .* unpacked"):
+        read_raw(path)
+
+
+def test_a_normal_workbook_is_read_with_its_merged_cells_found(tmp_path: Path) -> None:
+    import xlsxwriter
+
+    path = tmp_path / "shop.xlsx"
+    with xlsxwriter.Workbook(path) as workbook:
+        sheet = workbook.add_worksheet("Orders")
+        sheet.write_row(0, 0, HEADER_II.split(","))
+        for row in range(1, 1201):
+            sheet.write_row(row, 0, VALID.split(","))
+        sheet.merge_range(1201, 0, 1203, 0, "489435")
+        notes = workbook.add_worksheet("Notes")
+        notes.write_column(0, 0, ["Note", "exported by the shop"])
+    raw = read_raw(path)
+    assert [s.name for s in raw.sheets] == ["Orders", "Notes"]
+    assert raw.sheets[0].frame.shape == (1201, 8)  # calamine: the merged value in A1202 only
+    assert any("A1202:A1204" in warning for warning in raw.sheets[0].warnings)
+
+
+def test_the_fast_scan_bounds_what_the_exact_one_finds(tmp_path: Path) -> None:
+    """The plain scan's bound covers the exact bounding box (``A1`` to a little past the end)."""
+    import io
+
+    import xlsxwriter
+
+    path = tmp_path / "b.xlsx"
+    with xlsxwriter.Workbook(path) as workbook:
+        sheet = workbook.add_worksheet("Orders")
+        for row in range(3, 2000, 7):
+            sheet.write_row(row, 2, ["a", 1, 2.5, "b"])
+    with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as archive:
+        info = archive.getinfo("xl/worksheets/sheet1.xml")
+        fast = readers._scan_plain(readers._sheet_blocks(archive, info, "b"))
+        exact = readers._CellTracker().scan(readers._sheet_blocks(archive, info, "b"))
+    assert exact.rows == (4, 1999) and exact.columns == (3, 6)
+    assert exact.spans() == "C4:F1999"
+    assert fast is not None and fast.rows is not None and fast.columns is not None
+    assert fast.rows[0] == 1 and 1999 <= fast.rows[1] <= 1999 * 9 // 8 + 16
+    assert fast.columns[0] == 1 and 6 <= fast.columns[1] <= 7
+
+
+@pytest.mark.parametrize("bound", [1, 7, 9, 10, 26, 27, 52, 99, 100, 318, 702, 703, 1000, 1999])
+def test_the_bound_regexes_match_exactly_the_numbers_and_columns_up_to_the_bound(
+    bound: int,
+) -> None:
+    digits = re.compile(readers._at_most(str(bound), "1", "0", "9"))
+    assert [n for n in range(1, 3000) if digits.fullmatch(str(n))] == list(range(1, bound + 1))
+    assert not digits.fullmatch("0") and not digits.fullmatch("01")
+    letters = re.compile(readers._at_most(readers._column_name(bound), "A", "A", "Z"))
+    names = [readers._column_name(n) for n in range(1, 3000)]
+    assert [n for n, name in enumerate(names, 1) if letters.fullmatch(name)] == list(
+        range(1, bound + 1)
+    )
+
+
+def test_column_names_and_numbers() -> None:
+    assert [readers._column_name(n) for n in (1, 26, 27, 702, 703, 16_384)] == [
+        "A",
+        "Z",
+        "AA",
+        "ZZ",
+        "AAA",
+        "XFD",
+    ]
+    assert readers._column_number("XFD") == readers._column_number(b"xfd") == 16_384
+    assert MAX_SHEET_CELLS >= 525_000 * 8 * 10
