@@ -45,6 +45,57 @@ def test_uci_online_retail_header_maps_every_field() -> None:
     assert mapping["customer_id"] == "CustomerID"
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        # German, French, Spanish shop exports
+        [
+            "Rechnungsnr.",
+            "Artikelnummer",
+            "Bezeichnung",
+            "Menge",
+            "Datum",
+            "Einzelpreis",
+            "Kundennummer",
+            "Land",
+        ],
+        [
+            "N° facture",
+            "Référence",
+            "Désignation",
+            "Qté",
+            "Date",
+            "Prix unitaire",
+            "Client",
+            "Pays",
+        ],
+        [
+            "Número factura",
+            "Código",
+            "Descripción",
+            "Cantidad",
+            "Fecha",
+            "Precio",
+            "Cliente",
+            "País",
+        ],
+    ],
+)
+def test_common_european_headers_map_every_field(header: list[str]) -> None:
+    mapping = resolve_columns(header)
+    assert list(mapping) == [
+        "invoice",
+        "stock_code",
+        "description",
+        "quantity",
+        "invoice_date",
+        "price",
+        "customer_id",
+        "country",
+    ]
+    assert list(mapping.values()) == header
+
+
 def test_variants_are_case_space_and_punctuation_insensitive() -> None:
     found = ["order_id", "SKU", "qty", "Order Date", "unit price", "customer-id", " COUNTRY "]
     mapping = resolve_columns(found)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 from retail_clv.errors import SchemaError
@@ -62,6 +63,31 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "transactionnumber",
         "billno",
         "billnumber",
+        # German, French, Spanish, Dutch, Italian exports
+        "rechnungsnummer",
+        "rechnungsnr",
+        "rechnung",
+        "belegnummer",
+        "belegnr",
+        "bestellnummer",
+        "bestellnr",
+        "auftragsnummer",
+        "auftragsnr",
+        "facture",
+        "numerofacture",
+        "numerodefacture",
+        "nfacture",
+        "commande",
+        "numerocommande",
+        "numerodecommande",
+        "ncommande",
+        "factura",
+        "numerofactura",
+        "pedido",
+        "factuurnummer",
+        "bestelnummer",
+        "fattura",
+        "numerofattura",
     ),
     "stock_code": (
         "stockcode",
@@ -81,6 +107,19 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "lineitemsku",
         "productsku",
         "itemsku",
+        "artikelnummer",
+        "artikelnr",
+        "reference",
+        "referenceproduit",
+        "referencearticle",
+        "codearticle",
+        "codeproduit",
+        "referencia",
+        "codigo",
+        "codigoproducto",
+        "artikelcode",
+        "codicearticolo",
+        "codiceprodotto",
     ),
     "description": (
         "description",
@@ -94,6 +133,18 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "lineitemname",
         "articlename",
         "articledescription",
+        "beschreibung",
+        "bezeichnung",
+        "artikelbezeichnung",
+        "artikelname",
+        "produktname",
+        "designation",
+        "libelle",
+        "nomproduit",
+        "descripcion",
+        "producto",
+        "omschrijving",
+        "descrizione",
     ),
     "quantity": (
         "quantity",
@@ -105,6 +156,14 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "quantityordered",
         "qtyordered",
         "lineitemquantity",
+        "menge",
+        "anzahl",
+        "stuckzahl",
+        "quantite",
+        "qte",
+        "cantidad",
+        "aantal",
+        "quantita",
     ),
     "invoice_date": (
         "invoicedate",
@@ -123,6 +182,17 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "salesdate",
         "createdat",
         "orderedat",
+        "datum",
+        "rechnungsdatum",
+        "belegdatum",
+        "bestelldatum",
+        "datefacture",
+        "datedefacture",
+        "datecommande",
+        "fecha",
+        "fechafactura",
+        "factuurdatum",
+        "datafattura",
     ),
     "price": (
         "price",
@@ -134,6 +204,17 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "sellingprice",
         "priceeach",
         "lineitemprice",
+        "preis",
+        "einzelpreis",
+        "stuckpreis",
+        "verkaufspreis",
+        "prix",
+        "prixunitaire",
+        "precio",
+        "preciounitario",
+        "prijs",
+        "prezzo",
+        "prezzounitario",
     ),
     "customer_id": (
         "customerid",
@@ -153,6 +234,18 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "customeremail",
         "email",
         "emailaddress",
+        "kundennummer",
+        "kundennr",
+        "kunde",
+        "kundenid",
+        "client",
+        "numeroclient",
+        "nclient",
+        "codeclient",
+        "cliente",
+        "idcliente",
+        "klantnummer",
+        "klant",
     ),
     "country": (
         "country",
@@ -161,8 +254,26 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "billingcountry",
         "shippingcountry",
         "countrycode",
+        "land",
+        "pays",
+        "pais",
+        "paese",
     ),
-    "store": ("store", "storeid", "storename", "shop", "shopid", "branch", "outlet"),
+    "store": (
+        "store",
+        "storeid",
+        "storename",
+        "shop",
+        "shopid",
+        "branch",
+        "outlet",
+        "filiale",
+        "magasin",
+        "boutique",
+        "tienda",
+        "winkel",
+        "negozio",
+    ),
 }
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
@@ -179,9 +290,11 @@ def normalise_name(name: str) -> str:
     Returns
     -------
     str
-        The comparison key, e.g. ``"Customer ID"`` -> ``"customerid"``.
+        The comparison key, e.g. ``"Customer ID"`` -> ``"customerid"``; accents are dropped
+        first (``"Quantité"`` -> ``"quantite"``, ``"Stückzahl"`` -> ``"stuckzahl"``).
     """
-    return _NON_ALNUM.sub("", name.strip().lower())
+    folded = unicodedata.normalize("NFKD", name.strip().lower())
+    return _NON_ALNUM.sub("", "".join(c for c in folded if not unicodedata.combining(c)))
 
 
 def parse_column_options(options: Sequence[str]) -> dict[str, str]:
