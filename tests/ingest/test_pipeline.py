@@ -148,8 +148,7 @@ def test_accounting_invariant_on_random_messy_frames(rows: list[dict], repeat: l
     assert purchases["customer_id"].null_count() == 0
     assert purchases["invoice_date"].null_count() == 0
     cancelled = result.cancellations
-    assert cancelled["invoice"].str.to_uppercase().str.starts_with("C").all()
-    assert (cancelled["quantity"] < 0).all()
+    assert (cancelled["quantity"] < 0).all() and cancelled["customer_id"].null_count() == 0
     assert result.rejected["reasons"].null_count() == 0
     assert result.cancellations.height <= report.reason_counts.get("CANCELLATION", 0)
 

@@ -47,7 +47,10 @@ def test_valid_line_has_no_reason_and_is_typed() -> None:
         ({"customer_id": "  "}, ["MISSING_CUSTOMER_ID"]),
         ({"customer_id": "nan"}, ["MISSING_CUSTOMER_ID"]),
         ({"quantity": "0"}, ["NON_POSITIVE_QUANTITY"]),
-        ({"quantity": "-3"}, ["NON_POSITIVE_QUANTITY"]),
+        # a customer's refund without a C invoice is a cancellation; a stock adjustment
+        # (no customer) is not
+        ({"quantity": "-3"}, ["CANCELLATION", "NON_POSITIVE_QUANTITY"]),
+        ({"quantity": "-3", "customer_id": None}, ["MISSING_CUSTOMER_ID", "NON_POSITIVE_QUANTITY"]),
         ({"quantity": "many"}, ["BAD_QUANTITY"]),
         ({"quantity": "1.5"}, ["BAD_QUANTITY"]),
         ({"quantity": None}, ["BAD_QUANTITY"]),

@@ -752,10 +752,13 @@ def parse_and_validate(
         # Online Retail II's conventions, narrowed to what they mark there so that a shop whose
         # invoice numbers merely start with C or A (a branch code) keeps its sales: a C invoice
         # is a cancellation when it takes goods back, an A invoice with stock code B adjusts
-        # bad debt.
-        CANCELLATION: (invoice_upper.str.starts_with("C") & (pl.col("quantity") < 0)).fill_null(
-            False
-        ),
+        # bad debt. A customer's line taking goods back without the C (a till's refund) is a
+        # cancellation too; Online Retail II has none (its negative lines without C are stock
+        # adjustments without a customer).
+        CANCELLATION: (
+            (pl.col("quantity") < 0)
+            & (invoice_upper.str.starts_with("C") | pl.col("customer_id").is_not_null())
+        ).fill_null(False),
         BAD_DEBT_ADJUSTMENT: (
             invoice_upper.str.starts_with("A") & (pl.col("stock_code").str.to_uppercase() == "B")
         ).fill_null(False),
