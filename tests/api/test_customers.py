@@ -188,6 +188,10 @@ def test_customer_features_have_the_model_features(client: TestClient, api_data)
     assert list(body["features"]) == meta["feature_names"]
     assert body["as_of"] == api_data.as_of.isoformat()
     assert body["customer_id"] == customer_id
+    assert body["warnings"] == []
+    late = client.get(f"/customers/{customer_id}/features", params={"as_of": "2099-01-01"}).json()
+    [warning] = late["warnings"]
+    assert warning.startswith("as_of 2099-01-01 is ") and "after the day after the last" in warning
 
 
 def test_customer_features_before_first_purchase_is_404(client: TestClient, api_data) -> None:

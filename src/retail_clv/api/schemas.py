@@ -143,6 +143,10 @@ class CustomerFeaturesOut(BaseModel):
     customer_id: str
     as_of: date
     features: dict[str, float | None]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Set when as_of lies after the day after the store's last purchase",
+    )
 
 
 class CustomerPredictionOut(BaseModel):

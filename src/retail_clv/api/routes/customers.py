@@ -86,7 +86,13 @@ def _features(state: ApiState, customer_id: str, as_of: date | None) -> Customer
     values: dict[str, Any] = {
         name: finite_or_none(None if row.get(name) is None else float(row[name])) for name in names
     }
-    return CustomerFeaturesOut(customer_id=customer_id, as_of=cutoff, features=values)
+    from retail_clv.models.scoring import late_as_of_note
+
+    after_data = frames.default_as_of
+    late = late_as_of_note(cutoff, after_data, "as_of") if after_data is not None else None
+    return CustomerFeaturesOut(
+        customer_id=customer_id, as_of=cutoff, features=values, warnings=[late] if late else []
+    )
 
 
 @router.get(
