@@ -1,7 +1,8 @@
 """Read a raw file of any supported type into text columns, detecting its real format.
 
 Supported: CSV (UTF-8, UTF-8 with BOM, UTF-16 with BOM, cp1252, Latin-1), gzip-compressed
-CSV, Excel ``.xlsx``/``.xls`` (every sheet, through fastexcel/calamine) and Parquet.
+CSV, Excel ``.xlsx``/``.xls`` (every sheet, through fastexcel/calamine; ``.xls`` in a child process
+with limited memory, see :mod:`retail_clv.ingest.xls_sandbox`) and Parquet.
 
 The type is detected from the content (gzip ``1f 8b``, zip/xlsx ``PK``, Parquet ``PAR1``,
 OLE2 ``d0 cf 11 e0``), never from the extension alone. Every cell is read as *text*, so the
@@ -30,6 +31,7 @@ import polars as pl
 
 from retail_clv.errors import InputFileError, count
 from retail_clv.ingest.columns import list_names
+from retail_clv.ingest.xls_sandbox import read_xls
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +225,7 @@ def _read_bytes(path: Path, data: bytes, digest: str) -> RawFile:
     if data.startswith(ZIP_MAGIC):
         return _read_zip(path, data, digest)
     if data.startswith(OLE2_MAGIC):
-        return RawFile(path, "xls", None, digest, _read_excel(path, data))
+        return RawFile(path, "xls", None, digest, read_xls(path, data))
     for signature, what in _KNOWN_SIGNATURES:
         if data.startswith(signature):
             raise InputFileError(
