@@ -128,7 +128,7 @@ def test_pipeline_wrong_columns_is_422_naming_the_columns(client: TestClient) ->
 
 def test_pipeline_column_mapping_query_renames_a_column(client: TestClient) -> None:
     body = (
-        "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Kunde,Country\n"
+        "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Abnehmer,Country\n"
         "5001,85048,LIGHT,2,2010-01-05 10:00:00,3.5,4242,United Kingdom\n"
     )
     refused = _post(client, body.encode())
@@ -138,7 +138,7 @@ def test_pipeline_column_mapping_query_renames_a_column(client: TestClient) -> N
     # the hint names this endpoint's query parameter, not the CLI option
     assert "the query parameter column=customer_id=<column name>" in detail
     assert "--column" not in detail
-    mapped = _post(client, body.encode(), params={"column": "customer_id=Kunde"})
+    mapped = _post(client, body.encode(), params={"column": "customer_id=Abnehmer"})
     assert mapped.status_code == 200, mapped.text
     assert [p["customer_id"] for p in mapped.json()["predictions"]] == ["4242"]
 

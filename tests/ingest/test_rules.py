@@ -120,6 +120,7 @@ def test_codes_are_listed_in_canonical_order() -> None:
         ("C-77", "C-77"),
         ("12.5", "12.5"),
         (" Kunde7@Shop.DE ", "kunde7@shop.de"),
+        ("@SUM(A1)", "@SUM(A1)"),  # not an e-mail address: kept as written
     ],
 )
 def test_customer_ids_are_normalised_text(raw: str, expected: str) -> None:

@@ -184,8 +184,15 @@ def test_feature_notes_flag_a_failed_bgnbd_fit_only() -> None:
     assert "could not be fitted on these 2 customers" in note
     assert all(c in note for c in BGNBD_COLUMNS)
     # some customers have values: the fit worked, their nulls are per-customer
-    partial = failed.with_columns(pl.Series(BGNBD_COLUMNS[0], [0.5, None]))
+    partial = failed.with_columns(pl.Series(c, [0.5, None]) for c in BGNBD_COLUMNS)
     assert feature_notes(partial, names) == []
+    # BG/NBD fitted, Gamma-Gamma not: only its column is named
+    gg_only = failed.with_columns(
+        pl.Series(c, [0.5, 0.2]) for c in BGNBD_COLUMNS if c != "bgnbd_gg_spend_30d"
+    )
+    [note] = feature_notes(gg_only, names)
+    assert note.startswith("The Gamma-Gamma model could not be fitted on these 2 customers")
+    assert "(bgnbd_gg_spend_30d)" in note
     # a run that does not use the BG/NBD features has nothing to say about them
     assert feature_notes(failed, ["recency_days"]) == []
     assert feature_notes(failed.head(0), names) == []

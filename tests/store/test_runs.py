@@ -49,7 +49,7 @@ def test_undo_takes_the_newest_runs_rows_out_and_keeps_its_record(
     ingest_files([write(tmp_path / "first.csv", A)], engine, progress=False)
     before = counts(engine)
     # the same sale again with another date spelling (not a duplicate by raw text), a new
-    # customer and a rejected row
+    # customer and a rejected row (a customer's refund: also kept as a cancellation)
     again = A.replace("2009-12-01 07:45:00", "12/1/2009 7:45")
     earlier = A.replace("489434", "489400").replace("2009-12-01 07:45:00", "2009-11-20 10:00:00")
     ingest_files([write(tmp_path / "again.csv", again, earlier, B, C_BAD)], engine, progress=False)
@@ -60,7 +60,7 @@ def test_undo_takes_the_newest_runs_rows_out_and_keeps_its_record(
     signature = StoreCache.signature(engine)
     deleted = undo_ingest_run(engine, second)
     assert StoreCache.signature(engine) != signature  # a running API reloads its frames
-    assert deleted == {"transactions": 3, "cancellations": 0, "rejected_data": 1, "customers": 1}
+    assert deleted == {"transactions": 3, "cancellations": 1, "rejected_data": 1, "customers": 1}
     assert counts(engine) == before  # customer 13086 had no other sale
     with engine.connect() as conn:
         first_seen = conn.execute(

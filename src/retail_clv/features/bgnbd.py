@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from retail_clv.errors import NotEnoughDataError
 from retail_clv.features.money import line_milli, to_currency
 
 logger = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ def fit_failure_reason(exc: Exception) -> str:
     """
     if type(exc).__name__ == "ConvergenceError":
         return "the fit did not converge: too few repeat buyers, or too little history"
+    if isinstance(exc, NotEnoughDataError):
+        return str(exc)
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
@@ -123,14 +126,21 @@ def _quiet() -> Iterator[None]:
 #: lies on the boundary (dropout ``a`` → 0 with four months of history: nobody seen leaving
 #: yet), which a larger penalizer keeps inside.
 PENALIZER_STEPS = (1.0, 10.0, 100.0, 1000.0)
+#: Below this many repeat buyers only the given penalizer is tried: a larger one would make the
+#: penalty, not the few customers, decide the fit (with none, the model is not identified).
+MIN_REPEAT_BUYERS_TO_RETRY = 10
 
 
 def _first_converging(
-    fit: Callable[[float], tuple[np.ndarray, ...]], penalizer: float
+    fit: Callable[[float], tuple[np.ndarray, ...]], penalizer: float, repeat_buyers: int
 ) -> tuple[tuple[np.ndarray, ...], float]:
-    """Run ``fit`` with rising penalizers (:data:`PENALIZER_STEPS`); re-raise the last error."""
+    """Run ``fit`` with rising penalizers (:data:`PENALIZER_STEPS`); re-raise the last error.
+
+    With fewer than :data:`MIN_REPEAT_BUYERS_TO_RETRY` repeat buyers only ``penalizer`` is tried.
+    """
     error: Exception | None = None
-    for step in PENALIZER_STEPS:
+    steps = PENALIZER_STEPS if repeat_buyers >= MIN_REPEAT_BUYERS_TO_RETRY else (1.0,)
+    for step in steps:
         try:
             values = fit(penalizer * step)
         except Exception as exc:  # noqa: BLE001  (lifetimes and SciPy raise several types)
@@ -149,7 +159,8 @@ def fit_bgnbd(
     """Fit BG/NBD (``lifetimes``, penalised MLE) on an RFM summary.
 
     The penalizer is raised tenfold, up to three times, when a fit does not converge or gives
-    non-finite values (:data:`PENALIZER_STEPS`).
+    non-finite values (:data:`PENALIZER_STEPS`), given at least
+    :data:`MIN_REPEAT_BUYERS_TO_RETRY` repeat buyers.
 
     Returns
     -------
@@ -178,7 +189,10 @@ def fit_bgnbd(
         params.update({f"bgnbd_{k}": float(v) for k, v in bgf.params_.items()})
         return expected, alive
 
-    (expected, alive), used = _first_converging(fit, penalizer)
+    repeat_buyers = int((pdf["frequency"] > 0).sum())
+    if repeat_buyers == 0:
+        raise NotEnoughDataError("no customer has a repeat purchase day: BG/NBD cannot be fitted")
+    (expected, alive), used = _first_converging(fit, penalizer, repeat_buyers)
     return expected, alive, params | {"bgnbd_penalizer": used}
 
 
@@ -220,7 +234,11 @@ def fit_gamma_gamma(
         params.update({f"gg_{k}": float(v) for k, v in ggf.params_.items()})
         return (value,)
 
-    (value,), used = _first_converging(fit, penalizer)
+    if len(repeat) == 0:
+        raise NotEnoughDataError(
+            "no customer has a repeat purchase day: Gamma-Gamma cannot be fitted"
+        )
+    (value,), used = _first_converging(fit, penalizer, len(repeat))
     return value * scale, params | {"gg_scale": scale, "gg_penalizer": used}
 
 

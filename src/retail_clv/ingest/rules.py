@@ -336,6 +336,10 @@ def _separator_word(dates: pl.Series) -> str:
     return "slash and dashed" if dashed else "slash"
 
 
+#: A customer id that is an e-mail address (lower-cased: ``Kunde@Shop.de`` is ``kunde@shop.de``).
+EMAIL_ID = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+
+
 #: A first or last purchase day this many days or more away from every other is worth a word.
 ISOLATED_DAYS = 60
 
@@ -732,7 +736,7 @@ def parse_and_validate(
         .when(customer.str.ends_with(".0"))
         .then(customer.str.replace(r"^(\d+)\.0$", "$1"))
         # an e-mail address as id (shop-platform exports): one customer whatever the case
-        .when(customer.str.contains("@", literal=True))
+        .when(customer.str.contains(EMAIL_ID))
         .then(customer.str.to_lowercase())
         .otherwise(customer),
         country=pl.when(_missing(stripped["country"])).then(None).otherwise(stripped["country"]),

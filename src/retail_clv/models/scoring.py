@@ -250,13 +250,15 @@ def feature_notes(features: pl.DataFrame, feature_names: list[str]) -> list[str]
     used = [c for c in BGNBD_COLUMNS if c in feature_names and c in features.columns]
     if not used or features.height == 0:
         return []
-    if not features.select(pl.all_horizontal(pl.col(used).is_null()).all()).item():
+    missing = [c for c in used if features.get_column(c).null_count() == features.height]
+    if not missing:
         return []
+    what = "BG/NBD + Gamma-Gamma" if missing == used else "Gamma-Gamma"
     return [
-        f"The BG/NBD + Gamma-Gamma model could not be fitted on these {features.height:,} "
-        "customers (too few repeat buyers, or no convergence): its features "
-        f"({', '.join(used)}) were imputed, so the scores rest on the other features and can "
-        "differ noticeably from the same customers' scores within a larger customer base."
+        f"The {what} model could not be fitted on these {features.height:,} customers (too few "
+        f"repeat buyers, or no convergence): its features ({', '.join(missing)}) were imputed, "
+        "so the scores rest on the other features and can differ noticeably from the same "
+        "customers' scores within a larger customer base."
     ]
 
 
