@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,24 @@ def csv_file(tmp_path: Path):
         return write_csv(tmp_path / name, lines, **kwargs)
 
     return make
+
+
+def read_raw_in_a_child(path: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``read_raw(path)`` in a fresh Python and print its InputFileError, if any.
+
+    For files that made the reader abort its whole process before the limits existed: a crash
+    then fails the calling test instead of pytest itself. Warnings are logged to stderr.
+    """
+    script = (
+        "import logging, sys\n"
+        "from retail_clv.errors import InputFileError\n"
+        "from retail_clv.ingest.readers import read_raw\n"
+        "logging.basicConfig(level=logging.WARNING)\n"
+        "try:\n"
+        "    read_raw(sys.argv[1])\n"
+        "except InputFileError as exc:\n"
+        "    print(exc)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120
+    )

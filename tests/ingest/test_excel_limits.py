@@ -7,8 +7,6 @@ one; before the check, a 1.7 KB workbook with one value at XFD1048576 aborted th
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from retail_clv.errors import InputFileError
 from retail_clv.ingest import readers
 from retail_clv.ingest.readers import MAX_SHEET_CELLS, read_raw
 
-from .conftest import HEADER_II, VALID
+from .conftest import HEADER_II, VALID, read_raw_in_a_child
 
 _CONTENT_TYPES = (
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
@@ -92,18 +90,7 @@ def test_a_stray_cell_at_the_last_excel_cell_is_refused_instead_of_aborting(
     """The reported file: 1.7 KB. Run in a child process: the old code aborted its process."""
     path = write_workbook(tmp_path / "stray.xlsx", STRAY)
     assert path.stat().st_size < 2500
-    script = (
-        "import sys\n"
-        "from retail_clv.errors import InputFileError\n"
-        "from retail_clv.ingest.readers import read_raw\n"
-        "try:\n"
-        "    read_raw(sys.argv[1])\n"
-        "except InputFileError as exc:\n"
-        "    print(exc)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120
-    )
+    done = read_raw_in_a_child(path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "(sheet 'Orders') " + TOO_LARGE in done.stdout
     assert "a stray value far outside the table? delete it" in done.stdout

@@ -21,7 +21,7 @@ from retail_clv.errors import InputFileError
 from retail_clv.ingest import readers, xls_sandbox
 from retail_clv.ingest.readers import read_raw
 
-from .conftest import HEADER_II, VALID
+from .conftest import HEADER_II, VALID, read_raw_in_a_child
 
 _END_OF_CHAIN, _FREE, _FAT_SECTOR, _NO_STREAM = 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFD, 0xFFFFFFFF
 
@@ -168,19 +168,7 @@ def test_a_hostile_xls_is_refused_instead_of_aborting(
     """The reported files: 5.6 KB. Read by a script: before the fix the process aborted."""
     path = write_xls(tmp_path / "hostile.xls", [("Orders", records)])
     assert path.stat().st_size < 6000
-    script = (
-        "import logging, sys\n"
-        "from retail_clv.errors import InputFileError\n"
-        "from retail_clv.ingest.readers import read_raw\n"
-        "logging.basicConfig(level=logging.WARNING)\n"
-        "try:\n"
-        "    read_raw(sys.argv[1])\n"
-        "except InputFileError as exc:\n"
-        "    print(exc)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120
-    )
+    done = read_raw_in_a_child(path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == f"{path} {TOO_MUCH_MEMORY}"
     # the child's standard error is kept out of the caller's, and logged
