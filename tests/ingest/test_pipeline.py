@@ -263,6 +263,26 @@ def test_many_exact_repeats_within_a_file_are_explained(csv_file) -> None:
     )
 
 
+def test_rows_of_cancelled_or_refunded_orders_are_pointed_out(csv_file) -> None:
+    header = (
+        "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country,"
+        "Financial Status,Cancelled at"
+    )
+    lines = [
+        VALID + ",paid,",
+        VALID.replace("489434", "489435") + ",voided,",
+        VALID.replace("489434", "489436") + ",paid,2009-12-02 10:00",
+        VALID.replace("489434", "489437") + ",Refunded,",
+    ]
+    report = clean_file(csv_file(lines, header=header)).report
+    assert report.rows_loaded == 4  # loaded as they stand, with a word
+    [note] = [w for w in report.warnings if "cancelled, voided or refunded" in w]
+    assert note.startswith("3 rows of ")
+    assert "'Financial Status' / 'Cancelled at' column" in note
+    plain = clean_file(csv_file([VALID], name="plain.csv")).report
+    assert not [w for w in plain.warnings if "refunded" in w]
+
+
 def test_semicolon_export_with_decimal_commas(csv_file) -> None:
     header = "Invoice;StockCode;Description;Quantity;InvoiceDate;Price;Customer ID;Country"
     lines = [

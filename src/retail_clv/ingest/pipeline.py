@@ -28,6 +28,7 @@ from retail_clv.ingest.columns import (
     FIELDS,
     REQUIRED_FIELDS,
     STORE_FIELD,
+    normalise_name,
     required_fields_named,
     resolve_columns,
 )
@@ -248,6 +249,7 @@ def _sheet_frame(
         )
     used = set(mapping.values())
     extras = [name for name in sheet.frame.columns if name not in used]
+    sheet.warnings.extend(_cancelled_orders_note(sheet.frame, extras, where))
     exprs: list[pl.Expr] = [
         (pl.col(mapping[name]) if name in mapping else pl.lit(None, dtype=pl.Utf8)).alias(
             f"raw_{name}"
@@ -270,6 +272,43 @@ def _sheet_frame(
         sheet=pl.lit(sheet.name, dtype=pl.Utf8),
         row_number=pl.int_range(1, sheet.frame.height + 1, dtype=pl.Int64),
     )
+
+
+#: Order-status columns of shop-platform exports (normalised names) and the statuses that mean
+#: the order was not, or no longer, paid.
+_CANCELLED_AT = {"cancelledat", "canceledat", "cancelleddate", "canceleddate", "cancellationdate"}
+_STATUS = {"financialstatus", "orderstatus", "paymentstatus", "status"}
+_UNPAID = ["voided", "void", "refunded", "cancelled", "canceled", "refund"]
+
+
+def _cancelled_orders_note(frame: pl.DataFrame, extras: list[str], where: str) -> list[str]:
+    """Say how many rows an order-status column marks as cancelled, voided or refunded.
+
+    Such rows carry no reason code (their quantity and price look like a sale) and are loaded
+    as purchases; the export's own status is the only sign, so the report points at it.
+    """
+    marked = pl.lit(False)
+    named = []
+    for name in extras:
+        key = normalise_name(name)
+        cell = pl.col(name).str.strip_chars()
+        if key in _CANCELLED_AT:
+            marked = marked | (cell.is_not_null() & (cell != ""))
+        elif key in _STATUS:
+            marked = marked | cell.str.to_lowercase().is_in(_UNPAID)
+        else:
+            continue
+        named.append(repr(name))
+    if not named:
+        return []
+    n = int(frame.select(marked.fill_null(False).sum()).item())
+    if n == 0:
+        return []
+    return [
+        f"{count(n, 'row')} of {where} belong to orders its {' / '.join(named)} column marks "
+        "as cancelled, voided or refunded; they were loaded as purchases like the others: if "
+        "those orders were not paid, remove their rows before ingesting"
+    ]
 
 
 #: How many rows below the first one may hold the real header (title lines above a table).
