@@ -256,6 +256,19 @@ def test_recorded_library_version_mismatch_names_versions_and_says_retrain(saved
     assert "retrain with `clv train`" in message
 
 
+def test_a_run_trained_on_other_feature_definitions_is_refused(saved) -> None:
+    from retail_clv.features import FEATURE_VERSION
+
+    models_dir, run_dir = saved
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["feature_version"] == FEATURE_VERSION
+    del meta["feature_version"]  # a run saved before the version was recorded: version 1
+    (run_dir / "metadata.json").write_text(json.dumps(meta))
+    _rewrite_checksums(run_dir)
+    with pytest.raises(ModelMismatchError, match="trained on features of version 1; this "):
+        load_run(models_dir)
+
+
 def test_installed_xgboost_minor_change_is_refused_patch_change_accepted(
     saved, monkeypatch
 ) -> None:

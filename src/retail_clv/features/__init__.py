@@ -3,6 +3,7 @@
 from retail_clv.features.build import (
     CANCELLATION_COLUMNS,
     FEATURE_COLUMNS,
+    FEATURE_VERSION,
     PURCHASE_COLUMNS,
     WINDOWS,
     customer_features,
@@ -13,6 +14,7 @@ from retail_clv.features.targets import targets, training_frame
 __all__ = [
     "CANCELLATION_COLUMNS",
     "FEATURE_COLUMNS",
+    "FEATURE_VERSION",
     "PURCHASE_COLUMNS",
     "WINDOWS",
     "customer_features",

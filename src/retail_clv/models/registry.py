@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from retail_clv.errors import ModelMismatchError, ModelNotFoundError
+from retail_clv.features.build import FEATURE_VERSION
 
 if TYPE_CHECKING:
     from retail_clv.models.training import TrainResult
@@ -439,6 +440,7 @@ def save_run(result: TrainResult, models_dir: Path, data_fingerprint: dict[str, 
             files["holdout"] = _HOLDOUT
         metadata: dict[str, Any] = {
             "artifact_format": ARTIFACT_FORMAT,
+            "feature_version": FEATURE_VERSION,
             "run_id": run_id,
             "trained_at": trained_at.isoformat().replace("+00:00", "Z"),
             "as_of": result.as_of,
@@ -648,6 +650,14 @@ def _major_minor(version: str | None) -> tuple[int, ...] | None:
 
 
 def _check_versions(run_id: str, metadata: Mapping[str, Any]) -> None:
+    # runs saved before the version was recorded were trained on version 1
+    trained_on = metadata.get("feature_version", 1)
+    if trained_on != FEATURE_VERSION:
+        raise ModelMismatchError(
+            f"model run {run_id} was trained on features of version {trained_on}; this "
+            f"retail-clv computes version {FEATURE_VERSION} (docs/features.md), and scoring it "
+            "with them would skew its predictions: retrain with `clv train`"
+        )
     recorded = metadata.get("library_versions") or {}
     installed = library_versions()
     problems = []
