@@ -130,3 +130,11 @@ def postgresql_url(postgresql_server: tuple[str, int]) -> Iterator[str]:
     yield f"postgresql+psycopg://postgres@{host}:{port}/{name}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same tests on both backends (PostgreSQL from :func:`postgresql_url`)."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgresql_url"))
+    return f"sqlite:///{tmp_path / 'store.db'}"

@@ -34,14 +34,6 @@ def counts(engine: sa.Engine) -> dict[str, int]:
         return table_counts(conn, ["transactions", "cancellations", "rejected_data", "customers"])
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The same tests on both backends (PostgreSQL from tests/store/conftest.py)."""
-    if request.param == "postgresql":
-        return str(request.getfixturevalue("postgresql_url"))
-    return f"sqlite:///{tmp_path / 'store.db'}"
-
-
 def test_undo_takes_the_newest_runs_rows_out_and_keeps_its_record(
     tmp_path: Path, store_url: str
 ) -> None:

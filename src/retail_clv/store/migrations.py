@@ -99,10 +99,61 @@ def _integer_row_keys(conn: sa.Connection) -> None:
                 index.create(conn)
 
 
+def _lower_case_email_ids(conn: sa.Connection) -> None:
+    """Lower-case the customer ids that are e-mail addresses, as ingestion now writes them.
+
+    Stores written before kept ``Kunde@Shop.de`` as written: its next purchases, ingested as
+    ``kunde@shop.de``, would make a second customer, and the API (which normalises ids the same
+    way) would not find the first. One customer row is kept per lower-cased id (the earliest
+    first purchase and its country); stored predictions of a renamed id are dropped (the next
+    scoring writes them again).
+    """
+    import re
+
+    from retail_clv.ingest.rules import EMAIL_ID
+
+    email = re.compile(EMAIL_ID)
+    c = schema.customers
+    rows = conn.execute(sa.select(c.c.customer_id, c.c.country, c.c.first_seen)).all()
+    kept = {row.customer_id: row for row in rows}
+    renamed = [
+        row
+        for row in rows
+        if email.match(row.customer_id) and row.customer_id != row.customer_id.lower()
+    ]
+    for row in sorted(renamed, key=lambda r: (r.first_seen is None, r.first_seen)):
+        new = row.customer_id.lower()
+        if new not in kept:
+            conn.execute(
+                c.insert().values(customer_id=new, country=row.country, first_seen=row.first_seen)
+            )
+            kept[new] = row
+        elif row.first_seen is not None and (
+            kept[new].first_seen is None or row.first_seen < kept[new].first_seen
+        ):
+            conn.execute(
+                c.update()
+                .where(c.c.customer_id == new)
+                .values(country=row.country, first_seen=row.first_seen)
+            )
+            kept[new] = row
+        for table in (schema.transactions, schema.cancellations):
+            conn.execute(
+                table.update().where(table.c.customer_id == row.customer_id).values(customer_id=new)
+            )
+        conn.execute(
+            schema.predictions.delete().where(schema.predictions.c.customer_id == row.customer_id)
+        )
+        conn.execute(c.delete().where(c.c.customer_id == row.customer_id))
+    if renamed:
+        logger.info("lower-cased %d e-mail customer ids", len(renamed))
+
+
 #: Every migration, in order; the last version equals :data:`schema.SCHEMA_VERSION`.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "integer row keys for the duplicate index", _integer_row_keys),
+    Migration(3, "e-mail customer ids lower-cased", _lower_case_email_ids),
 )
 
 
