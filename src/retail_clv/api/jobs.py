@@ -175,7 +175,13 @@ class JobManager:
                 logger.exception("job %s (%s) failed", job.job_id, job.kind)
             with self._lock:
                 job.state = "failed"
-                job.error = f"{type(exc).__name__}: {exc}"
+                # an unexpected error's text may name server paths: it stays in the server log
+                job.error = (
+                    f"{type(exc).__name__}: {exc}"
+                    if isinstance(exc, RetailClvError)
+                    else f"{type(exc).__name__}: internal error; the server log has the details "
+                    f"(job {job.job_id})"
+                )
                 job.message = "failed"
                 job.finished_at = datetime.now(UTC)
             if not isinstance(exc, Exception):
