@@ -61,7 +61,7 @@ def test_uci_online_retail_header_maps_every_field() -> None:
         ],
         [
             "N° facture",
-            "Référence",
+            "Référence article",
             "Désignation",
             "Qté",
             "Date",

@@ -254,7 +254,7 @@ def test_many_exact_repeats_within_a_file_are_explained(csv_file) -> None:
     report = clean_file(csv_file(scans)).report
     assert report.rows_duplicate == 11
     assert any(
-        w.startswith("11 rows (55% of the file) repeat another row exactly")
+        w.startswith("11 rows (55% of the file) repeat another row in every column read")
         for w in report.warnings
     )
     few = [VALID] * 2 + [VALID.replace("489434", f"4895{i:02d}") for i in range(30)]

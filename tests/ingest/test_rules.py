@@ -387,6 +387,10 @@ def test_any_three_letter_currency_code_is_read_and_mixed_currencies_are_warned(
     assert "does not convert them" in note
     # one currency, however written, is no mix
     assert price_column(["€1.50", "2.00 EUR", "eur 3", "4"])[1] == []
+    assert price_column(["₹100", "INR 100"])[1] == []
+    # three capitals that are no currency code leave a value unread; Swiss thousands are read
+    out, _ = price_column(["ABC123", "12 PCS", "CHF 1'234.50", "CHF 1’234.50", "2"])
+    assert out["price"].to_list() == [None, None, 1234.5, 1234.5, 2.0]
     assert price_column(["£1.50", "GBP 2"])[1] == []
 
 

@@ -109,7 +109,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "itemsku",
         "artikelnummer",
         "artikelnr",
-        "reference",
         "referenceproduit",
         "referencearticle",
         "codearticle",

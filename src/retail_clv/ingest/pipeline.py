@@ -485,7 +485,8 @@ def clean_frame(
     if rows_duplicate >= 10 and rows_duplicate > REPEATED_ROWS_SHARE * frame.height:
         notes.append(
             f"{count(rows_duplicate, 'row')} ({rows_duplicate / frame.height:.0%} of the file) "
-            "repeat another row exactly and were counted once, as duplicates. Right when the "
+            "repeat another row in every column read (columns that no field uses, such as a "
+            "line number, are not compared) and were counted once, as duplicates. Right when the "
             "export holds the same rows twice; wrong when it writes one row per item scanned "
             "(the same product, price and time on several rows of one invoice): then add such "
             "rows up into one with their total quantity before ingesting"

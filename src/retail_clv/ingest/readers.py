@@ -199,7 +199,12 @@ def _read_bytes(path: Path, data: bytes, digest: str) -> RawFile:
     if data.startswith(GZIP_MAGIC):
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as archive:
-                inner = archive.read(MAX_GZIP_TEXT_BYTES + 1)  # never more than the limit
+                # in 16 MiB chunks: read(limit) would reserve the whole limit at once
+                chunks, size = [], 0
+                while size <= MAX_GZIP_TEXT_BYTES and (chunk := archive.read(1 << 24)):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                inner = b"".join(chunks)
         except (OSError, EOFError, zlib.error) as exc:
             raise InputFileError(
                 f"{path} is a damaged gzip file ({exc}); download or compress it again"

@@ -303,7 +303,8 @@ def _note_date_order(
 ) -> None:
     """Append a warning when slash dates could be read both ways or mix both orders."""
     only_month, only_day = only
-    kind = _separator_word(text.filter(rest))
+    readable = rest & (month_first.is_not_null() | day_first.is_not_null())
+    kind = _separator_word(text.filter(readable))
     if only_month and only_day:
         order = "day-first" if only_day > only_month else "month-first"
         notes.append(
@@ -317,6 +318,7 @@ def _note_date_order(
     ambiguous = int(differ.sum())
     if ambiguous == 0:
         return
+    kind = _separator_word(text.filter(differ))
     example = text.filter(differ)[0]
     read_as = month_first.filter(differ)[0]
     notes.append(
@@ -443,14 +445,22 @@ _THOUSANDS_DOTS = r"^-?\d{1,3}(?:\.\d{3})+$"
 #: A currency sign or code before or after the number: ``£0.82``, ``0,82 €``, ``EUR 0.82``.
 #: A currency sign, or a three-letter code (``EUR``, ``CHF``…; ``eur`` too for the three most
 #: common), before or after a price.
-_CURRENCY_MARK = r"(?:[£$€¥₹]|[A-Z]{3}|(?i:eur|gbp|usd))"
+#: ISO 4217 codes of the currencies a shop's export is likely to carry (any three capitals
+#: would turn ``ABC123`` or ``12 PCS`` into prices).
+_ISO_CODES = (
+    "EUR|GBP|USD|CHF|SEK|NOK|DKK|ISK|PLN|CZK|HUF|RON|BGN|HRK|RSD|TRY|UAH|RUB|JPY|CNY|HKD|TWD|"
+    "KRW|SGD|INR|IDR|MYR|THB|PHP|VND|AUD|NZD|CAD|MXN|BRL|ARS|CLP|COP|PEN|ZAR|NGN|KES|EGP|MAD|"
+    "AED|SAR|QAR|KWD|ILS"
+)
+_CURRENCY_MARK = r"(?:[£$€¥₹]|" + _ISO_CODES + r"|(?i:eur|gbp|usd))"
 _CURRENCY = rf"^{_CURRENCY_MARK}\s*|\s*{_CURRENCY_MARK}$"
 #: The same marks, captured, to tell which currencies a price column holds.
 _CURRENCY_FOUND = rf"^({_CURRENCY_MARK})\s*[-+(]?\d|\d\s*({_CURRENCY_MARK})$"
 #: One name per currency for the several ways of writing it.
-_SAME_CURRENCY = {"£": "GBP", "€": "EUR", "$": "USD ($)", "USD": "USD ($)", "¥": "JPY/CNY (¥)"}
-#: A space (also no-break or narrow no-break) grouping thousands: ``1 234,50``.
-_SPACE_GROUP = r"(\d)[ \u00a0\u202f](\d{3})\b"
+_SAME_CURRENCY = {"£": "GBP", "€": "EUR", "$": "USD ($)", "USD": "USD ($)", "₹": "INR", "¥": "JPY"}
+#: A space (also no-break or narrow no-break) or a Swiss apostrophe grouping thousands:
+#: ``1 234,50``, ``1'234.50``.
+_SPACE_GROUP = r"(\d)[ \u00a0\u202f'’](\d{3})\b"
 #: Quantities and prices must stay below this in absolute value: a line's value in
 #: thousandths (``features.money``) then stays far inside ``Int64`` (Online Retail II's
 #: largest are 80,995 units and 38,970.00).
