@@ -191,6 +191,21 @@ def test_purchases_carry_the_customer_s_country_not_the_store_s(
     }
 
 
+def test_an_earlier_first_purchase_ingested_later_brings_its_country(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    later = "500001,85048,BALL,1,2011-03-01 10:00:00,5.0,777,United Kingdom"
+    earlier = "500000,85048,BALL,1,2010-03-01 10:00:00,5.0,777,France"
+    ingest_files([write_csv(tmp_path / "2011.csv", [later])], engine, progress=False)
+    ingest_files([write_csv(tmp_path / "2010.csv", [earlier])], engine, progress=False)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(schema.customers.c.country, schema.customers.c.first_seen)
+        ).one()
+    assert tuple(row) == ("France", dt.datetime(2010, 3, 1, 10))
+    assert set(read_purchases(engine)["country"]) == {"France"}
+
+
 def test_same_file_twice_adds_nothing(tmp_path: Path, engine: sa.Engine) -> None:
     path = write_csv(tmp_path / "a.csv", LINES)
     ingest_files([path], engine, progress=False)

@@ -389,15 +389,18 @@ def _upsert_customers(conn: sa.Connection, valid: pl.DataFrame) -> int:
         pl.col("first_seen") < pl.col("stored_first_seen")
     )
     if earlier.height:
+        # the first purchase's country goes with it (features read the first country)
         stmt = (
             schema.customers.update()
             .where(schema.customers.c.customer_id == sa.bindparam("cid"))
-            .values(first_seen=sa.bindparam("fs"))
+            .values(first_seen=sa.bindparam("fs"), country=sa.bindparam("first_country"))
         )
         conn.execute(
             stmt,
             earlier.select(
-                pl.col("customer_id").alias("cid"), pl.col("first_seen").alias("fs")
+                pl.col("customer_id").alias("cid"),
+                pl.col("first_seen").alias("fs"),
+                pl.col("country").alias("first_country"),
             ).to_dicts(),
         )
     return new.height
