@@ -104,6 +104,13 @@ def test_parquet_list_and_record_columns_are_left_out_with_a_warning(tmp_path: P
         w.startswith("2 columns holding lists, records or bytes") and "'tags' (List(Int64))" in w
         for w in result.report.warnings
     )
+    as_bytes = tmp_path / "bytes.parquet"  # text written without the UTF-8 annotation
+    pl.DataFrame(
+        {**columns, "Customer ID": [b"13085"], "blob": [b"\xff\xfe"]}, strict=False
+    ).write_parquet(as_bytes)
+    read = clean_file(as_bytes)
+    assert read.report.rows_loaded == 1 and read.purchases["customer_id"][0] == "13085"
+    assert any("'blob' (Binary)" in w for w in read.report.warnings)
     only_lists = tmp_path / "lists.parquet"
     pl.DataFrame({"x": [[1, 2], [3]]}).write_parquet(only_lists)
     with pytest.raises(SchemaError, match="missing"):

@@ -290,16 +290,20 @@ def bgnbd_features(purchases: pl.DataFrame, cutoffs: list[dt.date]) -> pl.DataFr
             continue
         values = {c: np.full(summary.height, np.nan) for c in BGNBD_COLUMNS}
         # a failed fit must not stop feature building; BG/NBD's columns stand without Gamma-Gamma
+        model, unavailable = "BG/NBD", BGNBD_COLUMNS
         try:
             expected, alive, _ = fit_bgnbd(summary)
             values["bgnbd_purchases_30d"], values["bgnbd_p_alive"] = expected, alive
+            model, unavailable = "Gamma-Gamma", ["bgnbd_gg_spend_30d"]
             value, _ = fit_gamma_gamma(summary)
             values["bgnbd_gg_spend_30d"] = expected * value
         except Exception as exc:
             logger.info(
-                "BG/NBD features at %s unavailable (%s); the models impute them",
+                "%s fit at %s failed (%s): %s imputed by the models",
+                model,
                 cutoff,
                 fit_failure_reason(exc),
+                ", ".join(unavailable),
             )
         part = summary.select("customer_id").with_columns(
             cutoff=pl.lit(cutoff, dtype=pl.Date),

@@ -14,6 +14,7 @@ with a message that says what is wrong and how to fix it.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -457,7 +458,12 @@ def _read_parquet(path: Path, data: bytes) -> RawSheet:
         raise InputFileError(
             f"{path} has columns but no data rows (columns: {list_names(frame.columns)})"
         )
-    # lists, records and raw bytes have no text form a field could use
+    # text stored as bytes (no UTF-8 annotation) is text; lists, records, objects and other
+    # bytes have no text form a field could use
+    for name, dtype in frame.schema.items():
+        if dtype == pl.Binary:
+            with contextlib.suppress(pl.exceptions.PolarsError):  # not UTF-8: left out below
+                frame = frame.with_columns(pl.col(name).cast(pl.Utf8))
     nested = {
         name: str(dtype)
         for name, dtype in frame.schema.items()
