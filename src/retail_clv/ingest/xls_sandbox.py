@@ -232,6 +232,16 @@ def _limit_address_space(limit: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     except (ValueError, OSError) as exc:  # macOS may refuse: the child still shields the caller
         logger.debug("cannot limit the address space of the .xls reader: %s", exc)
+    # the caller kills the child at the timeout; should the caller die first, the child's own
+    # CPU limit ends it (SIGXCPU) instead of leaving it running on
+    seconds = int(XLS_TIMEOUT_SECONDS) + 5
+    try:
+        _, hard_cpu = resource.getrlimit(resource.RLIMIT_CPU)
+        if hard_cpu != resource.RLIM_INFINITY:
+            seconds = min(seconds, hard_cpu)
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, hard_cpu))
+    except (ValueError, OSError) as exc:
+        logger.debug("cannot limit the CPU time of the .xls reader: %s", exc)
 
 
 class _Collector(logging.Handler):
