@@ -375,3 +375,18 @@ def test_a_bad_thread_count_is_one_clear_error(monkeypatch, capsys) -> None:
     err = flat(capsys.readouterr().err)
     assert "invalid setting CLV_N_JOBS='0': Input should be greater than or equal to 1" in err
     assert "Traceback" not in err
+
+
+def test_a_store_is_the_same_whatever_the_password_in_its_url() -> None:
+    from retail_clv.cli.models import _store_key
+
+    recorded = "postgresql+psycopg://clv:***@db.internal:5432/retail"  # as a run records it
+    assert _store_key(recorded) == _store_key(
+        "postgresql+psycopg://clv:s3cret@db.internal:5432/retail"
+    )
+    assert _store_key(recorded) != _store_key(
+        "postgresql+psycopg://clv:s3cret@db.internal:5432/other"
+    )
+    assert _store_key(recorded) != _store_key(
+        "postgresql+psycopg://bob:s3cret@db.internal:5432/retail"
+    )

@@ -219,7 +219,10 @@ def _store_key(url: str) -> str:
         return url
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         return "sqlite:" + str(Path(str(parsed.database)).expanduser().resolve())
-    return parsed.set(password=None).render_as_string(hide_password=False)
+    # not ``parsed.set(password=None)``: ``URL.set`` ignores None, so a recorded "***" never
+    # matched the real password and every PostgreSQL store looked like another one
+    user, host, port = parsed.username or "", parsed.host or "", parsed.port or ""
+    return f"{parsed.drivername}://{user}@{host}:{port}/{parsed.database or ''}"
 
 
 def _write_csv_atomically(frame: pl.DataFrame, out: Path) -> None:
