@@ -6,7 +6,6 @@ missing field against every name, and the message would have listed all 200,000.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -25,10 +24,8 @@ def test_a_csv_header_of_200000_columns_is_refused_at_once(tmp_path: Path) -> No
     names = [f"column{i}" for i in range(200_000)]
     path.write_text(",".join(names) + "\n" + ",".join("1" for _ in names) + "\n")
     assert path.stat().st_size > 1_500_000
-    started = time.perf_counter()
-    with pytest.raises(InputFileError) as caught:
+    with pytest.raises(InputFileError) as caught:  # the timeout guards against the old hang
         clean_file(path)
-    assert time.perf_counter() - started < 10
     message = str(caught.value)
     assert "has 200,000 columns in its header (split at ',')" in message
     assert f"more than the {MAX_COLUMNS:,}" in message
@@ -48,6 +45,26 @@ def test_an_excel_sheet_with_too_many_columns_is_refused(tmp_path: Path) -> None
         read_raw(path)
 
 
+def test_a_too_wide_sheet_beside_the_transactions_is_skipped_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    import xlsxwriter
+
+    path = tmp_path / "two.xlsx"
+    with xlsxwriter.Workbook(path) as workbook:
+        orders = workbook.add_worksheet("Orders")
+        orders.write_row(0, 0, HEADER_II.split(","))
+        orders.write_row(1, 0, VALID.split(","))
+        daily = workbook.add_worksheet("Daily totals")
+        daily.write_row(0, 0, [f"d{i}" for i in range(MAX_COLUMNS + 101)])
+    result = clean_file(path)
+    assert result.report.rows_loaded == 1
+    assert any(
+        "sheet 'Daily totals' (1,101 columns, more than the 1,000" in w
+        for w in result.report.warnings
+    )
+
+
 def test_a_file_at_the_column_limit_is_read(tmp_path: Path) -> None:
     path = tmp_path / "limit.csv"
     header = HEADER_II + "," + ",".join(f"extra{i}" for i in range(MAX_COLUMNS - 8))
@@ -61,10 +78,8 @@ def test_a_wide_header_without_the_fields_fails_fast_with_a_short_listing(tmp_pa
     path = tmp_path / "nofields.csv"
     lines = [",".join(f"name{r}x{i}" for i in range(MAX_COLUMNS)) for r in range(12)]
     path.write_text("\n".join(lines) + "\n")
-    started = time.perf_counter()
-    with pytest.raises(SchemaError) as caught:
+    with pytest.raises(SchemaError) as caught:  # the timeout guards against the old slowness
         clean_file(path)
-    assert time.perf_counter() - started < 20
     message = str(caught.value)
     assert "'name0x19' … and 980 more" in message
     assert "name0x20'" not in message

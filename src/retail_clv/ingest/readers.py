@@ -920,15 +920,12 @@ def _read_excel(path: Path, data: bytes) -> list[RawSheet]:
     try:
         reader = fastexcel.read_excel(data)
         sheets: list[RawSheet] = []
+        too_wide: list[tuple[str, int]] = []
         for name in reader.sheet_names:
             header = reader.load_sheet(name, header_row=None, n_rows=1, dtypes="string")
             if header.width > MAX_COLUMNS:
-                raise InputFileError(
-                    f"{path} (sheet {name!r}) has {header.width:,} columns, more than the "
-                    f"{MAX_COLUMNS:,} a transaction table can have (an export has a few dozen): "
-                    "the wrong sheet, or a stray value far right of the table? delete it, or "
-                    "save the table as CSV"
-                )
+                too_wide.append((name, header.width))  # no transaction table: skipped below
+                continue
             if header.height:
                 values = header.to_polars().row(0)
                 check_unique_header(
@@ -944,6 +941,18 @@ def _read_excel(path: Path, data: bytes) -> list[RawSheet]:
         raise
     except Exception as exc:  # noqa: BLE001  (calamine errors are not a public hierarchy)
         raise InputFileError(f"{path} is not a readable Excel workbook: {exc}") from exc
+    if too_wide and not sheets:
+        name, width = too_wide[0]
+        raise InputFileError(
+            f"{path} (sheet {name!r}) has {width:,} columns, more than the {MAX_COLUMNS:,} a "
+            "transaction table can have (an export has a few dozen): the wrong sheet, or a "
+            "stray value far right of the table? delete it, or save the table as CSV"
+        )
     if not sheets:
         raise InputFileError(f"{path} has no sheet with data rows")
+    sheets[0].warnings.extend(
+        f"sheet {name!r} ({width:,} columns, more than the {MAX_COLUMNS:,} a transaction table "
+        "can have) was skipped, not read as transactions"
+        for name, width in too_wide
+    )
     return sheets
