@@ -378,7 +378,7 @@ def test_a_bad_thread_count_is_one_clear_error(monkeypatch, capsys) -> None:
 
 
 def test_a_store_is_the_same_whatever_the_password_in_its_url() -> None:
-    from retail_clv.cli.models import _store_key
+    from retail_clv.models.scoring import store_key as _store_key
 
     recorded = "postgresql+psycopg://clv:***@db.internal:5432/retail"  # as a run records it
     assert _store_key(recorded) == _store_key(

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from typing import Any
 
 import polars as pl
 import pytest
@@ -267,3 +268,20 @@ def test_a_training_date_with_too_little_history_says_what_would_do() -> None:
         check_training_as_of(first, year, dt.date(2010, 7, 1), 30, "as_of", "more", "default")
     assert "the quick budget needs only 174 days" in str(caught.value)
     check_training_as_of(first, year, dt.date(2010, 7, 1), 30, "--as-of", "ingest more")
+
+
+def test_trained_on_this_store_compares_stores_not_spellings(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from retail_clv.models.scoring import trained_on_this_store
+
+    def run(url: str | None) -> Any:
+        return SimpleNamespace(metadata={"data_fingerprint": {"database_url": url}})
+
+    pg = "postgresql+psycopg://clv:***@db:5432/retail"
+    assert trained_on_this_store(run(pg), "postgresql+psycopg://clv:s3cret@db:5432/retail")
+    assert not trained_on_this_store(run(pg), "postgresql+psycopg://clv:s3cret@db:5432/other")
+    db = tmp_path / "s.db"
+    assert trained_on_this_store(run(f"sqlite:///{db}"), f"sqlite:///{tmp_path}/./s.db")
+    assert not trained_on_this_store(run(f"sqlite:///{db}"), f"sqlite:///{tmp_path}/t.db")
+    assert trained_on_this_store(run(None), "sqlite:///anything.db")  # nothing recorded

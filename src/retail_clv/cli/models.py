@@ -204,27 +204,6 @@ def train(
     console.print(f"Model card: {escape(str(run_dir / 'model_card.md'))}")
 
 
-def _store_key(url: str) -> str:
-    """Return what identifies the store of ``url``.
-
-    The resolved file of a SQLite URL, so relative and absolute spellings agree; otherwise the
-    URL without its password.
-    """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return "sqlite:" + str(Path(str(parsed.database)).expanduser().resolve())
-    # not ``parsed.set(password=None)``: ``URL.set`` ignores None, so a recorded "***" never
-    # matched the real password and every PostgreSQL store looked like another one
-    user, host, port = parsed.username or "", parsed.host or "", parsed.port or ""
-    return f"{parsed.drivername}://{user}@{host}:{port}/{parsed.database or ''}"
-
-
 def _write_csv_atomically(frame: pl.DataFrame, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -269,7 +248,13 @@ def predict(
     Example: ``clv predict --out output/predictions.csv``
     """
     from retail_clv.models.registry import load_run
-    from retail_clv.models.scoring import as_of_notes, default_as_of, score, to_csv_frame
+    from retail_clv.models.scoring import (
+        as_of_notes,
+        default_as_of,
+        score,
+        to_csv_frame,
+        trained_on_this_store,
+    )
     from retail_clv.store.predictions import write_predictions
 
     settings = get_settings()
@@ -282,7 +267,7 @@ def predict(
     engine, purchases, cancellations = read_store(db)
     trained_on = (bundle.metadata.get("data_fingerprint") or {}).get("database_url")
     current = engine.url.render_as_string(hide_password=True)
-    other_store = bool(trained_on) and _store_key(str(trained_on)) != _store_key(current)
+    other_store = not trained_on_this_store(bundle, current)
     if other_store:
         console.print(
             f"[yellow]Note:[/] model run {escape(bundle.run_id)} was trained on the store "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -30,7 +31,9 @@ __all__ = [
     "safe_csv_frame",
     "score",
     "csv_columns",
+    "store_key",
     "to_csv_frame",
+    "trained_on_this_store",
 ]
 
 logger = logging.getLogger(__name__)
@@ -204,6 +207,33 @@ def early_as_of_note(as_of: dt.date, bundle: ModelBundle, option: str) -> str | 
         f"what customers bought after {as_of}, so these scores are fitted values, not a "
         f"forecast; to measure a forecast from {as_of}, use clv backtest --cutoff {as_of}"
     )
+
+
+def store_key(url: str) -> str:
+    """Return what identifies the store of ``url``.
+
+    The resolved file of a SQLite URL, so relative and absolute spellings agree; otherwise the
+    URL without its password.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return "sqlite:" + str(Path(str(parsed.database)).expanduser().resolve())
+    # not ``parsed.set(password=None)``: ``URL.set`` ignores None, so a recorded "***" never
+    # matched the real password and every PostgreSQL store looked like another one
+    user, host, port = parsed.username or "", parsed.host or "", parsed.port or ""
+    return f"{parsed.drivername}://{user}@{host}:{port}/{parsed.database or ''}"
+
+
+def trained_on_this_store(bundle: ModelBundle, url: str) -> bool:
+    """Say whether the run was trained on the store at ``url`` (True when it did not record one)."""
+    trained_on = (bundle.metadata.get("data_fingerprint") or {}).get("database_url")
+    return not trained_on or store_key(str(trained_on)) == store_key(url)
 
 
 def as_of_notes(

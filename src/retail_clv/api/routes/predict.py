@@ -101,9 +101,15 @@ def _predict_ids(state: StateDep, bundle: Any, body: PredictIn) -> PredictOut:
         scored = frames.scores(bundle, cutoff)
     ordered = wanted.join(scored, on="customer_id", how="inner").sort("_order")
     unknown = wanted.join(scored.select("customer_id"), on="customer_id", how="anti").sort("_order")
-    from retail_clv.models.scoring import as_of_notes
+    from retail_clv.models.scoring import as_of_notes, trained_on_this_store
 
-    notes = [] if cutoff is None else as_of_notes(cutoff, frames.default_as_of, bundle, "as_of")
+    served = state.engine.url.render_as_string(hide_password=True)
+    same_store = trained_on_this_store(bundle, served)
+    notes = (
+        []
+        if cutoff is None
+        else as_of_notes(cutoff, frames.default_as_of, bundle, "as_of", same_store=same_store)
+    )
     return PredictOut(
         model_run_id=bundle.run_id,
         as_of=cutoff,
