@@ -303,9 +303,9 @@ def _note_date_order(
 ) -> None:
     """Append a warning when slash dates could be read both ways or mix both orders."""
     only_month, only_day = only
-    readable = rest & (month_first.is_not_null() | day_first.is_not_null())
-    kind = _separator_word(text.filter(readable))
     if only_month and only_day:
+        readable = rest & (month_first.is_not_null() | day_first.is_not_null())
+        kind = _separator_word(text.filter(readable))
         order = "day-first" if only_day > only_month else "month-first"
         notes.append(
             f"{kind} dates mix both orders ({only_month:,} only parse month-first, "
@@ -318,8 +318,9 @@ def _note_date_order(
     ambiguous = int(differ.sum())
     if ambiguous == 0:
         return
-    kind = _separator_word(text.filter(differ))
-    example = text.filter(differ)[0]
+    ambiguous_text = text.filter(differ)
+    kind = _separator_word(ambiguous_text)
+    example = ambiguous_text[0]
     read_as = month_first.filter(differ)[0]
     notes.append(
         f"{ambiguous:,} {kind} dates could be read day-first or month-first (no part above 12, "
