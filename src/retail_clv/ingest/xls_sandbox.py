@@ -182,7 +182,7 @@ def main() -> None:
     package = logging.getLogger("retail_clv")
     package.addHandler(handler)
     package.setLevel(logging.DEBUG)  # the caller's loggers decide what to keep
-    _limit_address_space(limit)
+    _limit_resources(limit)
     try:
         parts = _read(path, sys.stdin.buffer.read(), records)
     except MemoryError:
@@ -222,7 +222,8 @@ def _read(path: Path, data: bytes, records: list[tuple[str, int, str]]) -> list[
     return [json.dumps(header).encode(), *blobs]
 
 
-def _limit_address_space(limit: int) -> None:
+def _limit_resources(limit: int) -> None:
+    """Cap the child's address space at ``limit`` bytes and its CPU time near the timeout."""
     import resource
 
     try:
