@@ -7,7 +7,6 @@ ignored value. Response models document the JSON shapes of ``docs/api.md`` and t
 from __future__ import annotations
 
 import math
-import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -22,24 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-from retail_clv.ingest.rules import EMAIL_ID
+from retail_clv.ingest.rules import normalise_customer_id
 
 MAX_PREDICT_ITEMS = 10_000
-_FLOAT_ID = re.compile(r"^(\d+)\.0$")
-_EMAIL_ID = re.compile(EMAIL_ID)
-
-
-def normalise_customer_id(value: str) -> str:
-    """Normalise a customer id as ingestion does.
-
-    Trimmed, ``"13085.0"`` -> ``"13085"``, and an e-mail address lower-cased
-    (``ingest.rules.EMAIL_ID``).
-    """
-    value = value.strip()
-    match = _FLOAT_ID.match(value)
-    if match:
-        return match.group(1)
-    return value.lower() if _EMAIL_ID.match(value) else value
 
 
 def _number_as_text(value: Any) -> Any:

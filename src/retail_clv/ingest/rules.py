@@ -343,6 +343,23 @@ def _separator_word(dates: pl.Series) -> str:
 EMAIL_ID = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 
 
+_FLOAT_ID = re.compile(r"^(\d+)\.0$")
+_EMAIL_ID = re.compile(EMAIL_ID)
+
+
+def normalise_customer_id(value: str) -> str:
+    """Normalise one customer id as :func:`parse_and_validate` does a column of them.
+
+    Trimmed, ``"13085.0"`` -> ``"13085"``, and an e-mail address (:data:`EMAIL_ID`)
+    lower-cased. For ids that arrive one by one (API requests, the store's migration).
+    """
+    value = value.strip()
+    match = _FLOAT_ID.match(value)
+    if match:
+        return match.group(1)
+    return value.lower() if _EMAIL_ID.match(value) else value
+
+
 #: A first or last purchase day this many days or more away from every other is worth a word.
 ISOLATED_DAYS = 60
 

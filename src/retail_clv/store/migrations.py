@@ -108,21 +108,14 @@ def _lower_case_email_ids(conn: sa.Connection) -> None:
     first purchase and its country); stored predictions of a renamed id are dropped (the next
     scoring writes them again).
     """
-    import re
+    from retail_clv.ingest.rules import normalise_customer_id
 
-    from retail_clv.ingest.rules import EMAIL_ID
-
-    email = re.compile(EMAIL_ID)
     c = schema.customers
     rows = conn.execute(sa.select(c.c.customer_id, c.c.country, c.c.first_seen)).all()
     kept = {row.customer_id: row for row in rows}
-    renamed = [
-        row
-        for row in rows
-        if email.match(row.customer_id) and row.customer_id != row.customer_id.lower()
-    ]
+    renamed = [row for row in rows if normalise_customer_id(row.customer_id) != row.customer_id]
     for row in sorted(renamed, key=lambda r: (r.first_seen is None, r.first_seen)):
-        new = row.customer_id.lower()
+        new = normalise_customer_id(row.customer_id)
         if new not in kept:
             conn.execute(
                 c.insert().values(customer_id=new, country=row.country, first_seen=row.first_seen)
