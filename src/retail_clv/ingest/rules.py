@@ -762,7 +762,7 @@ def parse_and_validate(
         customer_id=pl.when(_missing(customer))
         .then(None)
         .when(customer.str.ends_with(".0"))
-        .then(customer.str.replace(r"^(\d+)\.0$", "$1"))
+        .then(customer.str.replace(_FLOAT_ID.pattern, "$1"))
         # an e-mail address as id (shop-platform exports): one customer whatever the case
         .when(customer.str.contains(EMAIL_ID))
         .then(customer.str.to_lowercase())
