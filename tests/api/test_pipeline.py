@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 
 import polars as pl
 import pytest
@@ -251,6 +252,29 @@ def test_pipeline_warns_when_bgnbd_cannot_be_fitted_on_the_upload(client: TestCl
 def test_pipeline_has_no_bgnbd_warning_when_the_fit_works(client: TestClient, api_data) -> None:
     body = _post(client, api_data.raw_csv.read_bytes()).json()
     assert not [w for w in body["report"]["warnings"] if "BG/NBD" in w]
+
+
+def test_pipeline_warns_when_the_upload_spends_on_another_scale(
+    client: TestClient, api_data
+) -> None:
+    # The same shop with every price x100 (a wholesaler scored with a retailer's model):
+    # the scores come with the scale note; the training shop itself gets none.
+    raw = pl.read_csv(api_data.raw_csv, infer_schema=False)
+    price = pl.col("Price").cast(pl.Float64, strict=False)
+    scaled = raw.with_columns(
+        pl.when(price.is_not_null())
+        .then((price * 100).cast(pl.String))
+        .otherwise(pl.col("Price"))
+        .alias("Price")
+    )
+    body = _post(client, scaled.write_csv().encode()).json()
+    [note] = [w for w in body["report"]["warnings"] if "another scale" in w]
+    # compared with the training as-of population, not the same customers on the same day
+    times = float(re.search(r"([\d,.]+) times as much", note).group(1).replace(",", ""))
+    assert 50 < times < 200
+    assert "train models on this data" in note
+    own = _post(client, api_data.raw_csv.read_bytes()).json()
+    assert not [w for w in own["report"]["warnings"] if "another scale" in w]
 
 
 @pytest.mark.parametrize(

@@ -285,3 +285,90 @@ def test_trained_on_this_store_compares_stores_not_spellings(tmp_path) -> None:
     assert trained_on_this_store(run(f"sqlite:///{db}"), f"sqlite:///{tmp_path}/./s.db")
     assert not trained_on_this_store(run(f"sqlite:///{db}"), f"sqlite:///{tmp_path}/t.db")
     assert trained_on_this_store(run(None), "sqlite:///anything.db")  # nothing recorded
+
+
+# ------------------------------------------------------------------------ scale check
+
+
+def test_spend_levels_describe_the_customers_active_in_the_last_year() -> None:
+    from retail_clv.models.training import spend_levels
+
+    # 0 (lapsed) and null are left out of the quantiles, not counted as zero spenders
+    frame = pl.DataFrame({"spend_365d": [0.0, None, 10.0, 20.0, 30.0, 40.0, 1000.0]})
+    levels = spend_levels(frame)
+    assert levels["customers"] == 7
+    assert levels["active_customers"] == 5
+    assert levels["spend_365d_median"] == 30.0
+    assert levels["spend_365d_p90"] == pytest.approx(40.0 + 0.6 * 960.0)  # linear interpolation
+    nobody = spend_levels(pl.DataFrame({"spend_365d": [0.0, 0.0]}))
+    assert nobody == {
+        "customers": 2,
+        "active_customers": 0,
+        "spend_365d_median": 0.0,
+        "spend_365d_p90": 0.0,
+    }
+
+
+def _levels(median: float, p90: float) -> dict[str, float | int]:
+    return {
+        "customers": 10,
+        "active_customers": 8,
+        "spend_365d_median": median,
+        "spend_365d_p90": p90,
+    }
+
+
+@pytest.mark.parametrize(
+    ("factor", "warned"),
+    [(1.0, False), (3.9, False), (1 / 3.9, False), (4.1, True), (1 / 4.1, True), (25.0, True)],
+)
+def test_scale_note_fires_beyond_the_factor_in_either_direction(factor, warned) -> None:
+    from retail_clv.models.scoring import scale_note
+
+    spend = [100.0 * factor * k for k in (1, 2, 3, 4, 5)]  # median 300·f, p90 460·f
+    note = scale_note(_levels(300.0, 460.0), pl.DataFrame({"spend_365d": spend}))
+    assert (note is not None) is warned
+    if warned:
+        assert note.startswith("These customers spend on another scale")
+        assert f"a median of {300 * factor:,.0f} a year" in note
+        assert "against 300 (460)" in note
+        assert ("times as much" in note) is (factor > 1)
+        assert "train models on this data" in note
+
+
+def test_scale_note_needs_levels_on_both_sides() -> None:
+    from retail_clv.models.scoring import scale_note
+
+    far = pl.DataFrame({"spend_365d": [1e6, 2e6]})
+    assert scale_note(None, far) is None  # a run saved before the levels were recorded
+    assert scale_note({}, far) is None
+    assert scale_note(_levels(0.0, 0.0), far) is None  # training population inactive
+    assert scale_note(_levels(300.0, 460.0), far.head(0)) is None
+    assert scale_note(_levels(300.0, 460.0), pl.DataFrame({"spend_365d": [0.0]})) is None
+    # one of the two quantiles far off is enough
+    skewed = pl.DataFrame({"spend_365d": [300.0] * 8 + [1e5] * 2})
+    assert scale_note(_levels(300.0, 460.0), skewed) is not None
+
+
+def test_scores_of_customers_on_another_scale_carry_the_scale_note(tmp_path) -> None:
+    from dataclasses import replace
+
+    from retail_clv.models.registry import load_run, save_run
+    from retail_clv.models.scoring import score
+    from tests.models._toy import toy_result
+
+    result = toy_result()
+    # the toy store's active customers spend 10-40 a year: a run trained on 100x that warns
+    result = replace(result, config={**result.config, "spend_levels": _levels(2_000.0, 4_000.0)})
+    save_run(result, tmp_path / "models", {"n_purchases": 4})
+    purchases, cancellations = _store_frames()
+    notes: list[str] = []
+    score(load_run(tmp_path / "models"), purchases, cancellations, notes=notes)
+    [note] = notes
+    assert note.startswith("These customers spend on another scale")
+    # the same run on its own scale says nothing
+    same = replace(result, config={**result.config, "spend_levels": _levels(20.0, 38.0)})
+    save_run(same, tmp_path / "same", {"n_purchases": 4})
+    notes.clear()
+    score(load_run(tmp_path / "same"), purchases, cancellations, notes=notes)
+    assert notes == []

@@ -13,6 +13,7 @@ from retail_clv.models.training import (
     TrainResult,
     history_needed,
     predict_frame,
+    spend_levels,
     train,
     training_cutoffs,
 )
@@ -182,6 +183,11 @@ def test_quick_training_on_a_small_sample(quick_run):
     # training rows include the zero spenders of every cutoff
     assert result.config["train_rows"] > 0
     assert all(c < "2011-03-01" for c in result.config["train_cutoffs"])
+    # the as-of population's spend levels, for the scale check of later scorings
+    purchases, cancellations = synthetic_log()
+    as_of_rows = customer_features(purchases, cancellations, [dt.date(2011, 3, 1)])
+    assert result.config["spend_levels"] == spend_levels(as_of_rows)
+    assert result.config["spend_levels"]["customers"] == m["n_customers"]
     assert calls[0][0] < calls[-1][0] == 1.0
     assert {f["feature"] for f in result.feature_importance} == set(FEATURE_COLUMNS)
     assert all(

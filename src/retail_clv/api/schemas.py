@@ -240,8 +240,13 @@ class PipelineOut(BaseModel):
     horizon_days: int = Field(
         description="Days the predictions cover (the model run's horizon; columns say 30d)"
     )
-    r2_model1: float | None
-    r2_model2: float | None
+    r2_model1: float | None = Field(
+        description="R² of Model 1 on its run's held-out window of the training data (not "
+        "measured on this upload)"
+    )
+    r2_model2: float | None = Field(
+        description="R² of Model 2 on its run's held-out window of the training data"
+    )
     predictions: list[PredictionRow]
     stored: list[dict[str, Any]] | None = Field(
         default=None, description="Ingest reports when ?store=true, else null"

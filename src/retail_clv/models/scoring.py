@@ -29,6 +29,7 @@ __all__ = [
     "as_of_notes",
     "feature_notes",
     "safe_csv_frame",
+    "scale_note",
     "score",
     "csv_columns",
     "store_key",
@@ -292,6 +293,62 @@ def feature_notes(features: pl.DataFrame, feature_names: list[str]) -> list[str]
     ]
 
 
+SCALE_FACTOR = 4.0
+"""How many times more (or less) the scored customers may spend than the training population
+before :func:`scale_note` warns (median or 90th percentile of yearly spend; within one store
+the median moved by a factor of 1.7 over the two years of Online Retail II)."""
+
+
+def scale_note(trained: dict[str, float | int] | None, features: pl.DataFrame) -> str | None:
+    """Say when the scored customers spend on another scale than the run's training customers.
+
+    A run records :func:`retail_clv.models.training.spend_levels` of its as-of population.
+    Tree learners do not extrapolate beyond the spend levels they were trained on, and the
+    run's R² was measured on its own store, so scores of a shop whose customers spend many
+    times more (or less) than those deserve a warning: typically the active model of another
+    shop scoring an upload (``/pipeline``, ``clv predict`` on another store).
+
+    Parameters
+    ----------
+    trained : dict or None
+        The run's ``config["spend_levels"]`` (None for runs saved before it was recorded: no
+        check).
+    features : polars.DataFrame
+        The scored customers' features (one cutoff). Amounts are printed without a currency
+        (the package does not know it).
+
+    Returns
+    -------
+    str or None
+        A sentence when the median or the 90th percentile of yearly spend of the customers
+        active in the last year differs from the training population's by more than
+        :data:`SCALE_FACTOR` in either direction, else ``None``.
+    """
+    from retail_clv.models.training import spend_levels
+
+    if not trained or "spend_365d" not in features.columns or features.height == 0:
+        return None
+    here = spend_levels(features)
+    ratios = []
+    for key in ("spend_365d_median", "spend_365d_p90"):
+        ours, theirs = float(here[key]), float(trained.get(key) or 0.0)
+        if ours > 0 and theirs > 0:
+            ratios.append(ours / theirs)
+    if not ratios or all(1 / SCALE_FACTOR <= r <= SCALE_FACTOR for r in ratios):
+        return None
+    ratio = max(ratios, key=lambda r: max(r, 1 / r))
+    how = f"{ratio:,.1f} times as much" if ratio > 1 else f"1/{1 / ratio:,.0f} as much"
+    return (
+        f"These customers spend on another scale than the ones the models were trained on: "
+        f"a median of {here['spend_365d_median']:,.0f} a year (90th percentile "
+        f"{here['spend_365d_p90']:,.0f}) against {float(trained['spend_365d_median']):,.0f} "
+        f"({float(trained['spend_365d_p90']):,.0f}), {how}. The models do not extrapolate "
+        "beyond the spend they learned from, and their R² was measured on the training store, "
+        "not on these customers: train models on this data (clv train, or POST /train once it "
+        "is ingested) before relying on these scores."
+    )
+
+
 def _run_notes(bundle: ModelBundle, cutoff: dt.date) -> list[str]:
     """Return the run's notes about these scores.
 
@@ -356,6 +413,8 @@ def score(
             f"or {INGEST_HINT}"
         )
     found = feature_notes(features, bundle.feature_names) + _run_notes(bundle, cutoff)
+    scale = scale_note((bundle.metadata.get("config") or {}).get("spend_levels"), features)
+    found += [scale] if scale else []
     if notes is not None:
         notes.extend(found)  # the caller shows them
     else:

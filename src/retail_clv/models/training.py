@@ -279,6 +279,35 @@ def unseen_season_note(
     )
 
 
+def spend_levels(features: pl.DataFrame) -> dict[str, float | int]:
+    """Describe how much a population's customers spend, to compare stores or dates.
+
+    Counts the customers active in the year before the cutoff (``spend_365d`` > 0) and takes
+    the median and 90th percentile of their yearly spend. A run records these for the
+    population at its as-of date; scoring compares them with the scored population's
+    (``models.scoring.scale_note``).
+
+    Parameters
+    ----------
+    features : polars.DataFrame
+        ``customer_features`` rows of one cutoff (at least ``spend_365d``).
+
+    Returns
+    -------
+    dict
+        ``customers``, ``active_customers``, ``spend_365d_median``, ``spend_365d_p90``
+        (the last two 0.0 when nobody was active).
+    """
+    spend = features.get_column("spend_365d").fill_null(0.0).cast(pl.Float64).to_numpy()
+    active = spend[spend > 0]
+    return {
+        "customers": features.height,
+        "active_customers": int(active.size),
+        "spend_365d_median": float(np.median(active)) if active.size else 0.0,
+        "spend_365d_p90": float(np.quantile(active, 0.9)) if active.size else 0.0,
+    }
+
+
 def _same_predictions_note(preds: pl.DataFrame, model1: Any, model2: Any) -> str | None:
     """Say why Model 1 and Model 2 agree on every customer, when they do.
 
@@ -678,6 +707,8 @@ def train(
         "as_of": as_of.isoformat(),
         "train_cutoffs": [c.isoformat() for c in cutoffs],
         "train_rows": int(X.shape[0]),
+        # what the as-of population spends, for the scale check at scoring (scoring.scale_note)
+        "spend_levels": spend_levels(test_rows),
         "target": "raw spend; RF squared error on all features, Ridge/Lasso squared error on "
         f"{', '.join(LINEAR_FEATURES)} with non-negative weights, XGBoost Tweedie (log link) "
         "with log(run-rate) as exposure offset; predictions clipped at 0",

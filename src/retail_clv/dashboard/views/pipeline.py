@@ -260,7 +260,8 @@ def show_predictions(result: dict[str, Any], symbol: str, source: str) -> None:
     st.subheader(f"Predictions for the next {horizon} days")
     st.caption(
         f"Features as of **{result.get('as_of') or '?'}** · model run "
-        f"`{result.get('model_run_id', '?')}` · holdout R²: Model 1 "
+        f"`{result.get('model_run_id', '?')}` · R² on the run's held-out window of its own "
+        "training data (not measured on this file): Model 1 "
         f"**{format_number(result.get('r2_model1'), 3)}**, Model 2 "
         f"**{format_number(result.get('r2_model2'), 3)}**"
     )
