@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
+import polars as pl
 import pytest
 import respx
 from streamlit import dataframe_util
@@ -132,6 +133,25 @@ def test_report_warnings_and_an_unusable_file_are_shown(
     assert not at.exception
     assert any("could be read day-first or month-first" in t for t in texts(at.warning))
     assert any("No valid purchase line" in t and "`2010-13-45`" in t for t in texts(at.error))
+
+
+def test_the_scale_warning_names_the_pages_switch_and_button(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    from retail_clv.models.scoring import scale_note
+
+    note = scale_note(
+        {"spend_365d_median": 300.0, "spend_365d_p90": 900.0},
+        pl.DataFrame({"spend_365d": [30_000.0, 60_000.0, 90_000.0]}),
+    )
+    assert note is not None
+    sample_pipeline["report"]["warnings"] = [note]
+    api.post("/pipeline").respond(json=sample_pipeline)
+    at = new_app().run()
+    upload(at)
+    [warning] = [t for t in texts(at.warning) if "another scale" in t]
+    assert "turn on *Save rows to the store*, then *Retrain* on the Models page" in warning
+    assert "POST /train" not in warning and "clv train" not in warning
 
 
 def test_a_clean_report_shows_no_warning(

@@ -43,6 +43,10 @@ _PAGE_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
         "that ingest run must first be undone on the server: clv undo-ingest)",
     ),
     (
+        re.compile(r"\(clv train, or POST /train once it is ingested\)"),
+        "(turn on *Save rows to the store*, then *Retrain* on the Models page)",
+    ),
+    (
         re.compile(
             r"take this file out again with clv undo-ingest and its ingest run id \([^)]*\)"
         ),
