@@ -380,6 +380,28 @@ def test_data_fingerprint_counts_dates_hides_password_and_ignores_row_order() ->
     assert data_fingerprint(purchases, ingest_sha256s=["b", "a"])["ingest_sha256s"] == ["a", "b"]
 
 
+def test_data_fingerprint_records_a_relative_sqlite_store_as_absolute(
+    tmp_path, monkeypatch
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    from retail_clv.models.scoring import store_key
+
+    monkeypatch.chdir(tmp_path)
+    fp = data_fingerprint(_purchases(), "sqlite:///data/shop.db")
+    assert fp["database_url"] == f"sqlite:///{tmp_path.resolve() / 'data' / 'shop.db'}"
+    # recognised as the same store from another working directory, spelled either way
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert store_key(fp["database_url"]) == store_key(f"sqlite:///{tmp_path}/data/shop.db")
+    assert store_key(fp["database_url"]) == store_key("sqlite:///../data/shop.db")
+    # in-memory and URI file names are kept as written
+    assert data_fingerprint(_purchases(), "sqlite://")["database_url"] == "sqlite://"
+    uri = data_fingerprint(_purchases(), "sqlite:///file:shop.db?mode=ro&uri=true")
+    assert make_url(uri["database_url"]).database == "file:shop.db"
+
+
 def test_unevaluated_run_with_numpy_values_saves_loads_and_has_null_r2(tmp_path: Path) -> None:
     """A run trained up to the end of the data (no held-out window), numpy types in results."""
     result = toy_result()

@@ -207,7 +207,11 @@ def _git_info() -> dict[str, Any]:
 
 
 def _redact_url(url: str | None) -> str | None:
-    """Return ``url`` without its password (SQLAlchemy URLs); other strings unchanged."""
+    """Return ``url`` without its password (SQLAlchemy URLs); other strings unchanged.
+
+    A relative SQLite file is recorded as absolute, so that the run's store is recognised from
+    any working directory (``scoring.trained_on_this_store``).
+    """
     if url is None:
         return None
     try:
@@ -216,12 +220,20 @@ def _redact_url(url: str | None) -> str | None:
         parsed = make_url(url)
     except Exception:  # not a SQLAlchemy URL: keep only what precedes any credentials
         return re.sub(r"//[^/@]*@", "//", url)
+    database = parsed.database
+    # an in-memory store and a URI file name ("file:...") are kept as written
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and database not in (None, "", ":memory:")
+        and not database.startswith("file:")
+    ):
+        database = str(Path(database).expanduser().resolve())
     without_password = URL.create(
         drivername=parsed.drivername,
         username=parsed.username,
         host=parsed.host,
         port=parsed.port,
-        database=parsed.database,
+        database=database,
         query=parsed.query,
     )
     return without_password.render_as_string(hide_password=False)
