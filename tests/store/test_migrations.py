@@ -73,3 +73,38 @@ def test_e_mail_customer_ids_are_lower_cased_into_one_customer(store_url: str) -
         ("solo@shop.de", "France"),
     ]
     assert bought == ["kunde@shop.de", "kunde@shop.de", "solo@shop.de", "@SUM(A1)"]
+
+
+def test_migration_4_gives_stored_lines_a_country(tmp_path, store_url: str) -> None:
+    """Lines of a version-3 store get a country (their own was not stored).
+
+    The customer's country on the lines of the first purchase time, the store's on the others.
+    """
+    from retail_clv.ingest.pipeline import ingest_files
+    from retail_clv.store.migrations import migrate
+
+    header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country,Store"
+    rows = [
+        "1,85048,BALL,1,2010-01-02 10:00:00,5.0,F1,France,Paris",
+        "2,85048,BALL,1,2010-01-01 10:00:00,5.0,U1,United Kingdom,Paris",
+        "3,85048,BALL,1,2010-01-03 10:00:00,5.0,F1,France,Paris",
+        "4,85048,BALL,1,2010-01-04 10:00:00,5.0,U1,Spain,Paris",
+    ]
+    path = tmp_path / "stores.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    engine = get_engine(store_url)
+    ingest_files([path], engine, progress=False)
+    with engine.begin() as conn:  # turn it back into a version-3 store
+        conn.execute(sa.text("ALTER TABLE transactions DROP COLUMN country"))
+        conn.execute(sa.text("DELETE FROM schema_migrations WHERE version >= 4"))
+    assert migrate(engine) == schema.SCHEMA_VERSION
+    t = schema.transactions
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(t.c.invoice, t.c.country).order_by(t.c.invoice)).all()
+    engine.dispose()
+    assert [tuple(r) for r in stored] == [
+        ("1", "France"),  # F1's first purchase: the customer's country
+        ("2", "United Kingdom"),  # U1's first purchase
+        ("3", "France"),  # the store's country (Paris: France, its most frequent)
+        ("4", "France"),  # the store's: the line's own (Spain) was not stored before
+    ]

@@ -135,3 +135,72 @@ def test_an_undo_waits_for_an_ingest_that_is_checking_duplicates(store_url: str,
     undo.join(timeout=30)
     assert done.is_set() and counts(engine)["transactions"] == 0
     engine.dispose()
+
+
+def first_purchase(engine: sa.Engine, customer_id: str) -> tuple[str | None, dt.datetime]:
+    """Return ``(country, first_seen)`` of a stored customer."""
+    c = schema.customers
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(c.c.country, c.c.first_seen).where(c.c.customer_id == customer_id)
+        ).one()
+    return row.country, row.first_seen
+
+
+def line(invoice: int, when: str, country: str, customer: str = "900") -> str:
+    return f"{invoice},85048,BALL,1,{when},6.95,{customer},{country}"
+
+
+def test_undoing_the_run_of_the_first_purchase_restores_its_date_and_country(
+    tmp_path: Path, store_url: str
+) -> None:
+    engine = get_engine(store_url)
+    later = [line(1, "2010-03-01 10:00:00", "France"), line(2, "2010-04-01 10:00:00", "France")]
+    ingest_files([write(tmp_path / "later.csv", *later)], engine, progress=False)
+    earlier = line(3, "2010-01-01 10:00:00", "Germany")
+    ingest_files([write(tmp_path / "earlier.csv", earlier)], engine, progress=False)
+    assert first_purchase(engine, "900") == ("Germany", dt.datetime(2010, 1, 1, 10))
+    first, second = sorted(run["id"] for run in list_ingest_runs(engine))
+    undo_ingest_run(engine, second)
+    assert first_purchase(engine, "900") == ("France", dt.datetime(2010, 3, 1, 10))
+    engine.dispose()
+
+
+def test_an_undo_breaks_ties_of_the_first_purchase_time_as_ingestion_does(
+    tmp_path: Path, store_url: str
+) -> None:
+    """Lines of the same earliest time: the one stored first wins (runs in order, file order)."""
+    engine = get_engine(store_url)
+    t = "2010-03-01 10:00:00"
+    ingest_files([write(tmp_path / "a.csv", line(1, t, "Germany"))], engine, progress=False)
+    # the same time again, in a later run: the stored first purchase stays
+    ingest_files(
+        [write(tmp_path / "b.csv", line(2, t, "Spain"), line(3, t, "Austria"))],
+        engine,
+        progress=False,
+    )
+    assert first_purchase(engine, "900") == ("Germany", dt.datetime(2010, 3, 1, 10))
+    earlier = line(4, "2010-01-01 10:00:00", "France")
+    ingest_files([write(tmp_path / "c.csv", earlier)], engine, progress=False)
+    assert first_purchase(engine, "900")[0] == "France"
+    first, second, third = sorted(run["id"] for run in list_ingest_runs(engine))
+    undo_ingest_run(engine, third)
+    assert first_purchase(engine, "900") == ("Germany", dt.datetime(2010, 3, 1, 10))
+    undo_ingest_run(engine, first)  # now the first of run 2's lines, in file order
+    assert first_purchase(engine, "900") == ("Spain", dt.datetime(2010, 3, 1, 10))
+    engine.dispose()
+
+
+def test_a_customer_left_with_cancellations_only_keeps_first_purchase_and_country(
+    tmp_path: Path, store_url: str
+) -> None:
+    engine = get_engine(store_url)
+    bought = line(1, "2010-03-01 10:00:00", "France")
+    ingest_files([write(tmp_path / "a.csv", bought)], engine, progress=False)
+    returned = "C2,85048,BALL,-1,2010-03-05 10:00:00,6.95,900,France"
+    other = line(3, "2010-03-05 10:00:00", "Spain", customer="901")
+    ingest_files([write(tmp_path / "b.csv", returned, other)], engine, progress=False)
+    first, _ = sorted(run["id"] for run in list_ingest_runs(engine))
+    assert undo_ingest_run(engine, first)["customers"] == 0
+    assert first_purchase(engine, "900") == ("France", dt.datetime(2010, 3, 1, 10))
+    engine.dispose()

@@ -419,3 +419,27 @@ def test_bulk_settings_are_restored_after_the_run(tmp_path: Path, engine: sa.Eng
     ingest_files([write_csv(tmp_path / "a.csv", LINES)], engine, progress=False)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == before != 0
+
+
+def test_lines_of_the_first_purchase_time_give_the_country_of_the_first_in_the_file(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    at = "2010-03-01 10:00:00"
+    lines = [
+        f"{n},85048,BALL,1,{when},5.0,777,{country}"
+        for n, when, country in [
+            (1, "2010-03-02 10:00:00", "Italy"),
+            (2, at, "Spain"),
+            (3, at, "Austria"),
+        ]
+    ]
+    ingest_files([write_csv(tmp_path / "ties.csv", lines)], engine, progress=False)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(schema.customers.c.country, schema.customers.c.first_seen)
+        ).one()
+        stored = conn.execute(
+            sa.select(schema.transactions.c.country).order_by(schema.transactions.c.id)
+        ).scalars()
+        assert list(stored) == ["Italy", "Spain", "Austria"]  # each line's country, file order
+    assert tuple(row) == ("Spain", dt.datetime(2010, 3, 1, 10))

@@ -215,8 +215,9 @@ def undo_ingest(
 
     For a file ingested by mistake: the wrong export, or the same sales exported again in
     another format (which the duplicate check cannot recognise). Customers left without any
-    sale are removed too. Scores and models computed with the rows are not changed: run
-    clv train and clv predict again.
+    sale are removed too; those whose first purchase was in the run get back the date and
+    country of the first purchase left. Scores and models computed with the rows are not
+    changed: run clv train and clv predict again.
 
     Example: ``clv undo-ingest 7``
     """

@@ -523,8 +523,11 @@ def clean_frame(
     )
     del checked
     products = _products(valid_frame)
-    valid_frame = valid_frame.join(
-        products.select("stock_code", "category"), on="stock_code", how="left"
+    valid_frame = valid_frame.join(  # file order: the store keeps it (first purchases' ties)
+        products.select("stock_code", "category"),
+        on="stock_code",
+        how="left",
+        maintain_order="left",
     ).select(*PURCHASE_COLUMNS, "store", "row_hash")
     valid, cancellations, rejected = valid_frame, cancellation_frame, rejected_frame
 

@@ -372,12 +372,39 @@ def _upsert_products(conn: sa.Connection, products: pl.DataFrame) -> int:
     return bulk_insert(conn, schema.products, new)
 
 
-def _upsert_customers(conn: sa.Connection, valid: pl.DataFrame) -> int:
-    per_customer = (
-        valid.sort("invoice_date")
+def first_purchases(lines: pl.DataFrame) -> pl.DataFrame:
+    """Return each customer's first purchase: its time (``first_seen``) and its country.
+
+    The one rule for ``customers.first_seen`` and ``customers.country``, used when a file is
+    ingested and when an ingest run is undone: the earliest ``invoice_date``; among lines of
+    that time, the first in ``lines``' order. The callers pass lines in the order they are
+    stored (``transactions.id``: ingest runs in order, a file's lines in file order), so a
+    tie goes to the line stored first.
+
+    Parameters
+    ----------
+    lines : polars.DataFrame
+        Purchase lines with ``customer_id``, ``invoice_date`` and ``country``, in stored order.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``customer_id, country, first_seen``, one row per customer.
+    """
+    return (
+        lines.sort("invoice_date", maintain_order=True)
         .group_by("customer_id")
-        .agg(pl.col("country").first(), pl.col("invoice_date").min().alias("first_seen"))
+        .agg(pl.col("country").first(), pl.col("invoice_date").first().alias("first_seen"))
     )
+
+
+def _upsert_customers(conn: sa.Connection, lines: pl.DataFrame) -> int:
+    """Add the customers of ``lines`` (in the order they will be stored), or move them earlier.
+
+    A stored customer takes the file's first purchase only when it is strictly earlier: on a
+    tie the stored line, stored first, wins (:func:`first_purchases`).
+    """
+    per_customer = first_purchases(lines)
     existing = _select_frame(
         conn,
         sa.select(schema.customers.c.customer_id, schema.customers.c.first_seen),
@@ -390,20 +417,35 @@ def _upsert_customers(conn: sa.Connection, valid: pl.DataFrame) -> int:
     )
     if earlier.height:
         # the first purchase's country goes with it (features read the first country)
-        stmt = (
-            schema.customers.update()
-            .where(schema.customers.c.customer_id == sa.bindparam("cid"))
-            .values(first_seen=sa.bindparam("fs"), country=sa.bindparam("first_country"))
-        )
-        conn.execute(
-            stmt,
-            earlier.select(
-                pl.col("customer_id").alias("cid"),
-                pl.col("first_seen").alias("fs"),
-                pl.col("country").alias("first_country"),
-            ).to_dicts(),
-        )
+        set_first_purchases(conn, earlier)
     return new.height
+
+
+def set_first_purchases(conn: sa.Connection, first: pl.DataFrame) -> None:
+    """Write ``first_seen`` and ``country`` of stored customers (a :func:`first_purchases` frame).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+        Connection inside the caller's transaction.
+    first : polars.DataFrame
+        ``customer_id, country, first_seen`` (other columns are ignored).
+    """
+    if first.height == 0:
+        return
+    stmt = (
+        schema.customers.update()
+        .where(schema.customers.c.customer_id == sa.bindparam("cid"))
+        .values(first_seen=sa.bindparam("fs"), country=sa.bindparam("first_country"))
+    )
+    conn.execute(
+        stmt,
+        first.select(
+            pl.col("customer_id").alias("cid"),
+            pl.col("first_seen").alias("fs"),
+            pl.col("country").alias("first_country"),
+        ).to_dicts(),
+    )
 
 
 def write_result(
@@ -456,9 +498,8 @@ def write_result(
     step("writing stores, products, customers")
     stores = _upsert_stores(conn, valid)
     _upsert_products(conn, result.products_table)
-    _upsert_customers(conn, valid)
-
-    transactions = valid.join(stores, on="store", how="left").select(
+    # in the order they are stored, so that customers' first purchases follow the stored order
+    transactions = valid.join(stores, on="store", how="left", maintain_order="left").select(
         "invoice",
         "stock_code",
         "customer_id",
@@ -466,8 +507,10 @@ def write_result(
         "quantity",
         "price",
         "invoice_date",
+        "country",
         "row_hash",
     )
+    _upsert_customers(conn, transactions)
     run = {"ingest_run_id": run_id}
     keyed = [
         (table, frame.with_columns(row_key=row_key_expr(pl.col("row_hash"))))

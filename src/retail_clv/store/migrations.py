@@ -142,11 +142,48 @@ def _lower_case_email_ids(conn: sa.Connection) -> None:
         logger.info("lower-cased %d e-mail customer ids", len(renamed))
 
 
+def _purchase_line_country(conn: sa.Connection) -> None:
+    """Add ``transactions.country``, the country written on each purchase line.
+
+    An undone ingest run gives a customer back the country of the first purchase left, which
+    needs every line's country. Lines stored before are given the best the store knows: the
+    customer's country (``customers.country``, the country of their first purchase) on the
+    lines at their first purchase time, the store's country on the others (the line's own for
+    files without a store column, where each country is a store). On a database created with
+    the current schema (which already has the column) nothing is done.
+    """
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("transactions")}
+    if "country" in columns:
+        return
+    conn.execute(sa.text("ALTER TABLE transactions ADD COLUMN country VARCHAR(200)"))
+    t, s, c = schema.transactions, schema.stores, schema.customers
+    conn.execute(
+        t.update().values(
+            country=sa.select(s.c.country).where(s.c.id == t.c.store_id).scalar_subquery()
+        )
+    )
+    at_first_purchase = (
+        sa.select(c.c.country)
+        .where(c.c.customer_id == t.c.customer_id, c.c.first_seen == t.c.invoice_date)
+        .scalar_subquery()
+    )
+    conn.execute(
+        t.update()
+        .values(country=at_first_purchase)
+        .where(
+            sa.exists().where(
+                c.c.customer_id == t.c.customer_id, c.c.first_seen == t.c.invoice_date
+            )
+        )
+    )
+
+
 #: Every migration, in order; the last version equals :data:`schema.SCHEMA_VERSION`.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "integer row keys for the duplicate index", _integer_row_keys),
     Migration(3, "e-mail customer ids lower-cased", _lower_case_email_ids),
+    Migration(4, "country of each purchase line", _purchase_line_country),
 )
 
 

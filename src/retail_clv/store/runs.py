@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
 import sqlalchemy as sa
 
 from retail_clv.errors import StoreError
@@ -21,6 +22,9 @@ __all__ = ["SUCCEEDED", "UNDONE", "hold_off_undo", "list_ingest_runs", "undo_ing
 #: ``ingest_runs.status`` of a finished run, and of a run whose rows were taken out again.
 SUCCEEDED = "succeeded"
 UNDONE = "undone"
+
+#: Customer ids per ``IN`` list when first purchases are restored.
+_IN_CHUNK = 5_000
 
 
 def hold_off_undo(conn: sa.Connection) -> None:
@@ -66,9 +70,12 @@ def list_ingest_runs(engine: sa.Engine) -> list[dict[str, Any]]:
 def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
     """Delete the rows an ingest run stored and mark the run ``undone``, in one transaction.
 
-    Customers left without any purchase or cancellation are deleted too, and the first purchase
-    date of the others is moved back to the earliest purchase left; products and stores stay
-    (they are shared descriptions, not sales). The run's record stays, marked ``undone``.
+    Customers left without any purchase or cancellation are deleted too. Customers whose first
+    purchase was one of the run's lines get the first purchase left back, its date
+    (``first_seen``) and its country, by the rule ingestion follows
+    (:func:`retail_clv.store.load.first_purchases`); those left with cancellations but no
+    purchase keep both as they were. Products and stores stay (they are shared descriptions,
+    not sales). The run's record stays, marked ``undone``.
 
     Parameters
     ----------
@@ -114,6 +121,7 @@ def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
                 f"({', '.join(map(str, later))}): some may be rows of run {run_id}, which "
                 "would then be lost; undo those runs first (newest first)"
             )
+        affected = _customers_whose_first_purchase_leaves(conn, run_id)
         deleted: dict[str, int] = {}
         for table in (schema.transactions, schema.cancellations, schema.rejected_data):
             result = conn.execute(table.delete().where(table.c.ingest_run_id == run_id))
@@ -125,31 +133,63 @@ def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
             ~sa.exists().where(returns.c.customer_id == customers.c.customer_id),
         )
         deleted["customers"] = int(conn.execute(orphans).rowcount or 0)
-        _restore_first_seen(conn)
+        _restore_first_purchases(conn, affected)
         conn.execute(runs.update().where(runs.c.id == run_id).values(status=UNDONE))
     return deleted
 
 
-def _restore_first_seen(conn: sa.Connection) -> None:
-    """Move ``customers.first_seen`` back to the earliest purchase the store still holds.
+def _customers_whose_first_purchase_leaves(conn: sa.Connection, run_id: int) -> list[str]:
+    """Return the customers with a line of the run at (or before) their first purchase time.
 
-    An undone run may have moved it earlier (``store.load`` keeps the earliest seen).
+    Only their first purchase can change when the run's lines leave: the others keep a line
+    stored before, of their ``first_seen``, which the rule of ties keeps first.
     """
     customers, sales = schema.customers, schema.transactions
-    earliest = (
-        sa.select(sales.c.customer_id, sa.func.min(sales.c.invoice_date).label("first"))
-        .group_by(sales.c.customer_id)
-        .subquery()
-    )
-    moved = conn.execute(
-        sa.select(customers.c.customer_id, earliest.c.first)
-        .join(earliest, earliest.c.customer_id == customers.c.customer_id)
-        .where(customers.c.first_seen < earliest.c.first)
-    ).all()
-    if moved:
+    return list(
         conn.execute(
-            customers.update()
-            .where(customers.c.customer_id == sa.bindparam("cid"))
-            .values(first_seen=sa.bindparam("first")),
-            [{"cid": cid, "first": first} for cid, first in moved],
+            sa.select(customers.c.customer_id).where(
+                sa.exists().where(
+                    sales.c.customer_id == customers.c.customer_id,
+                    sales.c.ingest_run_id == run_id,
+                    sales.c.invoice_date <= customers.c.first_seen,
+                )
+            )
         )
+        .scalars()
+        .all()
+    )
+
+
+def _restore_first_purchases(conn: sa.Connection, customer_ids: list[str]) -> None:
+    """Give ``customer_ids`` the first purchase the store still holds: its date and country.
+
+    Reads their lines of the earliest time left, in stored order (``transactions.id``), and
+    applies ingestion's rule (:func:`retail_clv.store.load.first_purchases`). Customers without
+    any purchase left (kept for their cancellations, or deleted) are not touched.
+    """
+    from retail_clv.store.load import first_purchases, set_first_purchases
+
+    sales = schema.transactions
+    for start in range(0, len(customer_ids), _IN_CHUNK):
+        chunk = customer_ids[start : start + _IN_CHUNK]
+        earliest = (
+            sa.select(sales.c.customer_id, sa.func.min(sales.c.invoice_date).label("first"))
+            .where(sales.c.customer_id.in_(chunk))
+            .group_by(sales.c.customer_id)
+            .subquery()
+        )
+        rows = conn.execute(
+            sa.select(sales.c.customer_id, sales.c.invoice_date, sales.c.country)
+            .join(
+                earliest,
+                (earliest.c.customer_id == sales.c.customer_id)
+                & (earliest.c.first == sales.c.invoice_date),
+            )
+            .order_by(sales.c.id)
+        ).all()
+        lines = pl.DataFrame(
+            [tuple(row) for row in rows],
+            schema={"customer_id": pl.Utf8, "invoice_date": pl.Datetime("us"), "country": pl.Utf8},
+            orient="row",
+        )
+        set_first_purchases(conn, first_purchases(lines))

@@ -11,7 +11,9 @@ Tables, in data-flow order:
 ``customers``
     One row per customer id (text, normalised: ``"13085.0"`` -> ``"13085"``).
 ``transactions``
-    One row per *valid purchase line*; the only rows that count as spend.
+    One row per *valid purchase line*; the only rows that count as spend. Each keeps the line's
+    country, so an undone ingest run can give a customer back the country of the first purchase
+    left.
 ``cancellations``
     Cancelled lines (``C`` invoices) of known customers, typed, for return-behaviour features.
     They are also in ``rejected_data`` (reason ``CANCELLATION``) and never count as spend.
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 
@@ -99,6 +101,7 @@ transactions = sa.Table(
     sa.Column("quantity", sa.BigInteger, nullable=False),
     sa.Column("price", sa.Float, nullable=False),
     sa.Column("invoice_date", sa.DateTime, nullable=False),
+    sa.Column("country", sa.String(200)),
     sa.Column("row_hash", sa.String(32), nullable=False),
     sa.Column("row_key", sa.BigInteger, nullable=False),
     sa.Column("ingest_run_id", sa.Integer, sa.ForeignKey("ingest_runs.id"), nullable=False),
