@@ -108,7 +108,7 @@ def test_cli_lists_and_undoes_runs(tmp_path: Path, capsys) -> None:
     said = " ".join(undone.output.split())
     assert said.startswith(
         "Ingest run 1 undone: removed 1 purchase line, 0 cancellations, 0 rejected rows and "
-        "1 customer left without any sale."
+        "1 customer left without any purchase or cancellation."
     )
     assert "run clv train and clv predict again" in said
     assert run_app(["undo-ingest", "1", "--db", url]) == 1

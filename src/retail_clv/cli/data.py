@@ -240,7 +240,8 @@ def undo_ingest(
     )
     console.print(
         f"Ingest run {run_id} undone: removed {removed} and "
-        f"{count(deleted['customers'], 'customer')} left without any sale. The predictions "
-        "table and the trained models still reflect them: run clv train and clv predict again.",
+        f"{count(deleted['customers'], 'customer')} left without any purchase or cancellation. "
+        "The predictions table and the trained models still reflect them: run clv train and "
+        "clv predict again.",
         highlight=False,
     )
