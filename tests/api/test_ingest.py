@@ -79,3 +79,24 @@ def test_ingest_day_first_query_stores_day_first_dates(empty_client: TestClient)
     [report] = response.json()["reports"]
     assert report["rows_loaded"] == 1
     assert report["date_min"].startswith("2010-03-02")
+
+
+def test_a_refused_upload_touches_neither_the_store_nor_its_cache(
+    empty_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = empty_client.app.state.clv  # type: ignore[attr-defined]
+    invalidated: list[bool] = []
+    monkeypatch.setattr(state.store, "invalidate", lambda: invalidated.append(True))
+    header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Customer ID,Country\n"
+    line = "489434,85048,LIGHT,12,2009-12-01 07:45:00,13085,United Kingdom\n"
+    response = empty_client.post("/ingest", files={"file": ("a.csv", (header + line).encode())})
+    assert response.status_code == 422, response.text
+    assert "required column 'price' is missing in a.csv" in response.json()["detail"]
+    assert invalidated == []
+    assert table_counts(db_path_of(empty_client))["ingest_runs"] == 0
+
+    header = header.replace("Customer ID", "Price,Customer ID")
+    line = line.replace(",13085,", ",6.95,13085,")
+    response = empty_client.post("/ingest", files={"file": ("b.csv", (header + line).encode())})
+    assert response.status_code == 200, response.text
+    assert invalidated == [True]

@@ -24,6 +24,15 @@ def write_csv(
     return path
 
 
+def write_no_price(path: Path) -> Path:
+    """Write a CSV of one purchase line without the required price column."""
+    return write_csv(
+        path,
+        [VALID.replace(",6.95,", ",")],
+        header=HEADER_II.replace(",Price,", ","),
+    )
+
+
 def write_parquet(path: Path, lines: list[str], header: str = HEADER_II) -> Path:
     """Write comma-separated ``lines`` as an all-text Parquet file (holds what CSV cannot, NUL)."""
     import csv

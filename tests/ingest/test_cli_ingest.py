@@ -1,12 +1,14 @@
 from pathlib import Path
 
+import polars as pl
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from retail_clv.cli import app
 from retail_clv.cli.base import run_app
 
-from .conftest import VALID, write_csv
+from .conftest import HEADER_II, VALID, write_csv, write_no_price
 
 
 def test_clv_ingest_prints_report_and_invariant(tmp_path: Path) -> None:
@@ -135,3 +137,126 @@ def test_clv_ingest_refuses_a_duplicated_header_in_one_line(tmp_path: Path, caps
     err = " ".join(capsys.readouterr().err.split())  # one message, wrapped by the console
     assert err.startswith("Error: ") and err.count("Error:") == 1 and "Traceback" not in err
     assert "dup.csv: the header has the column 'Price' more than once" in err
+
+
+def _counts(db: Path) -> tuple[int, int]:
+    """Purchase lines and ingest runs in the store ``db``."""
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        transactions = conn.execute(sa.text("SELECT count(*) FROM transactions")).scalar()
+        runs = conn.execute(sa.text("SELECT count(*) FROM ingest_runs")).scalar()
+    engine.dispose()
+    return int(transactions or 0), int(runs or 0)
+
+
+def _err(capsys: pytest.CaptureFixture[str]) -> str:
+    return " ".join(capsys.readouterr().err.split())
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in ``tmp_path`` and name files relative to it (short paths, as users type them)."""
+    monkeypatch.chdir(tmp_path)
+    return Path()
+
+
+def test_a_file_without_a_required_column_leaves_no_store_behind(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = write_no_price(here / "bad.csv")
+    db = here / "new.db"
+    assert run_app(["ingest", str(bad), "--db", f"sqlite:///{db}"]) == 1
+    err = _err(capsys)
+    assert err.startswith("Error: required column 'price' is missing in bad.csv")
+    assert "Traceback" not in err
+    assert not db.exists()
+
+
+def test_a_bad_file_among_good_ones_stores_nothing_and_is_named(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write_csv(here / "good.csv", [VALID])
+    bad = write_no_price(here / "bad.csv")
+    db = here / "new.db"
+    assert run_app(["ingest", str(good), str(bad), "--db", f"sqlite:///{db}"]) == 1
+    assert not db.exists()
+    err = _err(capsys)
+    assert err.count("Error:") == 1 and "Traceback" not in err
+    assert "nothing was stored: 1 of 2 files cannot be ingested" in err
+    assert f"- {bad}: required column 'price' is missing in bad.csv" in err
+    assert "good.csv" not in err
+
+    # an existing store is left as it was
+    other = write_csv(here / "other.csv", [VALID.replace("489434", "500000")])
+    assert run_app(["ingest", str(other), "--db", f"sqlite:///{db}"]) == 0
+    capsys.readouterr()
+    before = _counts(db)
+    assert run_app(["ingest", str(good), str(bad), "--db", f"sqlite:///{db}"]) == 1
+    assert "bad.csv" in _err(capsys)
+    assert _counts(db) == before == (1, 1)
+
+
+def test_every_refused_file_is_named_at_once(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write_csv(here / "good.csv", [VALID])
+    bad = write_no_price(here / "bad.csv")
+    empty = here / "empty.csv"
+    empty.write_bytes(b"")
+    pdf = here / "report.csv"
+    pdf.write_bytes(b"%PDF-1.7\n" + bytes(range(256)))
+    missing = here / "nosuch.csv"
+    db = here / "new" / "store.db"
+    args = ["ingest", str(bad), str(good), str(empty), str(pdf), str(missing)]
+    assert run_app([*args, "--db", f"sqlite:///{db}"]) == 1
+    err = _err(capsys)
+    assert "4 of 5 files cannot be ingested" in err
+    assert f"- {bad}: required column 'price'" in err
+    assert f"- {empty}: file is empty" in err
+    assert f"- {pdf}: {pdf} is a PDF document" in err
+    assert f"- {missing}: file not found" in err
+    assert not db.exists() and not db.parent.exists()
+
+
+def _truth_like(path: Path) -> Path:
+    pl.DataFrame(
+        {"customer_id": ["13085"], "country": ["United Kingdom"], "oracle_expected_spend": [1.5]}
+    ).write_parquet(path)
+    return path
+
+
+def test_the_ground_truth_beside_a_synthetic_export_is_refused_with_a_hint(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo = here / "demo"
+    demo.mkdir()
+    raw = write_csv(demo / "online_retail_synthetic.csv", [VALID])
+    truth = _truth_like(demo / "online_retail_synthetic.csv.truth.parquet")
+    db = here / "demo.db"
+    assert run_app(["ingest", *map(str, sorted(demo.iterdir())), "--db", f"sqlite:///{db}"]) == 1
+    err = _err(capsys)
+    assert f"- {truth}: looks like the ground truth that clv generate writes beside " in err
+    assert "not a transaction log: ingest online_retail_synthetic.csv without it" in err
+    assert not db.exists()
+    assert run_app(["ingest", str(raw), "--db", f"sqlite:///{db}"]) == 0
+
+
+def test_column_mapping_is_applied_to_every_file_checked(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = HEADER_II.replace("Customer ID", "Client Ref")
+    one = write_csv(here / "one.csv", [VALID], header=header)
+    two = write_csv(here / "two.csv", [VALID.replace("489434", "489435")], header=header)
+    db = here / "s.db"
+    mapping = ["--column", "customer_id=Client Ref"]
+    assert run_app(["ingest", str(one), str(two), *mapping, "--db", f"sqlite:///{db}"]) == 0
+    assert _counts(db) == (2, 2)
+    capsys.readouterr()
+
+    plain = write_csv(here / "plain.csv", [VALID.replace("489434", "489436")])
+    assert run_app(["ingest", str(one), str(plain), *mapping, "--db", f"sqlite:///{db}"]) == 1
+    err = _err(capsys)
+    assert f"- {plain}: column 'Client Ref' given for field 'customer_id' is not in plain.csv" in (
+        err
+    )
+    assert _counts(db) == (2, 2)

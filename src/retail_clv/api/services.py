@@ -11,10 +11,13 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from retail_clv.ingest.pipeline import CheckedFiles
 
 logger = logging.getLogger(__name__)
 
@@ -67,17 +70,24 @@ def clean_file(path: Path, columns: dict[str, str] | None = None, day_first: boo
     return _clean_file(path, columns, day_first=True if day_first else None)
 
 
+def check_file(path: Path, columns: dict[str, str] | None = None) -> CheckedFiles:
+    """Check that one file can be ingested, before the store is used (``check_files``)."""
+    from retail_clv.ingest.pipeline import check_files
+
+    return check_files([path], columns)
+
+
 def ingest_file(
-    path: Path,
+    path: Path | CheckedFiles,
     engine: sa.Engine,
     columns: dict[str, str] | None = None,
     day_first: bool = False,
 ) -> list[dict[str, Any]]:
-    """Ingest one file into the store and return its reports as JSON-safe dicts."""
-    from retail_clv.ingest.pipeline import ingest_files
+    """Ingest one file (or the file ``check_file`` checked) into the store; reports as dicts."""
+    from retail_clv.ingest.pipeline import CheckedFiles, ingest_files
 
     reports = ingest_files(
-        [path],
+        path if isinstance(path, CheckedFiles) else [path],
         engine,
         column_map=columns,
         progress=False,

@@ -113,10 +113,13 @@ def ingest(
 ) -> None:
     """Read raw transaction files, validate every row, and store them (idempotent).
 
-    Every row ends loaded, rejected (with reason codes, raw values kept in rejected_data)
-    or duplicate; the accounting line ``read = loaded + rejected + duplicates`` is checked
-    and printed. Each file is one database transaction. Exits with status 1 (after every
-    file) when a file holds no valid purchase line.
+    Every file is checked first (readable, a supported format, the required columns found;
+    from its first lines where the format allows): if one fails, the command names each
+    file that cannot be ingested and stores nothing, not even an empty store. Then every row
+    ends loaded, rejected (with reason codes, raw values kept in rejected_data) or duplicate;
+    the accounting line ``read = loaded + rejected + duplicates`` is checked and printed.
+    Each file is one database transaction. Exits with status 1 (after every file) when a
+    file holds no valid purchase line.
 
     Example:
 
@@ -125,26 +128,27 @@ def ingest(
         clv ingest export.xlsx --column customer_id="Cust No" --column price="Unit Price"
     """
     from retail_clv.ingest.columns import parse_column_options
-    from retail_clv.ingest.pipeline import ingest_files
-    from retail_clv.ingest.readers import check_input_path
+    from retail_clv.ingest.pipeline import check_files, ingest_files
     from retail_clv.store.db import get_engine
 
     column_map = parse_column_options(column)
-    for path in paths:  # before the store is created or opened
-        check_input_path(path)
-    engine = get_engine(db)
-    try:
-        with progress_bar(transient=True) as on_progress:
+    with progress_bar(transient=True) as on_progress:
+        # every file before the store is created or opened: a bad one stores nothing
+        checked = check_files(
+            paths, column_map, on_file=lambda path: on_progress(0.0, f"checking {path.name}")
+        )
+        engine = get_engine(db)
+        try:
             # ingestion reports (message, fraction)
             reports = ingest_files(
-                paths,
+                checked,
                 engine,
                 column_map=column_map,
                 progress=lambda m, f: on_progress(f, m),
                 day_first=True if day_first else None,
             )
-    finally:
-        engine.dispose()
+        finally:
+            engine.dispose()
     console.print(_report_table(reports))
     for report in reports:
         status = "green" if report.invariant_holds else "red"

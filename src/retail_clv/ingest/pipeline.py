@@ -3,8 +3,10 @@
 :func:`clean_file` is pure (no database): it reads one file (every sheet of a workbook),
 drops exact duplicates inside the file, applies the rules and returns the valid purchase
 lines, the cancellations, the rejected rows with their raw values, and an
-:class:`IngestReport`. :func:`ingest_files` additionally drops rows already stored (same
-row hash) and writes each file in one database transaction.
+:class:`IngestReport`. :func:`ingest_files` first checks every file (:func:`check_files`:
+readable, required columns found, from the first rows where the format allows), so that a bad
+file stops the ingest before anything is stored; it then drops rows already stored (same row
+hash) and writes each file in one database transaction.
 
 Every row read ends in exactly one outcome: loaded, rejected (with reason codes) or
 duplicate; :func:`check_invariant` enforces ``rows_read == loaded + rejected + duplicate``.
@@ -33,7 +35,7 @@ from retail_clv.ingest.columns import (
     resolve_columns,
 )
 from retail_clv.ingest.hashing import row_hashes
-from retail_clv.ingest.readers import RawFile, check_unique_header, read_raw
+from retail_clv.ingest.readers import RawFile, check_unique_header, read_header, read_raw
 from retail_clv.ingest.rules import (
     BAD_DATE,
     CANCELLATION,
@@ -227,20 +229,89 @@ def check_invariant(report: IngestReport) -> None:
         )
 
 
+def _sheet_where(raw: RawFile, index: int) -> str:
+    """Name a sheet of ``raw`` in messages: ``file.xlsx (sheet 'Sales')``, or the file name."""
+    name = raw.sheets[index].name
+    return f"{raw.path.name}" + (f" (sheet {name!r})" if name else "")
+
+
+def _sheet_columns(
+    frame: pl.DataFrame, column_map: Mapping[str, str] | None, where: str
+) -> tuple[int, dict[str, str], pl.DataFrame]:
+    """Resolve a sheet's columns, from its first row or from a header found below it.
+
+    Returns the rows above the header (0 when it is the first row), the ``field -> column``
+    mapping and the rows below the header under its names (``frame`` itself when it is the first
+    row); ``frame`` is not changed.
+
+    Raises
+    ------
+    SchemaError
+        The error of the first row when no row of the first :data:`HEADER_SEARCH_ROWS` is a
+        header with every required column.
+    """
+    try:
+        return 0, resolve_columns(frame.columns, column_map, where=where), frame
+    except SchemaError:
+        found = _header_below(frame, column_map, where)
+        if found is None:
+            raise
+        return found
+
+
+#: A sheet left out of a workbook: name, rows, the error of its columns, required fields named.
+_SkippedSheet = tuple[str, int, SchemaError, int]
+
+
+def _usable_sheets(
+    raw: RawFile, column_map: Mapping[str, str] | None
+) -> tuple[dict[int, tuple[int, dict[str, str], pl.DataFrame]], list[_SkippedSheet]]:
+    """Choose the sheets of ``raw`` read as transactions, and resolve their columns.
+
+    Only a sheet that is no transaction table (it names at most two of the six required
+    columns: a summary, notes) is skipped; a transaction sheet with a column problem stops the
+    file, as a single sheet does. Pure: ``raw`` is not changed, so the first rows of a file
+    (:func:`~retail_clv.ingest.readers.read_header`) are judged as the whole file is.
+
+    Returns
+    -------
+    tuple
+        ``{sheet index: (rows above the header, mapping, rows)}`` (see :func:`_sheet_columns`)
+        and the sheets skipped, as ``(name, rows, error, required fields named)``.
+
+    Raises
+    ------
+    SchemaError
+        For the first transaction sheet whose columns do not resolve, or, when no sheet holds
+        transactions, the error of the closest one.
+    InputFileError
+        When the header found below a title names a column twice.
+    """
+    usable: dict[int, tuple[int, dict[str, str], pl.DataFrame]] = {}
+    skipped: list[_SkippedSheet] = []
+    for index, sheet in enumerate(raw.sheets):
+        try:
+            usable[index] = _sheet_columns(sheet.frame, column_map, _sheet_where(raw, index))
+        except SchemaError as exc:
+            named = _transaction_fields(sheet.frame, column_map)
+            if len(raw.sheets) == 1 or named * 2 >= len(REQUIRED_FIELDS):
+                raise
+            skipped.append((str(sheet.name), sheet.frame.height, exc, named))
+    if not usable:  # no sheet holds transactions: the error of the closest one
+        raise max(skipped, key=lambda s: s[3])[2]
+    return usable, skipped
+
+
 def _sheet_frame(
     raw: RawFile,
     index: int,
-    column_map: Mapping[str, str] | None,
+    columns: tuple[int, dict[str, str], pl.DataFrame],
 ) -> pl.DataFrame:
+    """Build the ``raw_*`` frame of sheet ``index`` from its resolved ``columns``."""
     sheet = raw.sheets[index]
-    where = f"{raw.path.name}" + (f" (sheet {sheet.name!r})" if sheet.name else "")
-    try:
-        mapping = resolve_columns(sheet.frame.columns, column_map, where=where)
-    except SchemaError:
-        found = _header_below(sheet.frame, column_map, where)
-        if found is None:
-            raise
-        skip, mapping, frame = found
+    where = _sheet_where(raw, index)
+    skip, mapping, frame = columns
+    if skip:
         sheet.frame = frame
         sheet.warnings.append(
             f"the header of {where} is on its row {skip + 1}: the {count(skip, 'row')} above it "
@@ -553,6 +624,7 @@ def clean_file(
     *,
     on_step: Callable[[str], None] | None = None,
     day_first: bool | None = None,
+    raw: RawFile | None = None,
 ) -> CleanResult:
     """Read and validate one file, every sheet of a workbook, without touching any database.
 
@@ -566,6 +638,9 @@ def clean_file(
         Called with a short description before each stage (progress display).
     day_first : bool, optional
         Force the order of slash dates; ``None`` (default) decides per column.
+    raw : RawFile, optional
+        ``path`` as :func:`~retail_clv.ingest.readers.read_raw` already read it (kept by
+        :func:`check_files`), so that it is not read again; it is used up (its sheets change).
 
     Returns
     -------
@@ -582,28 +657,18 @@ def clean_file(
     """
     if on_step is not None:
         on_step("reading")
-    raw = read_raw(path)
+    if raw is None:
+        raw = read_raw(path)
+    usable, skipped = _usable_sheets(raw, column_map)
     frames: list[pl.DataFrame] = []
     sheet_names: list[str] = []
-    skipped: list[tuple[str, int, SchemaError, int]] = []
     sheet_warnings: list[str] = []
-    for index, sheet in enumerate(raw.sheets):
-        try:
-            frames.append(_sheet_frame(raw, index, column_map))
-        except SchemaError as exc:
-            # only a sheet that is no transaction table (it names at most two of the six
-            # required columns: a summary, notes) is skipped; a transaction sheet with a column
-            # problem stops the file, as a single sheet does
-            named = _transaction_fields(sheet.frame, column_map)
-            if len(raw.sheets) == 1 or named * 2 >= len(REQUIRED_FIELDS):
-                raise
-            skipped.append((str(sheet.name), sheet.frame.height, exc, named))
-            continue
+    for index, columns in usable.items():
+        sheet = raw.sheets[index]
+        frames.append(_sheet_frame(raw, index, columns))
         if sheet.name is not None:
             sheet_names.append(sheet.name)
         sheet_warnings.extend(sheet.warnings)
-    if not frames:  # no sheet holds transactions: the error of the closest one
-        raise max(skipped, key=lambda s: s[3])[2]
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     blank = int(frame["_blank"].sum())
     frame = frame.filter(~pl.col("_blank")).drop("_blank")
@@ -729,28 +794,182 @@ def _repeat_note(repeats: int, result: CleanResult) -> str:
     )
 
 
+class FilesRefusedError(InputFileError):
+    """Files of an ingest that cannot be ingested, found before anything was stored.
+
+    Attributes
+    ----------
+    problems : list of (pathlib.Path, RetailClvError)
+        Each refused file with the error its ingest would have stopped on.
+    """
+
+    def __init__(self, problems: list[tuple[Path, RetailClvError]], files: int) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {_problem_line(path, error)}" for path, error in problems)
+        super().__init__(
+            f"nothing was stored: {len(problems)} of {count(files, 'file')} cannot be ingested "
+            f"(fix or leave out each one below, then ingest again):\n{lines}"
+        )
+
+
+#: How the synthetic generator names the ground truth it writes beside ``FILE`` (``FILE`` + it).
+_TRUTH_SUFFIX = ".truth.parquet"
+
+
+def _problem_line(path: Path, error: RetailClvError) -> str:
+    """Word one refused file for the list of :class:`FilesRefusedError`: path first."""
+    return f"{path}: {_truth_hint(path, error) or error}"
+
+
+def _truth_hint(path: Path, error: RetailClvError) -> str | None:
+    """Word the refusal of a generator's ground-truth file (``clv ingest data/demo/*``)."""
+    if not (isinstance(error, SchemaError) and path.name.endswith(_TRUTH_SUFFIX)):
+        return None
+    raw = path.name.removesuffix(_TRUTH_SUFFIX)
+    short = str(error).split("; columns found")[0]
+    return (
+        f"looks like the ground truth that clv generate writes beside {raw} (one row per "
+        f"customer), not a transaction log: ingest {raw} without it ({short})"
+    )
+
+
+@dataclass
+class CheckedFiles:
+    """Files :func:`check_files` found ingestible, and the full reads it had to make of them.
+
+    Attributes
+    ----------
+    paths : list of pathlib.Path
+        The files, in order.
+    column_map : dict of str to str
+        The mapping they were checked with.
+    reads : list of RawFile or None
+        Per file, the full read made by the check (a workbook, whose header cannot be read
+        alone), for :func:`ingest_files` to use instead of reading it again; ``None`` where only
+        the first rows were read.
+    """
+
+    paths: list[Path]
+    column_map: dict[str, str]
+    reads: list[RawFile | None]
+
+
+def check_file(path: str | Path, column_map: Mapping[str, str] | None = None) -> RawFile | None:
+    """Check that a file can be ingested, from its first rows when its format allows.
+
+    Finds what stops an ingest before any row is validated: a missing or unreadable file, an
+    unsupported format, a required column missing (``column_map`` applied as the ingest applies
+    it), a sheet choice that leaves no transaction table. A CSV (``.csv.gz`` too) is judged
+    from its first lines and a Parquet file from its footer
+    (:func:`~retail_clv.ingest.readers.read_header`); an Excel workbook, whose header cannot be
+    read alone, is read whole. A file the first rows find fault with is read whole too before it
+    is refused, so the error is the one the ingest would give, and a file the ingest accepts is
+    never refused. Problems found only among the rows (a malformed line far down a CSV, a file
+    of blank rows) still stop the ingest of that file itself.
+
+    Returns
+    -------
+    RawFile or None
+        The full read when one was made (pass it to :func:`clean_file` as ``raw``), else None.
+
+    Raises
+    ------
+    InputFileError, SchemaError
+        What :func:`clean_file` would raise on the file's columns or format.
+    """
+    try:
+        sample = read_header(path)
+    except InputFileError:
+        sample = None  # the full read below words the error
+    if sample is not None:
+        try:
+            _usable_sheets(sample, column_map)
+        except RetailClvError:
+            pass  # the first rows of a CSV may mislead (encoding): the full read decides
+        else:
+            return None
+    raw = read_raw(path)
+    _usable_sheets(raw, column_map)
+    return raw
+
+
+def check_files(
+    paths: Iterable[str | Path],
+    column_map: Mapping[str, str] | None = None,
+    *,
+    on_file: Callable[[Path], None] | None = None,
+) -> CheckedFiles:
+    """Check every file of an ingest (:func:`check_file`) before the store is opened.
+
+    Parameters
+    ----------
+    paths : iterable of str or pathlib.Path
+        The files, in order.
+    column_map : mapping of str to str, optional
+        Explicit ``field -> column name`` choices applied to every file.
+    on_file : callable, optional
+        Called with each path before it is checked (progress display).
+
+    Returns
+    -------
+    CheckedFiles
+        For :func:`ingest_files`.
+
+    Raises
+    ------
+    InputFileError, SchemaError
+        For a single file, the error of :func:`check_file`.
+    FilesRefusedError
+        For several files, naming every one that cannot be ingested and why.
+    """
+    path_list = [Path(p) for p in paths]
+    mapping = dict(column_map or {})
+    reads: list[RawFile | None] = []
+    problems: list[tuple[Path, RetailClvError]] = []
+    for path in path_list:
+        if on_file is not None:
+            on_file(path)
+        try:
+            reads.append(check_file(path, mapping))
+        except (InputFileError, SchemaError) as exc:
+            problems.append((path, exc))
+            reads.append(None)
+    if len(path_list) == 1 and problems:
+        [(path, error)] = problems
+        hint = _truth_hint(path, error)
+        if hint:
+            raise type(error)(f"{path.name} {hint}") from error
+        raise error
+    if problems:
+        raise FilesRefusedError(problems, len(path_list))
+    return CheckedFiles(path_list, mapping, reads)
+
+
 ProgressCallback = Callable[[str, float], None]
 
 
 def ingest_files(
-    paths: Iterable[str | Path],
+    paths: Iterable[str | Path] | CheckedFiles,
     engine: sa.Engine,
     column_map: Mapping[str, str] | None = None,
     progress: bool | ProgressCallback = True,
     *,
     day_first: bool | None = None,
 ) -> list[IngestReport]:
-    """Clean and store files, one database transaction per file.
+    """Check every file, then clean and store them, one database transaction per file.
 
-    Rows already stored (same row hash in ``transactions`` or ``rejected_data``; every
-    cancellation is also in ``rejected_data``) become duplicates, so ingesting a file twice
-    adds nothing the second time. A failure while writing a file rolls its transaction back:
-    the store stays as it was before that file.
+    No file is stored until every one has passed :func:`check_files` (readable, a supported
+    format, the required columns found): a file refused there stores nothing of any file, and
+    the engine is not used. Rows already stored (same row hash in ``transactions`` or
+    ``rejected_data``; every cancellation is also in ``rejected_data``) become duplicates, so
+    ingesting a file twice adds nothing the second time. A failure while writing a file rolls
+    its transaction back: the store stays as it was before that file.
 
     Parameters
     ----------
-    paths : iterable of str or pathlib.Path
-        Files to ingest, in order.
+    paths : iterable of str or pathlib.Path, or CheckedFiles
+        Files to ingest, in order; or what :func:`check_files` returned for them with the
+        same ``column_map`` (to check them before the store is opened, as ``clv ingest`` does).
     engine : sqlalchemy.Engine
         The store (see :func:`retail_clv.store.db.get_engine`).
     column_map : mapping of str to str, optional
@@ -767,8 +986,10 @@ def ingest_files(
 
     Raises
     ------
-    InputFileError, SchemaError
-        For a file that cannot be read; files before it stay stored.
+    InputFileError, SchemaError, FilesRefusedError
+        When :func:`check_files` refuses a file (nothing is stored), or when a file turns out
+        unreadable only once read whole (a malformed line far down a CSV): the files before
+        that one stay stored.
     StoreError
         When the store cannot be written (the file's transaction is rolled back).
     """
@@ -780,7 +1001,13 @@ def ingest_files(
         write_result,
     )
 
-    path_list = [Path(p) for p in paths]
+    if isinstance(paths, CheckedFiles):
+        checked = paths
+        if checked.column_map != dict(column_map or {}):
+            raise ValueError("the files were checked with another column mapping")
+    else:
+        checked = check_files(paths, column_map)  # before the store is touched
+    path_list = checked.paths
     reports: list[IngestReport] = []
 
     def step(message: str, fraction: float) -> None:
@@ -807,7 +1034,9 @@ def ingest_files(
         def on_step(message: str, i: int = i, name: str = path.name) -> None:
             step(f"{name}: {message}", (i + stage_at.get(message, 0.0)) / n)
 
-        result = clean_file(path, column_map, on_step=on_step, day_first=day_first)
+        raw, checked.reads[i] = checked.reads[i], None  # held no longer than needed
+        result = clean_file(path, column_map, on_step=on_step, day_first=day_first, raw=raw)
+        del raw
         try:
             with bulk_session(engine) as conn, conn.begin():
                 hold_off_undo(conn)

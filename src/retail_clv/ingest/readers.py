@@ -151,6 +151,88 @@ def read_raw(path: str | Path) -> RawFile:
     return _read_bytes(path, data, digest)
 
 
+#: Bytes (of text, once a ``.csv.gz`` is unpacked) :func:`read_header` reads of a CSV: the
+#: header, the few rows a title above it may push it down, and the rows below it.
+HEADER_BYTES = 1 << 18
+
+
+def read_header(path: str | Path) -> RawFile | None:
+    """Read the first rows of a file as cheaply as its format allows, for a check of its columns.
+
+    A CSV (``.csv.gz`` too) is read from its first :data:`HEADER_BYTES` up to the last whole line
+    in them, through the same code as :func:`read_raw`; a Parquet file from its footer (the
+    column names; no row is read). The sheets returned hold the header and at most the first
+    rows below it (none for Parquet), and ``sha256`` is empty.
+
+    Returns
+    -------
+    RawFile or None
+        ``None`` when the format has no cheap header read: an Excel workbook (calamine parses a
+        whole sheet even for its first row, and an ``.xls`` file is parsed whole when opened),
+        or content whose type only the full read can tell (binary files, a UTF-16 or old-Mac
+        text whose lines cannot be cut).
+
+    Raises
+    ------
+    InputFileError
+        When the path is missing or is no regular file, or when the first rows cannot be read.
+        Read from a prefix, a CSV may be judged differently than whole (its encoding is
+        detected from the prefix alone): callers confirm a failure with :func:`read_raw`.
+    """
+    path = check_input_path(path)
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(HEADER_BYTES + 1)
+            if data.startswith(GZIP_MAGIC):
+                stream.seek(0)
+                with gzip.GzipFile(fileobj=stream) as archive:
+                    return _header_of_text(path, archive.read(HEADER_BYTES + 1), "csv.gz")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputFileError(f"cannot read {path}: {exc}") from exc
+    if data.startswith(PARQUET_MAGIC):
+        return _parquet_header(path)
+    if data.startswith((ZIP_MAGIC, OLE2_MAGIC)) or not data:
+        return None
+    if any(data.startswith(signature) for signature, _ in _KNOWN_SIGNATURES):
+        return None
+    if path.suffix.lower() in _BINARY_EXTENSIONS:
+        return None
+    return _header_of_text(path, data, "csv")
+
+
+def _header_of_text(path: Path, data: bytes, file_format: str) -> RawFile | None:
+    """Read the whole lines of ``data`` (the start of a CSV) as :func:`read_raw` reads a CSV."""
+    if not data or data.startswith((ZIP_MAGIC, PARQUET_MAGIC, GZIP_MAGIC)):
+        return None
+    if len(data) > HEADER_BYTES:  # a prefix: keep whole lines only
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return None  # UTF-16: the full read decides
+        end = data.rfind(b"\n", 0, HEADER_BYTES)
+        if end < 0:
+            return None
+        data = data[: end + 1]
+    frame, encoding, delimiter, warnings = _read_csv_bytes(path, data)
+    return RawFile(path, file_format, encoding, "", [RawSheet(None, frame, warnings)], delimiter)
+
+
+def _parquet_header(path: Path) -> RawFile | None:
+    """Column names of a Parquet file from its footer, as :func:`_read_parquet` keeps them."""
+    try:
+        schema = pl.read_parquet_schema(path)
+        rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+    except Exception as exc:  # noqa: BLE001  (pyarrow/polars raise many types for bad files)
+        raise InputFileError(f"{path} is a damaged Parquet file: {exc}") from exc
+    if len(schema) > MAX_COLUMNS or rows == 0:
+        return None  # the full read words the error
+    kept = [
+        name
+        for name, dtype in schema.items()
+        if not (dtype.is_nested() or dtype == pl.Object)  # left out by _read_parquet
+    ]
+    frame = pl.DataFrame(schema=dict.fromkeys(kept, pl.Utf8))
+    return RawFile(path, "parquet", None, "", [RawSheet(None, frame)])
+
+
 def check_input_path(path: str | Path) -> Path:
     """Return ``path`` as a :class:`~pathlib.Path` if it is an existing file.
 

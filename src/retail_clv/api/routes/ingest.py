@@ -45,10 +45,14 @@ async def ingest(
     upload = await receive_upload(request, state.settings.max_upload_mb * 1_000_000)
     try:
         with worded_for_the_client(upload):
-            reports = await run_in_threadpool(
-                services.ingest_file, upload.path, state.engine, columns, day_first
-            )
+            # a file refused for its format or columns touches neither the store nor its cache
+            checked = await run_in_threadpool(services.check_file, upload.path, columns)
+            try:
+                reports = await run_in_threadpool(
+                    services.ingest_file, checked, state.engine, columns, day_first
+                )
+            finally:
+                state.store.invalidate()
     finally:
         upload.cleanup()
-        state.store.invalidate()
     return IngestOut(reports=[for_the_client(report, upload) for report in reports])
