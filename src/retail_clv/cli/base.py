@@ -123,7 +123,7 @@ def run_app(argv: list[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except RetailClvError as exc:
-        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
         return 1
     except ValidationError as exc:  # a CLV_* setting (environment or .env) out of range
         for error in exc.errors():
