@@ -287,6 +287,31 @@ def test_installed_xgboost_minor_change_is_refused_patch_change_accepted(
         load_run(models_dir)
 
 
+def test_another_release_of_a_feature_library_loads_with_a_warning(
+    saved, monkeypatch, caplog
+) -> None:
+    models_dir, run_dir = saved
+    recorded = json.loads((run_dir / "metadata.json").read_text())["library_versions"]
+    assert {"polars", "lifetimes", "scipy"} <= set(recorded)
+    real = registry.library_versions
+    monkeypatch.setattr(registry, "library_versions", lambda: {**real(), "lifetimes": "0.99.0"})
+    with caplog.at_level("WARNING", logger="retail_clv.models.registry"):
+        assert load_run(models_dir).run_id == run_dir.name  # not refused
+    [warning] = [r.getMessage() for r in caplog.records if "features computed" in r.getMessage()]
+    assert f"lifetimes {recorded['lifetimes']} (installed: 0.99.0)" in warning
+    # the same releases, or a run saved before lifetimes was recorded: nothing to say
+    caplog.clear()
+    monkeypatch.setattr(registry, "library_versions", real)
+    load_run(models_dir)
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    del meta["library_versions"]["lifetimes"]
+    (run_dir / "metadata.json").write_text(json.dumps(meta))
+    _rewrite_checksums(run_dir)
+    monkeypatch.setattr(registry, "library_versions", lambda: {**real(), "lifetimes": "0.99.0"})
+    load_run(models_dir)
+    assert not [r for r in caplog.records if "features computed" in r.getMessage()]
+
+
 def test_model_pickled_by_other_code_is_a_mismatch(saved, monkeypatch) -> None:
     """A pickle naming an estimator class that existed at training time, renamed since."""
     import joblib

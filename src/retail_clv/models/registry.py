@@ -84,10 +84,16 @@ _RECORDED_LIBRARIES = (
     "scikit-learn",
     "xgboost",
     "joblib",
+    "lifetimes",
+    "scipy",
 )
 #: Pickled estimators are only guaranteed to load and behave identically with the same
 #: major.minor release of the library that defines their classes.
 _STRICT_LIBRARIES = ("scikit-learn", "xgboost")
+#: Libraries that compute the features at scoring time (Polars the windows, lifetimes and SciPy
+#: the BG/NBD + Gamma-Gamma fit): another major.minor release can move the features a little,
+#: so loading such a run logs a warning rather than refusing it.
+_FEATURE_LIBRARIES = ("polars", "lifetimes", "scipy")
 
 _RUN_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 _LATEST_LINK = "latest"
@@ -170,7 +176,8 @@ def library_versions() -> dict[str, str | None]:
     -------
     dict
         ``{"python": "3.11.7", "retail-clv": ..., "numpy": ..., "pandas": ..., "polars": ...,
-        "scikit-learn": ..., "xgboost": ..., "joblib": ...}``; ``None`` when not installed.
+        "scikit-learn": ..., "xgboost": ..., "joblib": ..., "lifetimes": ..., "scipy": ...}``;
+        ``None`` when not installed.
     """
     versions: dict[str, str | None] = {"python": sys.version.split()[0]}
     for name in _RECORDED_LIBRARIES:
@@ -682,6 +689,20 @@ def _check_versions(run_id: str, metadata: Mapping[str, Any]) -> None:
             f"model run {run_id} was trained with {'; '.join(problems)}; pickled models need "
             "the same major.minor versions: retrain with `clv train` in this environment "
             "(or install the recorded versions)"
+        )
+    moved = [
+        f"{name} {recorded[name]} (installed: {installed.get(name) or 'none'})"
+        for name in _FEATURE_LIBRARIES
+        if recorded.get(name) is not None  # runs saved before lifetimes/SciPy were recorded
+        and _major_minor(recorded[name]) != _major_minor(installed.get(name))
+    ]
+    if moved:
+        logger.warning(
+            "model run %s was trained with %s; features computed with other releases can "
+            "differ slightly from the ones it learned from: retrain with `clv train` in this "
+            "environment for scores that follow it exactly",
+            run_id,
+            "; ".join(moved),
         )
 
 
