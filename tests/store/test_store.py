@@ -394,7 +394,7 @@ def test_migration_2_upgrades_a_version_1_store(tmp_path: Path) -> None:
     eng.dispose()
 
 
-def test_a_bad_second_file_keeps_the_first_and_stores_nothing_of_its_own(
+def test_a_bad_second_file_found_before_ingesting_stores_nothing_at_all(
     tmp_path: Path, engine: sa.Engine
 ) -> None:
     from retail_clv.errors import InputFileError
@@ -402,7 +402,23 @@ def test_a_bad_second_file_keeps_the_first_and_stores_nothing_of_its_own(
     good = write_csv(tmp_path / "good.csv", LINES)
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"")
-    with pytest.raises(InputFileError, match="file is empty"):
+    with pytest.raises(InputFileError, match=r"nothing was stored(.|\n)*bad.csv.*file is empty"):
+        ingest_files([good, bad], engine, progress=False)
+    assert counts(engine)["transactions"] == 0
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(schema.ingest_runs.c.id)).scalars().all() == []
+
+
+def test_a_second_file_bad_beyond_its_first_lines_keeps_the_first_and_stores_nothing_of_its_own(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    from retail_clv.errors import InputFileError
+
+    good = write_csv(tmp_path / "good.csv", LINES)
+    # the check before the ingest reads the first 256 KiB; the broken line lies after them
+    late = [LINES[-1]] * 5_000 + ['"an unclosed quote,x']
+    bad = write_csv(tmp_path / "bad.csv", late)
+    with pytest.raises(InputFileError, match="bad.csv is not a readable CSV file"):
         ingest_files([good, bad], engine, progress=False)
     assert counts(engine)["transactions"] == 3
     with engine.connect() as conn:
