@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from retail_clv.errors import NotEnoughDataError
+from retail_clv.features.dates import wall_clock
 from retail_clv.features.money import line_milli, to_currency
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ def rfm_summary(purchases: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
     """
     end = dt.datetime.combine(cutoff, dt.time())
     daily = (
-        purchases.filter(pl.col("invoice_date") < end)
+        wall_clock(purchases)
+        .filter(pl.col("invoice_date") < end)
         .with_columns(
             day=pl.col("invoice_date").dt.date(),
             amount=line_milli(),

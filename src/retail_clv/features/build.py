@@ -27,6 +27,7 @@ import polars as pl
 
 from retail_clv.errors import NotEnoughDataError, SchemaError
 from retail_clv.features.bgnbd import BGNBD_COLUMNS, bgnbd_features
+from retail_clv.features.dates import wall_clock
 from retail_clv.features.money import line_milli, to_currency
 from retail_clv.store.queries import CANCELLATIONS_SCHEMA, PURCHASES_SCHEMA
 
@@ -217,6 +218,7 @@ def customer_features(
         When a required column is missing.
     """
     check_columns(purchases, PURCHASE_COLUMNS, "purchases")
+    purchases = wall_clock(purchases)
     cuts = normalize_cutoffs(cutoffs)
     cut_frame = _cutoff_frame(cuts)
     p = purchases.select(PURCHASE_COLUMNS).with_columns(
@@ -314,7 +316,7 @@ def customer_features(
     # cancellations (returns) strictly before the cutoff, as a share of spend
     if cancellations is not None and cancellations.height > 0:
         check_columns(cancellations, CANCELLATION_COLUMNS, "cancellations")
-        canc = cancellations.select(
+        canc = wall_clock(cancellations).select(
             pl.col("customer_id").cast(pl.Utf8),
             day=pl.col("invoice_date").cast(pl.Datetime("us")).dt.date(),
             returned=line_milli().abs(),

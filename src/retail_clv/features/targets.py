@@ -15,6 +15,7 @@ from retail_clv.features.build import (
     customer_features,
     normalize_cutoffs,
 )
+from retail_clv.features.dates import wall_clock
 from retail_clv.features.money import line_milli, to_currency
 
 
@@ -42,11 +43,15 @@ def targets(
     if horizon_days < 1:
         raise NotEnoughDataError(f"horizon_days must be >= 1, got {horizon_days}")
     check_columns(purchases, PURCHASE_COLUMNS[:6], "purchases")
-    lines = purchases.lazy().select(
-        pl.col("customer_id").cast(pl.Utf8),
-        "stock_code",
-        pl.col("invoice_date").cast(pl.Datetime("us")),
-        amount=line_milli(),  # exact integer sums (features/money.py)
+    lines = (
+        wall_clock(purchases)
+        .lazy()
+        .select(
+            pl.col("customer_id").cast(pl.Utf8),
+            "stock_code",
+            pl.col("invoice_date").cast(pl.Datetime("us")),
+            amount=line_milli(),  # exact integer sums (features/money.py)
+        )
     )
     # One vectorized filter + group_by per cutoff (a loop over cutoffs, never over rows): the
     # windows of close cutoffs overlap, and an inequality join proved slower here.

@@ -24,6 +24,7 @@ from sklearn.model_selection import RandomizedSearchCV
 from retail_clv.errors import NotEnoughDataError, days
 from retail_clv.features import FEATURE_COLUMNS, training_frame
 from retail_clv.features.build import PURCHASE_COLUMNS, check_columns
+from retail_clv.features.dates import wall_clock
 from retail_clv.models import metrics as M
 from retail_clv.models.baselines import (
     bgnbd_gg_baseline,
@@ -551,6 +552,9 @@ def train(
     check_columns(purchases, PURCHASE_COLUMNS, "purchases")
     if purchases.height == 0:
         raise NotEnoughDataError("no purchase to train on")
+    purchases = wall_clock(purchases)  # local time, as the store keeps it
+    if cancellations is not None:
+        cancellations = wall_clock(cancellations)
     if isinstance(as_of, dt.datetime):
         as_of = as_of.date()
     cfg = dict(BUDGETS[budget])
