@@ -914,6 +914,28 @@ def _merged_cells(data: bytes) -> dict[str, tuple[int, str]]:
     }
 
 
+def _may_repeat_a_field(names: list[str]) -> bool:
+    """Whether a sheet's header row may name a field twice, judged from fastexcel's column names.
+
+    fastexcel renames the second ``Price`` of a header row ``Price_1`` (``Price_2``... while the
+    name is taken), so a header naming a field twice leaves a name ``X_N`` after a column ``X``
+    whose name is a field's. The same names come from a header with a literal ``Price_1``: True
+    means only the header row's text can tell (:func:`check_unique_header` on it). Cells of the
+    header row that are no text (numbers, dates, true/false) read as digits or ``true``/``false``,
+    never a field's name, so they need no look either.
+    """
+    from retail_clv.ingest.columns import ALIASES, normalise_name
+
+    known = {alias for aliases in ALIASES.values() for alias in aliases}
+    earlier: set[str] = set()
+    for name in names:
+        base, underscore, number = name.rpartition("_")
+        if underscore and number.isdigit() and base in earlier and normalise_name(base) in known:
+            return True
+        earlier.add(name)
+    return False
+
+
 def _read_excel(path: Path, data: bytes) -> list[RawSheet]:
     import fastexcel
 
@@ -922,16 +944,20 @@ def _read_excel(path: Path, data: bytes) -> list[RawSheet]:
         sheets: list[RawSheet] = []
         too_wide: list[tuple[str, int]] = []
         for name in reader.sheet_names:
-            header = reader.load_sheet(name, header_row=None, n_rows=1, dtypes="string")
-            if header.width > MAX_COLUMNS:
-                too_wide.append((name, header.width))  # no transaction table: skipped below
+            # calamine parses the whole sheet on every load_sheet: one load serves the width, the
+            # header and the cells (to_polars makes the columns, after the checks)
+            sheet = reader.load_sheet(name, dtypes="string")
+            if sheet.width > MAX_COLUMNS:
+                too_wide.append((name, sheet.width))  # no transaction table: skipped below
                 continue
-            if header.height:
+            if _may_repeat_a_field([column.name for column in sheet.available_columns()]):
+                # rare: only the header row's own text tells a repeated name from a literal
+                # "Price_1"; that takes a second parse of the sheet
+                header = reader.load_sheet(name, header_row=None, n_rows=1, dtypes="string")
                 values = header.to_polars().row(0)
                 check_unique_header(
                     f"{path} (sheet {name!r})", [v for v in values if v is not None]
                 )
-            sheet = reader.load_sheet(name, dtypes="string")
             frame = _as_text(sheet.to_polars())
             if frame.height == 0 or frame.width == 0:
                 logger.info("%s: sheet %r has no data rows, skipped", path, name)
