@@ -21,6 +21,7 @@ import hashlib
 import io
 import logging
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -51,6 +52,13 @@ MAX_SHEET_CELLS = 50_000_000
 #: Largest XML a worksheet may unpack to; checked before and while it is unpacked, a chunk at a
 #: time (a sheet at :data:`MAX_SHEET_CELLS` takes about 2 GiB).
 MAX_SHEET_XML_BYTES = 4 << 30
+#: Most an xlsx workbook's parts other than its worksheets may unpack to, together. calamine reads
+#: the shared strings (every distinct text of the cells) whole when it opens a workbook, before
+#: any sheet, with the styles and the workbook part: 128 MiB of the shortest strings took 0.6 GB
+#: of memory, from a zip of 0.2 MB. Online Retail II saved as .xlsx (1,067,371 rows) has 1.6 MB
+#: of such parts, 1.5 MB of them shared strings. Every part but the worksheets counts: calamine
+#: finds its parts in the folder the package names and in any letter case.
+MAX_WORKBOOK_PARTS_BYTES = 256 << 20
 #: Most columns a table may have. A transaction export has a few dozen; a header with hundreds of
 #: thousands of names (a wrong delimiter, the wrong file) made matching the names to the fields
 #: take minutes.
@@ -638,6 +646,87 @@ def _headroom(n: int, extra: int = 16) -> int:
     return n + n // 8 + extra
 
 
+def _unpacked(data: bytes, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    """Unpack one part of a zip chunk by chunk, all of it, as calamine's zip reader does.
+
+    zipfile stops at the size the zip directory declares, calamine at the end of the compressed
+    data: a part declaring 300 bytes can unpack to gigabytes there. The parts calamine cannot
+    unpack (other than stored and deflated, or encrypted: it stops with an error) are read by
+    zipfile.
+    """
+    if info.flag_bits & 1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        with archive.open(info) as stream:
+            while block := stream.read(_CHUNK):
+                yield block
+        return
+    header = data[info.header_offset : info.header_offset + 30]
+    if len(header) < 30 or not header.startswith(ZIP_MAGIC):
+        raise zipfile.BadZipFile(f"no local header for {info.filename!r}")
+    name_length, extra_length = struct.unpack("<HH", header[26:])
+    start = info.header_offset + 30 + name_length + extra_length
+    packed = memoryview(data)[start : start + info.compress_size]
+    if info.compress_type == zipfile.ZIP_STORED:
+        for offset in range(0, len(packed), _CHUNK):
+            yield bytes(packed[offset : offset + _CHUNK])
+        return
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    for offset in range(0, len(packed), 1 << 20):  # 1 MiB in: what is left is copied each time
+        pending: bytes | memoryview = packed[offset : offset + (1 << 20)]
+        while not inflater.eof:
+            block = inflater.decompress(pending, _CHUNK)  # at most _CHUNK bytes at a time
+            if block:
+                yield block
+            pending = inflater.unconsumed_tail
+            if not pending and len(block) < _CHUNK:
+                break
+        if inflater.eof:
+            return
+
+
+def _check_parts_besides_sheets(path: Path, data: bytes, archive: zipfile.ZipFile) -> None:
+    """Refuse a workbook whose parts besides the worksheets unpack to more than the limit.
+
+    Checked on the sizes the zip directory declares, then while unpacking (they can lie), a
+    chunk at a time: nothing is kept.
+
+    Raises
+    ------
+    InputFileError
+        When the parts other than the worksheets unpack to more than
+        :data:`MAX_WORKBOOK_PARTS_BYTES` together.
+    """
+    parts = [
+        info
+        for info in archive.infolist()
+        if not info.is_dir() and not info.filename.lower().startswith(_SHEET_FOLDERS)
+    ]
+
+    def too_big(sizes: dict[str, int]) -> InputFileError:
+        largest = max(sizes, key=sizes.__getitem__)
+        return InputFileError(
+            f"{path} holds more than {MAX_WORKBOOK_PARTS_BYTES / 2**20:g} MiB besides its sheets "
+            f"once unpacked (shared strings, styles...; the most in {largest!r}), too large to "
+            "read: a damaged or hostile file? save the table as CSV (or .csv.gz) and ingest that"
+        )
+
+    declared: dict[str, int] = {}  # a name can come twice
+    for info in parts:
+        declared[info.filename] = declared.get(info.filename, 0) + info.file_size
+    if sum(declared.values()) > MAX_WORKBOOK_PARTS_BYTES:
+        raise too_big(declared)
+    unpacked = dict.fromkeys(declared, 0)
+    total = 0
+    for info in parts:
+        try:
+            for block in _unpacked(data, archive, info):
+                unpacked[info.filename] += len(block)
+                total += len(block)
+                if total > MAX_WORKBOOK_PARTS_BYTES:
+                    raise too_big(unpacked)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError):
+            continue  # a damaged part unpacks no further in calamine (which fails if it needs it)
+
+
 def _sheet_blocks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> Iterator[bytes]:
     """Unpack a worksheet part chunk by chunk, refusing it past :data:`MAX_SHEET_XML_BYTES`."""
     too_big = (
@@ -862,7 +951,7 @@ def _scan_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> 
 
 
 def _scan_workbook(path: Path, data: bytes) -> dict[str, _SheetScan]:
-    """Scan every worksheet of an xlsx workbook before calamine reads it.
+    """Scan every worksheet of an xlsx workbook before calamine reads it, and size the rest.
 
     Returns ``{sheet name: scan}``; a part that the workbook does not list under a name is
     scanned too, under its part name.
@@ -872,12 +961,17 @@ def _scan_workbook(path: Path, data: bytes) -> dict[str, _SheetScan]:
     InputFileError
         When a sheet's cells span more than :data:`MAX_SHEET_CELLS` cells (calamine would
         allocate them all, and abort the process when it cannot) or its XML is larger than
-        :data:`MAX_SHEET_XML_BYTES`, or a part cannot be unpacked.
+        :data:`MAX_SHEET_XML_BYTES`, when the other parts (the shared strings above all) unpack
+        to more than :data:`MAX_WORKBOOK_PARTS_BYTES`, or a part cannot be unpacked.
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
         raise InputFileError(f"{path} is a damaged zip/xlsx file ({exc})") from exc
+    try:
+        _check_parts_besides_sheets(path, data, archive)  # before anything reads them whole
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise InputFileError(f"{path} is a damaged Excel workbook ({exc})") from exc
     names = _sheet_names(archive)
     found: dict[str, _SheetScan] = {}
     for info in archive.infolist():
