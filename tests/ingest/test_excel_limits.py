@@ -259,6 +259,20 @@ def test_parts_are_measured_as_calamine_unpacks_them_whatever_size_the_zip_decla
         read_raw(path)
 
 
+def test_a_sheet_declaring_a_smaller_size_is_scanned_to_its_end(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """zipfile stops at the declared size, calamine does not: the scan read only the cells
+    before it, and let a stray cell after it through (at XFD1048576, the process aborted)."""
+    monkeypatch.setattr(readers, "MAX_SHEET_CELLS", 8 * 40)
+    path = write_workbook(tmp_path / "liar.xlsx", '<row r="41">' + _cell("H41", "x") + "</row>")
+    with zipfile.ZipFile(path) as archive:
+        xml = archive.read("xl/worksheets/sheet1.xml")
+    declare(path, "xl/worksheets/sheet1.xml", xml.index(b'<row r="41">'))
+    with pytest.raises(InputFileError, match=r"spans A1:H41 \(328 cells\)"):
+        read_raw(path)
+
+
 @pytest.mark.parametrize("compression", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED])
 def test_parts_unpack_to_what_zipfile_reads_when_their_size_is_true(
     tmp_path: Path, compression: int
@@ -279,7 +293,7 @@ def test_parts_unpack_to_what_zipfile_reads_when_their_size_is_true(
     data = packed.getvalue()
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for info in archive.infolist():
-            unpacked = b"".join(readers._unpacked(data, archive, info))
+            unpacked = b"".join(readers._unpacked(archive, info))
             assert unpacked == archive.read(info), info.filename
     path = tmp_path / "ok.xlsx"
     path.write_bytes(data)

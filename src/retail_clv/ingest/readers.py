@@ -646,7 +646,7 @@ def _headroom(n: int, extra: int = 16) -> int:
     return n + n // 8 + extra
 
 
-def _unpacked(data: bytes, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[bytes]:
+def _unpacked(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[bytes]:
     """Unpack one part of a zip chunk by chunk, all of it, as calamine's zip reader does.
 
     zipfile stops at the size the zip directory declares, calamine at the end of the compressed
@@ -654,24 +654,32 @@ def _unpacked(data: bytes, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> I
     unpack (other than stored and deflated, or encrypted: it stops with an error) are read by
     zipfile.
     """
-    if info.flag_bits & 1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+    stored_or_deflated = info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+    if info.flag_bits & 1 or not stored_or_deflated or archive.fp is None:
         with archive.open(info) as stream:
             while block := stream.read(_CHUNK):
                 yield block
         return
-    header = data[info.header_offset : info.header_offset + 30]
+    source = archive.fp  # shared with zipfile's own readers: seek before every read
+    source.seek(info.header_offset)
+    header = source.read(30)
     if len(header) < 30 or not header.startswith(ZIP_MAGIC):
         raise zipfile.BadZipFile(f"no local header for {info.filename!r}")
     name_length, extra_length = struct.unpack("<HH", header[26:])
-    start = info.header_offset + 30 + name_length + extra_length
-    packed = memoryview(data)[start : start + info.compress_size]
-    if info.compress_type == zipfile.ZIP_STORED:
-        for offset in range(0, len(packed), _CHUNK):
-            yield bytes(packed[offset : offset + _CHUNK])
-        return
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    for offset in range(0, len(packed), 1 << 20):  # 1 MiB in: what is left is copied each time
-        pending: bytes | memoryview = packed[offset : offset + (1 << 20)]
+    position = info.header_offset + 30 + name_length + extra_length
+    left = info.compress_size
+    inflater = None if info.compress_type == zipfile.ZIP_STORED else zlib.decompressobj(-15)
+    while left > 0:
+        source.seek(position)
+        packed = source.read(min(left, 1 << 20))  # 1 MiB in: what is left is copied each time
+        if not packed:
+            return
+        position += len(packed)
+        left -= len(packed)
+        if inflater is None:
+            yield packed
+            continue
+        pending = packed
         while not inflater.eof:
             block = inflater.decompress(pending, _CHUNK)  # at most _CHUNK bytes at a time
             if block:
@@ -683,7 +691,7 @@ def _unpacked(data: bytes, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> I
             return
 
 
-def _check_parts_besides_sheets(path: Path, data: bytes, archive: zipfile.ZipFile) -> None:
+def _check_parts_besides_sheets(path: Path, archive: zipfile.ZipFile) -> None:
     """Refuse a workbook whose parts besides the worksheets unpack to more than the limit.
 
     Checked on the sizes the zip directory declares, then while unpacking (they can lie), a
@@ -718,7 +726,7 @@ def _check_parts_besides_sheets(path: Path, data: bytes, archive: zipfile.ZipFil
     total = 0
     for info in parts:
         try:
-            for block in _unpacked(data, archive, info):
+            for block in _unpacked(archive, info):
                 unpacked[info.filename] += len(block)
                 total += len(block)
                 if total > MAX_WORKBOOK_PARTS_BYTES:
@@ -736,12 +744,11 @@ def _sheet_blocks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -
     if info.file_size > MAX_SHEET_XML_BYTES:
         raise InputFileError(too_big)
     read = 0
-    with archive.open(info) as stream:
-        while block := stream.read(_CHUNK):
-            read += len(block)
-            if read > MAX_SHEET_XML_BYTES:  # the size in the zip directory can lie
-                raise InputFileError(too_big)
-            yield block
+    for block in _unpacked(archive, info):  # all calamine reads, whatever size is declared
+        read += len(block)
+        if read > MAX_SHEET_XML_BYTES:  # the size in the zip directory can lie
+            raise InputFileError(too_big)
+        yield block
 
 
 def _scan_plain(blocks: Iterator[bytes]) -> _SheetScan | None:
@@ -969,7 +976,7 @@ def _scan_workbook(path: Path, data: bytes) -> dict[str, _SheetScan]:
     except zipfile.BadZipFile as exc:
         raise InputFileError(f"{path} is a damaged zip/xlsx file ({exc})") from exc
     try:
-        _check_parts_besides_sheets(path, data, archive)  # before anything reads them whole
+        _check_parts_besides_sheets(path, archive)  # before anything reads them whole
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
         raise InputFileError(f"{path} is a damaged Excel workbook ({exc})") from exc
     names = _sheet_names(archive)
