@@ -7,7 +7,9 @@ one; before the check, a 1.7 KB workbook with one value at XFD1048576 aborted th
 from __future__ import annotations
 
 import re
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -190,6 +192,112 @@ def test_a_sheet_that_unpacks_to_too_much_xml_is_refused_before_it_is_read(
     path = write_workbook(tmp_path / "big.xlsx", "")
     with pytest.raises(InputFileError, match=r"\(sheet 'Orders'\) holds more than .* unpacked"):
         read_raw(path)
+
+
+def add_shared_strings(path: Path, chunks: list[bytes], *, times: int = 1) -> Path:
+    """Add a shared-strings part (``<si>`` items: ``chunks`` written ``times`` over)."""
+    with (
+        zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+        archive.open("xl/sharedStrings.xml", "w", force_zip64=times > 1) as part,
+    ):
+        part.write(b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">')
+        for _ in range(times):
+            for chunk in chunks:
+                part.write(chunk)
+        part.write(b"</sst>")
+    return path
+
+
+def declare(path: Path, name: str, size: int) -> None:
+    """Make the zip declare ``size`` bytes for part ``name`` (with the CRC of that many)."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+        crc = zlib.crc32(archive.read(name)[:size])
+    struct.pack_into("<I", data, info.header_offset + 14, crc)  # local header
+    struct.pack_into("<I", data, info.header_offset + 22, size)
+    entry = data.index(b"PK\x01\x02")  # the central directory, entry by entry
+    while data[entry + 46 : entry + 46 + len(name)] != name.encode():
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    struct.pack_into("<I", data, entry + 16, crc)
+    struct.pack_into("<I", data, entry + 24, size)
+    path.write_bytes(bytes(data))
+
+
+def test_shared_strings_unpacking_past_the_limit_are_refused_before_calamine_reads_them(
+    tmp_path: Path,
+) -> None:
+    """calamine reads the shared strings whole when it opens a workbook: 256 MiB of ``<si/>``
+    are 0.4 MB of zip, and took it 1.2 GB of memory."""
+    path = write_workbook(tmp_path / "strings.xlsx", "")
+    empty_strings = b"<si/>" * (1 << 20)  # 5 MiB
+    add_shared_strings(path, [empty_strings], times=(256 << 20) // len(empty_strings) + 1)
+    assert path.stat().st_size < 2 << 20  # a small upload
+    with pytest.raises(
+        InputFileError,
+        match=re.escape(f"{path} holds more than 256 MiB besides its sheets once unpacked")
+        + r" .*'xl/sharedStrings.xml'.*save the table as CSV",
+    ):
+        read_raw(path)
+
+
+def test_parts_are_measured_as_calamine_unpacks_them_whatever_size_the_zip_declares(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import fastexcel
+
+    monkeypatch.setattr(readers, "MAX_WORKBOOK_PARTS_BYTES", 1 << 20)
+    last = '<row r="3"><c r="A3" t="s"><v>99999</v></c></row>'
+    path = write_workbook(tmp_path / "liar.xlsx", last)
+    add_shared_strings(path, [b"<si><t>%d</t></si>" % n for n in range(100_000)])  # 1.9 MB
+    declare(path, "xl/sharedStrings.xml", 300)
+    with zipfile.ZipFile(path) as archive:  # zipfile unpacks 300 bytes, without complaint
+        assert len(archive.read("xl/sharedStrings.xml")) == 300
+    sheet = fastexcel.read_excel(path.read_bytes()).load_sheet(0, dtypes="string")
+    assert sheet.to_polars()["Invoice"][-1] == "99999"  # calamine unpacks them all
+    with pytest.raises(InputFileError, match="holds more than 1 MiB besides its sheets"):
+        read_raw(path)
+
+
+def test_a_sheet_declaring_a_smaller_size_is_scanned_to_its_end(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """zipfile stops at the declared size, calamine does not: the scan read only the cells
+    before it, and let a stray cell after it through (at XFD1048576, the process aborted)."""
+    monkeypatch.setattr(readers, "MAX_SHEET_CELLS", 8 * 40)
+    path = write_workbook(tmp_path / "liar.xlsx", '<row r="41">' + _cell("H41", "x") + "</row>")
+    with zipfile.ZipFile(path) as archive:
+        xml = archive.read("xl/worksheets/sheet1.xml")
+    declare(path, "xl/worksheets/sheet1.xml", xml.index(b'<row r="41">'))
+    with pytest.raises(InputFileError, match=r"spans A1:H41 \(328 cells\)"):
+        read_raw(path)
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED])
+def test_parts_unpack_to_what_zipfile_reads_when_their_size_is_true(
+    tmp_path: Path, compression: int
+) -> None:
+    import io
+
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    with xlsxwriter.Workbook(buffer) as workbook:
+        sheet = workbook.add_worksheet("Orders")
+        for row in range(3000):
+            sheet.write_row(row, 0, [f"text {row}", row, row / 3])
+    packed = io.BytesIO()
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(packed, "w", compression) as target:
+        for item in source.infolist():
+            target.writestr(item.filename, source.read(item))
+    data = packed.getvalue()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            unpacked = b"".join(readers._unpacked(archive, info))
+            assert unpacked == archive.read(info), info.filename
+    path = tmp_path / "ok.xlsx"
+    path.write_bytes(data)
+    assert read_raw(path).sheets[0].frame.height == 2999
 
 
 def test_a_normal_workbook_is_read_with_its_merged_cells_found(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ import gzip
 import io
 import re
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import polars as pl
@@ -202,6 +203,92 @@ def test_duplicated_field_header_is_refused_in_csv_and_excel(tmp_path: Path) -> 
         InputFileError, match=r"\(sheet 'Sales'\): the header has the column 'Price'"
     ):
         read_raw(xlsx_path)
+
+
+def _count_sheet_loads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Count ``load_sheet`` calls per sheet: calamine parses the whole sheet on each one."""
+    import fastexcel
+
+    loads: Counter[str] = Counter()
+    load_sheet = fastexcel.ExcelReader.load_sheet
+
+    def counting(self: fastexcel.ExcelReader, idx_or_name: str, **options: object) -> object:
+        loads[idx_or_name] += 1
+        return load_sheet(self, idx_or_name, **options)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(fastexcel.ExcelReader, "load_sheet", counting)
+    return loads
+
+
+def test_each_sheet_is_parsed_once_with_the_names_and_cells_fastexcel_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Header cells that are no text, a repeated non-field name, an empty header cell: the
+    names and cells are those of the one ``load_sheet(name, dtypes="string")`` the reader
+    has always made, and no sheet is parsed a second time for its header row."""
+    import fastexcel
+    import xlsxwriter
+
+    from retail_clv.ingest.readers import _as_text
+
+    path = tmp_path / "odd.xlsx"
+    with xlsxwriter.Workbook(path) as workbook:
+        orders = workbook.add_worksheet("Orders")
+        day = workbook.add_format({"num_format": "yyyy-mm-dd"})
+        orders.write_row(0, 0, [*HEADER_II.split(","), "Notes", "Notes", 1.0000000001, True])
+        orders.write_datetime(0, 13, dt.datetime(2010, 12, 1), day)  # 12: no header
+        for row in range(1, 40):
+            orders.write_row(row, 0, [*VALID.split(","), "a", "b", row / 7, row % 2 == 0])
+            orders.write_number(row, 3, row)
+            orders.write_datetime(row, 4, dt.datetime(2009, 12, 1, 7, row), day)
+        notes = workbook.add_worksheet("Notes")
+        notes.write_column(0, 0, ["Note", "exported by the shop"])
+    reader = fastexcel.read_excel(path.read_bytes())
+    expected = {
+        name: _as_text(reader.load_sheet(name, dtypes="string").to_polars())
+        for name in ("Orders", "Notes")
+    }
+    loads = _count_sheet_loads(monkeypatch)
+    raw = read_raw(path)
+    assert loads == {"Orders": 1, "Notes": 1}
+    assert [sheet.name for sheet in raw.sheets] == ["Orders", "Notes"]
+    for sheet in raw.sheets:
+        assert sheet.frame.equals(expected[sheet.name or ""])
+    # the names calamine gives those cells, not their text as values ("1", "true", a date)
+    assert raw.sheets[0].frame.columns[8:] == [
+        "Notes",
+        "Notes_1",
+        "1.0000000001",
+        "__UNNAMED__11",
+        "__UNNAMED__12",
+        "__UNNAMED__13",
+    ]
+    assert raw.sheets[0].frame.row(0)[10:] == ("0.142857143", "false", None, None)
+
+
+def test_a_header_naming_a_field_twice_is_told_from_a_literal_numbered_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fastexcel names a second ``Price`` ``Price_1``: a header with a real ``Price_1`` has the
+    same names, so its row is read again to tell, and is let through; the repeat is refused."""
+    import xlsxwriter
+
+    def workbook(name: str, header: list[str]) -> Path:
+        path = tmp_path / name
+        with xlsxwriter.Workbook(path) as book:
+            sheet = book.add_worksheet("Sales")
+            sheet.write_row(0, 0, header)
+            sheet.write_row(1, 0, [str(col) for col in range(len(header))])
+        return path
+
+    loads = _count_sheet_loads(monkeypatch)
+    raw = read_raw(workbook("literal.xlsx", ["Invoice", "Price", "Price_1"]))
+    assert raw.sheets[0].frame.columns == ["Invoice", "Price", "Price_1"]
+    assert loads == {"Sales": 2}
+    with pytest.raises(
+        InputFileError, match=r"\(sheet 'Sales'\): the header has the column 'Price'"
+    ):
+        read_raw(workbook("twice.xlsx", ["Invoice", "Price", "Price"]))
 
 
 def test_merged_cells_are_found_whatever_the_attribute_order_and_titles_are_not_counted(

@@ -21,6 +21,7 @@ import hashlib
 import io
 import logging
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -51,6 +52,13 @@ MAX_SHEET_CELLS = 50_000_000
 #: Largest XML a worksheet may unpack to; checked before and while it is unpacked, a chunk at a
 #: time (a sheet at :data:`MAX_SHEET_CELLS` takes about 2 GiB).
 MAX_SHEET_XML_BYTES = 4 << 30
+#: Most an xlsx workbook's parts other than its worksheets may unpack to, together. calamine reads
+#: the shared strings (every distinct text of the cells) whole when it opens a workbook, before
+#: any sheet, with the styles and the workbook part: 128 MiB of the shortest strings took 0.6 GB
+#: of memory, from a zip of 0.2 MB. Online Retail II saved as .xlsx (1,067,371 rows) has 1.6 MB
+#: of such parts, 1.5 MB of them shared strings. Every part but the worksheets counts: calamine
+#: finds its parts in the folder the package names and in any letter case.
+MAX_WORKBOOK_PARTS_BYTES = 256 << 20
 #: Most columns a table may have. A transaction export has a few dozen; a header with hundreds of
 #: thousands of names (a wrong delimiter, the wrong file) made matching the names to the fields
 #: take minutes.
@@ -720,6 +728,95 @@ def _headroom(n: int, extra: int = 16) -> int:
     return n + n // 8 + extra
 
 
+def _unpacked(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    """Unpack one part of a zip chunk by chunk, all of it, as calamine's zip reader does.
+
+    zipfile stops at the size the zip directory declares, calamine at the end of the compressed
+    data: a part declaring 300 bytes can unpack to gigabytes there. The parts calamine cannot
+    unpack (other than stored and deflated, or encrypted: it stops with an error) are read by
+    zipfile.
+    """
+    stored_or_deflated = info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+    if info.flag_bits & 1 or not stored_or_deflated or archive.fp is None:
+        with archive.open(info) as stream:
+            while block := stream.read(_CHUNK):
+                yield block
+        return
+    source = archive.fp  # shared with zipfile's own readers: seek before every read
+    source.seek(info.header_offset)
+    header = source.read(30)
+    if len(header) < 30 or not header.startswith(ZIP_MAGIC):
+        raise zipfile.BadZipFile(f"no local header for {info.filename!r}")
+    name_length, extra_length = struct.unpack("<HH", header[26:])
+    position = info.header_offset + 30 + name_length + extra_length
+    left = info.compress_size
+    inflater = None if info.compress_type == zipfile.ZIP_STORED else zlib.decompressobj(-15)
+    while left > 0:
+        source.seek(position)
+        packed = source.read(min(left, 1 << 20))  # 1 MiB in: what is left is copied each time
+        if not packed:
+            return
+        position += len(packed)
+        left -= len(packed)
+        if inflater is None:
+            yield packed
+            continue
+        pending = packed
+        while not inflater.eof:
+            block = inflater.decompress(pending, _CHUNK)  # at most _CHUNK bytes at a time
+            if block:
+                yield block
+            pending = inflater.unconsumed_tail
+            if not pending and len(block) < _CHUNK:
+                break
+        if inflater.eof:
+            return
+
+
+def _check_parts_besides_sheets(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuse a workbook whose parts besides the worksheets unpack to more than the limit.
+
+    Checked on the sizes the zip directory declares, then while unpacking (they can lie), a
+    chunk at a time: nothing is kept.
+
+    Raises
+    ------
+    InputFileError
+        When the parts other than the worksheets unpack to more than
+        :data:`MAX_WORKBOOK_PARTS_BYTES` together.
+    """
+    parts = [
+        info
+        for info in archive.infolist()
+        if not info.is_dir() and not info.filename.lower().startswith(_SHEET_FOLDERS)
+    ]
+
+    def too_big(sizes: dict[str, int]) -> InputFileError:
+        largest = max(sizes, key=sizes.__getitem__)
+        return InputFileError(
+            f"{path} holds more than {MAX_WORKBOOK_PARTS_BYTES / 2**20:g} MiB besides its sheets "
+            f"once unpacked (shared strings, styles...; the most in {largest!r}), too large to "
+            "read: a damaged or hostile file? save the table as CSV (or .csv.gz) and ingest that"
+        )
+
+    declared: dict[str, int] = {}  # a name can come twice
+    for info in parts:
+        declared[info.filename] = declared.get(info.filename, 0) + info.file_size
+    if sum(declared.values()) > MAX_WORKBOOK_PARTS_BYTES:
+        raise too_big(declared)
+    unpacked = dict.fromkeys(declared, 0)
+    total = 0
+    for info in parts:
+        try:
+            for block in _unpacked(archive, info):
+                unpacked[info.filename] += len(block)
+                total += len(block)
+                if total > MAX_WORKBOOK_PARTS_BYTES:
+                    raise too_big(unpacked)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError):
+            continue  # a damaged part unpacks no further in calamine (which fails if it needs it)
+
+
 def _sheet_blocks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> Iterator[bytes]:
     """Unpack a worksheet part chunk by chunk, refusing it past :data:`MAX_SHEET_XML_BYTES`."""
     too_big = (
@@ -729,12 +826,11 @@ def _sheet_blocks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -
     if info.file_size > MAX_SHEET_XML_BYTES:
         raise InputFileError(too_big)
     read = 0
-    with archive.open(info) as stream:
-        while block := stream.read(_CHUNK):
-            read += len(block)
-            if read > MAX_SHEET_XML_BYTES:  # the size in the zip directory can lie
-                raise InputFileError(too_big)
-            yield block
+    for block in _unpacked(archive, info):  # all calamine reads, whatever size is declared
+        read += len(block)
+        if read > MAX_SHEET_XML_BYTES:  # the size in the zip directory can lie
+            raise InputFileError(too_big)
+        yield block
 
 
 def _scan_plain(blocks: Iterator[bytes]) -> _SheetScan | None:
@@ -944,7 +1040,7 @@ def _scan_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> 
 
 
 def _scan_workbook(path: Path, data: bytes) -> dict[str, _SheetScan]:
-    """Scan every worksheet of an xlsx workbook before calamine reads it.
+    """Scan every worksheet of an xlsx workbook before calamine reads it, and size the rest.
 
     Returns ``{sheet name: scan}``; a part that the workbook does not list under a name is
     scanned too, under its part name.
@@ -954,12 +1050,17 @@ def _scan_workbook(path: Path, data: bytes) -> dict[str, _SheetScan]:
     InputFileError
         When a sheet's cells span more than :data:`MAX_SHEET_CELLS` cells (calamine would
         allocate them all, and abort the process when it cannot) or its XML is larger than
-        :data:`MAX_SHEET_XML_BYTES`, or a part cannot be unpacked.
+        :data:`MAX_SHEET_XML_BYTES`, when the other parts (the shared strings above all) unpack
+        to more than :data:`MAX_WORKBOOK_PARTS_BYTES`, or a part cannot be unpacked.
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
         raise InputFileError(f"{path} is a damaged zip/xlsx file ({exc})") from exc
+    try:
+        _check_parts_besides_sheets(path, archive)  # before anything reads them whole
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise InputFileError(f"{path} is a damaged Excel workbook ({exc})") from exc
     names = _sheet_names(archive)
     found: dict[str, _SheetScan] = {}
     for info in archive.infolist():
@@ -996,6 +1097,28 @@ def _merged_cells(data: bytes) -> dict[str, tuple[int, str]]:
     }
 
 
+def _may_repeat_a_field(names: list[str]) -> bool:
+    """Whether a sheet's header row may name a field twice, judged from fastexcel's column names.
+
+    fastexcel renames the second ``Price`` of a header row ``Price_1`` (``Price_2``... while the
+    name is taken), so a header naming a field twice leaves a name ``X_N`` after a column ``X``
+    whose name is a field's. The same names come from a header with a literal ``Price_1``: True
+    means only the header row's text can tell (:func:`check_unique_header` on it). Cells of the
+    header row that are no text (numbers, dates, true/false) read as digits or ``true``/``false``,
+    never a field's name, so they need no look either.
+    """
+    from retail_clv.ingest.columns import ALIASES, normalise_name
+
+    known = {alias for aliases in ALIASES.values() for alias in aliases}
+    earlier: set[str] = set()
+    for name in names:
+        base, underscore, number = name.rpartition("_")
+        if underscore and number.isdigit() and base in earlier and normalise_name(base) in known:
+            return True
+        earlier.add(name)
+    return False
+
+
 def _read_excel(path: Path, data: bytes) -> list[RawSheet]:
     import fastexcel
 
@@ -1004,16 +1127,20 @@ def _read_excel(path: Path, data: bytes) -> list[RawSheet]:
         sheets: list[RawSheet] = []
         too_wide: list[tuple[str, int]] = []
         for name in reader.sheet_names:
-            header = reader.load_sheet(name, header_row=None, n_rows=1, dtypes="string")
-            if header.width > MAX_COLUMNS:
-                too_wide.append((name, header.width))  # no transaction table: skipped below
+            # calamine parses the whole sheet on every load_sheet: one load serves the width, the
+            # header and the cells (to_polars makes the columns, after the checks)
+            sheet = reader.load_sheet(name, dtypes="string")
+            if sheet.width > MAX_COLUMNS:
+                too_wide.append((name, sheet.width))  # no transaction table: skipped below
                 continue
-            if header.height:
+            if _may_repeat_a_field([column.name for column in sheet.available_columns()]):
+                # rare: only the header row's own text tells a repeated name from a literal
+                # "Price_1"; that takes a second parse of the sheet
+                header = reader.load_sheet(name, header_row=None, n_rows=1, dtypes="string")
                 values = header.to_polars().row(0)
                 check_unique_header(
                     f"{path} (sheet {name!r})", [v for v in values if v is not None]
                 )
-            sheet = reader.load_sheet(name, dtypes="string")
             frame = _as_text(sheet.to_polars())
             if frame.height == 0 or frame.width == 0:
                 logger.info("%s: sheet %r has no data rows, skipped", path, name)
