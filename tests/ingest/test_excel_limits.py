@@ -365,3 +365,20 @@ def test_column_names_and_numbers() -> None:
     ]
     assert readers._column_number("XFD") == readers._column_number(b"xfd") == 16_384
     assert MAX_SHEET_CELLS >= 525_000 * 8 * 10
+
+
+def test_a_workbook_kept_outside_xl_is_refused_before_calamine_reads_it(tmp_path: Path) -> None:
+    """calamine follows _rels/.rels anywhere; the cell scan looks under xl/ as writers do."""
+    path = write_workbook(tmp_path / "moved.xlsx", "")
+    moved = tmp_path / "elsewhere.xlsx"
+    with zipfile.ZipFile(path) as old, zipfile.ZipFile(moved, "w", zipfile.ZIP_DEFLATED) as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename == "_rels/.rels":
+                data = data.replace(b'Target="xl/workbook.xml"', b'Target="/data/workbook.xml"')
+            new.writestr(info.filename.replace("xl/", "data/"), data)
+        new.writestr("xl/workbook.xml", old.read("xl/workbook.xml"))  # a decoy where writers look
+    with pytest.raises(InputFileError, match="keeps its workbook at 'data/workbook.xml'"):
+        read_raw(moved)
+    # the same package with the workbook where writers put it reads as before
+    assert read_raw(path).sheets[0].frame.height == 1

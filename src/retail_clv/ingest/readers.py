@@ -630,6 +630,30 @@ def _sheet_names(archive: zipfile.ZipFile) -> dict[str, str]:
     return names
 
 
+def _check_workbook_location(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuse a workbook whose package puts the workbook part elsewhere than ``xl/workbook.xml``.
+
+    calamine follows the package's root relationships (``_rels/.rels``) to the workbook and its
+    sheets; the cell scan, like every spreadsheet program's writer, expects them under ``xl/``.
+    A workbook kept elsewhere would have its sheets read unchecked (a stray cell far outside
+    the table could abort the process), so it is refused; no known writer produces one.
+    """
+    rels = next((i for i in archive.infolist() if i.filename.lower() == "_rels/.rels"), None)
+    if rels is None:
+        return  # calamine cannot open it either: its own error follows
+    for tag in _RELATIONSHIP_TAG.findall(archive.read(rels)):
+        if not (_attribute(tag, b"Type") or "").endswith("/officeDocument"):
+            continue
+        target = (_attribute(tag, b"Target") or "").lstrip("/")
+        if target and target.lower() != "xl/workbook.xml":
+            raise InputFileError(
+                f"{path} keeps its workbook at {target!r}, not at xl/workbook.xml where Excel, "
+                "LibreOffice and other spreadsheet programs write it, so its sheets cannot be "
+                "checked before reading: open it in a spreadsheet program and save it again as "
+                ".xlsx, or save the table as CSV"
+            )
+
+
 @dataclass
 class _SheetScan:
     """What a worksheet's XML says about its cells, read before calamine sees it.
@@ -1059,6 +1083,7 @@ def _scan_workbook(path: Path, data: bytes) -> dict[str, _SheetScan]:
         raise InputFileError(f"{path} is a damaged zip/xlsx file ({exc})") from exc
     try:
         _check_parts_besides_sheets(path, archive)  # before anything reads them whole
+        _check_workbook_location(path, archive)  # the scan below looks where writers put it
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
         raise InputFileError(f"{path} is a damaged Excel workbook ({exc})") from exc
     names = _sheet_names(archive)
