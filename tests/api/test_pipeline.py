@@ -84,6 +84,30 @@ def test_pipeline_store_true_ingests_with_the_key(make_client, api_data) -> None
     assert client.get("/customers/99999").status_code == 200
 
 
+def test_pipeline_store_true_reads_and_cleans_the_upload_once(
+    make_client, api_data, monkeypatch
+) -> None:
+    from retail_clv.ingest import pipeline as ingest_pipeline
+
+    client = make_client(db=api_data.db_path, models_dir=api_data.models_dir, api_key="k" * 16)
+    reads: list[object] = []
+    real = ingest_pipeline.read_raw
+    monkeypatch.setattr(ingest_pipeline, "read_raw", lambda path: reads.append(path) or real(path))
+    late = HEADER + (
+        f"999004,85048,LIGHT,12,{api_data.as_of.isoformat()} 10:00:00,6.95,99998,France\n"
+        f"999004,85048,LIGHT,12,{api_data.as_of.isoformat()} 10:00:00,6.95,99998,France\n"
+        f"999005,85048,LIGHT,-1,{api_data.as_of.isoformat()} 11:00:00,6.95,99998,France\n"
+    )
+    stored = _post(client, late.encode(), params={"store": "true"}, headers={"X-API-Key": "k" * 16})
+    assert stored.status_code == 200, stored.text
+    assert len(reads) == 1
+    [report] = stored.json()["stored"]
+    # the stored report is the ingest's own: the duplicate and the rejected line are counted
+    assert (report["rows_read"], report["rows_loaded"]) == (3, 1)
+    assert report["rows_duplicate"] == 1 and report["rows_rejected"] == 1
+    assert report["run_id"] is not None and report["source_file"] == "upload.csv"
+
+
 def test_pipeline_csv_has_the_predict_columns(client: TestClient, api_data) -> None:
     response = _post(client, api_data.raw_csv.read_bytes(), headers={"Accept": "text/csv"})
     assert response.status_code == 200

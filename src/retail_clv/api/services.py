@@ -96,6 +96,17 @@ def ingest_file(
     return [report.to_dict() for report in reports]
 
 
+def store_cleaned(path: Path, result: Any, engine: sa.Engine) -> dict[str, Any]:
+    """Store a file ``clean_file`` has already cleaned (``ingest.pipeline.store_result``).
+
+    ``POST /pipeline?store=true`` scores the cleaned rows and stores the same result, instead of
+    reading and cleaning the upload a second time; the report is returned as a dict.
+    """
+    from retail_clv.ingest.pipeline import store_result
+
+    return store_result(engine, path, result).to_dict()
+
+
 def score(
     bundle: Any,
     purchases: pl.DataFrame,

@@ -993,14 +993,6 @@ def ingest_files(
     StoreError
         When the store cannot be written (the file's transaction is rolled back).
     """
-    from retail_clv.store.db import database_errors, describe_database_error
-    from retail_clv.store.load import (
-        bulk_session,
-        existing_hashes,
-        stored_line_matches,
-        write_result,
-    )
-
     if isinstance(paths, CheckedFiles):
         checked = paths
         if checked.column_map != dict(column_map or {}):
@@ -1037,39 +1029,88 @@ def ingest_files(
         raw, checked.reads[i] = checked.reads[i], None  # held no longer than needed
         result = clean_file(path, column_map, on_step=on_step, day_first=day_first, raw=raw)
         del raw
-        try:
-            with bulk_session(engine) as conn, conn.begin():
-                hold_off_undo(conn)
-                on_step("checking against the store")
-                known = existing_hashes(
-                    conn, result.valid_rows["row_hash"], result.rejected["row_hash"]
-                )
-                result = drop_known(result, known)
-                repeats = stored_line_matches(conn, result.valid_rows)
-                if repeats:
-                    result = replace(
-                        result,
-                        report=replace(
-                            result.report,
-                            warnings=[*result.report.warnings, _repeat_note(repeats, result)],
-                        ),
-                    )
-                run_id = write_result(conn, result, on_step=on_step)
-        except RetailClvError:
-            raise
-        except database_errors() as exc:
-            detail = describe_database_error(exc)
-            hint = ""
-            if "unique" in detail.lower() or "IntegrityError" in detail:
-                hint = (
-                    "; another ingest was probably writing the same rows into this store at the "
-                    "same time: run this one again once it has finished"
-                )
-            raise StoreError(
-                f"writing {path.name} failed, nothing of it was stored: {detail}{hint}"
-            ) from exc
-        report = replace(result.report, run_id=run_id)
-        logger.debug("%s: %s", path.name, report.invariant_line())  # the CLI prints it
-        reports.append(report)
+        reports.append(store_result(engine, path, result, on_step=on_step))
         step(f"stored {path.name}", (i + 1) / n)
     return reports
+
+
+def store_result(
+    engine: sa.Engine,
+    path: Path,
+    result: CleanResult,
+    *,
+    on_step: Callable[[str], None] | None = None,
+) -> IngestReport:
+    """Store one cleaned file (a :func:`clean_file` result) in one database transaction.
+
+    Rows already stored (same row hash) become duplicates; a failure while writing rolls the
+    transaction back. :func:`ingest_files` calls it for each file; ``POST /pipeline?store=true``
+    calls it with the result it has just scored, so the upload is not read and cleaned twice.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        The store.
+    path : pathlib.Path
+        The file ``result`` was cleaned from (named in messages).
+    result : CleanResult
+        What :func:`clean_file` returned for it (not changed).
+    on_step : callable, optional
+        Called with a short description before each stage.
+
+    Returns
+    -------
+    IngestReport
+        The file's report, with ``run_id`` set.
+
+    Raises
+    ------
+    StoreError
+        When the store cannot be written (nothing of the file is stored).
+    """
+    from retail_clv.store.db import database_errors, describe_database_error
+    from retail_clv.store.load import (
+        bulk_session,
+        existing_hashes,
+        stored_line_matches,
+        write_result,
+    )
+
+    def step(message: str) -> None:
+        if on_step is not None:
+            on_step(message)
+
+    try:
+        with bulk_session(engine) as conn, conn.begin():
+            hold_off_undo(conn)
+            step("checking against the store")
+            known = existing_hashes(
+                conn, result.valid_rows["row_hash"], result.rejected["row_hash"]
+            )
+            result = drop_known(result, known)
+            repeats = stored_line_matches(conn, result.valid_rows)
+            if repeats:
+                result = replace(
+                    result,
+                    report=replace(
+                        result.report,
+                        warnings=[*result.report.warnings, _repeat_note(repeats, result)],
+                    ),
+                )
+            run_id = write_result(conn, result, on_step=on_step)
+    except RetailClvError:
+        raise
+    except database_errors() as exc:
+        detail = describe_database_error(exc)
+        hint = ""
+        if "unique" in detail.lower() or "IntegrityError" in detail:
+            hint = (
+                "; another ingest was probably writing the same rows into this store at the "
+                "same time: run this one again once it has finished"
+            )
+        raise StoreError(
+            f"writing {path.name} failed, nothing of it was stored: {detail}{hint}"
+        ) from exc
+    report = replace(result.report, run_id=run_id)
+    logger.debug("%s: %s", path.name, report.invariant_line())  # the CLI prints it
+    return report

@@ -92,12 +92,8 @@ def _run(
     report = for_the_client(report, upload)
     stored = None
     if store:
-        stored = [
-            for_the_client(item, upload)
-            for item in services.ingest_file(
-                upload.path, state.engine, columns, day_first=day_first
-            )
-        ]
+        # the result just scored: the upload is not read and cleaned a second time
+        stored = [for_the_client(services.store_cleaned(upload.path, result, state.engine), upload)]
         state.store.invalidate()
     if want_csv:
         return Response(
