@@ -137,6 +137,56 @@ def test_an_undo_waits_for_an_ingest_that_is_checking_duplicates(store_url: str,
     engine.dispose()
 
 
+def test_an_ingest_waits_for_another_one_in_flight(store_url: str, tmp_path) -> None:
+    import threading
+
+    from retail_clv.store.runs import hold_off_undo
+
+    engine = get_engine(store_url)
+    ingest_files([write(tmp_path / "a.csv", A)], engine, progress=False)  # creates the schema
+    done = threading.Event()
+    second = write(tmp_path / "b.csv", B)
+    with engine.connect() as first, first.begin():
+        hold_off_undo(first)  # an ingest between its duplicate check and its commit
+        other = threading.Thread(
+            target=lambda: (ingest_files([second], engine, progress=False), done.set())
+        )
+        other.start()
+        assert not done.wait(1.0)  # the second ingest waits for the first
+    other.join(timeout=30)
+    assert done.is_set() and counts(engine)["transactions"] == 2
+    engine.dispose()
+
+
+def test_two_ingests_adding_the_same_new_product_at_once_both_succeed(
+    store_url: str, tmp_path
+) -> None:
+    """Two exports of one shop sharing new products, stores and customers, run at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = get_engine(store_url)
+    ingest_files([write(tmp_path / "seed.csv", A)], engine, progress=False)
+    files = [
+        write(
+            tmp_path / f"part{k}.csv",
+            *[
+                f"{600000 + 100 * k + i},{22000 + i},NEW,1,2010-0{k + 1}-0{i % 9 + 1} 10:00:00,"
+                f"2.5,{7000 + i},Norway"
+                for i in range(40)
+            ],
+        )
+        for k in range(4)
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        reports = [
+            f.result()
+            for f in [pool.submit(ingest_files, [path], engine, progress=False) for path in files]
+        ]
+    assert [r.rows_loaded for [r] in reports] == [40] * 4
+    assert counts(engine)["transactions"] == 1 + 160
+    engine.dispose()
+
+
 def first_purchase(engine: sa.Engine, customer_id: str) -> tuple[str | None, dt.datetime]:
     """Return ``(country, first_seen)`` of a stored customer."""
     c = schema.customers

@@ -28,16 +28,19 @@ _IN_CHUNK = 5_000
 
 
 def hold_off_undo(conn: sa.Connection) -> None:
-    """Keep an undo from running while this ingest transaction checks for duplicates.
+    """Keep undos and other ingests from running while this ingest transaction runs.
 
-    Called first in the ingest's transaction. On PostgreSQL the ingest takes ``ROW EXCLUSIVE``
-    on ``ingest_runs`` (ingests do not block each other) and an undo ``EXCLUSIVE``, so an undo
-    waits for ingests in flight and new ones wait for it. On SQLite both take the database's
-    write lock at once (a statement that writes nothing), since the driver would otherwise
-    begin the transaction only at the first insert, after the duplicate check. Without this, an
-    ingest could skip rows as duplicates of a run an undo is deleting.
+    Called first in the ingest's transaction. On PostgreSQL the ingest takes ``SHARE ROW
+    EXCLUSIVE`` on ``ingest_runs``, which conflicts with itself and with the undo's
+    ``EXCLUSIVE``: ingests and undos queue behind each other, as on SQLite, where both take the
+    database's write lock at once (a statement that writes nothing, since the driver would
+    otherwise begin the transaction only at the first insert, after the duplicate check).
+    Readers are not blocked. Without it, an ingest could skip rows as duplicates of a run an
+    undo is deleting, and two ingests of different files adding the same new store, product or
+    customer failed on PostgreSQL on the unique key (the second to commit, every time in a
+    user's test of two exports run at once).
     """
-    _write_lock(conn, "ROW EXCLUSIVE")
+    _write_lock(conn, "SHARE ROW EXCLUSIVE")
 
 
 def _write_lock(conn: sa.Connection, postgresql_mode: str) -> None:
