@@ -137,6 +137,19 @@ def test_nul_characters_are_removed_with_a_warning(tmp_path: Path, engine: sa.En
     assert ids == ["12680", "13085"]
 
 
+@pytest.mark.parametrize("line", [1, 3_000], ids=["early", "late"])
+def test_a_stray_nul_in_a_csv_is_removed_with_a_warning_wherever_it_is(
+    tmp_path: Path, engine: sa.Engine, line: int
+) -> None:
+    """A NUL near the top was read as a sign of a binary file; further down it was removed."""
+    filler = [LINES[5].replace("489437", str(700000 + i)) for i in range(3_000)]
+    filler[line - 1] = filler[line - 1].replace("LACE", "LA\x00CE")
+    [report] = ingest_files([write_csv(tmp_path / "nul.csv", filler)], engine, progress=False)
+    assert report.rows_loaded == 3_000
+    [warning] = [w for w in report.warnings if "NUL" in w]
+    assert warning.startswith("1 cells held a NUL character")
+
+
 def test_ingest_stores_rows_and_reads_them_back(tmp_path: Path, engine: sa.Engine) -> None:
     path = write_csv(tmp_path / "a.csv", LINES)
     [report] = ingest_files([path], engine, progress=False)
