@@ -263,6 +263,17 @@ def test_repeat_sales_are_matched_to_the_minute(tmp_path: Path, engine: sa.Engin
     assert warning.startswith("1 of the 2 new purchase lines repeat sales already in the store")
 
 
+def test_repeat_sales_match_order_numbers_written_with_a_hash(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    # a Shopify export names the order "#489437", the shop's own export "489437"
+    shopify = LINES[5].replace("489437,", "#489437,")
+    ingest_files([write_csv(tmp_path / "shopify.csv", [shopify])], engine, progress=False)
+    [report] = ingest_files([write_csv(tmp_path / "own.csv", [LINES[5]])], engine, progress=False)
+    [warning] = [w for w in report.warnings if "repeat sales" in w]
+    assert warning.startswith("1 of the 1 new purchase lines repeat sales already in the store")
+
+
 def test_rows_already_stored_from_another_file_are_duplicates(
     tmp_path: Path, engine: sa.Engine
 ) -> None:

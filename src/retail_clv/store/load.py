@@ -180,8 +180,9 @@ def stored_line_matches(conn: sa.Connection, lines: pl.DataFrame) -> int:
     Duplicates are recognised by their raw text, so the same sales exported again in another
     format (``1`` vs ``1.0``, another date layout, edited descriptions) are new rows to the
     store; this count lets the caller say so. Times are compared to the minute, since one
-    export may write seconds where another does not. Only stored lines dated within the new
-    lines' date range are read.
+    export may write seconds where another does not, and invoice numbers without a leading
+    ``#`` (Shopify writes ``#1001`` where an accounting export writes ``1001``). Only stored
+    lines dated within the new lines' date range are read.
 
     Parameters
     ----------
@@ -199,7 +200,9 @@ def stored_line_matches(conn: sa.Connection, lines: pl.DataFrame) -> int:
     if lines.height == 0 or conn.execute(sa.select(t.c.id).limit(1)).first() is None:
         return 0
     to_minute = pl.col("invoice_date").dt.truncate("1m")
-    keys = lines.select(SALE_KEY).with_columns(to_minute)
+    # Shopify writes order numbers "#1001" where other exports write "1001"
+    bare_invoice = pl.col("invoice").cast(pl.Utf8).str.strip_chars().str.strip_chars_start("#")
+    keys = lines.select(SALE_KEY).with_columns(to_minute, bare_invoice)
     lo, last = keys["invoice_date"].min(), keys["invoice_date"].max()
     assert isinstance(last, dt.datetime)  # lines hold no null date
     rows = conn.execute(
@@ -210,7 +213,7 @@ def stored_line_matches(conn: sa.Connection, lines: pl.DataFrame) -> int:
     if not rows:
         return 0
     stored = pl.DataFrame([tuple(row) for row in rows], schema=list(SALE_KEY), orient="row")
-    stored = stored.cast(keys.schema).with_columns(to_minute)
+    stored = stored.cast(keys.schema).with_columns(to_minute, bare_invoice)
     return keys.join(stored.unique(), on=list(SALE_KEY), how="semi").height
 
 
