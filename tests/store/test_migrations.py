@@ -1,5 +1,6 @@
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 
 from retail_clv.store import schema
@@ -108,3 +109,41 @@ def test_migration_4_gives_stored_lines_a_country(tmp_path, store_url: str) -> N
         ("3", "France"),  # the store's country (Paris: France, its most frequent)
         ("4", "France"),  # the store's: the line's own (Spain) was not stored before
     ]
+
+
+def test_a_migration_stopped_half_way_is_applied_again_in_full(tmp_path, monkeypatch) -> None:
+    """SQLite: the ALTER TABLE of migration 4 is rolled back with the fill that failed after it."""
+    from retail_clv.ingest.pipeline import ingest_files
+    from retail_clv.store import migrations
+
+    header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+    path = tmp_path / "a.csv"
+    path.write_text(f"{header}\n1,85048,BALL,1,2010-01-02 10:00:00,5.0,F1,France\n")
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = get_engine(url)
+    ingest_files([path], engine, progress=False)
+    with engine.begin() as conn:  # turn it back into a version-3 store
+        conn.execute(sa.text("ALTER TABLE transactions DROP COLUMN country"))
+        conn.execute(sa.text("DELETE FROM schema_migrations WHERE version >= 4"))
+    engine.dispose()
+
+    fill = migrations._purchase_line_country
+
+    def stopped(conn: sa.Connection) -> None:
+        conn.execute(sa.text("ALTER TABLE transactions ADD COLUMN country VARCHAR(200)"))
+        raise KeyboardInterrupt  # the user's Ctrl-C before the lines were filled
+
+    monkeypatch.setattr(
+        migrations, "MIGRATIONS", (*MIGRATIONS[:3], migrations.Migration(4, "stopped", stopped))
+    )
+    with pytest.raises(KeyboardInterrupt):
+        migrations.migrate(sa.create_engine(url))
+    monkeypatch.setattr(
+        migrations, "MIGRATIONS", (*MIGRATIONS[:3], migrations.Migration(4, "fill", fill))
+    )
+    engine = get_engine(url)  # migrates again
+    with engine.connect() as conn:
+        versions = conn.execute(sa.select(schema.schema_migrations.c.version)).scalars().all()
+        countries = conn.execute(sa.select(schema.transactions.c.country)).scalars().all()
+    engine.dispose()
+    assert sorted(versions)[-1] == 4 and countries == ["France"]

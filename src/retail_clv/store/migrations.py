@@ -207,7 +207,7 @@ def current_version(conn: sa.Connection) -> int:
 
 
 def migrate(engine: sa.Engine) -> int:
-    """Apply every missing migration, each in its own transaction, and record it.
+    """Apply every missing migration, each in its own transaction (on SQLite too), and record it.
 
     Parameters
     ----------
@@ -253,6 +253,11 @@ def _migrate(engine: sa.Engine) -> int:
         if migration.version <= version:
             continue
         with engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                # pysqlite opens a transaction only before a data change, so an ALTER TABLE first
+                # would commit on its own: a migration stopped half-way (Ctrl-C, a full disk)
+                # left the column without its values and was then taken as done
+                conn.exec_driver_sql("BEGIN")
             migration.apply(conn)
             conn.execute(
                 schema.schema_migrations.insert().values(
