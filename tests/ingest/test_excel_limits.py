@@ -382,3 +382,36 @@ def test_a_workbook_kept_outside_xl_is_refused_before_calamine_reads_it(tmp_path
         read_raw(moved)
     # the same package with the workbook where writers put it reads as before
     assert read_raw(path).sheets[0].frame.height == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "part"),
+    [
+        ("data/sheet1.xml", "xl/data/sheet1.xml"),
+        ("/xl/Data/Sheet1.xml", "xl/Data/Sheet1.xml"),
+        ("../xl/other/sheet1.xml", "xl/other/sheet1.xml"),
+    ],
+)
+def test_a_sheet_kept_in_another_folder_of_xl_is_scanned_too(
+    tmp_path: Path, target: str, part: str
+) -> None:
+    """calamine reads a sheet wherever the workbook's relationships point; so does the scan.
+
+    Run in a child process: the old code let the stray cell through and calamine aborted.
+    """
+    path = write_workbook(tmp_path / "standard.xlsx", STRAY)
+    moved = tmp_path / "moved.xlsx"
+    with zipfile.ZipFile(path) as old, zipfile.ZipFile(moved, "w", zipfile.ZIP_DEFLATED) as new:
+        for info in old.infolist():
+            data = old.read(info)
+            name = info.filename
+            if name == "xl/_rels/workbook.xml.rels":
+                data = data.replace(
+                    b'Target="worksheets/sheet1.xml"', f'Target="{target}"'.encode()
+                )
+            elif name == "xl/worksheets/sheet1.xml":
+                name = part
+            new.writestr(name, data)
+    done = read_raw_in_a_child(moved)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "(sheet 'Orders') " + TOO_LARGE in done.stdout

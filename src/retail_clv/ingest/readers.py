@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import io
 import logging
+import posixpath
 import re
 import struct
 import zipfile
@@ -641,11 +642,10 @@ def _sheet_names(archive: zipfile.ZipFile) -> dict[str, str]:
         target = rels.get(rel, "")
         if name is None or not target:
             continue
-        if target.startswith("/xl/"):
-            target = target[1:]
-        elif not target.startswith("xl/"):
-            target = f"xl/{target}"
-        names[target.lower()] = html.unescape(name)
+        # absolute ("/xl/worksheets/a.xml") or relative to xl/ ("worksheets/a.xml",
+        # "../xl/data/a.xml"), wherever the relationships put it
+        part = target[1:] if target.startswith("/") else posixpath.join("xl", target)
+        names[posixpath.normpath(part).lower()] = html.unescape(name)
     return names
 
 
@@ -1109,7 +1109,9 @@ def _scan_workbook(path: Path, data: bytes) -> dict[str, _SheetScan]:
     found: dict[str, _SheetScan] = {}
     for info in archive.infolist():
         part = info.filename.lower()
-        if info.is_dir() or not part.startswith(_SHEET_FOLDERS):
+        # the usual folders, and any other part the workbook lists as a sheet (calamine reads a
+        # sheet wherever xl/_rels/workbook.xml.rels points: xl/data/sheet1.xml escaped the scan)
+        if info.is_dir() or not (part.startswith(_SHEET_FOLDERS) or part in names):
             continue
         name = names.get(part, info.filename)
         where = f"{path} (sheet {name!r})"
