@@ -150,6 +150,20 @@ def test_a_stray_nul_in_a_csv_is_removed_with_a_warning_wherever_it_is(
     assert warning.startswith("1 cells held a NUL character")
 
 
+def test_a_csv_with_classic_mac_line_ends_is_read_like_any_other(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    """CR-only line ends (old Mac exports) crashed the header search with a traceback."""
+    unix = write_csv(tmp_path / "unix.csv", LINES)
+    mac = tmp_path / "mac.csv"
+    mac.write_bytes(unix.read_bytes().replace(b"\n", b"\r"))
+    [report] = ingest_files([mac], engine, progress=False)
+    assert (report.rows_read, report.rows_loaded) == (6, 3)
+    # the same sales with Unix line ends are the same rows
+    [again] = ingest_files([unix], engine, progress=False)
+    assert again.rows_duplicate == again.rows_read == 6
+
+
 def test_ingest_stores_rows_and_reads_them_back(tmp_path: Path, engine: sa.Engine) -> None:
     path = write_csv(tmp_path / "a.csv", LINES)
     [report] = ingest_files([path], engine, progress=False)

@@ -492,6 +492,8 @@ def _title_lines(text: bytes, start: int, limit: int = 10) -> tuple[int, int]:
 
 def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str, list[str]]:
     text, encoding = _decode(path, data)
+    if b"\r" in text and b"\n" not in text:  # classic Mac OS line ends (CR only)
+        text = text.replace(b"\r", b"\n")
     start = re.search(rb"\S", text)  # no copy of the (possibly large) buffer
     if start is None:
         raise InputFileError(f"file is empty: {path} (only blank lines)")
