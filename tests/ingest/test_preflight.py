@@ -112,3 +112,26 @@ def test_a_workbook_without_a_required_column_stops_before_a_good_csv_is_stored(
     assert [path for path, _ in caught.value.problems] == [book]
     assert "required column 'price' is missing in shop.xlsx (sheet 'Orders')" in str(caught.value)
     assert not (tmp_path / "s.db").exists()  # the engine was never used
+
+
+def test_a_parquet_id_column_of_bytes_that_are_no_text_is_refused_before_anything_is_stored(
+    tmp_path: Path,
+) -> None:
+    """The footer says Binary; only the values show it is no UTF-8 text, which the ingest drops."""
+    good = write_csv(tmp_path / "good.csv", [VALID])
+    names = HEADER_II.split(",")
+    values = VALID.split(",")
+    frame = pl.DataFrame({n: [v] for n, v in zip(names, values, strict=True)}).with_columns(
+        pl.Series("Customer ID", [b"\xff\xfe13085"], dtype=pl.Binary)
+    )
+    binary = tmp_path / "binary.parquet"
+    frame.write_parquet(binary)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    with pytest.raises(FilesRefusedError, match=r"binary.parquet.*customer_id"):
+        ingest_files([good, binary], engine, progress=False)
+    assert not sa.inspect(engine).has_table("transactions")  # nothing of good.csv either
+    # text stored as bytes passes the check, read whole and kept for the ingest
+    text = frame.with_columns(pl.Series("Customer ID", [b"13085"], dtype=pl.Binary))
+    text.write_parquet(binary)
+    kept = check_file(binary)
+    assert kept is not None and kept.sheets[0].frame["Customer ID"].to_list() == ["13085"]

@@ -233,6 +233,8 @@ def _parquet_header(path: Path) -> RawFile | None:
         raise InputFileError(f"{path} is a damaged Parquet file: {exc}") from exc
     if len(schema) > MAX_COLUMNS or rows == 0:
         return None  # the full read words the error
+    if any(dtype == pl.Binary for dtype in schema.values()):
+        return None  # only the values tell text from other bytes (_read_parquet): read it all
     kept = [
         name
         for name, dtype in schema.items()
