@@ -161,3 +161,23 @@ def test_undo_drops_the_servers_copy_itself(
     assert empty_client.get("/customers/77777").status_code == 200
     assert empty_client.post(f"/ingest-runs/{run}/undo").status_code == 200
     assert empty_client.get("/customers/77777").status_code == 404
+
+
+def test_upload_warnings_point_to_the_undo_endpoint_not_the_cli(empty_client: TestClient) -> None:
+    ingest(empty_client, "a.csv", A)
+    again = A.replace("2009-12-01 07:45:00", "12/1/2009 7:45")  # same sale, other spelling
+    far = B.replace("2009-12-02", "2011-12-02")  # two purchase days two years apart
+    response = empty_client.post(
+        "/ingest", files={"file": ("again.csv", (HEADER + again + far).encode())}
+    )
+    [report] = response.json()["reports"]
+    warnings = " ".join(report["warnings"])
+    assert "clv undo-ingest" not in warnings
+    assert (
+        "take this file out again with POST /ingest-runs/RUN_ID/undo (RUN_ID: the report's "
+        "run_id; later runs that skipped duplicates must be undone first)"
+    ) in warnings
+    assert (
+        "(if its rows were stored, undo that ingest run first: POST /ingest-runs/RUN_ID/undo)"
+        in (warnings)
+    )
