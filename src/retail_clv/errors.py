@@ -35,6 +35,18 @@ class StoreError(RetailClvError):
     """The store cannot be opened, migrated or written."""
 
 
+class UnknownIngestRunError(StoreError):
+    """An ingest run asked for (to undo it) is not in the store."""
+
+
+class IngestRunConflictError(StoreError):
+    """An ingest run cannot be undone now: already undone, unfinished, or behind later runs.
+
+    Later runs that skipped rows as duplicates must be undone first: the rows they skipped may
+    be this run's.
+    """
+
+
 class NotEnoughDataError(RetailClvError):
     """There is too little history to compute features or train a model."""
 

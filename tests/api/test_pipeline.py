@@ -210,7 +210,7 @@ def test_pipeline_day_first_query_reads_slash_dates_day_first(client: TestClient
     assert "query parameter day_first=true" in warning and "--day-first" not in warning
     assert warning.endswith(
         "send it again with the query parameter day_first=true (if its rows were stored, undo "
-        "that ingest run first: clv undo-ingest RUN_ID)"
+        "that ingest run first: POST /ingest-runs/RUN_ID/undo)"
     )
     day_first = _post(client, content, params={"day_first": "true"}).json()
     assert day_first["report"]["date_min"].startswith("2010-03-02")

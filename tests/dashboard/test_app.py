@@ -520,6 +520,8 @@ def test_a_file_saved_once_is_not_saved_again_when_a_switch_changes(
     assert route.calls.last.request.url.params["day_first"] == "true"
     [note] = [t for t in texts(at.info) if "already saved" in t]
     assert "slash dates read in the order decided for the file" in note
+    assert "undo that upload with *Undo this upload* below" in note
+    assert "on the server" not in note and "clv undo-ingest" not in note
     upload(at, name="other.csv", content=b"other bytes")  # a new file is saved as asked
     assert route.call_count == 3
     assert route.calls.last.request.url.params["store"] == "true"
@@ -547,9 +549,9 @@ def test_a_saved_upload_says_what_was_saved_and_the_stores_own_warnings(
 ) -> None:
     repeat = (
         "5 of the 5 new purchase lines repeat sales already in the store ... if they are "
-        "repeats, take this file out again with clv undo-ingest and its ingest run id (in the "
-        "report; later runs that skipped duplicates must be undone first) so those sales are "
-        "not counted twice."
+        "repeats, take this file out again with POST /ingest-runs/RUN_ID/undo (RUN_ID: the "
+        "report's run_id; later runs that skipped duplicates must be undone first) so those "
+        "sales are not counted twice."
     )
     stored = {"run_id": 7, "rows_loaded": 5, "rows_duplicate": 2, "warnings": [repeat]}
     api.post("/pipeline").respond(json={**sample_pipeline, "stored": [stored]})
@@ -559,8 +561,10 @@ def test_a_saved_upload_says_what_was_saved_and_the_stores_own_warnings(
     [saved] = [t for t in texts(at.success) if t.startswith("Saved to the store")]
     assert saved == "Saved to the store: 5 purchase lines loaded, 2 already there (ingest run 7)."
     [warning] = [t for t in texts(at.warning) if t.startswith("Store:")]
-    assert "have this upload taken out again on the server" in warning
-    assert "clv undo-ingest with the ingest run number shown above" in warning
+    assert "take this upload out again with *Undo this upload* below" in warning
+    assert "POST /ingest-runs" not in warning and "RUN_ID" not in warning
+    assert "on the server" not in warning and "clv undo-ingest" not in warning
+    assert at.button(key="pipeline_undo_7").label == "Undo this upload"
 
 
 def test_day_first_switch_sends_day_first_and_warnings_name_the_switch(
@@ -569,7 +573,7 @@ def test_day_first_switch_sends_day_first_and_warnings_name_the_switch(
     sample_pipeline["report"]["warnings"] = [
         "3 slash dates could be read day-first or month-first (...). If the export writes the "
         "day first, send it again with the query parameter day_first=true (if its rows were "
-        "stored, undo that ingest run first: clv undo-ingest RUN_ID)"
+        "stored, undo that ingest run first: POST /ingest-runs/RUN_ID/undo)"
     ]
     route = api.post("/pipeline").respond(json=sample_pipeline)
     at = new_app().run()
@@ -577,6 +581,8 @@ def test_day_first_switch_sends_day_first_and_warnings_name_the_switch(
     assert route.calls.last.request.url.params["day_first"] == "false"
     [warning] = [t for t in texts(at.warning) if "day-first or month-first" in t]
     assert "the *Day-first dates* switch" in warning and "query parameter" not in warning
+    assert "undo that upload first with its *Undo this upload* button" in warning
+    assert "POST /ingest-runs" not in warning
     at.toggle[1].set_value(True).run()  # switching re-sends the same file
     assert route.call_count == 2
     assert route.calls.last.request.url.params["day_first"] == "true"
@@ -642,3 +648,113 @@ def test_try_again_after_the_backend_comes_back(
     assert route.call_count == 2
     assert metrics(at)["Rows read"] == "1,234"
     assert not at.main.error
+
+
+# -- Undo this upload -------------------------------------------------------------------------
+
+UNDONE = {
+    "run_id": 7,
+    "status": "undone",
+    "deleted": {"transactions": 5, "cancellations": 0, "rejected_data": 1, "customers": 2},
+}
+
+
+def saved_upload(api: respx.MockRouter, sample_pipeline: dict[str, Any]) -> tuple[AppTest, Any]:
+    """The page after a file was saved to the store as ingest run 7; the /pipeline route."""
+    stored = {"run_id": 7, "rows_loaded": 5, "rows_duplicate": 0, "warnings": []}
+    route = api.post("/pipeline").respond(json={**sample_pipeline, "stored": [stored]})
+    at = new_app().run()
+    at.toggle[0].set_value(True).run()
+    upload(at)
+    assert not at.exception
+    return at, route
+
+
+def test_an_upload_not_saved_offers_no_undo(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    api.post("/pipeline").respond(json=sample_pipeline)
+    at = new_app().run()
+    upload(at)
+    assert not [b for b in at.button if b.label == "Undo this upload"]
+
+
+def test_undo_this_upload_takes_the_saved_rows_out_and_says_what_left(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLV_API_KEY", "k3y-for-tests")
+    undo = api.post("/ingest-runs/7/undo").respond(json=UNDONE)
+    at, pipeline = saved_upload(api, sample_pipeline)
+    assert undo.call_count == 0  # nothing is undone before the click
+    at.button(key="pipeline_undo_7").click().run()
+    assert not at.exception
+    assert undo.call_count == 1
+    assert undo.calls.last.request.headers["X-API-Key"] == "k3y-for-tests"
+    [done] = [t for t in texts(at.success) if t.startswith("Upload undone")]
+    assert done.startswith(
+        "Upload undone: ingest run 7 was taken out of the store (5 purchase lines, 0 "
+        "cancellations, 1 rejected row removed, and 2 customers left without any purchase or "
+        "cancellation)."
+    )
+    assert "*Retrain* on the Models page" in done
+    assert not [b for b in at.button if b.label == "Undo this upload"]
+    at.text_input(key="pipeline_search").set_value("130").run()  # a rerun undoes nothing more
+    assert undo.call_count == 1 and pipeline.call_count == 1
+    # undone, the file is not "already saved": a switch change saves its rows again
+    at.toggle[1].set_value(True).run()
+    assert pipeline.call_count == 2
+    assert pipeline.calls.last.request.url.params["store"] == "true"
+    assert not any("already saved" in t for t in texts(at.info))
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "shown"),
+    [
+        (
+            409,
+            "ingest run 7 has later runs that skipped rows as duplicates (9): some may be rows "
+            "of run 7, which would then be lost; undo those runs first (newest first)",
+            "must be undone first, newest first",
+        ),
+        (409, "ingest run 7 was already undone", "already undone has nothing left"),
+        (404, "there is no ingest run 7 in the store (see GET /ingest-runs)", "restarted"),
+        (401, "Missing API key: send it in the X-API-Key header", "Set CLV_API_KEY"),
+    ],
+)
+def test_an_undo_the_api_refuses_shows_its_reason_on_the_page(
+    api: respx.MockRouter,
+    sample_pipeline: dict[str, Any],
+    status: int,
+    detail: str,
+    shown: str,
+) -> None:
+    api.post("/ingest-runs/7/undo").respond(status, json={"detail": detail})
+    at, _ = saved_upload(api, sample_pipeline)
+    at.button(key="pipeline_undo_7").click().run()
+    assert not at.exception
+    [message] = [
+        t for t in texts(at.main.error) + texts(at.main.warning) if "run 7" in t or "API key" in t
+    ]
+    assert message.startswith(detail.replace(" (see GET /ingest-runs)", ""))
+    assert shown in message
+    assert "Wait for the running job" not in message
+    assert not [t for t in texts(at.success) if t.startswith("Upload undone")]
+    assert at.button(key="pipeline_undo_7").label == "Undo this upload"  # can be tried again
+
+
+def test_a_file_saved_before_can_be_undone_from_the_not_saved_again_note(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    undo = api.post("/ingest-runs/7/undo").respond(json=UNDONE)
+    at, pipeline = saved_upload(api, sample_pipeline)
+    pipeline.respond(json=sample_pipeline)  # scored, not saved, from now on
+    at.toggle[1].set_value(True).run()  # day-first: scored again, not saved twice
+    assert pipeline.calls.last.request.url.params["store"] == "false"
+    assert any("already saved" in t for t in texts(at.info))
+    at.button(key="pipeline_undo_7").click().run()
+    assert not at.exception
+    assert undo.call_count == 1
+    assert not any("already saved" in t for t in texts(at.info))
+    assert any(t.startswith("Upload undone: ingest run 7") for t in texts(at.success))
+    at.toggle[1].set_value(False).run()  # now the file's rows are saved again, read as asked
+    assert pipeline.calls.last.request.url.params["store"] == "true"

@@ -167,3 +167,25 @@ def test_non_json_success_is_a_server_error(router: respx.MockRouter) -> None:
 def test_list_models_returns_runs(router: respx.MockRouter) -> None:
     router.get("/models").respond(json={"runs": [{"run_id": "a", "active": True}]})
     assert ApiClient(API).list_models() == [{"run_id": "a", "active": True}]
+
+
+def test_undo_ingest_run_posts_to_the_run_with_the_key(router: respx.MockRouter) -> None:
+    answer = {"run_id": 7, "status": "undone", "deleted": {"transactions": 5}}
+    route = router.post("/ingest-runs/7/undo").respond(json=answer)
+    assert ApiClient(API, api_key="s3cret").undo_ingest_run(7) == answer
+    assert route.calls.last.request.headers["X-API-Key"] == "s3cret"
+    assert route.calls.last.request.content == b""
+
+
+def test_a_refused_undo_says_why_and_what_to_do(router: respx.MockRouter) -> None:
+    router.post("/ingest-runs/7/undo").respond(
+        409, json={"detail": "ingest run 7 was already undone"}
+    )
+    with pytest.raises(ConflictError, match="ingest run 7 was already undone") as info:
+        ApiClient(API).undo_ingest_run(7)
+    assert "undone first, newest first" in info.value.hint
+    assert "running job" not in info.value.hint
+    router.post("/ingest-runs/8/undo").respond(404, json={"detail": "there is no ingest run 8"})
+    with pytest.raises(NotFoundError) as missing:
+        ApiClient(API).undo_ingest_run(8)
+    assert "another database" in missing.value.hint

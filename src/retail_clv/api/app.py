@@ -27,6 +27,7 @@ from retail_clv.api.routes import (
     customers,
     health,
     ingest,
+    ingest_runs,
     jobs,
     models,
     pipeline,
@@ -143,6 +144,16 @@ def create_app(
         expose_headers=["X-Request-ID"],
     )
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, models, customers, predict, pipeline, ingest, jobs, rejections):
+    for module in (
+        health,
+        models,
+        customers,
+        predict,
+        pipeline,
+        ingest,
+        ingest_runs,
+        jobs,
+        rejections,
+    ):
         app.include_router(module.router)
     return app

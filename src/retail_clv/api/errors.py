@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from retail_clv.errors import (
+    IngestRunConflictError,
     InputFileError,
     ModelMismatchError,
     ModelNotFoundError,
@@ -22,6 +23,7 @@ from retail_clv.errors import (
     RetailClvError,
     SchemaError,
     StoreError,
+    UnknownIngestRunError,
 )
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ STATUS_BY_ERROR: dict[type[RetailClvError], int] = {
     ModelNotFoundError: 503,
     ModelMismatchError: 503,
     StoreError: 503,
+    UnknownIngestRunError: 404,
+    IngestRunConflictError: 409,
 }
 
 

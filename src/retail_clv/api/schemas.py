@@ -300,3 +300,43 @@ class RejectionsOut(BaseModel):
     page: int
     page_size: int
     items: list[dict[str, Any]]
+
+
+class IngestRunOut(BaseModel):
+    """One ingest run of the store, as ``clv ingest-runs`` lists it."""
+
+    run_id: int = Field(description="The id POST /ingest-runs/{run_id}/undo takes")
+    source_file: str = Field(description="Name of the file ingested (no folder)")
+    sheet: str | None = Field(description="Workbook sheets read, null for other formats")
+    file_format: str
+    encoding: str | None
+    started_at: datetime = Field(description="UTC")
+    finished_at: datetime | None = Field(description="UTC; null while the run is in flight")
+    status: str = Field(description="succeeded, undone, or running while in flight")
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    rows_duplicate: int
+
+
+class IngestRunsOut(BaseModel):
+    """Answer of ``GET /ingest-runs``: every ingest run, newest first."""
+
+    runs: list[IngestRunOut]
+
+
+class UndoneRows(BaseModel):
+    """Rows an undo deleted, per table."""
+
+    transactions: int = Field(description="Purchase lines")
+    cancellations: int
+    rejected_data: int = Field(description="Rejected rows of the run")
+    customers: int = Field(description="Customers left without any purchase or cancellation")
+
+
+class UndoOut(BaseModel):
+    """Answer of ``POST /ingest-runs/{run_id}/undo``."""
+
+    run_id: int
+    status: Literal["undone"] = "undone"
+    deleted: UndoneRows

@@ -278,3 +278,17 @@ def read_rejections(
     from retail_clv.store.queries import read_rejections as _read_rejections
 
     return _read_rejections(engine, reason, limit=limit, offset=offset)
+
+
+def list_ingest_runs(engine: sa.Engine) -> list[dict[str, Any]]:
+    """Return every ingest run, newest first (``store.runs.list_ingest_runs``)."""
+    from retail_clv.store.runs import list_ingest_runs as _list_ingest_runs
+
+    return _list_ingest_runs(engine)
+
+
+def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
+    """Take an ingest run's rows out of the store; rows deleted per table (``store.runs``)."""
+    from retail_clv.store.runs import undo_ingest_run as _undo_ingest_run
+
+    return _undo_ingest_run(engine, run_id)

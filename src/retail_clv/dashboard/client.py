@@ -161,6 +161,7 @@ class ApiClient:
         *,
         timeout: float | None = None,
         not_found_hint: str = "",
+        conflict_hint: str = "",
         **kwargs: Any,
     ) -> httpx.Response:
         """Send one request and translate every failure into a :class:`DashboardError`."""
@@ -186,10 +187,12 @@ class ApiClient:
             ) from exc
         if response.is_success:
             return response
-        self._raise_for_status(response, not_found_hint)
+        self._raise_for_status(response, not_found_hint, conflict_hint)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _raise_for_status(self, response: httpx.Response, not_found_hint: str) -> None:
+    def _raise_for_status(
+        self, response: httpx.Response, not_found_hint: str, conflict_hint: str = ""
+    ) -> None:
         """Raise the :class:`DashboardError` matching an error response."""
         status = response.status_code
         detail = _response_detail(response)
@@ -211,7 +214,9 @@ class ApiClient:
             )
         if status == 409:
             raise ConflictError(
-                detail, hint="Wait for the running job to finish.", status_code=status
+                detail,
+                hint=conflict_hint or "Wait for the running job to finish.",
+                status_code=status,
             )
         if status == 413:
             raise InvalidRequestError(
@@ -388,6 +393,32 @@ class ApiClient:
             ],
             files={"file": (filename, content, _guess_mime(filename))},
             timeout=PIPELINE_TIMEOUT,
+        )
+
+    def undo_ingest_run(self, run_id: int) -> dict[str, Any]:
+        """Take an ingest run's rows out of the store again (``POST /ingest-runs/{id}/undo``).
+
+        Parameters
+        ----------
+        run_id : int
+            The ingest run, as ``stored`` of :meth:`run_pipeline` names it (``run_id``).
+
+        Returns
+        -------
+        dict
+            ``run_id, status ("undone"), deleted`` (rows deleted per table: ``transactions,
+            cancellations, rejected_data, customers``). Raises :class:`NotFoundError` for a run
+            the store does not hold, :class:`ConflictError` for one already undone or with later
+            runs that skipped its rows as duplicates, :class:`AuthError` without the API key.
+        """
+        return self._json(
+            "POST",
+            f"/ingest-runs/{int(run_id)}/undo",
+            not_found_hint="The API's store does not hold this upload: was the API restarted "
+            "on another database?",
+            conflict_hint="Nothing was changed. An upload already undone has nothing left to "
+            "take out; uploads saved after this one that skipped its rows as duplicates must be "
+            "undone first, newest first.",
         )
 
     def start_training(

@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from retail_clv.errors import StoreError
+from retail_clv.errors import IngestRunConflictError, UnknownIngestRunError
 from retail_clv.store import schema
 
 __all__ = ["SUCCEEDED", "UNDONE", "hold_off_undo", "list_ingest_runs", "undo_ingest_run"]
@@ -95,20 +95,27 @@ def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
 
     Raises
     ------
-    StoreError
-        When the run does not exist, did not succeed, was already undone, or a later run that
-        skipped rows as duplicates exists (undo those first, newest first).
+    UnknownIngestRunError
+        When the run does not exist (a :class:`~retail_clv.errors.StoreError`).
+    IngestRunConflictError
+        When the run did not succeed, was already undone, or a later run that skipped rows as
+        duplicates exists (undo those first, newest first); a
+        :class:`~retail_clv.errors.StoreError` too.
     """
     runs = schema.ingest_runs
     with engine.begin() as conn:
         _write_lock(conn, "EXCLUSIVE")  # waits for ingests in flight, holds off new ones
         row = conn.execute(sa.select(runs.c.id, runs.c.status).where(runs.c.id == run_id)).first()
         if row is None:
-            raise StoreError(f"there is no ingest run {run_id} in the store (see clv ingest-runs)")
+            raise UnknownIngestRunError(
+                f"there is no ingest run {run_id} in the store (see clv ingest-runs)"
+            )
         if row.status == UNDONE:
-            raise StoreError(f"ingest run {run_id} was already undone")
+            raise IngestRunConflictError(f"ingest run {run_id} was already undone")
         if row.status != SUCCEEDED:
-            raise StoreError(f"ingest run {run_id} is {row.status!r}, not a finished ingest")
+            raise IngestRunConflictError(
+                f"ingest run {run_id} is {row.status!r}, not a finished ingest"
+            )
         later = (
             conn.execute(
                 sa.select(runs.c.id)
@@ -119,7 +126,7 @@ def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
             .all()
         )
         if later:
-            raise StoreError(
+            raise IngestRunConflictError(
                 f"ingest run {run_id} has later runs that skipped rows as duplicates "
                 f"({', '.join(map(str, later))}): some may be rows of run {run_id}, which "
                 "would then be lost; undo those runs first (newest first)"

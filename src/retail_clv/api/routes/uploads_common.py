@@ -54,17 +54,26 @@ _API_WORDING: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]
             r"ingest it again with --day-first"
         ),
         "send it again with the query parameter day_first=true (if its rows were stored, "
-        "undo that ingest run first: clv undo-ingest RUN_ID)",
+        "undo that ingest run first: POST /ingest-runs/RUN_ID/undo)",
     ),
     (re.compile(r"--day-first\b"), "the query parameter day_first=true"),
+    (
+        re.compile(r"undo that ingest run first: clv undo-ingest\)"),
+        "undo that ingest run first: POST /ingest-runs/RUN_ID/undo)",
+    ),
+    (
+        re.compile(r"with clv undo-ingest and its ingest run id \(in the report;"),
+        "with POST /ingest-runs/RUN_ID/undo (RUN_ID: the report's run_id;",
+    ),
 )
 
 
 def api_wording(message: str, upload: SavedUpload | None = None) -> str:
     """Reword a core message for an API client.
 
-    The server's temporary copy of the upload is named by the client's file name, and CLI
-    options (``--column``, ``--day-first``) become the upload endpoints' query parameters.
+    The server's temporary copy of the upload is named by the client's file name, CLI options
+    (``--column``, ``--day-first``) become the upload endpoints' query parameters, and
+    ``clv undo-ingest`` becomes ``POST /ingest-runs/RUN_ID/undo``.
 
     Parameters
     ----------

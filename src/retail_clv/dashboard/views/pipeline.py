@@ -2,7 +2,8 @@
 
 The file goes to ``POST /pipeline``; the answer (cleaning report, rejected sample and
 predictions) is kept in ``st.session_state[RESULT_KEY]`` so reruns (search, chart options,
-download) do not upload it again.
+download) do not upload it again. An upload saved to the store can be taken out again with
+*Undo this upload* (``POST /ingest-runs/{run_id}/undo``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from retail_clv.dashboard.formatting import (
     format_number,
     format_percent,
 )
+from retail_clv.errors import count
 
 #: The API's messages name its query parameters; this page has switches instead.
 _PAGE_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -39,19 +41,18 @@ _PAGE_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"the query parameter column=(\w+)=<column name>"), r"a column named '\1'"),
     (re.compile(r"the query parameter day_first=true"), "the *Day-first dates* switch"),
     (
-        re.compile(r"undo that ingest run first: clv undo-ingest(?: RUN_ID)?\)"),
-        "that ingest run must first be undone on the server: clv undo-ingest)",
+        re.compile(r"undo that ingest run first: POST /ingest-runs/RUN_ID/undo\)"),
+        "undo that upload first with its *Undo this upload* button)",
     ),
+    (re.compile(r" \(see GET /ingest-runs\)"), ""),
     (
         re.compile(r"\(clv train, or POST /train once it is ingested\)"),
         "(turn on *Save rows to the store*, then *Retrain* on the Models page)",
     ),
     (
-        re.compile(
-            r"take this file out again with clv undo-ingest and its ingest run id \([^)]*\)"
-        ),
-        "have this upload taken out again on the server (clv undo-ingest with the ingest run "
-        "number shown above)",
+        re.compile(r"take this file out again with POST /ingest-runs/RUN_ID/undo \([^)]*\)"),
+        "take this upload out again with *Undo this upload* below (uploads saved after it that "
+        "skipped rows as duplicates must be undone first)",
     ),
 )
 
@@ -71,6 +72,10 @@ SOURCE_KEY = "pipeline_source"
 SAVED_KEY = "pipeline_saved"
 #: Whether the result on the page was scored without saving because its file was saved before.
 NOT_SAVED_AGAIN_KEY = "pipeline_not_saved_again"
+#: The ingest runs each file saved in this session: file id -> run ids.
+SAVED_RUNS_KEY = "pipeline_saved_runs"
+#: What *Undo this upload* did: ingest run id -> the API's answer, or the error it raised.
+UNDO_KEY = "pipeline_undo"
 
 
 #: The fields an export must or may provide, as the API names them, with what they hold.
@@ -162,7 +167,79 @@ def run_upload(
         )
 
 
-def show_stored(stored: list[dict[str, Any]] | None, shown: list[str]) -> None:
+def undo_upload(client: ApiClient, run_id: int) -> None:
+    """Take the rows of one saved upload out of the store again and keep the outcome.
+
+    The API's answer (or its error) goes to ``st.session_state[UNDO_KEY]``. Once every run a
+    file saved is undone, the file counts as not saved any more: saving it again (a switch
+    changed, or dropped again) stores its rows anew instead of scoring them only.
+
+    Parameters
+    ----------
+    client : ApiClient
+        The API client.
+    run_id : int
+        The upload's ingest run id (``run_id`` of its ingest report).
+    """
+    outcomes: dict[int, Any] = st.session_state.setdefault(UNDO_KEY, {})
+    try:
+        outcomes[run_id] = client.undo_ingest_run(run_id)
+    except DashboardError as exc:
+        exc.message = page_wording(exc.message)
+        outcomes[run_id] = exc
+        return
+    saved: dict[str, bool] = st.session_state.setdefault(SAVED_KEY, {})
+    saved_runs: dict[str, list[int]] = st.session_state.setdefault(SAVED_RUNS_KEY, {})
+    for file_id, runs in saved_runs.items():
+        if run_id in runs and all(isinstance(outcomes.get(r), dict) for r in runs):
+            saved.pop(file_id, None)
+
+
+def show_undo(client: ApiClient, run_id: int) -> None:
+    """Offer *Undo this upload* for one saved ingest run, or say what the undo did.
+
+    Parameters
+    ----------
+    client : ApiClient
+        The API client.
+    run_id : int
+        The upload's ingest run id.
+    """
+    outcome = st.session_state.get(UNDO_KEY, {}).get(run_id)
+    if isinstance(outcome, dict):
+        deleted: dict[str, int] = outcome.get("deleted") or {}
+        removed = ", ".join(
+            [
+                count(int(deleted.get("transactions") or 0), "purchase line"),
+                count(int(deleted.get("cancellations") or 0), "cancellation"),
+                count(int(deleted.get("rejected_data") or 0), "rejected row"),
+            ]
+        )
+        customers = count(int(deleted.get("customers") or 0), "customer")
+        st.success(
+            f"Upload undone: ingest run {run_id} was taken out of the store ({removed} removed, "
+            f"and {customers} left without any purchase or cancellation). The stored "
+            "predictions and the models still reflect these rows: *Retrain* on the Models page "
+            "to update them. With *Save rows to the store* on, changing a switch or dropping "
+            "the file again saves its rows again.",
+            icon=":material/undo:",
+        )
+        return
+    if isinstance(outcome, DashboardError):
+        show_error(outcome)
+    if st.button(
+        "Undo this upload",
+        icon=":material/undo:",
+        key=f"pipeline_undo_{run_id}",
+        help=f"Take the rows this upload saved (ingest run {run_id}) out of the store again.",
+    ):
+        undo_upload(client, run_id)
+        st.rerun()
+
+
+def show_stored(
+    stored: list[dict[str, Any]] | None, shown: list[str], client: ApiClient | None = None
+) -> None:
     """Say what *Save rows to the store* saved: rows, ingest run id and the store's warnings.
 
     Parameters
@@ -171,6 +248,8 @@ def show_stored(stored: list[dict[str, Any]] | None, shown: list[str]) -> None:
         ``stored`` of the ``POST /pipeline`` answer (ingest reports), None when not saved.
     shown : list of str
         Warnings the cleaning report already showed (not repeated).
+    client : ApiClient, optional
+        The API client; with it, each saved upload gets *Undo this upload*.
     """
     for item in stored or []:
         run = item.get("run_id")
@@ -183,15 +262,19 @@ def show_stored(stored: list[dict[str, Any]] | None, shown: list[str]) -> None:
         for warning in item.get("warnings") or []:
             if warning not in shown:  # e.g. sales the store already holds in another format
                 st.warning(f"Store: {page_wording(warning)}", icon=":material/warning:")
+        if client is not None and run is not None:
+            show_undo(client, int(run))
 
 
-def show_report(result: dict[str, Any]) -> None:
+def show_report(result: dict[str, Any], client: ApiClient | None = None) -> None:
     """Show the cleaning report: counts, rejection reasons and a sample of rejected rows.
 
     Parameters
     ----------
     result : dict
         The ``POST /pipeline`` answer.
+    client : ApiClient, optional
+        The API client, for *Undo this upload* of saved rows.
     """
     report: dict[str, Any] = result.get("report") or {}
     st.subheader("Cleaning report")
@@ -223,7 +306,7 @@ def show_report(result: dict[str, Any]) -> None:
     st.caption(" · ".join(details))
     for warning in report.get("warnings") or []:
         st.warning(f"Check: {page_wording(warning)}", icon=":material/warning:")
-    show_stored(result.get("stored"), list(report.get("warnings") or []))
+    show_stored(result.get("stored"), list(report.get("warnings") or []), client)
     if read and report.get("valid_lines") == 0:
         examples = ", ".join(f"`{v}`" for v in report.get("bad_date_examples") or [])
         st.error(
@@ -372,6 +455,7 @@ def render() -> None:
     # A file whose rows were saved once is not saved again when a switch changes: the store
     # would count every row as a duplicate (duplicates are decided on the raw text).
     saved: dict[str, bool] = st.session_state.setdefault(SAVED_KEY, {})
+    saved_runs: dict[str, list[int]] = st.session_state.setdefault(SAVED_RUNS_KEY, {})
     upload_id = (uploaded.file_id, store, day_first, tuple(sorted(columns.items())))
     if st.session_state.get(UPLOAD_KEY) != upload_id:
         st.session_state[UPLOAD_KEY] = upload_id
@@ -381,15 +465,24 @@ def render() -> None:
         run_upload(client, uploaded.name, uploaded.getvalue(), save, day_first, columns)
         if save and RESULT_KEY in st.session_state:
             saved[uploaded.file_id] = day_first
+            runs = [
+                int(item["run_id"])
+                for item in st.session_state[RESULT_KEY].get("stored") or []
+                if item.get("run_id") is not None
+            ]
+            saved_runs.setdefault(uploaded.file_id, []).extend(runs)
     if st.session_state.get(NOT_SAVED_AGAIN_KEY):  # the result shown was scored, not saved
-        read = "day-first" if saved[uploaded.file_id] else "in the order decided for the file"
-        st.info(
-            f"The rows of {uploaded.name} were already saved to the store in this session "
-            f"(slash dates read {read}), so this result was scored without saving them again. "
-            "To store them read another way, have that ingest run undone on the server (clv "
-            "undo-ingest with its run number), then drop the file here again.",
-            icon=":material/database:",
-        )
+        if uploaded.file_id in saved:  # else undone since: show_undo says so
+            read = "day-first" if saved[uploaded.file_id] else "in the order decided for the file"
+            st.info(
+                f"The rows of {uploaded.name} were already saved to the store in this session "
+                f"(slash dates read {read}), so this result was scored without saving them "
+                "again. To store them read another way, undo that upload with *Undo this "
+                "upload* below, then change a switch or drop the file here again.",
+                icon=":material/database:",
+            )
+        for run in saved_runs.get(uploaded.file_id, []):
+            show_undo(client, run)
 
     error = st.session_state.get(ERROR_KEY)
     if isinstance(error, DashboardError):
@@ -401,7 +494,7 @@ def render() -> None:
     result = st.session_state.get(RESULT_KEY)
     if result is None:
         return
-    show_report(result)
+    show_report(result, client)
     st.divider()
     show_predictions(result, symbol, str(st.session_state.get(SOURCE_KEY, uploaded.name)))
 
