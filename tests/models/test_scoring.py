@@ -257,8 +257,9 @@ def test_a_training_date_with_too_little_history_says_what_would_do() -> None:
     first, last = dt.date(2010, 1, 1), dt.date(2010, 1, 21)  # three weeks of data
     with pytest.raises(NotEnoughDataError) as caught:
         check_training_as_of(first, last, dt.date(2009, 12, 22), 30, "--as-of", "ingest more")
-    # the dates come before the check of the span: an as-of before the data has -10 days
+    # the dates come before the check of the span: an as-of before the data, not "-10 days"
     assert "needs 174 days of purchases before the as-of date" in str(caught.value)
+    assert "and 2009-12-22 comes before the first purchase;" in str(caught.value)
     assert str(caught.value).endswith("; ingest more")  # no later date inside the data would do
     year = dt.date(2011, 1, 1)
     with pytest.raises(NotEnoughDataError) as caught:

@@ -175,10 +175,11 @@ def check_training_as_of(
             if budget != "quick" and have >= quick
             else ""
         )
+        held = f"has {have}" if have >= 0 else "comes before the first purchase"
         raise NotEnoughDataError(
             f"the store covers {first} to {last}: training with the {budget} budget and a "
             f"{horizon_days}-day horizon needs {needed} days of purchases before the as-of "
-            f"date, and {as_of} has {have}{hint}; {more}{later}"
+            f"date, and {as_of} {held}{hint}; {more}{later}"
         )
 
 
