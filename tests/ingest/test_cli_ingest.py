@@ -172,6 +172,23 @@ def test_a_file_without_a_required_column_leaves_no_store_behind(
     assert not db.exists()
 
 
+def test_a_csv_gz_stating_too_large_a_size_leaves_no_store_behind(
+    here: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gzip trailer states the unpacked size: checked before the store is created."""
+    import gzip
+
+    from retail_clv.ingest import readers
+
+    monkeypatch.setattr(readers, "MAX_GZIP_TEXT_BYTES", 1000)
+    bomb = here / "bomb.csv.gz"
+    bomb.write_bytes(gzip.compress((HEADER_II + "\n" + (VALID + "\n") * 100).encode()))
+    db = here / "new.db"
+    assert run_app(["ingest", str(bomb), "--db", f"sqlite:///{db}"]) == 1
+    assert "unpacks to more than" in _err(capsys)
+    assert not db.exists()
+
+
 def test_a_bad_file_among_good_ones_stores_nothing_and_is_named(
     here: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -193,6 +193,10 @@ def read_header(path: str | Path) -> RawFile | None:
         with path.open("rb") as stream:
             data = stream.read(HEADER_BYTES + 1)
             if data.startswith(GZIP_MAGIC):
+                # the trailer states the unpacked size (modulo 4 GiB; the full read still counts)
+                stream.seek(-4, io.SEEK_END)
+                if struct.unpack("<I", stream.read(4))[0] > MAX_GZIP_TEXT_BYTES:
+                    raise _gzip_too_large(path)
                 stream.seek(0)
                 with gzip.GzipFile(fileobj=stream) as archive:
                     return _header_of_text(path, archive.read(HEADER_BYTES + 1), "csv.gz")
@@ -207,6 +211,14 @@ def read_header(path: str | Path) -> RawFile | None:
     if path.suffix.lower() in _BINARY_EXTENSIONS:
         return None
     return _header_of_text(path, data, "csv")
+
+
+def _gzip_too_large(path: Path) -> InputFileError:
+    """Return the refusal of a ``.csv.gz`` unpacking to more than :data:`MAX_GZIP_TEXT_BYTES`."""
+    return InputFileError(
+        f"{path} unpacks to more than {MAX_GZIP_TEXT_BYTES / 2**30:g} GiB; decompress it "
+        "and ingest the CSV in parts (clv ingest takes several files)"
+    )
 
 
 def _header_of_text(path: Path, data: bytes, file_format: str) -> RawFile | None:
@@ -304,10 +316,7 @@ def _read_bytes(path: Path, data: bytes, digest: str) -> RawFile:
                 f"{path} is a damaged gzip file ({exc}); download or compress it again"
             ) from exc
         if len(inner) > MAX_GZIP_TEXT_BYTES:
-            raise InputFileError(
-                f"{path} unpacks to more than {MAX_GZIP_TEXT_BYTES / 2**30:g} GiB; decompress it "
-                "and ingest the CSV in parts (clv ingest takes several files)"
-            )
+            raise _gzip_too_large(path)
         if not inner:
             raise InputFileError(f"file is empty: {path} (the gzip archive holds 0 bytes)")
         if inner.startswith((ZIP_MAGIC, PARQUET_MAGIC, GZIP_MAGIC)):
