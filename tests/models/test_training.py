@@ -261,3 +261,18 @@ def test_one_purchase_day_per_customer_is_named_as_the_reason():
     as_of = once["invoice_date"].max().date() + dt.timedelta(days=1)
     with pytest.raises(NotEnoughDataError, match="no customer bought on more than one day"):
         train(once, cancellations.clear(), as_of, 30, "quick")
+
+
+def test_a_window_ending_on_the_datas_last_day_is_flagged() -> None:
+    from retail_clv.models.training import partial_last_day_note
+
+    last_sale = dt.datetime(2011, 12, 9, 12, 50)  # Online Retail II stops at midday
+    note = partial_last_day_note(last_sale, dt.date(2011, 11, 10), 30)
+    assert note is not None
+    assert note.startswith("the held-out window [2011-11-10, 2011-12-10) ends on the last day")
+    assert "2011-12-09, whose last sale is at 12:50" in note
+    assert note.endswith("an as-of one day earlier (2011-11-09) avoids it")
+    # the protocol's window ends the day before the data's last day; a shorter one earlier
+    assert partial_last_day_note(last_sale, dt.date(2011, 11, 9), 30) is None
+    assert partial_last_day_note(last_sale, dt.date(2011, 12, 3), 7) is not None
+    assert partial_last_day_note(last_sale, dt.date(2011, 12, 2), 7) is None

@@ -309,6 +309,38 @@ def spend_levels(features: pl.DataFrame) -> dict[str, float | int]:
     }
 
 
+def partial_last_day_note(last_sale: dt.datetime, as_of: dt.date, horizon_days: int) -> str | None:
+    """Say when the held-out window ends on the data's last day, which may be partly exported.
+
+    A window ``[as_of, as_of + horizon)`` counts as covered when the data reaches its last day;
+    whether that day's sales are all there, nothing in the data tells (Online Retail II stops
+    at 12:50 on its last day). The protocol's windows end the day before.
+
+    Parameters
+    ----------
+    last_sale : datetime.datetime
+        Time of the data's last purchase line.
+    as_of : datetime.date
+        Start of the held-out window.
+    horizon_days : int
+        Window length.
+
+    Returns
+    -------
+    str or None
+        A sentence when the window's last day is the data's last day, else ``None``.
+    """
+    last_day = as_of + dt.timedelta(days=horizon_days - 1)
+    if last_sale.date() != last_day:
+        return None
+    return (
+        f"the held-out window [{as_of}, {as_of + dt.timedelta(days=horizon_days)}) ends on the "
+        f"last day of the data, {last_day}, whose last sale is at {last_sale:%H:%M}: if that "
+        "day's sales are not all in the data, the actual spend there is understated and the "
+        f"metrics with it; an as-of one day earlier ({as_of - dt.timedelta(days=1)}) avoids it"
+    )
+
+
 def _same_predictions_note(preds: pl.DataFrame, model1: Any, model2: Any) -> str | None:
     """Say why Model 1 and Model 2 agree on every customer, when they do.
 
@@ -649,6 +681,7 @@ def train(
             for note in [
                 unseen_season_note(cutoffs, as_of, horizon_days),
                 _same_predictions_note(preds, model1, model2),
+                partial_last_day_note(last_date, as_of, horizon_days) if covered else None,
             ]
             if note is not None
         ],
