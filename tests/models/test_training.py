@@ -263,16 +263,24 @@ def test_one_purchase_day_per_customer_is_named_as_the_reason():
         train(once, cancellations.clear(), as_of, 30, "quick")
 
 
-def test_a_window_ending_on_the_datas_last_day_is_flagged() -> None:
+def test_a_window_ending_on_a_cut_off_last_day_is_flagged() -> None:
     from retail_clv.models.training import partial_last_day_note
 
-    last_sale = dt.datetime(2011, 12, 9, 12, 50)  # Online Retail II stops at midday
-    note = partial_last_day_note(last_sale, dt.date(2011, 11, 10), 30)
+    def day(d: dt.date, lines: int, hour: int = 10) -> list[dt.datetime]:
+        return [dt.datetime.combine(d, dt.time(hour, i % 60)) for i in range(lines)]
+
+    first = dt.date(2011, 11, 1)
+    usual = [t for i in range(8) for t in day(first + dt.timedelta(days=i), 20)]
+    cut = pl.Series(usual + day(dt.date(2011, 11, 9), 9, hour=12))  # 9 lines against 20
+    note = partial_last_day_note(cut, dt.date(2011, 10, 11), 30)
     assert note is not None
-    assert note.startswith("the held-out window [2011-11-10, 2011-12-10) ends on the last day")
-    assert "2011-12-09, whose last sale is at 12:50" in note
-    assert note.endswith("an as-of one day earlier (2011-11-09) avoids it")
-    # the protocol's window ends the day before the data's last day; a shorter one earlier
-    assert partial_last_day_note(last_sale, dt.date(2011, 11, 9), 30) is None
-    assert partial_last_day_note(last_sale, dt.date(2011, 12, 3), 7) is not None
-    assert partial_last_day_note(last_sale, dt.date(2011, 12, 2), 7) is None
+    assert note.startswith("the held-out window [2011-10-11, 2011-11-10) ends on the last day")
+    assert "2011-11-09, which holds 9 purchase lines (the last at 12:08)" in note
+    assert "against a median of 20 on the sale days of the four weeks before" in note
+    assert note.endswith("an as-of one day earlier (2011-10-10) avoids it")
+    # a full last day, or a window ending before the last day, says nothing
+    full = pl.Series(usual + day(dt.date(2011, 11, 9), 10))
+    assert partial_last_day_note(full, dt.date(2011, 10, 11), 30) is None
+    assert partial_last_day_note(cut, dt.date(2011, 10, 10), 30) is None
+    # nothing before the last day to compare with
+    assert partial_last_day_note(pl.Series(day(first, 3)), dt.date(2011, 10, 3), 30) is None
