@@ -284,3 +284,25 @@ def test_a_window_ending_on_a_cut_off_last_day_is_flagged() -> None:
     assert partial_last_day_note(cut, dt.date(2011, 10, 10), 30) is None
     # nothing before the last day to compare with
     assert partial_last_day_note(pl.Series(day(first, 3)), dt.date(2011, 10, 3), 30) is None
+
+
+def test_one_customer_holding_most_of_the_variance_is_named() -> None:
+    from retail_clv.models.training import dominant_customer_note, variance_concentration
+
+    actual = np.array([0.0] * 97 + [10.0, 10.0, 1000.0])
+    shares = variance_concentration(actual)
+    terms = (actual - actual.mean()) ** 2
+    assert shares["top1"] == pytest.approx(terms[-1] / terms.sum())
+    assert shares["top5"] == pytest.approx(np.sort(terms)[-5:].sum() / terms.sum())
+    ids = [f"c{i}" for i in range(100)]
+    note = dominant_customer_note(actual, ids, dt.date(2011, 12, 3), 7)
+    assert note is not None
+    assert note.startswith(
+        f"customer c99 holds {shares['top1']:.0%} of the spend variance of the held-out window "
+        "[2011-12-03, 2011-12-10)"
+    )
+    assert "so read it beside Gini, Spearman and MAE" in note
+    # spread over many customers, or nobody bought: nothing to say
+    assert dominant_customer_note(np.arange(100.0), ids, dt.date(2011, 12, 3), 7) is None
+    assert variance_concentration(np.zeros(5)) == {"top1": 0.0, "top5": 0.0}
+    assert dominant_customer_note(np.zeros(100), ids, dt.date(2011, 12, 3), 7) is None
