@@ -151,6 +151,25 @@ def test_models_clearly_behind_a_baseline_are_a_warning():
     assert behind_baselines_notes(failed) == []
     assert behind_baselines_notes({"models": {"model1": {"r2": float("nan")}}}) == []
     assert behind_baselines_notes({}) == []
+    # a thousandth below the train mean is no news (-0.101 against -0.100)
+    close = {"models": {"model1": {"r2": -0.101}}, "baselines": {"mean": {"r2": -0.100}}}
+    assert behind_baselines_notes(close) == []
+
+
+def test_a_products_model_behind_its_baselines_is_a_warning():
+    from retail_clv.models.training import behind_baselines_notes
+
+    metrics = {
+        "models": {"products": {"r2": 0.051}},
+        "products_baselines": {"mean": {"r2": -0.004}, "last_window": {"r2": 0.203}},
+    }
+    [note] = behind_baselines_notes(metrics)
+    assert note.startswith(
+        "The products model is behind simple baselines on the held-out window: R² 0.051 "
+        "against the last-window baseline's 0.203."
+    )
+    metrics["products_baselines"]["last_window"]["r2"] = 0.055  # inside the margin
+    assert behind_baselines_notes(metrics) == []
 
 
 def test_quick_training_on_a_small_sample(quick_run):

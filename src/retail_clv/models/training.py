@@ -441,9 +441,11 @@ _BASELINE_NAMES = {
 def behind_baselines_notes(metrics: dict[str, Any]) -> list[str]:
     """Say which models are clearly behind a baseline on the held-out window (R²).
 
-    Clearly behind: below the train-mean baseline's R² (worse than predicting one number for
-    everyone), or below the run-rate's or BG/NBD's with the 90% bootstrap interval of the gap
-    entirely below zero. Runs without held-out metrics give no note.
+    Clearly behind: more than :data:`BEHIND_MARGIN` below the train-mean baseline's R² (worse
+    than predicting one number for everyone), or below the run-rate's or BG/NBD's with the 90%
+    bootstrap interval of the gap entirely below zero. The products model likewise, more than
+    :data:`BEHIND_MARGIN` below its train-mean or last-window baseline's R² (it has no bootstrap
+    interval). Runs without held-out metrics give no note.
     """
     notes = []
     models = metrics.get("models") or {}
@@ -459,7 +461,10 @@ def behind_baselines_notes(metrics: dict[str, Any]) -> list[str]:
             if base_r2 is None or not np.isfinite(base_r2) or r2 >= base_r2:
                 continue
             gap = ((gaps.get(key) or {}).get(name) or {}).get("r2") or {}
-            if name == "mean" or (gap.get("high") is not None and gap["high"] < 0):
+            if name == "mean":
+                if r2 < base_r2 - BEHIND_MARGIN:
+                    behind.append(f"{base_label}'s {base_r2:.3f}")
+            elif gap.get("high") is not None and gap["high"] < 0:
                 behind.append(f"{base_label}'s {base_r2:.3f}")
         if behind:
             notes.append(
@@ -468,7 +473,36 @@ def behind_baselines_notes(metrics: dict[str, Any]) -> list[str]:
                 "are less accurate than those baselines'; compare them in the model card (the "
                 "dashboard's Models page) before relying on them"
             )
+    notes.extend(_products_behind_notes(metrics))
     return notes
+
+
+#: How far below a baseline's R² a model must be for :func:`behind_baselines_notes` without a
+#: bootstrap interval (the train mean, the products model's baselines): a thousandth is no news.
+BEHIND_MARGIN = 0.01
+
+
+def _products_behind_notes(metrics: dict[str, Any]) -> list[str]:
+    """Return the products model's part of :func:`behind_baselines_notes`."""
+    r2 = ((metrics.get("models") or {}).get("products") or {}).get("r2")
+    if r2 is None or not np.isfinite(r2):
+        return []
+    baselines = metrics.get("products_baselines") or {}
+    behind = [
+        f"the {label} baseline's {base_r2:.3f}"
+        for name, label in (("mean", "train mean"), ("last_window", "last-window"))
+        if (base_r2 := (baselines.get(name) or {}).get("r2")) is not None
+        and np.isfinite(base_r2)
+        and r2 < base_r2 - BEHIND_MARGIN
+    ]
+    if not behind:
+        return []
+    return [
+        f"The products model is behind simple baselines on the held-out window: R² {r2:.3f} "
+        f"against {' and '.join(behind)}. On this data its predicted numbers of products are "
+        "less accurate than those baselines'; compare them in the model card before relying "
+        "on them"
+    ]
 
 
 def model_input(frame: pl.DataFrame, feature_names: Sequence[str]) -> pd.DataFrame:
