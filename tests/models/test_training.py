@@ -325,3 +325,19 @@ def test_one_customer_holding_most_of_the_variance_is_named() -> None:
     assert dominant_customer_note(np.arange(100.0), ids, dt.date(2011, 12, 3), 7) is None
     assert variance_concentration(np.zeros(5)) == {"top1": 0.0, "top5": 0.0}
     assert dominant_customer_note(np.zeros(100), ids, dt.date(2011, 12, 3), 7) is None
+
+
+def test_a_long_stretch_without_purchases_is_named() -> None:
+    from retail_clv.models.training import data_gap_note
+
+    times = pl.Series(
+        [dt.datetime(2020, 1, d, 10) for d in range(1, 29)]
+        + [dt.datetime(2022, 3, 1, 9), dt.datetime(2022, 3, 2, 9)]
+    )
+    note = data_gap_note(times, dt.date(2022, 4, 1))
+    assert note is not None
+    assert note.startswith("no purchase at all between 2020-01-28 and 2022-03-01 (763 days)")
+    # only the history before the as-of counts; short closures say nothing
+    assert data_gap_note(times, dt.date(2020, 2, 1)) is None
+    weekly = pl.Series([dt.datetime(2021, 1, 1) + dt.timedelta(days=7 * i) for i in range(60)])
+    assert data_gap_note(weekly, dt.date(2022, 6, 1)) is None

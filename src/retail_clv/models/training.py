@@ -309,6 +309,48 @@ def spend_levels(features: pl.DataFrame) -> dict[str, float | int]:
     }
 
 
+#: Days without any purchase, before the as-of date, from which a run warns of a hole in the data.
+GAP_DAYS = 60
+
+
+def data_gap_note(sale_times: pl.Series, as_of: dt.date) -> str | None:
+    """Say when the history before ``as_of`` has a long stretch without any purchase.
+
+    A shop closed for months, or a missing export, leaves training windows in which nobody buys:
+    the models learn those zeros as behaviour. The longest stretch between two purchase days
+    of more than :data:`GAP_DAYS` days is named (Online Retail II's longest, the Christmas
+    closure from 2009-12-23 to 2010-01-04, is 12 days).
+
+    Parameters
+    ----------
+    sale_times : polars.Series
+        ``invoice_date`` of every purchase line.
+    as_of : datetime.date
+        The run's as-of date (only the history before it is looked at).
+
+    Returns
+    -------
+    str or None
+        A sentence naming the longest gap, or ``None``.
+    """
+    days = sale_times.dt.date().unique().sort()
+    days = days.filter(days < as_of)
+    if days.len() < 2:
+        return None
+    gaps = days.diff().dt.total_days()
+    longest = int(gaps.arg_max() or 0)
+    length = int(gaps[longest] or 0)
+    if length <= GAP_DAYS:
+        return None
+    before, after = days[longest - 1], days[longest]
+    return (
+        f"no purchase at all between {before} and {after} ({length} days): training windows "
+        "in that stretch teach the models that nobody buys. If the shop was not closed then, "
+        "a file is missing from the store (clv ingest-runs or GET /ingest-runs list what is "
+        "there)"
+    )
+
+
 #: One customer holding more of the held-out window's spend variance than this gets a warning.
 DOMINANT_SHARE = 0.5
 
@@ -782,6 +824,7 @@ def train(
             note
             for note in [
                 unseen_season_note(cutoffs, as_of, horizon_days),
+                data_gap_note(purchases["invoice_date"], as_of),
                 _same_predictions_note(preds, model1, model2),
                 partial_last_day_note(purchases["invoice_date"], as_of, horizon_days)
                 if covered
