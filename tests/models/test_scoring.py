@@ -242,6 +242,22 @@ def test_scores_of_a_run_behind_the_baselines_carry_its_warning(tmp_path) -> Non
     assert "the train mean's -0.010" in note
 
 
+def test_scores_of_a_run_whose_two_models_agree_say_so(tmp_path) -> None:
+    """clv train warned; clv predict then wrote two identical spend columns without a word."""
+    from dataclasses import replace
+
+    from retail_clv.models.registry import load_run, save_run
+    from retail_clv.models.scoring import score
+    from tests.models._toy import toy_result
+
+    result = toy_result()
+    save_run(replace(result, model2=result.model1), tmp_path / "models", {"n_purchases": 4})
+    purchases, cancellations = _store_frames()
+    notes: list[str] = []
+    score(load_run(tmp_path / "models"), purchases, cancellations, notes=notes)
+    assert [n for n in notes if n.startswith("Model 1 and Model 2 give the same predictions")]
+
+
 def test_scores_of_a_run_ahead_of_the_baselines_carry_no_warning(bundle) -> None:
     from retail_clv.models.scoring import score
 

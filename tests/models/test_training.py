@@ -109,7 +109,7 @@ def test_identical_models_are_explained_by_their_blends():
 
     import polars as pl
 
-    from retail_clv.models.training import _same_predictions_note
+    from retail_clv.models.training import same_predictions_note
 
     def stack(weights):
         return SimpleNamespace(regressor_=SimpleNamespace(blend_weights=lambda: weights))
@@ -119,11 +119,11 @@ def test_identical_models_are_explained_by_their_blends():
     same = pl.DataFrame(
         {"predicted_spend_30d_model1": [1.0, 2.0], "predicted_spend_30d_model2": [1.0, 2.0]}
     )
-    note = _same_predictions_note(same, m1, m2)
+    note = same_predictions_note(same, m1, m2)
     assert note is not None
     assert "(Model 1: rf 0.70, lasso 0.30; Model 2: rf 0.70, lasso 0.30)" in note
     different = same.with_columns(predicted_spend_30d_model2=pl.Series([1.0, 2.5]))
-    assert _same_predictions_note(different, m1, m2) is None
+    assert same_predictions_note(different, m1, m2) is None
 
 
 def test_models_clearly_behind_a_baseline_are_a_warning():

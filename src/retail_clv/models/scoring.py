@@ -413,15 +413,18 @@ def score(
             f"no customer has a purchase before {cutoff.isoformat()}: choose a later --as-of "
             f"or {INGEST_HINT}"
         )
+    from retail_clv.models.training import same_predictions_note
+
+    predictions = bundle.predict(features)
     found = feature_notes(features, bundle.feature_names) + _run_notes(bundle, cutoff)
     scale = scale_note((bundle.metadata.get("config") or {}).get("spend_levels"), features)
-    found += [scale] if scale else []
+    same = same_predictions_note(predictions, bundle.model1, bundle.model2)
+    found += [note for note in (scale, same) if note]
     if notes is not None:
         notes.extend(found)  # the caller shows them
     else:
         for note in found:
             logger.warning("%s", note)
-    predictions = bundle.predict(features)
     countries = features.select("customer_id", "country").unique("customer_id", keep="first")
     scored = predictions.join(countries, on="customer_id", how="left")
     logger.info(

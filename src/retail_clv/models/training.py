@@ -451,7 +451,7 @@ def partial_last_day_note(sale_times: pl.Series, as_of: dt.date, horizon_days: i
     )
 
 
-def _same_predictions_note(preds: pl.DataFrame, model1: Any, model2: Any) -> str | None:
+def same_predictions_note(preds: pl.DataFrame, model1: Any, model2: Any) -> str | None:
     """Say why Model 1 and Model 2 agree on every customer, when they do.
 
     It happens when both stacks' blends put all their weight on the learners they share, e.g. the
@@ -463,7 +463,10 @@ def _same_predictions_note(preds: pl.DataFrame, model1: Any, model2: Any) -> str
         return None
 
     def kept(model: Any) -> str:
-        weights = model.regressor_.blend_weights()
+        blend = getattr(getattr(model, "regressor_", None), "blend_weights", None)
+        if blend is None:
+            return "no blend"
+        weights = blend()
         return ", ".join(f"{k} {v:.2f}" for k, v in weights.items() if k != "intercept" and v > 0)
 
     return (
@@ -825,7 +828,7 @@ def train(
             for note in [
                 unseen_season_note(cutoffs, as_of, horizon_days),
                 data_gap_note(purchases["invoice_date"], as_of),
-                _same_predictions_note(preds, model1, model2),
+                same_predictions_note(preds, model1, model2),
                 partial_last_day_note(purchases["invoice_date"], as_of, horizon_days)
                 if covered
                 else None,
