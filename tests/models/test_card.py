@@ -158,3 +158,12 @@ def test_run_warnings_are_in_the_card_even_without_held_out_metrics() -> None:
         }
     )
     assert "**Warning:** 30 of the 30 days of [...] fall" in text
+
+
+def test_a_run_without_a_search_does_not_claim_one() -> None:
+    """The quick budget runs no search: its card said "Chosen by the ... search:" over {}."""
+    metadata = {**_metadata(), "best_params": {"model1": {}, "model2": {}}}
+    text = render_model_card(metadata)
+    assert "Chosen by the time-aware randomized search" not in text
+    assert "No search was run (budget quick)" in text
+    assert "Chosen by the time-aware randomized search:" in render_model_card(_metadata())

@@ -338,13 +338,21 @@ def render_model_card(metadata: Mapping[str, Any], plots: Mapping[str, str] | No
         lines.append("")
 
     lines += ["## Hyper-parameters", ""]
-    lines += [
-        "Chosen by the time-aware randomized search:",
-        "",
-        "```json",
-        json.dumps(metadata.get("best_params") or {}, indent=2, sort_keys=True, default=str),
-        "```",
-    ]
+    best = metadata.get("best_params") or {}
+    if any(best.values()):
+        lines += [
+            "Chosen by the time-aware randomized search:",
+            "",
+            "```json",
+            json.dumps(best, indent=2, sort_keys=True, default=str),
+            "```",
+        ]
+    else:  # the quick budget runs no search
+        lines += [
+            "No search was run (budget "
+            f"{(metadata.get('config') or {}).get('budget', 'n/a')}): the learners keep the "
+            "defaults validated on the rolling cutoffs (docs/models.md, Budgets).",
+        ]
     if metadata.get("cv_scores"):
         lines += [
             "",
