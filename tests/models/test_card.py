@@ -167,3 +167,13 @@ def test_a_run_without_a_search_does_not_claim_one() -> None:
     assert "Chosen by the time-aware randomized search" not in text
     assert "No search was run (budget quick)" in text
     assert "Chosen by the time-aware randomized search:" in render_model_card(_metadata())
+
+
+def test_the_card_sets_the_total_spend_beside_each_models_sum() -> None:
+    metrics = {**toy_metrics(), "totals": {"actual": 20000.0, "model1": 13400.0, "model2": 15800.0}}
+    text = render_model_card({**_metadata(), "metrics": metrics})
+    assert (
+        "Total spend in the window: 20,000; sum of the predictions: Model 1 13,400 (0.67×), "
+        "Model 2 15,800 (0.79×)."
+    ) in text
+    assert "Total spend in the window" not in render_model_card(_metadata())

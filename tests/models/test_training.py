@@ -207,6 +207,11 @@ def test_quick_training_on_a_small_sample(quick_run):
     as_of_rows = customer_features(purchases, cancellations, [dt.date(2011, 3, 1)])
     assert result.config["spend_levels"] == spend_levels(as_of_rows)
     assert result.config["spend_levels"]["customers"] == m["n_customers"]
+    # the window's total and each method's sum of predictions
+    h = result.holdout
+    assert m["totals"]["actual"] == pytest.approx(h["actual_spend"].sum())
+    assert m["totals"]["model2"] == pytest.approx(h["pred_model2"].sum())
+    assert m["totals"]["run_rate"] == pytest.approx(h["pred_run_rate"].sum())
     assert calls[0][0] < calls[-1][0] == 1.0
     assert {f["feature"] for f in result.feature_importance} == set(FEATURE_COLUMNS)
     assert all(

@@ -150,6 +150,30 @@ def gap_rows(metrics: Mapping[str, Any] | None) -> list[tuple[str, str, str]]:
     return rows
 
 
+def totals_line(metrics: Mapping[str, Any] | None) -> str | None:
+    """Word the window's total spend against each model's sum of predictions.
+
+    Returns
+    -------
+    str or None
+        ``None`` for runs without ``totals`` (not evaluated, or saved before they were kept).
+    """
+    totals = (metrics or {}).get("totals") or {}
+    actual = totals.get("actual")
+    if not actual:
+        return None
+    parts = [
+        f"{label} {_fmt(totals[key], 0)} ({float(totals[key]) / float(actual):.2f}×)"
+        for key, label in (("model1", "Model 1"), ("model2", "Model 2"))
+        if totals.get(key) is not None
+    ]
+    return (
+        f"Total spend in the window: {_fmt(actual, 0)}; sum of the predictions: "
+        + ", ".join(parts)
+        + ". A revenue forecast built on the sums is off by these ratios."
+    )
+
+
 def products_lines(metrics: Mapping[str, Any] | None) -> list[str]:
     """One line for the products model's metrics and one for its baselines (none if absent).
 
@@ -266,6 +290,9 @@ def render_model_card(metadata: Mapping[str, Any], plots: Mapping[str, str] | No
         for row in rows:
             if row["failed_reason"]:
                 lines += ["", f"{row['label']}: {_escape(row['failed_reason'])}"]
+        totals = totals_line(metrics)
+        if totals:
+            lines += ["", totals]
         products = products_lines(metrics)
         if products:
             lines += ["", "Distinct products in the window.", "", *(f"- {p}" for p in products)]
