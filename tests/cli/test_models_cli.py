@@ -363,6 +363,14 @@ def test_models_lists_runs(use_trained, capsys) -> None:
     latest = os.readlink(use_trained["CLV_MODELS_DIR"] / "latest")
     assert latest in out
     assert "* the run models/latest points at: clv predict and the API use it" in out
+    # the training store of each run, by the name of its file
+    assert Path(trained_db_name(use_trained)).name in out
+
+
+def trained_db_name(trained: dict) -> str:
+    from sqlalchemy.engine import make_url
+
+    return str(make_url(str(trained["CLV_DATABASE_URL"])).database)
 
 
 def test_a_bad_thread_count_is_one_clear_error(monkeypatch, capsys) -> None:

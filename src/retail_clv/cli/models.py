@@ -353,6 +353,7 @@ def list_models(models_dir: ModelsDirOption = None) -> None:
     table.add_column("Run id (UTC training time)", no_wrap=True)
     for label in ("As of", "Horizon", "R² M1", "R² M2"):
         table.add_column(label, justify="right")
+    table.add_column("Store")
     for run_info in runs:
         table.add_row(
             "*" if run_info["active"] else "",
@@ -361,5 +362,23 @@ def list_models(models_dir: ModelsDirOption = None) -> None:
             str(run_info["horizon_days"]),
             _fmt(run_info["r2_model1"]),
             _fmt(run_info["r2_model2"]),
+            escape(_store_name(run_info.get("database_url"))),
         )
     console.print(table)
+
+
+def _store_name(url: str | None) -> str:
+    """Name a run's training store briefly: the SQLite file's name or the database's name."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not url:
+        return "n/a"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    database = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite":
+        return Path(database).name or "(in memory)"
+    return f"{parsed.get_backend_name()}: {database}"

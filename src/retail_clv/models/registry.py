@@ -801,8 +801,9 @@ def list_runs(models_dir: Path) -> list[dict[str, Any]]:
     -------
     list of dict
         ``{"run_id", "trained_at", "as_of", "horizon_days", "active", "r2_model1",
-        "r2_model2"}`` per run; ``active`` marks the run ``latest`` points at. Runs whose
-        metadata cannot be read are skipped with a warning.
+        "r2_model2", "database_url"}`` per run; ``active`` marks the run ``latest`` points at;
+        ``database_url`` is the training store as the run recorded it (no password), ``None``
+        when not recorded. Runs whose metadata cannot be read are skipped with a warning.
     """
     models_dir = Path(models_dir)
     runs = _run_ids(models_dir)
@@ -826,6 +827,7 @@ def list_runs(models_dir: Path) -> list[dict[str, Any]]:
                 "active": run_id == active,
                 "r2_model1": _holdout_r2(metrics, "model1"),
                 "r2_model2": _holdout_r2(metrics, "model2"),
+                "database_url": (metadata.get("data_fingerprint") or {}).get("database_url"),
             }
         )
     return listed
