@@ -177,3 +177,9 @@ def test_the_card_sets_the_total_spend_beside_each_models_sum() -> None:
         "Model 2 15,800 (0.79×)."
     ) in text
     assert "Total spend in the window" not in render_model_card(_metadata())
+
+
+def test_a_one_day_horizon_is_one_day() -> None:
+    text = render_model_card({**_metadata(), "horizon_days": 1})
+    assert "- Horizon: 1 day\n" in text
+    assert "- Horizon: 30 days\n" in render_model_card(_metadata())

@@ -22,6 +22,7 @@ from retail_clv.cli.base import (
     read_store,
 )
 from retail_clv.config import get_settings
+from retail_clv.errors import days
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -50,7 +51,7 @@ def backtest_table(result: dict[str, Any]) -> Table:
     from retail_clv.models.backtest import summary_rows
 
     table = Table(
-        title=f"Backtest at {result['cutoff']}, {result['horizon_days']} days, "
+        title=f"Backtest at {result['cutoff']}, {days(int(result['horizon_days']))}, "
         f"{result['n_customers']:,} customers"
     )
     for col in ("", "kind", "R²", "MAE", "RMSE", "Spearman", "Gini", "top-10% capture"):

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from retail_clv.cli.base import app, console
+from retail_clv.errors import days
 
 FORMAT_BY_SUFFIX = {".gz": "csv.gz", ".xlsx": "xlsx", ".parquet": "parquet", ".csv": "csv"}
 
@@ -73,7 +74,7 @@ def generate(
     table.add_row("file", str(report.path))
     table.add_row("ground truth", str(report.truth_path))
     table.add_row("period", f"{report.start} .. {report.end} (exclusive)")
-    table.add_row("truth window", f"{report.truth_cutoff} + {report.horizon_days} days")
+    table.add_row("truth window", f"{report.truth_cutoff} + {days(report.horizon_days)}")
     table.add_row("customers", f"{report.customers:,}")
     table.add_row("rows written", f"{report.rows_written:,}")
     table.add_row("clean purchase rows", f"{report.clean_purchase_rows:,}")

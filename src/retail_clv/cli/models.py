@@ -197,7 +197,7 @@ def train(
     else:
         console.print(
             f"[yellow]Not evaluated:[/] the data does not cover [{cutoff}, {cutoff} + "
-            f"{horizon_days} days), so the run has no held-out metrics."
+            f"{days(horizon_days)}), so the run has no held-out metrics."
         )
     print_warnings(result.metrics)
     console.print(f"Model run [bold]{run_dir.name}[/] saved to {escape(str(run_dir))}")

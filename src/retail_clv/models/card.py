@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from retail_clv.errors import days
+
 __all__ = [
     "CARD_FILE",
     "PLOT_FILES",
@@ -250,7 +252,7 @@ def render_model_card(metadata: Mapping[str, Any], plots: Mapping[str, str] | No
         f"- Trained at (UTC): {metadata.get('trained_at')}",
         f"- As-of date: {as_of} — training windows end on or before it; the held-out window "
         f"is {_window(as_of, horizon)}",
-        f"- Horizon: {horizon} days",
+        f"- Horizon: {days(int(horizon)) if horizon is not None else 'n/a'}",
         f"- Search budget: {config.get('budget', 'n/a')}",
         f"- Git commit: {git.get('commit') or 'unknown'}"
         + (" (uncommitted changes)" if git.get("dirty") else ""),
