@@ -121,14 +121,14 @@ def test_cli_lists_and_undoes_runs(tmp_path: Path, capsys) -> None:
 def test_an_undo_waits_for_an_ingest_that_is_checking_duplicates(store_url: str, tmp_path) -> None:
     import threading
 
-    from retail_clv.store.runs import hold_off_undo
+    from retail_clv.store.runs import lock_for_ingest
 
     engine = get_engine(store_url)
     ingest_files([write(tmp_path / "a.csv", A)], engine, progress=False)
     [run] = [r["id"] for r in list_ingest_runs(engine)]
     done = threading.Event()
     with engine.connect() as ingest, ingest.begin():
-        hold_off_undo(ingest)  # an ingest between its duplicate check and its commit
+        lock_for_ingest(ingest)  # an ingest between its duplicate check and its commit
         undo = threading.Thread(target=lambda: (undo_ingest_run(engine, run), done.set()))
         undo.start()
         assert not done.wait(1.0)  # the undo waits for the ingest
@@ -140,14 +140,14 @@ def test_an_undo_waits_for_an_ingest_that_is_checking_duplicates(store_url: str,
 def test_an_ingest_waits_for_another_one_in_flight(store_url: str, tmp_path) -> None:
     import threading
 
-    from retail_clv.store.runs import hold_off_undo
+    from retail_clv.store.runs import lock_for_ingest
 
     engine = get_engine(store_url)
     ingest_files([write(tmp_path / "a.csv", A)], engine, progress=False)  # creates the schema
     done = threading.Event()
     second = write(tmp_path / "b.csv", B)
     with engine.connect() as first, first.begin():
-        hold_off_undo(first)  # an ingest between its duplicate check and its commit
+        lock_for_ingest(first)  # an ingest between its duplicate check and its commit
         other = threading.Thread(
             target=lambda: (ingest_files([second], engine, progress=False), done.set())
         )

@@ -45,7 +45,7 @@ from retail_clv.ingest.rules import (
     isolated_end_dates_notes,
     parse_and_validate,
 )
-from retail_clv.store.runs import hold_off_undo
+from retail_clv.store.runs import lock_for_ingest
 
 logger = logging.getLogger(__name__)
 
@@ -1082,7 +1082,7 @@ def store_result(
 
     try:
         with bulk_session(engine) as conn, conn.begin():
-            hold_off_undo(conn)
+            lock_for_ingest(conn)
             step("checking against the store")
             known = existing_hashes(
                 conn, result.valid_rows["row_hash"], result.rejected["row_hash"]

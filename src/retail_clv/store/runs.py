@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from retail_clv.errors import IngestRunConflictError, UnknownIngestRunError
 from retail_clv.store import schema
 
-__all__ = ["SUCCEEDED", "UNDONE", "hold_off_undo", "list_ingest_runs", "undo_ingest_run"]
+__all__ = ["SUCCEEDED", "UNDONE", "lock_for_ingest", "list_ingest_runs", "undo_ingest_run"]
 
 #: ``ingest_runs.status`` of a finished run, and of a run whose rows were taken out again.
 SUCCEEDED = "succeeded"
@@ -27,7 +27,7 @@ UNDONE = "undone"
 _IN_CHUNK = 5_000
 
 
-def hold_off_undo(conn: sa.Connection) -> None:
+def lock_for_ingest(conn: sa.Connection) -> None:
     """Keep undos and other ingests from running while this ingest transaction runs.
 
     Called first in the ingest's transaction. On PostgreSQL the ingest takes ``SHARE ROW
