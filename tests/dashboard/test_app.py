@@ -758,3 +758,132 @@ def test_a_file_saved_before_can_be_undone_from_the_not_saved_again_note(
     assert any(t.startswith("Upload undone: ingest run 7") for t in texts(at.success))
     at.toggle[1].set_value(False).run()  # now the file's rows are saved again, read as asked
     assert pipeline.calls.last.request.url.params["store"] == "true"
+
+
+# -- The store's ingest runs ------------------------------------------------------------------
+
+RUNS = {
+    "runs": [
+        {
+            "run_id": run_id,
+            "source_file": name,
+            "sheet": None,
+            "file_format": "csv",
+            "encoding": "utf-8",
+            "started_at": f"2026-11-2{run_id}T10:00:00.123456Z",
+            "finished_at": f"2026-11-2{run_id}T10:00:09Z",
+            "status": status,
+            "rows_read": 1200 * run_id,
+            "rows_loaded": 1000 * run_id,
+            "rows_rejected": 150 * run_id,
+            "rows_duplicate": 50 * run_id,
+        }
+        for run_id, name, status in [
+            (8, "march.csv", "succeeded"),
+            (7, "feb.csv", "undone"),
+            (6, "jan.csv", "succeeded"),
+        ]
+    ]
+}
+
+
+def runs_table(at: AppTest) -> pd.DataFrame:
+    [table] = [d.value for d in at.dataframe if "Started (UTC)" in d.value.columns]
+    return table
+
+
+def test_the_ingest_runs_list_is_fetched_only_when_asked_for(api: respx.MockRouter) -> None:
+    route = api.get("/ingest-runs").respond(json=RUNS)
+    at = new_app().run()
+    assert route.call_count == 0
+    at.toggle(key="pipeline_show_runs").set_value(True).run()
+    assert not at.exception
+    assert route.call_count == 1
+    table = runs_table(at)
+    assert table["Run"].tolist() == [8, 7, 6]  # newest first, as the API lists them
+    assert table["File"].tolist() == ["march.csv", "feb.csv", "jan.csv"]
+    assert table["Started (UTC)"].tolist()[0] == "2026-11-28 10:00:00"
+    assert table["Status"].tolist() == ["succeeded", "undone", "succeeded"]
+    assert table["Loaded"].tolist() == [8000, 7000, 6000]
+    # only runs whose rows are still in the store can be taken out
+    assert at.selectbox(key="pipeline_runs_choice").options == ["Run 8", "Run 6"]
+
+
+def test_an_earlier_run_is_undone_from_the_list_and_its_outcome_stays(
+    api: respx.MockRouter,
+) -> None:
+    listed = api.get("/ingest-runs").respond(json=RUNS)
+    undo = api.post("/ingest-runs/6/undo").respond(json={**UNDONE, "run_id": 6})
+    at = new_app().run()
+    at.toggle(key="pipeline_show_runs").set_value(True).run()
+    at.selectbox(key="pipeline_runs_choice").set_value(6).run()
+    assert undo.call_count == 0
+    at.button(key="runs_undo_6").click().run()
+    assert not at.exception
+    assert undo.call_count == 1
+    # the list now says run 6 is undone; the message stays on the page
+    after = {"runs": [r if r["run_id"] != 6 else {**r, "status": "undone"} for r in RUNS["runs"]]}
+    listed.respond(json=after)
+    at.run()
+    assert runs_table(at)["Status"].tolist() == ["succeeded", "undone", "undone"]
+    assert any(t.startswith("Upload undone: ingest run 6") for t in texts(at.success))
+    assert undo.call_count == 1
+
+
+def test_a_refused_undo_from_the_list_says_what_to_undo_first(api: respx.MockRouter) -> None:
+    api.get("/ingest-runs").respond(json=RUNS)
+    detail = (
+        "ingest run 6 has later runs that skipped rows as duplicates (8): some may be rows of "
+        "run 6, which would then be lost; undo those runs first (newest first)"
+    )
+    api.post("/ingest-runs/6/undo").respond(409, json={"detail": detail})
+    at = new_app().run()
+    at.toggle(key="pipeline_show_runs").set_value(True).run()
+    at.selectbox(key="pipeline_runs_choice").set_value(6).run()
+    at.button(key="runs_undo_6").click().run()
+    assert not at.exception
+    [message] = [t for t in texts(at.main.error) if "run 6" in t]
+    assert message.startswith(detail)
+    assert "must be undone first, newest first" in message
+    assert at.button(key="runs_undo_6").label == "Undo this upload"
+
+
+def test_the_list_and_the_saved_upload_offer_the_same_run_without_clashing(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    api.get("/ingest-runs").respond(
+        json={"runs": [{**RUNS["runs"][1], "status": "succeeded"}]}  # run 7, just saved
+    )
+    undo = api.post("/ingest-runs/7/undo").respond(json=UNDONE)
+    at, _ = saved_upload(api, sample_pipeline)
+    at.toggle(key="pipeline_show_runs").set_value(True).run()
+    assert not at.exception
+    assert at.button(key="runs_undo_7").label == "Undo this upload"
+    assert at.button(key="pipeline_undo_7").label == "Undo this upload"
+    at.button(key="runs_undo_7").click().run()
+    assert not at.exception
+    assert undo.call_count == 1
+    # both places now say it is undone, and neither offers the button again
+    assert len([t for t in texts(at.success) if t.startswith("Upload undone: ingest run 7")]) == 2
+    assert not [b for b in at.button if b.label == "Undo this upload"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "shown"),
+    [
+        ({"runs": []}, "The store holds no ingest run yet."),
+        (
+            {"runs": [{**RUNS["runs"][1]}]},
+            "Every ingest run of the store is undone or still running.",
+        ),
+    ],
+)
+def test_a_store_with_nothing_to_undo_says_so(
+    api: respx.MockRouter, answer: dict[str, Any], shown: str
+) -> None:
+    api.get("/ingest-runs").respond(json=answer)
+    at = new_app().run()
+    at.toggle(key="pipeline_show_runs").set_value(True).run()
+    assert not at.exception
+    assert shown in texts(at.info) + texts(at.caption)
+    assert not [b for b in at.button if b.label == "Undo this upload"]

@@ -180,3 +180,30 @@ def test_the_download_is_the_file_clv_predict_writes_for_the_same_scores() -> No
     download = frames.predictions_csv(frames.predictions_frame(scored.to_dicts())).decode()
     assert download == cli
     assert download.splitlines()[3] == "b2,663.09,1.23,3.33,0.5551,0.56"
+
+
+def test_ingest_runs_frame_titles_columns_and_cuts_the_time_to_the_second() -> None:
+    runs = [
+        {
+            "run_id": 3,
+            "source_file": "=HYPERLINK(x).csv",
+            "sheet": None,
+            "file_format": "csv",
+            "encoding": "utf-8",
+            "started_at": "2026-11-28T09:59:58.987654Z",
+            "finished_at": None,
+            "status": "running",
+            "rows_read": 10,
+            "rows_loaded": 7,
+            "rows_rejected": 2,
+            "rows_duplicate": 1,
+        }
+    ]
+    table = frames.ingest_runs_frame(runs)
+    assert list(table.columns) == [
+        "Run", "File", "Started (UTC)", "Status", "Rows read", "Loaded", "Rejected", "Duplicates"
+    ]  # fmt: skip
+    assert table.iloc[0].tolist() == [
+        3, "=HYPERLINK(x).csv", "2026-11-28 09:59:58", "running", 10, 7, 2, 1
+    ]  # fmt: skip
+    assert frames.ingest_runs_frame([]).empty

@@ -395,6 +395,18 @@ class ApiClient:
             timeout=PIPELINE_TIMEOUT,
         )
 
+    def list_ingest_runs(self) -> list[dict[str, Any]]:
+        """Return the store's ingest runs, newest first (``GET /ingest-runs``).
+
+        Returns
+        -------
+        list of dict
+            ``run_id, source_file, sheet, file_format, encoding, started_at, finished_at,
+            status ("succeeded", "undone" or "running"), rows_read, rows_loaded,
+            rows_rejected, rows_duplicate`` per run.
+        """
+        return cast(list[dict[str, Any]], self._json("GET", "/ingest-runs").get("runs", []))
+
     def undo_ingest_run(self, run_id: int) -> dict[str, Any]:
         """Take an ingest run's rows out of the store again (``POST /ingest-runs/{id}/undo``).
 

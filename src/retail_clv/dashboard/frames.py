@@ -201,6 +201,38 @@ def rejected_sample_frame(sample: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return frame.rename(columns={c: c.removeprefix("raw_") for c in rest})
 
 
+#: Column titles of the store's ingest runs table (Full Pipeline page).
+INGEST_RUN_COLUMNS: dict[str, str] = {
+    "run_id": "Run",
+    "source_file": "File",
+    "started_at": "Started (UTC)",
+    "status": "Status",
+    "rows_read": "Rows read",
+    "rows_loaded": "Loaded",
+    "rows_rejected": "Rejected",
+    "rows_duplicate": "Duplicates",
+}
+
+
+def ingest_runs_frame(runs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Tabulate the store's ingest runs, in the API's order (newest first).
+
+    Parameters
+    ----------
+    runs : sequence of mapping
+        ``runs`` of ``GET /ingest-runs``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :data:`INGEST_RUN_COLUMNS`, with their titles; the start time is cut to
+        the second (``YYYY-MM-DD HH:MM:SS``).
+    """
+    frame = pd.DataFrame(list(runs), columns=list(INGEST_RUN_COLUMNS))
+    frame["started_at"] = frame["started_at"].astype("string").str.replace("T", " ").str[:19]
+    return frame.rename(columns=INGEST_RUN_COLUMNS)
+
+
 def metrics_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
     """Put the spend models' and the baselines' metrics side by side.
 

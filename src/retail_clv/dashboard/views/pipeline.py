@@ -195,7 +195,7 @@ def undo_upload(client: ApiClient, run_id: int) -> None:
             saved.pop(file_id, None)
 
 
-def show_undo(client: ApiClient, run_id: int) -> None:
+def show_undo(client: ApiClient, run_id: int, place: str = "pipeline") -> None:
     """Offer *Undo this upload* for one saved ingest run, or say what the undo did.
 
     Parameters
@@ -204,6 +204,9 @@ def show_undo(client: ApiClient, run_id: int) -> None:
         The API client.
     run_id : int
         The upload's ingest run id.
+    place : str, default "pipeline"
+        Prefix of the button's key, so the same run can be offered in two places of the page
+        (under the upload that saved it, and in the list of the store's ingest runs).
     """
     outcome = st.session_state.get(UNDO_KEY, {}).get(run_id)
     if isinstance(outcome, dict):
@@ -230,11 +233,64 @@ def show_undo(client: ApiClient, run_id: int) -> None:
     if st.button(
         "Undo this upload",
         icon=":material/undo:",
-        key=f"pipeline_undo_{run_id}",
+        key=f"{place}_undo_{run_id}",
         help=f"Take the rows this upload saved (ingest run {run_id}) out of the store again.",
     ):
         undo_upload(client, run_id)
         st.rerun()
+
+
+def show_ingest_runs(client: ApiClient) -> None:
+    """List the store's ingest runs on demand and offer to undo any of them.
+
+    Uploads saved in an earlier session, and files stored with ``clv ingest``, get their
+    *Undo* here; the API refuses (409) a run that later runs skipped rows of as duplicates,
+    with what to undo first. The list is fetched only while its switch is on.
+
+    Parameters
+    ----------
+    client : ApiClient
+        The API client.
+    """
+    if not st.toggle(
+        "Show the store's ingest runs",
+        value=False,
+        key="pipeline_show_runs",
+        help="Every file stored so far (from this page, POST /ingest or clv ingest), newest "
+        "first, with *Undo* to take one out of the store again.",
+    ):
+        return
+    try:
+        runs = client.list_ingest_runs()
+    except DashboardError as exc:
+        show_error(exc)
+        return
+    if not runs:
+        st.info("The store holds no ingest run yet.", icon=":material/database:")
+        return
+    st.dataframe(
+        frames.ingest_runs_frame(runs),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            label: st.column_config.NumberColumn(format="localized")
+            for label in ("Rows read", "Loaded", "Rejected", "Duplicates")
+        },
+    )
+    outcomes: dict[int, Any] = st.session_state.get(UNDO_KEY, {})
+    undoable = [int(run["run_id"]) for run in runs if run.get("status") == "succeeded"]
+    # runs this session undid stay selectable, so their outcome stays on the page
+    choices = sorted({*undoable, *(r for r, o in outcomes.items() if isinstance(o, dict))})
+    if not choices:
+        st.caption("Every ingest run of the store is undone or still running.")
+        return
+    choice = st.selectbox(
+        "Ingest run to take out of the store",
+        sorted(choices, reverse=True),
+        key="pipeline_runs_choice",
+        format_func=lambda run_id: f"Run {run_id}",
+    )
+    show_undo(client, int(choice), place="runs")
 
 
 def show_stored(
@@ -444,6 +500,7 @@ def render() -> None:
         "day-first).",
     )
     columns = column_mapping()
+    show_ingest_runs(client)
     if uploaded is None:
         for key in (RESULT_KEY, ERROR_KEY, UPLOAD_KEY):
             st.session_state.pop(key, None)
