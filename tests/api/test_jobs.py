@@ -167,6 +167,25 @@ def test_successful_training_job_activates_the_new_model(
     assert store_client.get("/models").json()["runs"][0]["active"] is True
 
 
+@pytest.mark.parametrize(("body", "horizon"), [({}, 7), ({"horizon_days": 14}, 14)])
+def test_a_training_job_defaults_its_horizon_to_the_clv_horizon_days_setting(
+    make_client, api_store, monkeypatch, body, horizon
+) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_training(engine, models_dir, as_of, horizon_days, budget, progress, **kwargs):
+        seen["horizon_days"] = horizon_days
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(services, "run_training", fake_training)
+    client = make_client(db=api_store[1], horizon_days=7)  # CLV_HORIZON_DAYS=7
+    response = client.post("/train", json={"budget": "quick", **body})
+    assert response.status_code == 202
+    job = _wait(client, response.json()["job_id"])
+    assert job["state"] == "failed"
+    assert seen == {"horizon_days": horizon}
+
+
 def test_run_training_defaults_its_threads_to_the_clv_n_jobs_setting(
     api_store, tmp_path, monkeypatch
 ) -> None:

@@ -72,7 +72,17 @@ def test_clean_makes_strict_json():
     json.dumps(out, allow_nan=False)
 
 
-def test_cli_backtest_writes_json_and_prints_table(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("env", "args", "horizon"),
+    [
+        ({}, [], 30),
+        ({"CLV_HORIZON_DAYS": "7"}, [], 7),
+        ({"CLV_HORIZON_DAYS": "7"}, ["--horizon", "14"], 14),
+    ],
+)
+def test_cli_backtest_writes_json_and_prints_table(
+    monkeypatch, tmp_path, capsys, env, args, horizon
+):
     import retail_clv.store.queries as queries
 
     purchases, cancellations = synthetic_log(n_customers=20, months=12)
@@ -87,14 +97,18 @@ def test_cli_backtest_writes_json_and_prints_table(monkeypatch, tmp_path, capsys
 
     monkeypatch.setattr(BT, "backtest", fake_backtest)
     monkeypatch.setenv("CLV_N_JOBS", "3")
+    for name, value in env.items():  # the horizon defaults to the setting, like clv train's
+        monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     get_engine().dispose()  # the store exists (its rows are the patched frames above)
     out = tmp_path / "bt" / "metrics.json"
-    code = run_app(["backtest", "--cutoff", "2011-03-01", "--budget", "quick", "--json", str(out)])
+    code = run_app(
+        ["backtest", "--cutoff", "2011-03-01", "--budget", "quick", "--json", str(out), *args]
+    )
     assert code == 0
     assert seen == {
         "cutoff": dt.date(2011, 3, 1),
-        "horizon": 30,
+        "horizon": horizon,
         "budget": "quick",
         "rows": purchases.height,
         "n_jobs": 3,  # CLV_N_JOBS

@@ -265,7 +265,9 @@ class TrainIn(_Input):
     as_of: date | None = Field(
         default=None, description="Training cutoff; default: horizon_days before the data ends"
     )
-    horizon_days: int = Field(default=30, ge=1, le=366)
+    horizon_days: int | None = Field(
+        default=None, ge=1, le=366, description="Default: the server's CLV_HORIZON_DAYS (30)"
+    )
     budget: Literal["quick", "default"] = "quick"
     write_predictions: bool = Field(
         default=True, description="Rescore every customer with the new run afterwards"

@@ -82,7 +82,10 @@ def backtest_command(
     json_path: Annotated[
         Path, typer.Option("--json", help="Where to write the metrics JSON.", dir_okay=False)
     ],
-    horizon: Annotated[int, typer.Option(min=1, max=366, help="Window length in days.")] = 30,
+    horizon: Annotated[
+        int | None,
+        typer.Option(min=1, max=366, help="Window length in days (default CLV_HORIZON_DAYS, 30)."),
+    ] = None,
     budget: Annotated[
         Budget, typer.Option(help="Search budget: quick or default.")
     ] = Budget.default,
@@ -99,16 +102,17 @@ def backtest_command(
     """
     from retail_clv.models.backtest import backtest
 
+    settings = get_settings()
     _, purchases, cancellations = read_store(db)
     with progress_bar() as on_progress:
         result = backtest(
             purchases,
             cancellations,
             cutoff.date(),
-            horizon,
+            horizon or settings.horizon_days,
             budget.value,
             on_progress,
-            n_jobs=get_settings().n_jobs,
+            n_jobs=settings.n_jobs,
         )
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=2), encoding="utf-8")

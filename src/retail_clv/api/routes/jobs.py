@@ -24,7 +24,7 @@ def _training_work(state: ApiState, body: TrainIn) -> Any:
             state.engine,
             state.settings.models_dir,
             body.as_of,
-            body.horizon_days,
+            body.horizon_days or state.settings.horizon_days,
             body.budget,
             progress,
             write_scores=body.write_predictions,
