@@ -280,13 +280,15 @@ def show_ingest_runs(client: ApiClient) -> None:
     outcomes: dict[int, Any] = st.session_state.get(UNDO_KEY, {})
     undoable = [int(run["run_id"]) for run in runs if run.get("status") == "succeeded"]
     # runs this session undid stay selectable, so their outcome stays on the page
-    choices = sorted({*undoable, *(r for r, o in outcomes.items() if isinstance(o, dict))})
+    choices = sorted(
+        {*undoable, *(r for r, o in outcomes.items() if isinstance(o, dict))}, reverse=True
+    )
     if not choices:
         st.caption("Every ingest run of the store is undone or still running.")
         return
     choice = st.selectbox(
         "Ingest run to take out of the store",
-        sorted(choices, reverse=True),
+        choices,
         key="pipeline_runs_choice",
         format_func=lambda run_id: f"Run {run_id}",
     )
