@@ -51,6 +51,10 @@ class NotEnoughDataError(RetailClvError):
     """There is too little history to compute features or train a model."""
 
 
+class TrainingDivergedError(RetailClvError):
+    """A learner's fit ran away: its predictions are not finite numbers."""
+
+
 class ModelNotFoundError(RetailClvError):
     """No trained model run exists where one was asked for."""
 

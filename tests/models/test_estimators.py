@@ -371,3 +371,16 @@ def test_exposure_offset_monotone_constraints_apply_by_name_to_the_columns_prese
     free = ExposureOffsetRegressor(_xgb_tweedie(n_estimators=60)).fit(X, y)
     free_pred = free.predict(_along(X, 30, "spend_90d", grid)).reshape(30, grid.size)
     assert (np.diff(free_pred, axis=1) < 0).any()
+
+
+def test_exposure_offset_refuses_to_return_predictions_that_are_not_finite():
+    from retail_clv.errors import TrainingDivergedError
+
+    X, y = _exposure_data(n=1500)
+    model = ExposureOffsetRegressor(_xgb_tweedie(n_estimators=20)).fit(X, y)
+    # an exposure beyond float32 (XGBoost's margin type) gives an infinite prediction: the
+    # same thing a booster that ran away during training gives
+    rows = pd.DataFrame({"a": [0.0, 0.0], "run_rate_adj_30d": [50.0, 1e39]})
+    with pytest.raises(TrainingDivergedError, match=r"1 of 2 predictions are not finite"):
+        model.predict(rows)
+    assert np.isfinite(model.predict(rows.head(1))).all()

@@ -5,6 +5,7 @@ import re
 import numpy as np
 import polars as pl
 import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
 
 from retail_clv.errors import NotEnoughDataError
 from retail_clv.features import FEATURE_COLUMNS, customer_features
@@ -346,3 +347,75 @@ def test_a_long_stretch_without_purchases_is_named() -> None:
     assert data_gap_note(times, dt.date(2020, 2, 1)) is None
     weekly = pl.Series([dt.datetime(2021, 1, 1) + dt.timedelta(days=7 * i) for i in range(60)])
     assert data_gap_note(weekly, dt.date(2022, 6, 1)) is None
+
+
+# -- a search candidate that fails is skipped, not fatal ----------------------------------------
+
+
+class _Explodes(RegressorMixin, BaseEstimator):
+    """A regressor whose predictions are NaN when ``explode`` is set (a diverged booster)."""
+
+    def __init__(self, explode: bool = False, level: float = 0.0) -> None:
+        self.explode = explode
+        self.level = level
+
+    def fit(self, X, y) -> "_Explodes":
+        self.mean_ = float(np.mean(y))
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        if self.explode:
+            from retail_clv.errors import TrainingDivergedError
+
+            raise TrainingDivergedError("the XGBoost learner diverged")
+        return np.full(len(X), self.mean_ + self.level)
+
+
+def _search_input() -> tuple:
+    import pandas as pd
+
+    from retail_clv.models.tuning import cutoff_days
+
+    rng = np.random.default_rng(0)
+    cutoffs = np.repeat(
+        np.array([dt.date(2011, 1, 1) + dt.timedelta(days=28 * i) for i in range(8)]), 50
+    )
+    X = pd.DataFrame({"x": rng.normal(size=cutoffs.size)})
+    X.index = pd.Index(cutoff_days(cutoffs), name="cutoff_day")
+    y = rng.gamma(1.0, 10.0, size=cutoffs.size)
+    return X, y
+
+
+def test_a_search_candidate_that_diverges_is_skipped_and_named() -> None:
+    from retail_clv.models.training import _fit_search, failed_search_note
+
+    X, y = _search_input()
+    cfg = {"n_iter": 4, "outer_splits": 2}
+    space = {"explode": [False, True], "level": [0.0, 100.0]}  # 4 candidates, 2 explode
+    fitted, best, scores = _fit_search("model2", _Explodes(), space, X, y, cfg, 30, 0)
+    assert best == {"explode": False, "level": 0.0}  # the best finite one, not a failed one
+    assert fitted.explode is False and fitted.level == 0.0
+    assert scores["n_candidates"] == 4
+    assert sorted(c["level"] for c in scores["failed_candidates"]) == [0.0, 100.0]
+    assert all(c["explode"] is True for c in scores["failed_candidates"])
+    assert sum(v is None for v in scores["mean_test_r2"]) == 2
+    assert math.isfinite(scores["best_score_r2"])
+    note = failed_search_note("Model 2", scores)
+    assert note is not None
+    assert note.startswith("Model 2's hyper-parameter search skipped 2 of 4 candidates")
+    assert "'explode': True" in note and note.endswith("The best of the others was kept")
+    assert failed_search_note("Model 1", {"search": "none (budget)"}) is None
+
+
+def test_a_search_whose_every_candidate_fails_is_one_clear_error() -> None:
+    from retail_clv.errors import TrainingDivergedError
+    from retail_clv.models.training import _fit_search
+
+    X, y = _search_input()
+    cfg = {"n_iter": 2, "outer_splits": 2}
+    with pytest.raises(
+        TrainingDivergedError, match=r"every candidate of model2's .* --budget quick"
+    ):
+        _fit_search(
+            "model2", _Explodes(), {"explode": [True], "level": [0.0, 1.0]}, X, y, cfg, 30, 0
+        )

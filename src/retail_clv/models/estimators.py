@@ -37,7 +37,7 @@ from sklearn.utils import Bunch, _safe_indexing
 from sklearn.utils.validation import check_is_fitted
 from xgboost import XGBRegressor
 
-from retail_clv.errors import NotEnoughDataError
+from retail_clv.errors import NotEnoughDataError, TrainingDivergedError
 from retail_clv.models.tuning import CutoffSplit
 
 #: Default CPU threads of the forest and XGBoost (``train(n_jobs=...)``, ``CLV_N_JOBS``).
@@ -424,13 +424,38 @@ class ExposureOffsetRegressor(RegressorMixin, BaseEstimator):
         -------
         numpy.ndarray
             Predicted spend (positive).
+
+        Raises
+        ------
+        TrainingDivergedError
+            When a prediction is not a finite number: the boosting ran away (seen with Tweedie
+            power 1.9, learning rate 0.1 and ``min_child_weight`` 1 on a 28,000-customer store),
+            so the model is unusable rather than merely inaccurate.
         """
         check_is_fitted(self)
         margin = self._margin(X)
-        return np.mean(
+        predicted = np.mean(
             [np.asarray(e.predict(X, base_margin=margin), dtype=float) for e in self.estimators_],
             axis=0,
         )
+        bad = int(np.count_nonzero(~np.isfinite(predicted)))
+        if bad:
+            params = self.regressor.get_params()
+            settings = ", ".join(
+                f"{key} {params.get(key)}"
+                for key in (
+                    "tweedie_variance_power",
+                    "learning_rate",
+                    "max_depth",
+                    "min_child_weight",
+                )
+            )
+            raise TrainingDivergedError(
+                f"the XGBoost learner diverged: {bad:,} of {predicted.size:,} predictions are "
+                f"not finite numbers ({settings}); train with --budget quick, whose settings "
+                "were validated, or with a lower learning rate"
+            )
+        return predicted
 
     @property
     def feature_importances_(self) -> np.ndarray:

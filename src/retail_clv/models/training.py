@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,9 +20,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import polars as pl
+from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import RandomizedSearchCV
 
-from retail_clv.errors import NotEnoughDataError, days
+from retail_clv.errors import NotEnoughDataError, TrainingDivergedError, days
 from retail_clv.features import FEATURE_COLUMNS, training_frame
 from retail_clv.features.build import PURCHASE_COLUMNS, check_columns
 from retail_clv.features.dates import wall_clock
@@ -601,6 +603,62 @@ def predict_frame(
     )
 
 
+def failed_search_note(label: str, scores: dict[str, Any]) -> str | None:
+    """Say which hyper-parameter candidates a model's search skipped because they failed.
+
+    Parameters
+    ----------
+    label : str
+        The model's name in the message ("Model 2").
+    scores : dict
+        The search record ``_fit_search`` returns (``failed_candidates``, ``n_candidates``).
+
+    Returns
+    -------
+    str or None
+        The warning, or None when no candidate failed (or no search ran).
+    """
+    failed = scores.get("failed_candidates") or []
+    if not failed:
+        return None
+    return (
+        f"{label}'s hyper-parameter search skipped {len(failed)} of "
+        f"{scores.get('n_candidates', '?')} candidates that failed on the forward folds (a fit "
+        "that did not finish, or an XGBoost that diverged to predictions that are not finite "
+        f"numbers): {'; '.join(str(params) for params in failed)}. The best of the others "
+        "was kept"
+    )
+
+
+class _AllCandidatesFailed(Exception):
+    """Raised by :func:`_best_finite` when no search candidate has a finite score."""
+
+
+def _best_finite(cv_results: dict[str, Any]) -> int:
+    """Return the index of the best search candidate among those with a finite mean score.
+
+    ``RandomizedSearchCV``'s own choice would refit a failed candidate when every score is NaN.
+    """
+    means = np.asarray(cv_results["mean_test_score"], dtype=float)
+    if not np.isfinite(means).any():
+        raise _AllCandidatesFailed
+    return int(np.nanargmax(np.where(np.isfinite(means), means, np.nan)))
+
+
+def _plain_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Return hyper-parameters as JSON values (numbers, text, None; others as text)."""
+    return {
+        k: (v if isinstance(v, int | float | str) or v is None else str(v))
+        for k, v in params.items()
+    }
+
+
+def _finite_or_none(value: Any) -> float | None:
+    """Return the value as a float, or None where it is NaN or infinite (strict JSON)."""
+    number = float(value)
+    return number if np.isfinite(number) else None
+
+
 def _fit_search(
     name: str,
     estimator: Any,
@@ -611,7 +669,13 @@ def _fit_search(
     horizon_days: int,
     seed: int,
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """Run the randomized search over forward folds (or a plain fit when n_iter <= 1)."""
+    """Run the randomized search over forward folds (or a plain fit when n_iter <= 1).
+
+    A candidate whose fit or score fails on a fold (an XGBoost that diverges raises
+    :class:`TrainingDivergedError` when it predicts) scores NaN and is skipped: the best of the
+    others is kept, and ``failed_candidates`` of the returned scores lists the skipped ones.
+    When every candidate fails, :class:`TrainingDivergedError` says so.
+    """
     start = time.perf_counter()
     if cfg["n_iter"] <= 1:
         fitted = estimator.fit(X, y)
@@ -622,25 +686,48 @@ def _fit_search(
         n_iter=cfg["n_iter"],
         scoring="r2",
         cv=CutoffSplit(cfg["outer_splits"], horizon_days),
-        refit=True,
+        refit=_best_finite,
         random_state=seed,
         n_jobs=1,
-        error_score="raise",
+        error_score=np.nan,
     )
-    search.fit(X, y, groups=X.index.to_numpy())
+    with warnings.catch_warnings():  # failures are reported below, once, in plain words
+        warnings.filterwarnings("ignore", category=FitFailedWarning)
+        warnings.filterwarnings("ignore", message="Scoring failed", category=UserWarning)
+        warnings.filterwarnings("ignore", message="One or more of the test scores are non-finite")
+        try:
+            search.fit(X, y, groups=X.index.to_numpy())
+        except _AllCandidatesFailed:
+            raise TrainingDivergedError(
+                f"every candidate of {name}'s hyper-parameter search failed on the forward folds "
+                "(fits that did not finish or predictions that are not finite numbers); train "
+                "with --budget quick, whose settings were validated, to get a model"
+            ) from None
     res = search.cv_results_
+    failed = [
+        _plain_params(params)
+        for params, score in zip(res["params"], res["mean_test_score"], strict=True)
+        if not np.isfinite(score)
+    ]
+    if failed:
+        logger.warning(
+            "%s: %d of %d search candidates failed on the forward folds and were skipped: %s",
+            name,
+            len(failed),
+            len(res["params"]),
+            failed,
+        )
     scores = {
         "search": "RandomizedSearchCV over CutoffSplit",
-        "best_score_r2": float(search.best_score_),
-        "mean_test_r2": [float(v) for v in res["mean_test_score"]],
-        "std_test_r2": [float(v) for v in res["std_test_score"]],
+        "best_score_r2": float(res["mean_test_score"][search.best_index_]),
+        "mean_test_r2": [_finite_or_none(v) for v in res["mean_test_score"]],
+        "std_test_r2": [_finite_or_none(v) for v in res["std_test_score"]],
+        "failed_candidates": failed,
+        "n_candidates": len(res["params"]),
         "seconds": time.perf_counter() - start,
     }
-    best = {
-        k: (v if isinstance(v, int | float | str) or v is None else str(v))
-        for k, v in search.best_params_.items()
-    }
-    logger.info("%s: best CV R2 %.3f with %s", name, search.best_score_, best)
+    best = _plain_params(search.best_params_)
+    logger.info("%s: best CV R2 %.3f with %s", name, scores["best_score_r2"], best)
     return search.best_estimator_, best, scores
 
 
@@ -832,6 +919,8 @@ def train(
                 partial_last_day_note(purchases["invoice_date"], as_of, horizon_days)
                 if covered
                 else None,
+                failed_search_note("Model 1", cv1),
+                failed_search_note("Model 2", cv2),
             ]
             if note is not None
         ],
