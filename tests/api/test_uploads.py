@@ -101,7 +101,9 @@ def test_oversize_upload_is_413_by_declared_length(make_client) -> None:
     client = make_client(max_upload_mb=1)
     response = client.post("/ingest", files={"file": ("big.csv", b"a,b\n" * 300_000)})
     assert response.status_code == 413
-    assert "1 MB" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert detail.startswith("Upload too large: the limit is 1 MB (CLV_MAX_UPLOAD_MB). ")
+    assert "gzip-compressed as .csv.gz" in detail
 
 
 def test_oversize_upload_is_413_while_streaming(make_client) -> None:

@@ -340,7 +340,9 @@ def test_predict_no_store_leaves_the_served_table_alone(use_trained, capsys) -> 
 
     root = use_trained["root"]
     assert run_app(["predict", "--out", str(root / "served.csv")]) == 0
-    assert "whose previous scores these replace" in flat(capsys.readouterr().out)
+    assert "the predictions table, which now holds exactly these scores" in flat(
+        capsys.readouterr().out
+    )
     engine = get_engine()
     before = read_predictions(engine)
     out = root / "explore.csv"

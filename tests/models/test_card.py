@@ -183,3 +183,16 @@ def test_a_one_day_horizon_is_one_day() -> None:
     text = render_model_card({**_metadata(), "horizon_days": 1})
     assert "- Horizon: 1 day\n" in text
     assert "- Horizon: 30 days\n" in render_model_card(_metadata())
+
+
+def test_the_card_gives_the_training_rows_the_training_time_grows_with() -> None:
+    metadata = _metadata()
+    metadata["config"] = {
+        "budget": "quick",
+        "train_rows": 88513,
+        "train_cutoffs": [f"2010-{m:02d}-01" for m in range(1, 13)],
+    }
+    text = render_model_card(metadata)
+    assert "- Training rows: 88,513 (customer × cutoff) from 12 training cutoffs" in text
+    assert text.index("## Training data") < text.index("- Training rows")
+    assert "Training rows" not in render_model_card(_metadata())  # older runs: not recorded

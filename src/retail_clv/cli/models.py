@@ -321,8 +321,8 @@ def predict(
     )
     if store:
         console.print(
-            f"Wrote {escape(str(out_path))} and the predictions table, whose previous scores "
-            "these replace (the API serves them; --no-store writes the CSV only).",
+            f"Wrote {escape(str(out_path))} and the predictions table, which now holds exactly "
+            "these scores (the API serves them; --no-store writes the CSV only).",
             highlight=False,
         )
     else:

@@ -221,8 +221,8 @@ class ApiClient:
         if status == 413:
             raise InvalidRequestError(
                 detail,
-                hint="The file is larger than the API accepts (CLV_MAX_UPLOAD_MB): "
-                "split it or raise the limit.",
+                hint="The file is larger than the API accepts (CLV_MAX_UPLOAD_MB): compress a "
+                "CSV with gzip and drop the .csv.gz, split the file, or raise the limit.",
                 status_code=status,
             )
         if 400 <= status < 500:

@@ -263,6 +263,11 @@ def render_model_card(metadata: Mapping[str, Any], plots: Mapping[str, str] | No
         "## Training data",
         "",
     ]
+    if config.get("train_rows") is not None:  # what the training time grows with
+        lines.append(
+            f"- Training rows: {_fmt(config['train_rows'], 0)} (customer × cutoff) from "
+            f"{len(config.get('train_cutoffs') or [])} training cutoffs"
+        )
     lines += [f"- {_escape(k)}: {_escape(v)}" for k, v in fingerprint.items()] or ["- n/a"]
     lines.append("")
 
