@@ -1,3 +1,6 @@
+import io
+
+from rich.console import Console
 from typer.testing import CliRunner
 
 from retail_clv import __version__
@@ -38,3 +41,25 @@ def test_domain_error_text_is_printed_as_written_not_as_markup(capsys, monkeypat
 
 def test_unknown_command_is_a_usage_error() -> None:
     assert run_app(["no-such-command"]) == 2
+
+
+def test_progress_without_a_terminal_prints_each_new_step_once(monkeypatch, capsys) -> None:
+    from retail_clv.cli import base
+
+    clock = iter([0.0, 0.2, 1.5, 1.6, 3.0, 3.4])  # start, then one reading per call
+    monkeypatch.setattr(base, "_now", lambda: next(clock))
+    monkeypatch.setattr(base, "console", Console(file=io.StringIO(), width=100))
+    assert not base.console.is_terminal
+    with base.progress_bar() as on_progress:
+        on_progress(0.02, "building features")  # 0.2 s: printed
+        on_progress(0.05, "building features")  # same step: not again
+        on_progress(0.10, "tuning Model 1 [RF]")  # 1.6 s: printed
+        on_progress(0.45, "tuning Model 2")  # 3.0 s: printed
+        on_progress(0.46, "fitting the products model")  # 0.4 s later: skipped
+    lines = base.console.file.getvalue().splitlines()
+    steps = [line for line in lines if line.startswith("[")]
+    assert steps == [
+        "[     0 s]   2% building features",
+        "[     2 s]  10% tuning Model 1 [RF]",  # printed as written, not read as markup
+        "[     3 s]  45% tuning Model 2",
+    ]

@@ -7,6 +7,8 @@ red line on stderr and exit code 1, never a traceback.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -84,6 +86,10 @@ def read_store(db: str | None) -> tuple[sa.Engine, pl.DataFrame, pl.DataFrame]:
     return engine, purchases, read_cancellations(engine)
 
 
+#: The progress lines' clock (a name of its own, so tests can set it).
+_now = time.monotonic
+
+
 @contextmanager
 def progress_bar(
     first_message: str = "starting", *, transient: bool = False
@@ -92,7 +98,13 @@ def progress_bar(
 
     The callback is what training and backtests accept as ``progress`` (ingestion reports
     ``(message, fraction)``: swap the arguments). Messages are escaped for rich markup.
+
+    Without a terminal (output redirected to a log, ``nohup``, CI) rich draws the bar only
+    when it ends, so each new step is also printed as one plain line, ``[elapsed] percent
+    message``, at most one per second.
     """
+    start = _now()
+    last: dict[str, Any] = {"message": None, "at": -math.inf}
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -107,6 +119,13 @@ def progress_bar(
         def on_progress(fraction: float, message: str) -> None:
             done = min(1.0, max(0.0, float(fraction)))
             progress.update(task, completed=done, description=escape(message))
+            now = _now()
+            if console.is_terminal or message == last["message"] or now - last["at"] < 1.0:
+                return
+            last.update(message=message, at=now)
+            console.print(
+                f"[{now - start:6.0f} s] {100 * done:3.0f}% {escape(message)}", highlight=False
+            )
 
         yield on_progress
 
