@@ -132,7 +132,11 @@ def train(
         ),
     ] = None,
     budget: Annotated[
-        Budget, typer.Option(help="Search budget: quick (about a minute) or default.")
+        Budget,
+        typer.Option(
+            help="Search budget: quick (about a minute on a store the size of Online Retail "
+            "II; time grows with customers × months of history) or default (a search)."
+        ),
     ] = Budget.default,
     models_dir: ModelsDirOption = None,
 ) -> None:

@@ -187,7 +187,8 @@ def show_retrain(client: ApiClient) -> None:
         ["quick", "default"],
         key="train_budget",
         help="quick: the default hyper-parameters, no search (about a minute on Online Retail "
-        "II); default: a random search over time-aware folds (up to 10 minutes).",
+        "II); default: a random search over time-aware folds (up to 10 minutes there). Both "
+        "take longer on bigger shops: time grows with customers × months of history.",
     )
     right.markdown(
         "Retrain both spend models and the products model on all the data in the store. "
