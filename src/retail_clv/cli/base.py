@@ -79,11 +79,12 @@ def read_store(db: str | None) -> tuple[sa.Engine, pl.DataFrame, pl.DataFrame]:
     from retail_clv.store.queries import read_cancellations, read_purchases
 
     engine = get_engine(db, must_exist=True)
-    purchases = read_purchases(engine)
-    if purchases.height == 0:
-        url = engine.url.render_as_string(hide_password=True)
-        raise NotEnoughDataError(f"the store {url} holds no purchases: {INGEST_HINT}")
-    return engine, purchases, read_cancellations(engine)
+    with console.status("reading the store's purchases and cancellations"):
+        purchases = read_purchases(engine)
+        if purchases.height == 0:
+            url = engine.url.render_as_string(hide_password=True)
+            raise NotEnoughDataError(f"the store {url} holds no purchases: {INGEST_HINT}")
+        return engine, purchases, read_cancellations(engine)
 
 
 #: The progress lines' clock (a name of its own, so tests can set it).

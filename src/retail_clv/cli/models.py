@@ -284,7 +284,8 @@ def predict(
     if as_of is None:
         _warn_isolated_end_dates(purchases)
     notes: list[str] = []
-    scored = score(bundle, purchases, cancellations, as_of=cutoff, notes=notes)
+    with console.status(f"computing features and scoring as of {cutoff}"):
+        scored = score(bundle, purchases, cancellations, as_of=cutoff, notes=notes)
     dates = as_of_notes(cutoff, after_data, bundle, "--as-of", same_store=not other_store)
     for note in [*dates, *notes]:
         console.print(f"[yellow]Warning:[/] {escape(note)}", highlight=False)
