@@ -386,13 +386,23 @@ def _search_input() -> tuple:
     return X, y
 
 
-def test_a_search_candidate_that_diverges_is_skipped_and_named() -> None:
+def test_a_search_candidate_that_diverges_is_skipped_and_named(caplog) -> None:
+    import warnings
+
     from retail_clv.models.training import _fit_search, failed_search_note
 
     X, y = _search_input()
     cfg = {"n_iter": 4, "outer_splits": 2}
     space = {"explode": [False, True], "level": [0.0, 100.0]}  # 4 candidates, 2 explode
-    fitted, best, scores = _fit_search("model2", _Explodes(), space, X, y, cfg, 30, 0)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        fitted, best, scores = _fit_search("model2", _Explodes(), space, X, y, cfg, 30, 0)
+    # scikit-learn's multi-line failure warnings are replaced by one log line with the reason
+    assert not [w for w in seen if "failed" in str(w.message) or "non-finite" in str(w.message)]
+    [logged] = [r.getMessage() for r in caplog.records if "were skipped" in r.getMessage()]
+    assert "model2: 2 of 4 search candidates failed" in logged
+    assert logged.endswith("(first failure: retail_clv.errors.TrainingDivergedError: the XGBoost "
+                           "learner diverged)")  # fmt: skip
     assert best == {"explode": False, "level": 0.0}  # the best finite one, not a failed one
     assert fitted.explode is False and fitted.level == 0.0
     assert scores["n_candidates"] == 4
@@ -414,7 +424,9 @@ def test_a_search_whose_every_candidate_fails_is_one_clear_error() -> None:
     X, y = _search_input()
     cfg = {"n_iter": 2, "outer_splits": 2}
     with pytest.raises(
-        TrainingDivergedError, match=r"every candidate of model2's .* --budget quick"
+        TrainingDivergedError,
+        match=r"every candidate of model2's .* \(first failure: .*TrainingDivergedError: the "
+        r"XGBoost learner diverged\); train with --budget quick",
     ):
         _fit_search(
             "model2", _Explodes(), {"explode": [True], "level": [0.0, 1.0]}, X, y, cfg, 30, 0

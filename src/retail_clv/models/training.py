@@ -630,6 +630,30 @@ def failed_search_note(label: str, scores: dict[str, Any]) -> str | None:
     )
 
 
+def _search_failures(caught: list[warnings.WarningMessage]) -> list[str]:
+    """Return the errors behind the search's failure warnings; re-issue every other warning.
+
+    scikit-learn reports a candidate that failed on a fold as a ``FitFailedWarning`` or a
+    "Scoring failed" warning whose text ends with the exception's last line.
+    """
+    reasons = []
+    for caught_warning in caught:
+        text = str(caught_warning.message)
+        if issubclass(caught_warning.category, FitFailedWarning) or text.startswith(
+            "Scoring failed"
+        ):
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            reasons.append(lines[-1] if lines else text)
+        elif not text.startswith("One or more of the test scores are non-finite"):
+            warnings.warn_explicit(
+                caught_warning.message,
+                caught_warning.category,
+                caught_warning.filename,
+                caught_warning.lineno,
+            )
+    return reasons
+
+
 class _AllCandidatesFailed(Exception):
     """Raised by :func:`_best_finite` when no search candidate has a finite score."""
 
@@ -691,18 +715,20 @@ def _fit_search(
         n_jobs=1,
         error_score=np.nan,
     )
-    with warnings.catch_warnings():  # failures are reported below, once, in plain words
-        warnings.filterwarnings("ignore", category=FitFailedWarning)
-        warnings.filterwarnings("ignore", message="Scoring failed", category=UserWarning)
-        warnings.filterwarnings("ignore", message="One or more of the test scores are non-finite")
+    with warnings.catch_warnings(record=True) as caught:  # failures: reported below, once
+        warnings.simplefilter("always")
         try:
             search.fit(X, y, groups=X.index.to_numpy())
+            every_one_failed = False
         except _AllCandidatesFailed:
-            raise TrainingDivergedError(
-                f"every candidate of {name}'s hyper-parameter search failed on the forward folds "
-                "(fits that did not finish or predictions that are not finite numbers); train "
-                "with --budget quick, whose settings were validated, to get a model"
-            ) from None
+            every_one_failed = True
+    reasons = _search_failures(caught)
+    if every_one_failed:
+        raise TrainingDivergedError(
+            f"every candidate of {name}'s hyper-parameter search failed on the forward folds "
+            f"(first failure: {reasons[0] if reasons else 'unknown'}); train with --budget "
+            "quick, whose settings were validated, to get a model"
+        )
     res = search.cv_results_
     failed = [
         _plain_params(params)
@@ -711,11 +737,13 @@ def _fit_search(
     ]
     if failed:
         logger.warning(
-            "%s: %d of %d search candidates failed on the forward folds and were skipped: %s",
+            "%s: %d of %d search candidates failed on the forward folds and were skipped: %s "
+            "(first failure: %s)",
             name,
             len(failed),
             len(res["params"]),
             failed,
+            reasons[0] if reasons else "unknown",
         )
     scores = {
         "search": "RandomizedSearchCV over CutoffSplit",
