@@ -9,6 +9,7 @@ from retail_clv.errors import (
     RetailClvError,
     SchemaError,
     StoreError,
+    TrainingDivergedError,
 )
 
 
@@ -18,6 +19,7 @@ from retail_clv.errors import (
         (InputFileError("x"), 422),
         (SchemaError("x"), 422),
         (NotEnoughDataError("x"), 422),
+        (TrainingDivergedError("x"), 422),  # e.g. /predict rows far beyond the training data
         (ModelNotFoundError("x"), 503),
         (ModelMismatchError("x"), 503),
         (StoreError("x"), 503),

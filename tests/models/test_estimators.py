@@ -381,6 +381,6 @@ def test_exposure_offset_refuses_to_return_predictions_that_are_not_finite():
     # an exposure beyond float32 (XGBoost's margin type) gives an infinite prediction: the
     # same thing a booster that ran away during training gives
     rows = pd.DataFrame({"a": [0.0, 0.0], "run_rate_adj_30d": [50.0, 1e39]})
-    with pytest.raises(TrainingDivergedError, match=r"1 of 2 predictions are not finite"):
+    with pytest.raises(TrainingDivergedError, match=r"gave 1 of 2 predictions that are not finite"):
         model.predict(rows)
     assert np.isfinite(model.predict(rows.head(1))).all()

@@ -349,25 +349,36 @@ def test_a_long_stretch_without_purchases_is_named() -> None:
     assert data_gap_note(weekly, dt.date(2022, 6, 1)) is None
 
 
-# -- a search candidate that fails is skipped, not fatal ----------------------------------------
+# -- a search candidate that diverges is skipped, not fatal -----------------------------------
 
 
 class _Explodes(RegressorMixin, BaseEstimator):
-    """A regressor whose predictions are NaN when ``explode`` is set (a diverged booster)."""
+    """A regressor that diverges (``TrainingDivergedError``) when ``explode`` names the step.
 
-    def __init__(self, explode: bool = False, level: float = 0.0) -> None:
+    ``explode``: "predict" (when it predicts, as Model 2's XGBoost does), "fit" (inside its own
+    fit, as a stack does when its member predicts), "refit" (only on more than 300 rows, so on
+    the final refit), "bug" (a plain error in fit, not a divergence), or "" (never).
+    """
+
+    def __init__(self, explode: str = "", level: float = 0.0) -> None:
         self.explode = explode
         self.level = level
 
     def fit(self, X, y) -> "_Explodes":
+        from retail_clv.errors import TrainingDivergedError
+
+        if self.explode == "fit" or (self.explode == "refit" and len(X) > 300):
+            raise TrainingDivergedError("the XGBoost learner gave 9 of 9 predictions that ...")
+        if self.explode == "bug":
+            raise TypeError("a plain bug")
         self.mean_ = float(np.mean(y))
         return self
 
     def predict(self, X) -> np.ndarray:
-        if self.explode:
+        if self.explode == "predict":
             from retail_clv.errors import TrainingDivergedError
 
-            raise TrainingDivergedError("the XGBoost learner diverged")
+            raise TrainingDivergedError("the XGBoost learner gave 9 of 9 predictions that ...")
         return np.full(len(X), self.mean_ + self.level)
 
 
@@ -386,38 +397,63 @@ def _search_input() -> tuple:
     return X, y
 
 
-def test_a_search_candidate_that_diverges_is_skipped_and_named(caplog) -> None:
+@pytest.mark.parametrize("where", ["predict", "fit"])
+def test_a_search_candidate_that_diverges_is_skipped_and_named(caplog, where) -> None:
     import warnings
 
     from retail_clv.models.training import _fit_search, failed_search_note
 
     X, y = _search_input()
     cfg = {"n_iter": 4, "outer_splits": 2}
-    space = {"explode": [False, True], "level": [0.0, 100.0]}  # 4 candidates, 2 explode
+    space = {"explode": ["", where], "level": [0.0, 100.0]}  # 4 candidates, 2 diverge
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        fitted, best, scores = _fit_search("model2", _Explodes(), space, X, y, cfg, 30, 0)
-    # scikit-learn's multi-line failure warnings are replaced by one log line with the reason
-    assert not [w for w in seen if "failed" in str(w.message) or "non-finite" in str(w.message)]
+        fitted, best, scores = _fit_search("Model 2", _Explodes(), space, X, y, cfg, 30, 0)
+    # no multi-line "fits failed" warning from scikit-learn (its one line about the NaN
+    # scores stays): one log line says what was skipped and why
+    assert not [w for w in seen if "failed" in str(w.message)]
+    assert [str(w.message) for w in seen if "non-finite" in str(w.message)] == [
+        "One or more of the test scores are non-finite: "
+        + str(np.array([scores["mean_test_r2"][i] or np.nan for i in range(4)]))
+    ]
     [logged] = [r.getMessage() for r in caplog.records if "were skipped" in r.getMessage()]
-    assert "model2: 2 of 4 search candidates failed" in logged
-    assert logged.endswith("(first failure: retail_clv.errors.TrainingDivergedError: the XGBoost "
-                           "learner diverged)")  # fmt: skip
-    assert best == {"explode": False, "level": 0.0}  # the best finite one, not a failed one
-    assert fitted.explode is False and fitted.level == 0.0
+    assert logged.startswith("Model 2: 2 of 4 search candidates diverged on the forward folds")
+    assert logged.endswith("(first: the XGBoost learner gave 9 of 9 predictions that ...)")
+    assert best == {"explode": "", "level": 0.0}  # the best finite one, not a failed one
+    assert isinstance(fitted, _Explodes) and fitted.explode == "" and fitted.level == 0.0
     assert scores["n_candidates"] == 4
     assert sorted(c["level"] for c in scores["failed_candidates"]) == [0.0, 100.0]
-    assert all(c["explode"] is True for c in scores["failed_candidates"])
+    assert all(c["explode"] == where for c in scores["failed_candidates"])
     assert sum(v is None for v in scores["mean_test_r2"]) == 2
     assert math.isfinite(scores["best_score_r2"])
     note = failed_search_note("Model 2", scores)
-    assert note is not None
-    assert note.startswith("Model 2's hyper-parameter search skipped 2 of 4 candidates")
-    assert "'explode': True" in note and note.endswith("The best of the others was kept")
+    listed = "; ".join(
+        ", ".join(f"{k} {v}" for k, v in c.items()) for c in scores["failed_candidates"]
+    )
+    assert f"level 0.0, explode {where}" in listed and f"level 100.0, explode {where}" in listed
+    assert note == (
+        "Model 2's hyper-parameter search skipped 2 of 4 candidates whose predictions on a "
+        "forward fold were not finite numbers (the XGBoost learner gave 9 of 9 predictions that "
+        f"...): {listed}. The best of the others was kept"
+    )
     assert failed_search_note("Model 1", {"search": "none (budget)"}) is None
 
 
-def test_a_search_whose_every_candidate_fails_is_one_clear_error() -> None:
+def test_failed_search_note_shortens_the_pipeline_names() -> None:
+    from retail_clv.models.training import failed_search_note
+
+    scores = {
+        "n_candidates": 3,
+        "failure": "why",
+        "failed_candidates": [
+            {"regressor__xgb__regressor__learning_rate": 0.1, "regressor__ridge__model__alpha": 10}
+        ],
+    }
+    assert "(why): xgb.learning_rate 0.1, ridge.alpha 10." in str(failed_search_note("M", scores))
+
+
+@pytest.mark.parametrize("where", ["predict", "fit"])
+def test_a_search_whose_every_candidate_diverges_is_one_clear_error(where) -> None:
     from retail_clv.errors import TrainingDivergedError
     from retail_clv.models.training import _fit_search
 
@@ -425,9 +461,40 @@ def test_a_search_whose_every_candidate_fails_is_one_clear_error() -> None:
     cfg = {"n_iter": 2, "outer_splits": 2}
     with pytest.raises(
         TrainingDivergedError,
-        match=r"every candidate of model2's .* \(first failure: .*TrainingDivergedError: the "
-        r"XGBoost learner diverged\); train with --budget quick",
+        match=r"^every candidate of Model 2's hyper-parameter search diverged on the forward "
+        r"folds \(the XGBoost learner gave 9 of 9 predictions that \.\.\.\); train with "
+        r"--budget quick",
     ):
         _fit_search(
-            "model2", _Explodes(), {"explode": [True], "level": [0.0, 1.0]}, X, y, cfg, 30, 0
+            "Model 2", _Explodes(), {"explode": [where], "level": [0.0, 1.0]}, X, y, cfg, 30, 0
         )
+
+
+def test_a_chosen_candidate_that_diverges_on_the_refit_is_one_clear_error() -> None:
+    from retail_clv.errors import TrainingDivergedError
+    from retail_clv.models.training import _fit_search
+
+    X, y = _search_input()  # folds train on at most 300 rows, the refit on 400
+    with pytest.raises(
+        TrainingDivergedError, match=r"^Model 1's chosen hyper-parameters diverged when refitted"
+    ):
+        _fit_search("Model 1", _Explodes(), {"explode": ["refit"], "level": [0.0]}, X, y,
+                    {"n_iter": 2, "outer_splits": 2}, 30, 0)  # fmt: skip
+
+
+def test_an_error_that_is_not_a_divergence_still_ends_the_search() -> None:
+    from retail_clv.models.training import _fit_search
+
+    X, y = _search_input()
+    with pytest.raises(TypeError, match="a plain bug"):
+        _fit_search("Model 2", _Explodes(), {"explode": ["", "bug"], "level": [0.0]}, X, y,
+                    {"n_iter": 2, "outer_splits": 2}, 30, 0)  # fmt: skip
+
+
+def test_without_a_search_a_divergence_names_the_model() -> None:
+    from retail_clv.errors import TrainingDivergedError
+    from retail_clv.models.training import _fit_search
+
+    X, y = _search_input()
+    with pytest.raises(TrainingDivergedError, match=r"^Model 2 could not be trained: the XGBoost"):
+        _fit_search("Model 2", _Explodes(explode="fit"), {}, X, y, {"n_iter": 1}, 30, 0)

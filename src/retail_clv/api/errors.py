@@ -23,6 +23,7 @@ from retail_clv.errors import (
     RetailClvError,
     SchemaError,
     StoreError,
+    TrainingDivergedError,
     UnknownIngestRunError,
 )
 
@@ -33,6 +34,7 @@ STATUS_BY_ERROR: dict[type[RetailClvError], int] = {
     InputFileError: 422,
     SchemaError: 422,
     NotEnoughDataError: 422,
+    TrainingDivergedError: 422,
     ModelNotFoundError: 503,
     ModelMismatchError: 503,
     StoreError: 503,

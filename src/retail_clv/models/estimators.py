@@ -430,7 +430,7 @@ class ExposureOffsetRegressor(RegressorMixin, BaseEstimator):
         TrainingDivergedError
             When a prediction is not a finite number: the boosting ran away (seen with Tweedie
             power 1.9, learning rate 0.1 and ``min_child_weight`` 1 on a 28,000-customer store),
-            so the model is unusable rather than merely inaccurate.
+            or an exposure beyond float32 overflowed.
         """
         check_is_fitted(self)
         margin = self._margin(X)
@@ -451,9 +451,9 @@ class ExposureOffsetRegressor(RegressorMixin, BaseEstimator):
                 )
             )
             raise TrainingDivergedError(
-                f"the XGBoost learner diverged: {bad:,} of {predicted.size:,} predictions are "
-                f"not finite numbers ({settings}); train with --budget quick, whose settings "
-                "were validated, or with a lower learning rate"
+                f"the XGBoost learner gave {bad:,} of {predicted.size:,} predictions that are "
+                f"not finite numbers ({settings}): a fit that ran away, or inputs far beyond "
+                "the training data"
             )
         return predicted
 

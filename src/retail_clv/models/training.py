@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,7 +19,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import polars as pl
-from sklearn.exceptions import FitFailedWarning
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.metrics import r2_score
 from sklearn.model_selection import RandomizedSearchCV
 
 from retail_clv.errors import NotEnoughDataError, TrainingDivergedError, days
@@ -604,14 +604,15 @@ def predict_frame(
 
 
 def failed_search_note(label: str, scores: dict[str, Any]) -> str | None:
-    """Say which hyper-parameter candidates a model's search skipped because they failed.
+    """Say which hyper-parameter candidates a model's search skipped because they diverged.
 
     Parameters
     ----------
     label : str
         The model's name in the message ("Model 2").
     scores : dict
-        The search record ``_fit_search`` returns (``failed_candidates``, ``n_candidates``).
+        The search record ``_fit_search`` returns (``failed_candidates``, ``n_candidates``,
+        ``failure``).
 
     Returns
     -------
@@ -621,37 +622,71 @@ def failed_search_note(label: str, scores: dict[str, Any]) -> str | None:
     failed = scores.get("failed_candidates") or []
     if not failed:
         return None
+    listed = "; ".join(
+        ", ".join(f"{_short_name(key)} {value}" for key, value in params.items())
+        for params in failed
+    )
     return (
         f"{label}'s hyper-parameter search skipped {len(failed)} of "
-        f"{scores.get('n_candidates', '?')} candidates that failed on the forward folds (a fit "
-        "that did not finish, or an XGBoost that diverged to predictions that are not finite "
-        f"numbers): {'; '.join(str(params) for params in failed)}. The best of the others "
-        "was kept"
+        f"{scores.get('n_candidates', '?')} candidates whose predictions on a forward fold were "
+        f"not finite numbers ({scores.get('failure') or 'no reason recorded'}): {listed}. The "
+        "best of the others was kept"
     )
 
 
-def _search_failures(caught: list[warnings.WarningMessage]) -> list[str]:
-    """Return the errors behind the search's failure warnings; re-issue every other warning.
+def _short_name(key: str) -> str:
+    """``regressor__xgb__regressor__learning_rate`` -> ``xgb.learning_rate`` (for messages)."""
+    return ".".join(part for part in key.split("__") if part not in ("regressor", "model"))
 
-    scikit-learn reports a candidate that failed on a fold as a ``FitFailedWarning`` or a
-    "Scoring failed" warning whose text ends with the exception's last line.
+
+class _DivergenceGuard(RegressorMixin, BaseEstimator):
+    """Search-time wrapper: a fit or prediction that diverges is remembered, not raised.
+
+    :class:`TrainingDivergedError` (an XGBoost that ran away, raised when it predicts, also
+    inside a stack's own fit) marks the candidate ``diverged_`` and its predictions NaN, which
+    :class:`_R2UnlessDiverged` scores NaN; every other error still ends the search, as before.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The model whose hyper-parameters are searched (``estimator__...`` in the space).
     """
-    reasons = []
-    for caught_warning in caught:
-        text = str(caught_warning.message)
-        if issubclass(caught_warning.category, FitFailedWarning) or text.startswith(
-            "Scoring failed"
-        ):
-            lines = [line.strip() for line in text.splitlines() if line.strip()]
-            reasons.append(lines[-1] if lines else text)
-        elif not text.startswith("One or more of the test scores are non-finite"):
-            warnings.warn_explicit(
-                caught_warning.message,
-                caught_warning.category,
-                caught_warning.filename,
-                caught_warning.lineno,
-            )
-    return reasons
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    def fit(self, X: Any, y: Any) -> _DivergenceGuard:
+        """Fit a clone of the estimator, or remember why it diverged."""
+        self.diverged_: str | None = None
+        try:
+            self.estimator_ = clone(self.estimator).fit(X, y)
+        except TrainingDivergedError as exc:
+            self.estimator_ = None
+            self.diverged_ = str(exc)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict, or return NaN for every row when the fit or this prediction diverged."""
+        if self.estimator_ is not None and self.diverged_ is None:
+            try:
+                return np.asarray(self.estimator_.predict(X), dtype=float)
+            except TrainingDivergedError as exc:
+                self.diverged_ = str(exc)
+        return np.full(len(X), np.nan)
+
+
+class _R2UnlessDiverged:
+    """R² scorer that scores a diverged candidate NaN and keeps the first reason."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def __call__(self, estimator: _DivergenceGuard, X: Any, y: Any) -> float:
+        predicted = estimator.predict(X)
+        if estimator.diverged_ is not None:
+            self.reasons.append(estimator.diverged_)
+            return float("nan")
+        return float(r2_score(y, predicted))
 
 
 class _AllCandidatesFailed(Exception):
@@ -695,55 +730,63 @@ def _fit_search(
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """Run the randomized search over forward folds (or a plain fit when n_iter <= 1).
 
-    A candidate whose fit or score fails on a fold (an XGBoost that diverges raises
-    :class:`TrainingDivergedError` when it predicts) scores NaN and is skipped: the best of the
-    others is kept, and ``failed_candidates`` of the returned scores lists the skipped ones.
-    When every candidate fails, :class:`TrainingDivergedError` says so.
+    A candidate that diverges on a fold (:class:`TrainingDivergedError`: predictions that are
+    not finite numbers) scores NaN and is skipped: the best of the others is kept, and
+    ``failed_candidates`` and ``failure`` of the returned scores say which and why. Any other
+    error ends the search, as it always did. When every candidate diverges, or the chosen one
+    diverges when refitted on all rows, :class:`TrainingDivergedError` says so in one line.
     """
     start = time.perf_counter()
+    quick_advice = "train with --budget quick, whose validated settings need no search"
     if cfg["n_iter"] <= 1:
-        fitted = estimator.fit(X, y)
+        try:
+            fitted = estimator.fit(X, y)
+        except TrainingDivergedError as exc:
+            raise TrainingDivergedError(f"{name} could not be trained: {exc}") from None
         return fitted, {}, {"search": "none (budget)", "seconds": time.perf_counter() - start}
+    scorer = _R2UnlessDiverged()
     search = RandomizedSearchCV(
-        estimator,
-        space,
+        _DivergenceGuard(estimator),
+        {f"estimator__{key}": values for key, values in space.items()},
         n_iter=cfg["n_iter"],
-        scoring="r2",
+        scoring=scorer,
         cv=CutoffSplit(cfg["outer_splits"], horizon_days),
         refit=_best_finite,
         random_state=seed,
         n_jobs=1,
-        error_score=np.nan,
+        error_score="raise",
     )
-    with warnings.catch_warnings(record=True) as caught:  # failures: reported below, once
-        warnings.simplefilter("always")
-        try:
-            search.fit(X, y, groups=X.index.to_numpy())
-            every_one_failed = False
-        except _AllCandidatesFailed:
-            every_one_failed = True
-    reasons = _search_failures(caught)
-    if every_one_failed:
+    try:
+        search.fit(X, y, groups=X.index.to_numpy())
+    except _AllCandidatesFailed:
         raise TrainingDivergedError(
-            f"every candidate of {name}'s hyper-parameter search failed on the forward folds "
-            f"(first failure: {reasons[0] if reasons else 'unknown'}); train with --budget "
-            "quick, whose settings were validated, to get a model"
+            f"every candidate of {name}'s hyper-parameter search diverged on the forward folds "
+            f"({scorer.reasons[0] if scorer.reasons else 'no reason recorded'}); {quick_advice}"
+        ) from None
+    if search.best_estimator_.diverged_ is not None:
+        raise TrainingDivergedError(
+            f"{name}'s chosen hyper-parameters diverged when refitted on all training rows "
+            f"({search.best_estimator_.diverged_}); {quick_advice}"
         )
     res = search.cv_results_
+    params = [
+        _plain_params({key.removeprefix("estimator__"): v for key, v in candidate.items()})
+        for candidate in res["params"]
+    ]
     failed = [
-        _plain_params(params)
-        for params, score in zip(res["params"], res["mean_test_score"], strict=True)
+        candidate
+        for candidate, score in zip(params, res["mean_test_score"], strict=True)
         if not np.isfinite(score)
     ]
     if failed:
         logger.warning(
-            "%s: %d of %d search candidates failed on the forward folds and were skipped: %s "
-            "(first failure: %s)",
+            "%s: %d of %d search candidates diverged on the forward folds and were skipped: "
+            "%s (first: %s)",
             name,
             len(failed),
-            len(res["params"]),
+            len(params),
             failed,
-            reasons[0] if reasons else "unknown",
+            scorer.reasons[0] if scorer.reasons else "no reason recorded",
         )
     scores = {
         "search": "RandomizedSearchCV over CutoffSplit",
@@ -751,12 +794,13 @@ def _fit_search(
         "mean_test_r2": [_finite_or_none(v) for v in res["mean_test_score"]],
         "std_test_r2": [_finite_or_none(v) for v in res["std_test_score"]],
         "failed_candidates": failed,
-        "n_candidates": len(res["params"]),
+        "failure": scorer.reasons[0] if scorer.reasons else None,
+        "n_candidates": len(params),
         "seconds": time.perf_counter() - start,
     }
-    best = _plain_params(search.best_params_)
+    best = params[search.best_index_]
     logger.info("%s: best CV R2 %.3f with %s", name, scores["best_score_r2"], best)
-    return search.best_estimator_, best, scores
+    return search.best_estimator_.estimator_, best, scores
 
 
 def _set_sizes(model: Any, cfg: dict[str, Any], n_jobs: int = N_JOBS) -> Any:
@@ -899,12 +943,12 @@ def train(
     report(0.10, "tuning Model 1 (RF + Ridge + Lasso stack)")
     m1 = _set_sizes(build_model1(horizon_days, cfg["inner_splits"], random_state), cfg, n_jobs)
     model1, best1, cv1 = _fit_search(
-        "model1", m1, SEARCH_SPACE_MODEL1, X, y, cfg, horizon_days, random_state
+        "Model 1", m1, SEARCH_SPACE_MODEL1, X, y, cfg, horizon_days, random_state
     )
     report(0.45, "tuning Model 2 (RF + XGBoost + Ridge + Lasso stack)")
     m2 = _set_sizes(build_model2(horizon_days, cfg["inner_splits"], random_state), cfg, n_jobs)
     model2, best2, cv2 = _fit_search(
-        "model2", m2, SEARCH_SPACE_MODEL2, X, y, cfg, horizon_days, random_state
+        "Model 2", m2, SEARCH_SPACE_MODEL2, X, y, cfg, horizon_days, random_state
     )
     report(0.80, "fitting the products model (Poisson gradient boosting)")
     products_model = build_products_model(random_state).fit(X, y_products)
