@@ -154,6 +154,13 @@ def test_training_body_and_job_polling(router: respx.MockRouter) -> None:
         "horizon_days": 14,
         "budget": "default",
     }
+    # by default the server's CLV_HORIZON_DAYS decides, as for POST /train from anywhere
+    assert client.start_training() == "j1"
+    assert json.loads(train.calls.last.request.content) == {
+        "as_of": None,
+        "horizon_days": None,
+        "budget": "quick",
+    }
     job = client.job("j1")
     assert job["state"] == "running" and job["progress"] == 0.25
 

@@ -434,7 +434,7 @@ class ApiClient:
         )
 
     def start_training(
-        self, budget: Literal["quick", "default"] = "quick", horizon_days: int = 30
+        self, budget: Literal["quick", "default"] = "quick", horizon_days: int | None = None
     ) -> str:
         """Start retraining in the background (``POST /train``) and return the job id.
 
@@ -442,8 +442,8 @@ class ApiClient:
         ----------
         budget : {"quick", "default"}
             Hyper-parameter search budget.
-        horizon_days : int, default 30
-            Prediction horizon.
+        horizon_days : int, optional
+            Prediction horizon; None (sent as null) is the API server's ``CLV_HORIZON_DAYS``.
 
         Returns
         -------
