@@ -439,7 +439,7 @@ def test_retrain_polls_the_job_until_it_succeeds(
     assert not at.exception
     assert json.loads(train.calls.last.request.content) == {
         "as_of": None,
-        "horizon_days": 30,
+        "horizon_days": None,  # the server's CLV_HORIZON_DAYS
         "budget": "quick",
     }
     assert poll.call_count == 2
@@ -806,7 +806,10 @@ def test_the_ingest_runs_list_is_fetched_only_when_asked_for(api: respx.MockRout
     assert table["Status"].tolist() == ["succeeded", "undone", "succeeded"]
     assert table["Loaded"].tolist() == [8000, 7000, 6000]
     # only runs whose rows are still in the store can be taken out
-    assert at.selectbox(key="pipeline_runs_choice").options == ["Run 8", "Run 6"]
+    assert at.selectbox(key="pipeline_runs_choice").options == [
+        "Run 8 · march.csv",
+        "Run 6 · jan.csv",
+    ]
 
 
 def test_an_earlier_run_is_undone_from_the_list_and_its_outcome_stays(
@@ -826,7 +829,8 @@ def test_an_earlier_run_is_undone_from_the_list_and_its_outcome_stays(
     listed.respond(json=after)
     at.run()
     assert runs_table(at)["Status"].tolist() == ["succeeded", "undone", "undone"]
-    assert any(t.startswith("Upload undone: ingest run 6") for t in texts(at.success))
+    [done] = [t for t in texts(at.success) if t.startswith("Upload undone: ingest run 6")]
+    assert done.endswith("*Retrain* on the Models page to update them.")  # no file on the page
     assert undo.call_count == 1
 
 
@@ -887,3 +891,27 @@ def test_a_store_with_nothing_to_undo_says_so(
     assert not at.exception
     assert shown in texts(at.info) + texts(at.caption)
     assert not [b for b in at.button if b.label == "Undo this upload"]
+
+
+def test_a_file_saved_with_the_list_open_is_listed_at_once(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any]
+) -> None:
+    saved = {**RUNS["runs"][0], "run_id": 9, "source_file": "raw.csv"}
+    listed = api.get("/ingest-runs").respond(json=RUNS)
+    at = new_app().run()
+    at.toggle(key="pipeline_show_runs").set_value(True).run()
+    assert runs_table(at)["Run"].tolist() == [8, 7, 6]
+    stored = {"run_id": 9, "rows_loaded": 5, "rows_duplicate": 0, "warnings": []}
+    pipeline = api.post("/pipeline").respond(json={**sample_pipeline, "stored": [stored]})
+    # the store holds run 9 only once the upload has been saved
+    listed.mock(
+        side_effect=lambda request: httpx.Response(
+            200, json={"runs": [saved, *RUNS["runs"]]} if pipeline.called else RUNS
+        )
+    )
+    at.toggle[0].set_value(True).run()  # Save rows to the store
+    upload(at)
+    assert not at.exception
+    # the list is drawn after the upload was saved, in the same run of the page
+    assert runs_table(at)["Run"].tolist() == [9, 8, 7, 6]
+    assert at.selectbox(key="pipeline_runs_choice").options[0] == "Run 9 · raw.csv"

@@ -219,12 +219,17 @@ def show_undo(client: ApiClient, run_id: int, place: str = "pipeline") -> None:
             ]
         )
         customers = count(int(deleted.get("customers") or 0), "customer")
+        again = (
+            " With *Save rows to the store* on, changing a switch or dropping the file again "
+            "saves its rows again."
+            if place == "pipeline"  # under the upload on this page, not a run of the list
+            else ""
+        )
         st.success(
             f"Upload undone: ingest run {run_id} was taken out of the store ({removed} removed, "
             f"and {customers} left without any purchase or cancellation). The stored "
             "predictions and the models still reflect these rows: *Retrain* on the Models page "
-            "to update them. With *Save rows to the store* on, changing a switch or dropping "
-            "the file again saves its rows again.",
+            f"to update them.{again}",
             icon=":material/undo:",
         )
         return
@@ -286,11 +291,12 @@ def show_ingest_runs(client: ApiClient) -> None:
     if not choices:
         st.caption("Every ingest run of the store is undone or still running.")
         return
+    files = {int(run["run_id"]): str(run.get("source_file")) for run in runs}
     choice = st.selectbox(
         "Ingest run to take out of the store",
         choices,
         key="pipeline_runs_choice",
-        format_func=lambda run_id: f"Run {run_id}",
+        format_func=lambda run_id: f"Run {run_id} · {files.get(run_id, '?')}",
     )
     show_undo(client, int(choice), place="runs")
 
@@ -502,7 +508,37 @@ def render() -> None:
         "day-first).",
     )
     columns = column_mapping()
-    show_ingest_runs(client)
+    runs_slot = st.container()  # filled last, so that a file this run saves is listed
+    show_upload(client, symbol, uploaded, store, day_first, columns)
+    with runs_slot:
+        show_ingest_runs(client)
+
+
+def show_upload(
+    client: ApiClient,
+    symbol: str,
+    uploaded: Any,
+    store: bool,
+    day_first: bool,
+    columns: dict[str, str],
+) -> None:
+    """Send the dropped file (once per file and switches) and show what came back.
+
+    Parameters
+    ----------
+    client : ApiClient
+        The API client.
+    symbol : str
+        Currency symbol.
+    uploaded : streamlit UploadedFile or None
+        The dropped file.
+    store : bool
+        *Save rows to the store*.
+    day_first : bool
+        *Day-first dates*.
+    columns : dict of str to str
+        Column names typed under *Column names in your file*.
+    """
     if uploaded is None:
         for key in (RESULT_KEY, ERROR_KEY, UPLOAD_KEY):
             st.session_state.pop(key, None)
