@@ -7,7 +7,6 @@ red line on stderr and exit code 1, never a traceback.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -102,10 +101,10 @@ def progress_bar(
 
     Without a terminal (output redirected to a log, ``nohup``, CI) rich draws the bar only
     when it ends, so each new step is also printed as one plain line, ``[elapsed] percent
-    message``, at most one per second.
+    message`` (steps are stage names, a few dozen at most).
     """
     start = _now()
-    last: dict[str, Any] = {"message": None, "at": -math.inf}
+    last: dict[str, Any] = {"message": None}
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -120,12 +119,11 @@ def progress_bar(
         def on_progress(fraction: float, message: str) -> None:
             done = min(1.0, max(0.0, float(fraction)))
             progress.update(task, completed=done, description=escape(message))
-            now = _now()
-            if console.is_terminal or message == last["message"] or now - last["at"] < 1.0:
+            if console.is_terminal or message == last["message"]:
                 return
-            last.update(message=message, at=now)
+            last["message"] = message
             console.print(
-                f"[{now - start:6.0f} s] {100 * done:3.0f}% {escape(message)}", highlight=False
+                f"[{_now() - start:6.0f} s] {100 * done:3.0f}% {escape(message)}", highlight=False
             )
 
         yield on_progress
