@@ -33,15 +33,14 @@ CLV = [sys.executable, "-m", "retail_clv"]
 def run_step(argv: list[str], env: dict[str, str]) -> dict[str, float]:
     """Run one CLI command as a child process; return wall, CPU and peak RSS (MB)."""
     load = os.getloadavg()[0]
-    start = time.perf_counter()
-    child = subprocess.Popen(
-        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - start
-    stderr = child.stderr.read() if child.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv[2:])} failed:\n{stderr}")
+    with tempfile.TemporaryFile(mode="w+") as stderr:  # a pipe could fill up and block
+        start = time.perf_counter()
+        child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            stderr.seek(0)
+            raise SystemExit(f"{' '.join(argv[3:])} failed:\n{stderr.read()}")
     return {
         "wall": wall,
         "cpu": usage.ru_utime + usage.ru_stime,
