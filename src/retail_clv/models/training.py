@@ -622,16 +622,18 @@ def failed_search_note(label: str, scores: dict[str, Any]) -> str | None:
     failed = scores.get("failed_candidates") or []
     if not failed:
         return None
-    listed = "; ".join(
-        ", ".join(f"{_short_name(key)} {value}" for key, value in params.items())
-        for params in failed
-    )
+    listed = "; ".join(_listed(params) for params in failed)
     return (
         f"{label}'s hyper-parameter search skipped {len(failed)} of "
         f"{scores.get('n_candidates', '?')} candidates whose predictions on a forward fold were "
         f"not finite numbers ({scores.get('failure') or 'no reason recorded'}): {listed}. The "
         "best of the others was kept"
     )
+
+
+def _listed(params: dict[str, Any]) -> str:
+    """``xgb.learning_rate 0.1, ridge.alpha 10`` (one candidate, for messages)."""
+    return ", ".join(f"{_short_name(key)} {value}" for key, value in params.items())
 
 
 def _short_name(key: str) -> str:
@@ -785,7 +787,7 @@ def _fit_search(
             name,
             len(failed),
             len(params),
-            failed,
+            "; ".join(_listed(candidate) for candidate in failed),
             scorer.reasons[0] if scorer.reasons else "no reason recorded",
         )
     scores = {
