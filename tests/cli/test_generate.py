@@ -16,6 +16,10 @@ def test_generate_writes_the_file_and_its_truth(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "rows written" in result.output
+    # dirt is listed as kinds that can overlap, not as parts of the clean rows
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert flat.index("clean purchase rows") < flat.index("rows of each kind of dirt")
+    assert flat.index("rows of each kind of dirt") < flat.index("missing customer id")
     assert out.read_text(encoding="utf-8").splitlines()[0] == ",".join(COLUMNS)
     truth = pl.read_parquet(tmp_path / "shop.csv.truth.parquet")
     assert truth.height == 80
