@@ -104,7 +104,7 @@ def progress_bar(
     message`` (steps are stage names, a few dozen at most).
     """
     start = _now()
-    last: dict[str, Any] = {"message": None}
+    printed: str | None = None  # the last step printed as a plain line
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -117,11 +117,12 @@ def progress_bar(
         task = progress.add_task(escape(first_message), total=1.0)
 
         def on_progress(fraction: float, message: str) -> None:
+            nonlocal printed
             done = min(1.0, max(0.0, float(fraction)))
             progress.update(task, completed=done, description=escape(message))
-            if console.is_terminal or message == last["message"]:
+            if console.is_terminal or message == printed:
                 return
-            last["message"] = message
+            printed = message
             console.print(
                 f"[{_now() - start:6.0f} s] {100 * done:3.0f}% {escape(message)}", highlight=False
             )
