@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from retail_clv.errors import StoreError
 from retail_clv.ingest.pipeline import ingest_files
-from retail_clv.store import load, schema
+from retail_clv.store import load, queries, schema
 from retail_clv.store.db import get_engine
 from retail_clv.store.migrations import MIGRATIONS, current_version
 from retail_clv.store.queries import (
@@ -383,6 +383,50 @@ def test_read_rejections_filters_by_reason(tmp_path: Path, engine: sa.Engine) ->
 def test_empty_store_reads_empty_typed_frames(engine: sa.Engine) -> None:
     assert read_purchases(engine).schema == pl.Schema(PURCHASES_SCHEMA)
     assert read_cancellations(engine).height == 0
+
+
+UNORDERED = [
+    "489500,22001,LATE LINE,1,2010-03-05 10:00:00,1.0,13085,United Kingdom",
+    "489400,22002,EARLY LINE,2,2009-12-01 07:00:00,1.0,13085,United Kingdom",
+    "489450,22003,TIE FIRST IN FILE,3,2010-01-10 09:00:00,1.0,12680,France",
+    "489451,22004,TIE SECOND IN FILE,4,2010-01-10 09:00:00,1.0,13085,United Kingdom",
+    "C489452,22001,LATE LINE,-1,2010-03-06 10:00:00,1.0,13085,United Kingdom",
+    "C489453,22002,EARLY LINE,-1,2009-12-02 07:00:00,1.0,13085,United Kingdom",
+]
+
+
+@pytest.mark.parametrize("batch_rows", [1, 2, 100_000])
+def test_reads_come_in_time_order_with_ties_in_file_order_whatever_the_batch_size(
+    tmp_path: Path, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, batch_rows: int
+) -> None:
+    ingest_files([write_csv(tmp_path / "a.csv", UNORDERED)], engine, progress=False)
+    monkeypatch.setattr(queries, "FETCH_BATCH_ROWS", batch_rows)
+    purchases = read_purchases(engine)
+    assert purchases.schema == pl.Schema(PURCHASES_SCHEMA)
+    assert purchases["quantity"].to_list() == [2, 3, 4, 1]
+    assert purchases["country"].to_list()[1:3] == ["France", "United Kingdom"]
+    cancellations = read_cancellations(engine)
+    assert cancellations["invoice"].to_list() == ["C489453", "C489452"]
+    assert cancellations["invoice_date"].to_list() == [
+        dt.datetime(2009, 12, 2, 7),
+        dt.datetime(2010, 3, 6, 10),
+    ]
+
+
+def test_dates_stored_as_text_out_of_time_order_are_still_read_in_time_order() -> None:
+    # Text written by another tool (here without zero padding) need not sort as time does.
+    frame = pl.DataFrame(
+        {
+            "quantity": [1, 2, 3, 4],
+            "invoice_date": [
+                dt.datetime(2010, 10, 1),
+                dt.datetime(2010, 9, 1),
+                dt.datetime(2010, 10, 1),
+                dt.datetime(2010, 9, 1),
+            ],
+        }
+    )
+    assert queries._by_date(frame)["quantity"].to_list() == [2, 4, 1, 3]
 
 
 def test_existing_hashes_large_path_matches_small_path(
