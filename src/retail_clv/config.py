@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     models_dir: Path = Field(default=Path("models"), description="Where model runs are written.")
     output_dir: Path = Field(default=Path("output"), description="Where predictions CSVs go.")
     horizon_days: int = Field(default=30, ge=1, le=366, description="Prediction horizon in days.")
+    max_train_cutoffs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Train on at most this many cutoffs, the newest (clv train, backtest, "
+        "POST /train); unset trains on all history, which validated best on Online Retail II. "
+        "A cap bounds training time and memory on a big shop.",
+    )
     n_jobs: int = Field(
         default=2,
         ge=1,

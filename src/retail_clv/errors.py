@@ -55,6 +55,10 @@ class TrainingDivergedError(RetailClvError):
     """A learner's fit ran away: its predictions are not finite numbers."""
 
 
+class SettingError(RetailClvError):
+    """An option or setting has a value the run cannot use."""
+
+
 class ModelNotFoundError(RetailClvError):
     """No trained model run exists where one was asked for."""
 

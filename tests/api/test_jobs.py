@@ -186,6 +186,44 @@ def test_a_training_job_defaults_its_horizon_to_the_clv_horizon_days_setting(
     assert seen == {"horizon_days": horizon}
 
 
+@pytest.mark.parametrize(
+    ("body", "setting", "cap"),
+    [({}, None, None), ({}, 6, 6), ({"max_train_cutoffs": 8}, 6, 8)],
+)
+def test_a_training_job_caps_its_cutoffs_as_asked_or_as_the_server_setting_says(
+    make_client, api_store, monkeypatch, body, setting, cap
+) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_training(engine, models_dir, as_of, horizon_days, budget, progress, **kwargs):
+        seen["max_train_cutoffs"] = kwargs["max_train_cutoffs"]
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(services, "run_training", fake_training)
+    client = make_client(db=api_store[1], max_train_cutoffs=setting)
+    response = client.post("/train", json={"budget": "quick", **body})
+    assert response.status_code == 202
+    assert _wait(client, response.json()["job_id"])["state"] == "failed"
+    assert seen == {"max_train_cutoffs": cap}
+
+
+@pytest.mark.parametrize(
+    ("body", "setting", "named"),
+    [
+        ({"max_train_cutoffs": 3}, None, "max_train_cutoffs 3"),
+        ({}, 2, "the server's CLV_MAX_TRAIN_CUTOFFS 2"),
+    ],
+)
+def test_a_cap_too_few_for_the_budget_is_a_422_before_any_job(
+    make_client, api_store, body, setting, named
+) -> None:
+    client = make_client(db=api_store[1], max_train_cutoffs=setting)
+    response = client.post("/train", json={"budget": "quick", **body})
+    assert response.status_code == 422
+    assert f"{named} is too few for the quick budget" in response.json()["detail"]
+    assert client.get("/jobs").json() == []
+
+
 def test_run_training_defaults_its_threads_to_the_clv_n_jobs_setting(
     api_store, tmp_path, monkeypatch
 ) -> None:

@@ -387,6 +387,59 @@ def test_a_bad_thread_count_is_one_clear_error(monkeypatch, capsys) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--max-train-cutoffs", "3"], None, "--max-train-cutoffs 3"),
+        ([], "2", "CLV_MAX_TRAIN_CUTOFFS 2"),
+    ],
+)
+@pytest.mark.parametrize("command", [["train"], ["backtest", "--cutoff", "2011-01-01"]])
+def test_a_cap_on_training_cutoffs_too_few_for_the_budget_is_one_clear_error(
+    tmp_path, monkeypatch, capsys, command, args, env, named
+) -> None:
+    missing = tmp_path / "missing.db"  # refused before the store is even opened
+    monkeypatch.setenv("CLV_DATABASE_URL", f"sqlite:///{missing}")
+    if env is not None:
+        monkeypatch.setenv("CLV_MAX_TRAIN_CUTOFFS", env)
+    get_settings.cache_clear()
+    extra = ["--json", str(tmp_path / "b.json")] if command[0] == "backtest" else []
+    try:
+        assert run_app([*command, *extra, "--budget", "quick", *args]) == 1
+    finally:
+        get_settings.cache_clear()
+    err = flat(capsys.readouterr().err)
+    assert f"{named} is too few for the quick budget with a horizon of 30 days:" in err
+    assert "need at least 4 training cutoffs" in err and "Traceback" not in err
+    assert not missing.exists()
+
+
+def test_train_passes_its_cap_on_training_cutoffs_on(use_trained, monkeypatch) -> None:
+    from retail_clv.models import training
+
+    seen: dict[str, object] = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(*args, **kwargs):
+        seen["max_train_cutoffs"] = kwargs["max_train_cutoffs"]
+        raise Stop
+
+    monkeypatch.setattr(training, "train", capture)
+    with pytest.raises(Stop):
+        run_app(["train", "--budget", "quick", "--max-train-cutoffs", "6"])
+    assert seen == {"max_train_cutoffs": 6}
+    monkeypatch.setenv("CLV_MAX_TRAIN_CUTOFFS", "5")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(Stop):
+            run_app(["train", "--budget", "quick"])
+    finally:
+        get_settings.cache_clear()
+    assert seen == {"max_train_cutoffs": 5}
+
+
 def test_a_store_is_the_same_whatever_the_password_in_its_url() -> None:
     from retail_clv.models.scoring import store_key as _store_key
 

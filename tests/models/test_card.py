@@ -193,6 +193,13 @@ def test_the_card_gives_the_training_rows_the_training_time_grows_with() -> None
         "train_cutoffs": [f"2010-{m:02d}-01" for m in range(1, 13)],
     }
     text = render_model_card(metadata)
-    assert "- Training rows: 88,513 (customer × cutoff) from 12 training cutoffs" in text
+    assert (
+        "- Training rows: 88,513 (customer × cutoff) from 12 training cutoffs (all history)\n"
+        in text
+    )
     assert text.index("## Training data") < text.index("- Training rows")
     assert "Training rows" not in render_model_card(_metadata())  # older runs: not recorded
+    metadata["config"]["max_train_cutoffs"] = 12
+    assert "from 12 training cutoffs (at most 12, the newest: max_train_cutoffs)\n" in (
+        render_model_card(metadata)
+    )

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from retail_clv.errors import NotEnoughDataError
+from retail_clv.errors import NotEnoughDataError, SettingError
 from retail_clv.features import FEATURE_COLUMNS, customer_features
 from retail_clv.models.training import (
     BUDGETS,
@@ -262,6 +262,29 @@ def test_not_evaluated_when_window_not_covered(monkeypatch):
     assert result.metrics["evaluated"] is False and result.metrics["models"] == {}
     assert result.holdout["actual_spend"].null_count() == result.holdout.height
     assert not math.isnan(result.holdout["pred_model1"].sum())
+
+
+def test_a_cap_on_training_cutoffs_keeps_the_newest_and_is_recorded(monkeypatch):
+    small = {**BUDGETS["quick"], "rf_trees": 5, "xgb_trees": 10}
+    monkeypatch.setitem(BUDGETS, "quick", small)
+    purchases, cancellations = synthetic_log(n_customers=40, months=15, seed=1)
+    as_of = dt.date(2011, 1, 1)
+    every = training_cutoffs(purchases["invoice_date"].min().date(), as_of, 30, 28)
+    assert len(every) > 5
+    result = train(purchases, cancellations, as_of, 30, "quick", max_train_cutoffs=5)
+    assert result.config["train_cutoffs"] == [c.isoformat() for c in every[-5:]]
+    assert result.config["max_train_cutoffs"] == 5
+    populations = [customer_features(purchases, cancellations, c).height for c in every[-5:]]
+    assert result.config["train_rows"] == sum(populations)
+
+
+@pytest.mark.parametrize(("budget", "needed"), [("quick", 4), ("default", 10)])
+def test_a_cap_below_what_the_budget_needs_is_refused_before_any_work(budget, needed):
+    purchases, cancellations = synthetic_log()
+    with pytest.raises(SettingError, match=f"at least {needed} training cutoffs") as caught:
+        train(purchases, cancellations, dt.date(2011, 3, 1), 30, budget, max_train_cutoffs=3)
+    assert f"max_train_cutoffs 3 is too few for the {budget} budget" in str(caught.value)
+    assert history_needed(budget, 30)[0] == needed
 
 
 def test_too_little_history_is_a_clear_error():

@@ -269,6 +269,12 @@ class TrainIn(_Input):
         default=None, ge=1, le=366, description="Default: the server's CLV_HORIZON_DAYS (30)"
     )
     budget: Literal["quick", "default"] = "quick"
+    max_train_cutoffs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Train on at most this many cutoffs, the newest; default: the server's "
+        "CLV_MAX_TRAIN_CUTOFFS (unset: all history)",
+    )
     write_predictions: bool = Field(
         default=True, description="Rescore every customer with the new run afterwards"
     )

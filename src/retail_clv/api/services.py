@@ -163,6 +163,13 @@ def read_one_prediction(engine: sa.Engine, customer_id: str) -> dict[str, Any] |
     return read_prediction(engine, customer_id)
 
 
+def check_max_train_cutoffs(cap: int | None, budget: str, horizon_days: int, name: str) -> None:
+    """Refuse a cap on training cutoffs the budget cannot train with (``SettingError``)."""
+    from retail_clv.models.training import check_max_train_cutoffs as check
+
+    check(cap, budget, horizon_days, name)  # type: ignore[arg-type]
+
+
 def run_training(
     engine: sa.Engine,
     models_dir: Path,
@@ -172,6 +179,7 @@ def run_training(
     progress: Callable[[float, str], None],
     write_scores: bool = True,
     n_jobs: int | None = None,
+    max_train_cutoffs: int | None = None,
 ) -> dict[str, Any]:
     """Train on the store, save the run, and (optionally) rescore every customer.
 
@@ -195,6 +203,8 @@ def run_training(
         replace the ``predictions`` table.
     n_jobs
         CPU threads of the forest and XGBoost; default the ``CLV_N_JOBS`` setting.
+    max_train_cutoffs
+        Train on at most this many cutoffs, the newest; ``None``: all history.
 
     Returns
     -------
@@ -237,6 +247,7 @@ def run_training(
         budget=budget,  # type: ignore[arg-type]
         progress=scaled,
         n_jobs=get_settings().n_jobs if n_jobs is None else n_jobs,
+        max_train_cutoffs=max_train_cutoffs,
     )
     progress(0.9, "saving the model run")
     fingerprint = data_fingerprint(purchases, engine.url.render_as_string(hide_password=True))

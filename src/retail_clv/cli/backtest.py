@@ -13,6 +13,7 @@ from rich.table import Table
 
 from retail_clv.cli.base import (
     Budget,
+    MaxTrainCutoffsOption,
     app,
     console,
     print_gaps,
@@ -20,6 +21,7 @@ from retail_clv.cli.base import (
     print_warnings,
     progress_bar,
     read_store,
+    resolve_max_train_cutoffs,
 )
 from retail_clv.config import get_settings
 from retail_clv.errors import days
@@ -92,6 +94,7 @@ def backtest_command(
     db: Annotated[
         str | None, typer.Option("--db", help="Store URL (default CLV_DATABASE_URL).")
     ] = None,
+    max_train_cutoffs: MaxTrainCutoffsOption = None,
 ) -> None:
     """Train on windows ending by --cutoff, evaluate models and baselines on the next window.
 
@@ -103,16 +106,19 @@ def backtest_command(
     from retail_clv.models.backtest import backtest
 
     settings = get_settings()
+    horizon_days = horizon or settings.horizon_days
+    cap = resolve_max_train_cutoffs(max_train_cutoffs, budget, horizon_days)
     _, purchases, cancellations = read_store(db)
     with progress_bar() as on_progress:
         result = backtest(
             purchases,
             cancellations,
             cutoff.date(),
-            horizon or settings.horizon_days,
+            horizon_days,
             budget.value,
             on_progress,
             n_jobs=settings.n_jobs,
+            max_train_cutoffs=cap,
         )
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=2), encoding="utf-8")

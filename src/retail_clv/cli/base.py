@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -49,6 +49,50 @@ class Budget(StrEnum):
 
     quick = "quick"
     default = "default"
+
+
+MaxTrainCutoffsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-train-cutoffs",
+        min=1,
+        help="Train on at most this many cutoffs, the newest (28 days apart), to bound time "
+        "and memory on a big shop (default CLV_MAX_TRAIN_CUTOFFS, else all history).",
+    ),
+]
+
+
+def resolve_max_train_cutoffs(option: int | None, budget: Budget, horizon_days: int) -> int | None:
+    """Resolve the cap on training cutoffs (option, else setting) and check it fits the budget.
+
+    Parameters
+    ----------
+    option : int or None
+        ``--max-train-cutoffs`` as given.
+    budget : Budget
+        The command's search budget.
+    horizon_days : int
+        The command's horizon.
+
+    Returns
+    -------
+    int or None
+        The cap, or ``None`` for all history.
+
+    Raises
+    ------
+    SettingError
+        When the cap is below what the budget's time-aware folds need.
+    """
+    from retail_clv.config import get_settings
+    from retail_clv.models.training import check_max_train_cutoffs
+
+    if option is not None:
+        check_max_train_cutoffs(option, budget.value, horizon_days, "--max-train-cutoffs")
+        return option
+    cap = get_settings().max_train_cutoffs
+    check_max_train_cutoffs(cap, budget.value, horizon_days, "CLV_MAX_TRAIN_CUTOFFS")
+    return cap
 
 
 def read_store(db: str | None) -> tuple[sa.Engine, pl.DataFrame, pl.DataFrame]:

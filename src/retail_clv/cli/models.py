@@ -18,6 +18,7 @@ from rich.table import Table
 
 from retail_clv.cli.base import (
     Budget,
+    MaxTrainCutoffsOption,
     app,
     console,
     print_gaps,
@@ -25,6 +26,7 @@ from retail_clv.cli.base import (
     print_warnings,
     progress_bar,
     read_store,
+    resolve_max_train_cutoffs,
 )
 from retail_clv.config import get_settings
 from retail_clv.errors import INGEST_HINT, InputFileError, NotEnoughDataError, StoreError, days
@@ -139,6 +141,7 @@ def train(
         ),
     ] = Budget.default,
     models_dir: ModelsDirOption = None,
+    max_train_cutoffs: MaxTrainCutoffsOption = None,
 ) -> None:
     """Train Model 1, Model 2 and the products model on the store; save a versioned run.
 
@@ -154,6 +157,7 @@ def train(
 
     settings = get_settings()
     horizon_days = horizon or settings.horizon_days
+    cap = resolve_max_train_cutoffs(max_train_cutoffs, budget, horizon_days)
     engine, purchases, cancellations = read_store(db)
     first, last = _date_range(purchases)
     cutoff = as_of.date() if as_of else default_training_as_of(purchases, horizon_days)
@@ -170,7 +174,8 @@ def train(
     )
     console.print(
         f"Training on {purchases.height:,} purchase lines ({first} to {last}), as of {cutoff}, "
-        f"horizon {days(horizon_days)}, budget {budget.value}",
+        f"horizon {days(horizon_days)}, budget {budget.value}"
+        + (f", at most {cap} training cutoffs" if cap is not None else ""),
         highlight=False,
     )
     from retail_clv.models.training import train as train_models
@@ -185,6 +190,7 @@ def train(
                 budget=budget.value,
                 progress=on_progress,
                 n_jobs=settings.n_jobs,
+                max_train_cutoffs=cap,
             )
         except NotEnoughDataError as exc:
             raise NotEnoughDataError(f"{exc} To add history: clv ingest FILE.") from exc

@@ -49,6 +49,7 @@ def backtest(
     budget: Budget = "default",
     progress: Progress | None = None,
     n_jobs: int = N_JOBS,
+    max_train_cutoffs: int | None = None,
 ) -> dict[str, Any]:
     """Train on windows ending on or before ``cutoff``; evaluate on ``[cutoff, cutoff + h)``.
 
@@ -66,6 +67,8 @@ def backtest(
         ``progress(fraction, message)``.
     n_jobs : int, default 2
         CPU threads of the forest and XGBoost.
+    max_train_cutoffs : int, optional
+        Train on at most this many cutoffs, the newest (default: all history).
 
     Returns
     -------
@@ -104,6 +107,7 @@ def backtest(
         progress,
         n_jobs=n_jobs,
         date_name="cutoff",
+        max_train_cutoffs=max_train_cutoffs,
     )
     out = dict(result.metrics)
     out["seconds"] = time.perf_counter() - start

@@ -267,6 +267,11 @@ def render_model_card(metadata: Mapping[str, Any], plots: Mapping[str, str] | No
         lines.append(
             f"- Training rows: {_fmt(config['train_rows'], 0)} (customer × cutoff) from "
             f"{len(config.get('train_cutoffs') or [])} training cutoffs"
+            + (
+                f" (at most {config['max_train_cutoffs']}, the newest: max_train_cutoffs)"
+                if config.get("max_train_cutoffs") is not None
+                else " (all history)"
+            )
         )
     lines += [f"- {_escape(k)}: {_escape(v)}" for k, v in fingerprint.items()] or ["- n/a"]
     lines.append("")

@@ -19,16 +19,25 @@ router = APIRouter(tags=["jobs"], route_class=KeyFirstRoute)
 
 
 def _training_work(state: ApiState, body: TrainIn) -> Any:
+    horizon_days = body.horizon_days or state.settings.horizon_days
+    cap: int | None = body.max_train_cutoffs
+    name = "max_train_cutoffs"
+    if cap is None:
+        cap, name = state.settings.max_train_cutoffs, "the server's CLV_MAX_TRAIN_CUTOFFS"
+    # checked before the job starts, so a cap the budget cannot use is a 422, not a failed job
+    services.check_max_train_cutoffs(cap, body.budget, horizon_days, name)
+
     def work(progress: ProgressFn) -> dict[str, Any]:
         result = services.run_training(
             state.engine,
             state.settings.models_dir,
             body.as_of,
-            body.horizon_days or state.settings.horizon_days,
+            horizon_days,
             body.budget,
             progress,
             write_scores=body.write_predictions,
             n_jobs=state.settings.n_jobs,
+            max_train_cutoffs=cap,
         )
         progress(0.98, "loading the new model")
         state.reload_model()
@@ -45,7 +54,11 @@ def _training_work(state: ApiState, body: TrainIn) -> Any:
     status_code=202,
     response_model=JobAccepted,
     dependencies=[ApiKeyDep],
-    responses={**AUTH_ERRORS, 409: {"model": ErrorOut, "description": "A training job runs"}},
+    responses={
+        **AUTH_ERRORS,
+        409: {"model": ErrorOut, "description": "A training job runs"},
+        422: {"model": ErrorOut, "description": "max_train_cutoffs below the budget's need"},
+    },
 )
 def train(state: StateDep, body: Annotated[TrainIn | None, Body()] = None) -> JobAccepted:
     """Start a training run on the store as a background job; poll ``GET /jobs/{job_id}``.
