@@ -420,6 +420,38 @@ def _search_input() -> tuple:
     return X, y
 
 
+@pytest.mark.parametrize(("n_iter", "candidates"), [(3, 3), (9, 4)])
+def test_a_search_moves_the_progress_bar_after_every_fold_fit_and_before_the_refit(
+    n_iter, candidates
+) -> None:
+    from retail_clv.models.training import _fit_search
+
+    X, y = _search_input()
+    calls: list[tuple[float, str]] = []
+    space = {"explode": ["", "predict"], "level": [0.0, 1.0]}  # 4 candidates, 2 diverge
+    cfg = {"n_iter": n_iter, "outer_splits": 2}
+    _fit_search(
+        "Model 2",
+        _Explodes(),
+        space,
+        X,
+        y,
+        cfg,
+        30,
+        0,
+        lambda f, m: calls.append((f, m)),
+        (0.45, 0.80),
+    )
+    fits = 2 * candidates  # a space smaller than n_iter is searched whole
+    assert [m for _, m in calls] == [
+        *(f"tuning Model 2: {k} of {fits} search fits done" for k in range(1, fits + 1)),
+        "tuning Model 2: refitting the best candidate on all training rows",
+    ]
+    fractions = [f for f, _ in calls]
+    assert fractions == sorted(fractions) and fractions[0] > 0.45 and fractions[-1] < 0.80
+    assert fractions[-1] == pytest.approx(0.45 + 0.35 * fits / (fits + 1))
+
+
 @pytest.mark.parametrize("where", ["predict", "fit"])
 def test_a_search_candidate_that_diverges_is_skipped_and_named(caplog, where) -> None:
     import warnings

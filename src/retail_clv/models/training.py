@@ -21,7 +21,7 @@ import pandas as pd
 import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.metrics import r2_score
-from sklearn.model_selection import RandomizedSearchCV
+from sklearn.model_selection import ParameterSampler, RandomizedSearchCV
 
 from retail_clv.errors import NotEnoughDataError, SettingError, TrainingDivergedError, days
 from retail_clv.features import FEATURE_COLUMNS, training_frame
@@ -711,13 +711,23 @@ class _DivergenceGuard(RegressorMixin, BaseEstimator):
 
 
 class _R2UnlessDiverged:
-    """R² scorer that scores a diverged candidate NaN and keeps the first reason."""
+    """R² scorer that scores a diverged candidate NaN and keeps the first reason.
 
-    def __init__(self) -> None:
+    The search calls it once after each candidate's fit on a fold (one fit at a time, in this
+    process), so ``on_scored(n)``, when given, is told how many fold fits are done: the
+    progress bar moves during a search of several minutes.
+    """
+
+    def __init__(self, on_scored: Callable[[int], None] | None = None) -> None:
         self.reasons: list[str] = []
+        self.scored = 0
+        self.on_scored = on_scored
 
     def __call__(self, estimator: _DivergenceGuard, X: Any, y: Any) -> float:
         predicted = estimator.predict(X)
+        self.scored += 1
+        if self.on_scored is not None:
+            self.on_scored(self.scored)
         if estimator.diverged_ is not None:
             self.reasons.append(estimator.diverged_)
             return float("nan")
@@ -762,6 +772,8 @@ def _fit_search(
     cfg: dict[str, Any],
     horizon_days: int,
     seed: int,
+    progress: Progress | None = None,
+    span: tuple[float, float] = (0.0, 1.0),
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """Run the randomized search over forward folds (or a plain fit when n_iter <= 1).
 
@@ -770,6 +782,8 @@ def _fit_search(
     ``failed_candidates`` and ``failure`` of the returned scores say which and why. Any other
     error ends the search, as it always did. When every candidate diverges, or the chosen one
     diverges when refitted on all rows, :class:`TrainingDivergedError` says so in one line.
+    ``progress(fraction, message)``, when given, is called after each fold fit of the search
+    and before the refit, with fractions inside ``span``.
     """
     start = time.perf_counter()
     quick_advice = "train with --budget quick, whose validated settings need no search"
@@ -779,14 +793,34 @@ def _fit_search(
         except TrainingDivergedError as exc:
             raise TrainingDivergedError(f"{name} could not be trained: {exc}") from None
         return fitted, {}, {"search": "none (budget)", "seconds": time.perf_counter() - start}
-    scorer = _R2UnlessDiverged()
+    lo, hi = span
+    # what each step of the bar stands for (a space smaller than n_iter is searched whole)
+    fold_fits = len(ParameterSampler(space, cfg["n_iter"], random_state=seed)) * cfg["outer_splits"]
+
+    def scored(done: int) -> None:
+        if progress is not None:
+            progress(
+                lo + (hi - lo) * done / (fold_fits + 1),
+                f"tuning {name}: {done} of {fold_fits} search fits done",
+            )
+
+    def refit(cv_results: dict[str, Any]) -> int:
+        best = _best_finite(cv_results)
+        if progress is not None:
+            progress(
+                lo + (hi - lo) * fold_fits / (fold_fits + 1),
+                f"tuning {name}: refitting the best candidate on all training rows",
+            )
+        return best
+
+    scorer = _R2UnlessDiverged(scored)
     search = RandomizedSearchCV(
         _DivergenceGuard(estimator),
         {f"estimator__{key}": values for key, values in space.items()},
         n_iter=cfg["n_iter"],
         scoring=scorer,
         cv=CutoffSplit(cfg["outer_splits"], horizon_days),
-        refit=_best_finite,
+        refit=refit,
         random_state=seed,
         n_jobs=1,
         error_score="raise",
@@ -989,12 +1023,30 @@ def train(
     report(0.10, "tuning Model 1 (RF + Ridge + Lasso stack)")
     m1 = _set_sizes(build_model1(horizon_days, cfg["inner_splits"], random_state), cfg, n_jobs)
     model1, best1, cv1 = _fit_search(
-        "Model 1", m1, SEARCH_SPACE_MODEL1, X, y, cfg, horizon_days, random_state
+        "Model 1",
+        m1,
+        SEARCH_SPACE_MODEL1,
+        X,
+        y,
+        cfg,
+        horizon_days,
+        random_state,
+        report,
+        (0.10, 0.45),
     )
     report(0.45, "tuning Model 2 (RF + XGBoost + Ridge + Lasso stack)")
     m2 = _set_sizes(build_model2(horizon_days, cfg["inner_splits"], random_state), cfg, n_jobs)
     model2, best2, cv2 = _fit_search(
-        "Model 2", m2, SEARCH_SPACE_MODEL2, X, y, cfg, horizon_days, random_state
+        "Model 2",
+        m2,
+        SEARCH_SPACE_MODEL2,
+        X,
+        y,
+        cfg,
+        horizon_days,
+        random_state,
+        report,
+        (0.45, 0.80),
     )
     report(0.80, "fitting the products model (Poisson gradient boosting)")
     products_model = build_products_model(random_state).fit(X, y_products)
