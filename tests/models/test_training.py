@@ -421,7 +421,7 @@ def _search_input() -> tuple:
 
 
 @pytest.mark.parametrize(("n_iter", "candidates"), [(3, 3), (9, 4)])
-def test_a_search_moves_the_progress_bar_after_every_fold_fit_and_before_the_refit(
+def test_a_search_moves_the_progress_bar_before_every_fold_fit_and_the_refit(
     n_iter, candidates
 ) -> None:
     from retail_clv.models.training import _fit_search
@@ -444,12 +444,33 @@ def test_a_search_moves_the_progress_bar_after_every_fold_fit_and_before_the_ref
     )
     fits = 2 * candidates  # a space smaller than n_iter is searched whole
     assert [m for _, m in calls] == [
-        *(f"tuning Model 2: {k} of {fits} search fits done" for k in range(1, fits + 1)),
-        "tuning Model 2: refitting the best candidate on all training rows",
+        *(f"tuning Model 2 · search fit {k} of {fits}" for k in range(1, fits + 1)),
+        "tuning Model 2 · refitting the best candidate on all training rows",
     ]
     fractions = [f for f, _ in calls]
-    assert fractions == sorted(fractions) and fractions[0] > 0.45 and fractions[-1] < 0.80
+    assert fractions == sorted(fractions) and fractions[0] == 0.45 and fractions[-1] < 0.80
     assert fractions[-1] == pytest.approx(0.45 + 0.35 * fits / (fits + 1))
+
+
+def test_the_bar_names_each_stack_member_s_fit_and_never_moves_back(quick_run) -> None:
+    from retail_clv.models.estimators import MEMBER_FIT_STEP
+
+    _, calls = quick_run
+    messages = [m for _, m in calls]
+    model2 = "tuning Model 2 (RF + XGBoost + Ridge + Lasso stack)"
+    assert [m for m in messages if m.startswith(model2)] == [
+        model2,
+        *(f"{model2} · {member}, all rows" for member in ("forest", "XGBoost", "Ridge", "Lasso")),
+        *(
+            f"{model2} · {member}, inner fold {k} of 2"
+            for k in (1, 2)
+            for member in ("forest", "XGBoost", "Ridge", "Lasso")
+        ),
+    ]
+    assert "tuning Model 1 (RF + Ridge + Lasso stack) · Lasso, inner fold 2 of 2" in messages
+    fractions = [f for f, _ in calls]
+    assert fractions == sorted(fractions)
+    assert MEMBER_FIT_STEP.get() is None  # the hook does not outlive the training
 
 
 @pytest.mark.parametrize("where", ["predict", "fit"])

@@ -18,6 +18,9 @@ the blend. This subclass keeps everything else of ``StackingRegressor`` (``clone
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -42,6 +45,27 @@ from retail_clv.models.tuning import CutoffSplit
 
 #: Default CPU threads of the forest and XGBoost (``train(n_jobs=...)``, ``CLV_N_JOBS``).
 N_JOBS = 2
+
+#: Told, before each base-learner fit of a stack, which one starts (``"XGBoost, inner fold 1 of
+#: 2"``), when set: ``training.train`` sets it so the progress bar moves during a model's fit.
+#: A context variable, not an estimator parameter, so it is never pickled into a model run and
+#: each thread (the API's training job) sees only its own.
+MEMBER_FIT_STEP: ContextVar[Callable[[str], None] | None] = ContextVar(
+    "retail_clv_member_fit_step", default=None
+)
+
+#: How the progress messages name the stack members.
+MEMBER_NAMES = {"rf": "forest", "xgb": "XGBoost", "ridge": "Ridge", "lasso": "Lasso"}
+
+
+@contextmanager
+def member_fit_steps(hook: Callable[[str], None] | None) -> Iterator[None]:
+    """Tell ``hook`` about each stack member's fit inside the block (:data:`MEMBER_FIT_STEP`)."""
+    token = MEMBER_FIT_STEP.set(hook)
+    try:
+        yield
+    finally:
+        MEMBER_FIT_STEP.reset(token)
 
 
 class TimeSeriesStackingRegressor(StackingRegressor):
@@ -115,7 +139,16 @@ class TimeSeriesStackingRegressor(StackingRegressor):
         cv = CutoffSplit(3) if self.cv is None else self.cv
         splits = self._forward_splits(cv, X, y_arr)
 
-        self.estimators_ = [clone(est).fit(X, y_arr) for _, est in active]
+        step = MEMBER_FIT_STEP.get()
+
+        def starting(name: str, where: str) -> None:
+            if step is not None:
+                step(f"{MEMBER_NAMES.get(name, name)}, {where}")
+
+        self.estimators_ = []
+        for name, est in active:
+            starting(name, "all rows")
+            self.estimators_.append(clone(est).fit(X, y_arr))
         self.named_estimators_ = Bunch()
         for (name, _), fitted in zip(active, self.estimators_, strict=True):
             self.named_estimators_[name] = fitted
@@ -126,10 +159,11 @@ class TimeSeriesStackingRegressor(StackingRegressor):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
 
         oof = np.full((X.shape[0], len(active)), np.nan)
-        for train_idx, test_idx in splits:
+        for k, (train_idx, test_idx) in enumerate(splits, start=1):
             X_tr = _safe_indexing(X, train_idx)
             X_te = _safe_indexing(X, test_idx)
-            for j, (_, est) in enumerate(active):
+            for j, (name, est) in enumerate(active):
+                starting(name, f"inner fold {k} of {len(splits)}")
                 oof[test_idx, j] = clone(est).fit(X_tr, y_arr[train_idx]).predict(X_te)
         rows = np.flatnonzero(~np.isnan(oof).any(axis=1))
         if rows.size == 0:

@@ -40,6 +40,7 @@ from retail_clv.models.estimators import (
     build_model1,
     build_model2,
     build_products_model,
+    member_fit_steps,
 )
 from retail_clv.models.tuning import CutoffSplit, cutoff_days
 
@@ -782,7 +783,7 @@ def _fit_search(
     ``failed_candidates`` and ``failure`` of the returned scores say which and why. Any other
     error ends the search, as it always did. When every candidate diverges, or the chosen one
     diverges when refitted on all rows, :class:`TrainingDivergedError` says so in one line.
-    ``progress(fraction, message)``, when given, is called after each fold fit of the search
+    ``progress(fraction, message)``, when given, is called before each fold fit of the search
     and before the refit, with fractions inside ``span``.
     """
     start = time.perf_counter()
@@ -797,11 +798,11 @@ def _fit_search(
     # what each step of the bar stands for (a space smaller than n_iter is searched whole)
     fold_fits = len(ParameterSampler(space, cfg["n_iter"], random_state=seed)) * cfg["outer_splits"]
 
-    def scored(done: int) -> None:
-        if progress is not None:
+    def fitting(done: int) -> None:  # the next fold fit starts, ``done`` are scored
+        if progress is not None and done < fold_fits:
             progress(
                 lo + (hi - lo) * done / (fold_fits + 1),
-                f"tuning {name}: {done} of {fold_fits} search fits done",
+                f"tuning {name} · search fit {done + 1} of {fold_fits}",
             )
 
     def refit(cv_results: dict[str, Any]) -> int:
@@ -809,11 +810,12 @@ def _fit_search(
         if progress is not None:
             progress(
                 lo + (hi - lo) * fold_fits / (fold_fits + 1),
-                f"tuning {name}: refitting the best candidate on all training rows",
+                f"tuning {name} · refitting the best candidate on all training rows",
             )
         return best
 
-    scorer = _R2UnlessDiverged(scored)
+    scorer = _R2UnlessDiverged(fitting)
+    fitting(0)
     search = RandomizedSearchCV(
         _DivergenceGuard(estimator),
         {f"estimator__{key}": values for key, values in space.items()},
@@ -978,10 +980,18 @@ def train(
         cfg["max_train_cutoffs"] = max_train_cutoffs
     t0 = time.perf_counter()
 
+    stage = (0.0, "")  # the last step reported, which each stack member's fit details
+
     def report(fraction: float, message: str) -> None:
+        nonlocal stage
+        stage = (fraction, message)
         logger.debug("[%3.0f%%] %s", 100 * fraction, message)
         if progress is not None:
             progress(fraction, message)
+
+    def member_step(step: str) -> None:
+        if progress is not None:
+            progress(stage[0], f"{stage[1]} · {step}")
 
     first_date = purchases["invoice_date"].min()
     last_date = purchases["invoice_date"].max()
@@ -1020,36 +1030,37 @@ def train(
     y_products = train_rows["n_products"].to_numpy().astype(float)
     logger.info("training rows: %d from %d cutoffs", X.shape[0], len(cutoffs))
 
-    report(0.10, "tuning Model 1 (RF + Ridge + Lasso stack)")
-    m1 = _set_sizes(build_model1(horizon_days, cfg["inner_splits"], random_state), cfg, n_jobs)
-    model1, best1, cv1 = _fit_search(
-        "Model 1",
-        m1,
-        SEARCH_SPACE_MODEL1,
-        X,
-        y,
-        cfg,
-        horizon_days,
-        random_state,
-        report,
-        (0.10, 0.45),
-    )
-    report(0.45, "tuning Model 2 (RF + XGBoost + Ridge + Lasso stack)")
-    m2 = _set_sizes(build_model2(horizon_days, cfg["inner_splits"], random_state), cfg, n_jobs)
-    model2, best2, cv2 = _fit_search(
-        "Model 2",
-        m2,
-        SEARCH_SPACE_MODEL2,
-        X,
-        y,
-        cfg,
-        horizon_days,
-        random_state,
-        report,
-        (0.45, 0.80),
-    )
-    report(0.80, "fitting the products model (Poisson gradient boosting)")
-    products_model = build_products_model(random_state).fit(X, y_products)
+    with member_fit_steps(member_step):  # the bar moves during each model's fit
+        report(0.10, "tuning Model 1 (RF + Ridge + Lasso stack)")
+        m1 = _set_sizes(build_model1(horizon_days, cfg["inner_splits"], random_state), cfg, n_jobs)
+        model1, best1, cv1 = _fit_search(
+            "Model 1",
+            m1,
+            SEARCH_SPACE_MODEL1,
+            X,
+            y,
+            cfg,
+            horizon_days,
+            random_state,
+            report,
+            (0.10, 0.45),
+        )
+        report(0.45, "tuning Model 2 (RF + XGBoost + Ridge + Lasso stack)")
+        m2 = _set_sizes(build_model2(horizon_days, cfg["inner_splits"], random_state), cfg, n_jobs)
+        model2, best2, cv2 = _fit_search(
+            "Model 2",
+            m2,
+            SEARCH_SPACE_MODEL2,
+            X,
+            y,
+            cfg,
+            horizon_days,
+            random_state,
+            report,
+            (0.45, 0.80),
+        )
+        report(0.80, "fitting the products model (Poisson gradient boosting)")
+        products_model = build_products_model(random_state).fit(X, y_products)
 
     covered = last_date.date() >= as_of + dt.timedelta(days=horizon_days - 1)
     report(0.88, "evaluating models and baselines" if covered else "scoring as-of features")
