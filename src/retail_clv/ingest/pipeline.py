@@ -544,18 +544,44 @@ def clean_frame(
     CleanResult
         The split rows and the report, whose invariant has been checked.
     """
+    return _clean_frame_owned(
+        [frame],
+        base,
+        source_file=source_file,
+        sha256=sha256,
+        on_step=on_step,
+        day_first=day_first,
+    )
+
+
+def _clean_frame_owned(
+    box: list[pl.DataFrame],
+    base: IngestReport,
+    *,
+    source_file: str,
+    sha256: str = "",
+    on_step: Callable[[str], None] | None = None,
+    day_first: bool | None = None,
+) -> CleanResult:
+    """:func:`clean_frame` on the frame popped from ``box`` (the caller keeps no reference)."""
+    frame = box.pop()
     step = on_step or (lambda _message: None)
     step("hashing rows, finding exact duplicates")
     hash_columns = [*RAW_COLUMNS, *(["raw_store"] if "raw_store" in frame.columns else [])]
     frame = frame.with_columns(row_hash=row_hashes(frame, hash_columns))
     first = frame["row_hash"].is_first_distinct()
     rows_duplicate = int((~first).sum())
+    rows_read = frame.height
+    if rows_duplicate:
+        frame = frame.filter(first)  # the unfiltered frame is released here
+    del first
     step("parsing and validating")
     notes: list[str] = []
-    checked = parse_and_validate(frame.filter(first), day_first=day_first, notes=notes)
-    if rows_duplicate >= 10 and rows_duplicate > REPEATED_ROWS_SHARE * frame.height:
+    checked = parse_and_validate(frame, day_first=day_first, notes=notes)
+    del frame  # ``checked`` holds its columns
+    if rows_duplicate >= 10 and rows_duplicate > REPEATED_ROWS_SHARE * rows_read:
         notes.append(
-            f"{count(rows_duplicate, 'row')} ({rows_duplicate / frame.height:.0%} of the file) "
+            f"{count(rows_duplicate, 'row')} ({rows_duplicate / rows_read:.0%} of the file) "
             "repeat another row in every column read (columns that no field uses, such as a "
             "line number, are not compared) and were counted once, as duplicates. Right when the "
             "export holds the same rows twice; wrong when it writes one row per item scanned "
@@ -592,7 +618,7 @@ def clean_frame(
     valid_frame, cancellation_frame, rejected_frame = pl.collect_all(
         [valid_plan, cancellations_plan, rejected_plan]
     )
-    del checked
+    del checked, valid_plan, cancellations_plan, rejected_plan  # the plans hold ``checked``
     products = _products(valid_frame)
     valid_frame = valid_frame.join(  # file order: the store keeps it (first purchases' ties)
         products.select("stock_code", "category"),
@@ -664,14 +690,15 @@ def clean_file(
     sheet_names: list[str] = []
     sheet_warnings: list[str] = []
     for index, columns in usable.items():
-        sheet = raw.sheets[index]
         frames.append(_sheet_frame(raw, index, columns))
-        if sheet.name is not None:
-            sheet_names.append(sheet.name)
-        sheet_warnings.extend(sheet.warnings)
+        if raw.sheets[index].name is not None:
+            sheet_names.append(str(raw.sheets[index].name))
+        sheet_warnings.extend(raw.sheets[index].warnings)
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     blank = int(frame["_blank"].sum())
-    frame = frame.filter(~pl.col("_blank")).drop("_blank")
+    if blank:  # filtering copies every column (the chunks are re-aligned) even when all pass
+        frame = frame.filter(~pl.col("_blank"))
+    frame = frame.drop("_blank")
     if frame.height == 0:
         raise InputFileError(
             f"{raw.path.name} has a header but no data rows ({count(blank, 'blank row')} only)"
@@ -709,11 +736,15 @@ def clean_file(
         rows_duplicate=0,
         warnings=notes,
     )
-    return clean_frame(
-        frame,
+    source_file, sha256 = raw.path.name, raw.sha256
+    box = [frame]
+    # the box holds the only reference to the rows: clean_frame's copies can free the earlier ones
+    del frame, frames, raw, usable
+    return _clean_frame_owned(
+        box,
         base,
-        source_file=raw.path.name,
-        sha256=raw.sha256,
+        source_file=source_file,
+        sha256=sha256,
         on_step=on_step,
         day_first=day_first,
     )
