@@ -238,6 +238,7 @@ def test_run_training_defaults_its_threads_to_the_clv_n_jobs_setting(
 
     def capture(*args, **kwargs):
         seen["n_jobs"] = kwargs["n_jobs"]
+        seen["max_train_cutoffs"] = kwargs["max_train_cutoffs"]
         raise Stop
 
     monkeypatch.setattr(training, "train", capture)
@@ -251,6 +252,12 @@ def test_run_training_defaults_its_threads_to_the_clv_n_jobs_setting(
         with pytest.raises(Stop):
             services.run_training(engine, tmp_path, None, 30, "quick", lambda f, m: None, n_jobs=1)
         assert seen["n_jobs"] == 1
+        assert seen["max_train_cutoffs"] is None
+        with pytest.raises(Stop):
+            services.run_training(
+                engine, tmp_path, None, 30, "quick", lambda f, m: None, max_train_cutoffs=9
+            )
+        assert seen["max_train_cutoffs"] == 9
     finally:
         engine.dispose()
         get_settings.cache_clear()

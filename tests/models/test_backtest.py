@@ -48,6 +48,15 @@ def test_backtest_refuses_a_cutoff_before_the_data():
         BT.backtest(purchases, cancellations, first - dt.timedelta(days=30), 30, "quick")
 
 
+def test_backtest_passes_its_cap_on_training_cutoffs_to_the_training():
+    from retail_clv.errors import SettingError
+
+    purchases, cancellations = synthetic_log(n_customers=20, months=12)
+    cutoff = purchases["invoice_date"].max().date() - dt.timedelta(days=40)
+    with pytest.raises(SettingError, match="max_train_cutoffs 3 is too few for the quick"):
+        BT.backtest(purchases, cancellations, cutoff, 30, "quick", max_train_cutoffs=3)
+
+
 def test_backtest_names_the_cutoff_when_history_is_too_short():
     purchases, cancellations = synthetic_log(n_customers=20, months=12)
     cutoff = purchases["invoice_date"].min().date() + dt.timedelta(days=100)
@@ -73,15 +82,18 @@ def test_clean_makes_strict_json():
 
 
 @pytest.mark.parametrize(
-    ("env", "args", "horizon"),
+    ("env", "args", "horizon", "cap"),
     [
-        ({}, [], 30),
-        ({"CLV_HORIZON_DAYS": "7"}, [], 7),
-        ({"CLV_HORIZON_DAYS": "7"}, ["--horizon", "14"], 14),
+        ({}, [], 30, None),
+        ({"CLV_HORIZON_DAYS": "7"}, [], 7, None),
+        ({"CLV_HORIZON_DAYS": "7"}, ["--horizon", "14"], 14, None),
+        ({"CLV_MAX_TRAIN_CUTOFFS": "13"}, [], 30, 13),
+        # the option wins; 4 is exactly what the quick budget needs at 30 days
+        ({"CLV_MAX_TRAIN_CUTOFFS": "13"}, ["--max-train-cutoffs", "4"], 30, 4),
     ],
 )
 def test_cli_backtest_writes_json_and_prints_table(
-    monkeypatch, tmp_path, capsys, env, args, horizon
+    monkeypatch, tmp_path, capsys, env, args, horizon, cap
 ):
     import retail_clv.store.queries as queries
 
@@ -90,8 +102,11 @@ def test_cli_backtest_writes_json_and_prints_table(
     monkeypatch.setattr(queries, "read_cancellations", lambda engine: cancellations)
     seen = {}
 
-    def fake_backtest(p, c, cutoff, horizon, budget, progress=None, n_jobs=None):
+    def fake_backtest(
+        p, c, cutoff, horizon, budget, progress=None, n_jobs=None, max_train_cutoffs=None
+    ):
         seen.update(cutoff=cutoff, horizon=horizon, budget=budget, rows=p.height, n_jobs=n_jobs)
+        seen["max_train_cutoffs"] = max_train_cutoffs
         progress(0.5, "half")
         return BT._clean(FAKE)
 
@@ -112,6 +127,7 @@ def test_cli_backtest_writes_json_and_prints_table(
         "budget": "quick",
         "rows": purchases.height,
         "n_jobs": 3,  # CLV_N_JOBS
+        "max_train_cutoffs": cap,
     }
     data = json.loads(out.read_text())
     assert data["cutoff"] == "2011-03-01" and data["baselines"]["bgnbd_gg"]["failed"] is True

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from retail_clv.errors import StoreError
 from retail_clv.ingest.pipeline import ingest_files
-from retail_clv.store import load, schema
+from retail_clv.store import load, queries, schema
 from retail_clv.store.db import get_engine
 from retail_clv.store.queries import (
     PURCHASES_SCHEMA,
@@ -40,7 +40,11 @@ def test_postgresql_ingest_roundtrip_idempotency_and_rollback(
 
         purchases = read_purchases(engine)
         assert purchases.schema == pl.Schema(PURCHASES_SCHEMA)
+        assert purchases["invoice_date"].is_sorted()
         assert read_cancellations(engine)["quantity"].to_list() == [-2]
+        monkeypatch.setattr(queries, "FETCH_BATCH_ROWS", 1)  # one server-side fetch per row
+        assert read_purchases(engine).equals(purchases)
+        monkeypatch.undo()
         with engine.connect() as conn:
             description = conn.execute(
                 sa.select(schema.products.c.description).where(

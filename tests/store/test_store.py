@@ -413,20 +413,24 @@ def test_reads_come_in_time_order_with_ties_in_file_order_whatever_the_batch_siz
     ]
 
 
-def test_dates_stored_as_text_out_of_time_order_are_still_read_in_time_order() -> None:
-    # Text written by another tool (here without zero padding) need not sort as time does.
-    frame = pl.DataFrame(
-        {
-            "quantity": [1, 2, 3, 4],
-            "invoice_date": [
-                dt.datetime(2010, 10, 1),
-                dt.datetime(2010, 9, 1),
-                dt.datetime(2010, 10, 1),
-                dt.datetime(2010, 9, 1),
-            ],
-        }
-    )
-    assert queries._by_date(frame)["quantity"].to_list() == [2, 4, 1, 3]
+def test_dates_stored_as_text_out_of_time_order_are_still_read_in_time_order(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    ingest_files([write_csv(tmp_path / "a.csv", UNORDERED)], engine, progress=False)
+    with engine.begin() as conn:  # text another tool could have written: not zero-padded
+        conn.execute(
+            sa.text(
+                "UPDATE transactions SET invoice_date = '2010-1-10 09:00:00' WHERE quantity = 3"
+            )
+        )
+        text_order = conn.execute(
+            sa.text("SELECT quantity FROM transactions ORDER BY invoice_date, id")
+        ).scalars()
+        assert list(text_order) == [2, 4, 1, 3]  # the database's text order is not time order
+    purchases = read_purchases(engine)
+    assert purchases.schema == pl.Schema(PURCHASES_SCHEMA)
+    assert purchases["quantity"].to_list() == [2, 3, 4, 1]  # the tie in stored order
+    assert purchases["invoice_date"].to_list()[1] == dt.datetime(2010, 1, 10, 9)
 
 
 def test_existing_hashes_large_path_matches_small_path(

@@ -41,7 +41,8 @@ FETCH_BATCH_ROWS = 100_000
 def _frame(engine: sa.Engine, stmt: sa.Select[Any], target: dict[str, Any]) -> pl.DataFrame:
     """Run ``stmt`` through the raw DBAPI cursor and build a frame of schema ``target``.
 
-    Rows are fetched ``FETCH_BATCH_ROWS`` at a time; each batch is typed against the fixed schema
+    Rows are fetched ``FETCH_BATCH_ROWS`` at a time (through a server-side cursor on
+    PostgreSQL); each batch is typed against the fixed schema
     (so batches always agree, even one whose column is all null) and the batches are
     concatenated in order. SQLite returns datetimes as text, PostgreSQL as ``datetime``; both
     end as ``Datetime("us")``.
@@ -58,7 +59,14 @@ def _frame(engine: sa.Engine, stmt: sa.Select[Any], target: dict[str, Any]) -> p
     ]
     batches: list[pl.DataFrame] = []
     with engine.connect() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        dbapi = conn.connection.dbapi_connection
+        # psycopg's plain cursor downloads the whole result at execute(); a named (server-side)
+        # cursor sends each batch as it is fetched. SQLite's cursor steps through rows anyway.
+        cursor = (
+            dbapi.cursor(name="retail_clv_read")  # type: ignore[union-attr]
+            if engine.dialect.name == "postgresql"
+            else dbapi.cursor()  # type: ignore[union-attr]
+        )
         try:
             cursor.execute(sql)
             while rows := cursor.fetchmany(FETCH_BATCH_ROWS):
@@ -73,16 +81,16 @@ def _frame(engine: sa.Engine, stmt: sa.Select[Any], target: dict[str, Any]) -> p
 
 
 def _by_date(frame: pl.DataFrame) -> pl.DataFrame:
-    """Return ``frame`` ordered by ``invoice_date``, ties in stored order.
+    """Return ``frame`` ordered by ``invoice_date``, ties by stored ``id``; drop ``id``.
 
     The query already asks the database for that order: sorting there keeps the read's peak
     memory near the frame's own size, where sorting the read frame in Polars roughly doubled
     it. The stored dates are fixed-width text on SQLite, so text order is time order; the
-    check below (one pass) re-sorts, stably, a store whose text was written otherwise.
+    check below (one pass) re-sorts a store whose text was written otherwise.
     """
     if frame["invoice_date"].is_sorted():
-        return frame
-    return frame.sort("invoice_date", maintain_order=True)
+        return frame.drop("id").with_columns(pl.col("invoice_date").set_sorted())
+    return frame.sort("invoice_date", "id").drop("id")
 
 
 def read_purchases(engine: sa.Engine) -> pl.DataFrame:
@@ -113,13 +121,14 @@ def read_purchases(engine: sa.Engine) -> pl.DataFrame:
             t.c.invoice_date,
             c.c.country,
             p.c.category,
+            t.c.id,
         )
         .select_from(
             t.join(c, t.c.customer_id == c.c.customer_id).join(p, t.c.stock_code == p.c.stock_code)
         )
         .order_by(t.c.invoice_date, t.c.id)
     )
-    return _by_date(_frame(engine, stmt, PURCHASES_SCHEMA))
+    return _by_date(_frame(engine, stmt, {**PURCHASES_SCHEMA, "id": pl.Int64}))
 
 
 def read_cancellations(engine: sa.Engine) -> pl.DataFrame:
@@ -138,9 +147,15 @@ def read_cancellations(engine: sa.Engine) -> pl.DataFrame:
     """
     c = schema.cancellations
     stmt = sa.select(
-        c.c.customer_id, c.c.invoice, c.c.stock_code, c.c.quantity, c.c.price, c.c.invoice_date
+        c.c.customer_id,
+        c.c.invoice,
+        c.c.stock_code,
+        c.c.quantity,
+        c.c.price,
+        c.c.invoice_date,
+        c.c.id,
     ).order_by(c.c.invoice_date, c.c.id)
-    return _by_date(_frame(engine, stmt, CANCELLATIONS_SCHEMA))
+    return _by_date(_frame(engine, stmt, {**CANCELLATIONS_SCHEMA, "id": pl.Int64}))
 
 
 def read_rejections(
