@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_scale.py                              # 28,000 customers, 24 months
     python benchmarks/bench_scale.py --customers 70000 --months 36 --budget quick
-    python benchmarks/bench_scale.py --max-train-cutoffs 12     # also a capped training run
+    python benchmarks/bench_scale.py --max-train-cutoffs 13     # also a capped training run
 
 Generates a shop with ``clv generate`` (same realistic process as the demo, with its dirt), then
 runs ``clv ingest``, ``clv train --budget quick`` (or ``--budget default``) and ``clv predict``,
@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from _machine import describe
+from retail_clv.models.registry import resolve_run_dir
 
 CLV = [sys.executable, "-m", "retail_clv"]
 
@@ -66,7 +67,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="clv-scale-") as tmp:
         root = Path(tmp)
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "CLV_MAX_TRAIN_CUTOFFS"},
             "CLV_DATABASE_URL": f"sqlite:///{root / 'shop.db'}",
             "CLV_MODELS_DIR": str(root / "models"),
             "CLV_OUTPUT_DIR": str(root / "output"),
@@ -99,7 +100,7 @@ def main() -> int:
         for options in trains:
             name = f"train {' '.join(options)}"
             steps[name] = run_step([*CLV, "train", *options], env)
-            latest = root / "models" / "latest" / "metadata.json"
+            latest = resolve_run_dir(root / "models", "latest") / "metadata.json"
             configs[name] = json.loads(latest.read_text())["config"]
         steps["predict"] = run_step([*CLV, "predict"], env)
         store_mb = (root / "shop.db").stat().st_size / 1e6

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     api_url: str = Field(default="http://localhost:8000", description="API used by the dashboard.")
     currency_symbol: str = Field(default="£", description="Currency symbol shown by the dashboard.")
 
+    @field_validator("max_train_cutoffs", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """``CLV_MAX_TRAIN_CUTOFFS=`` (an uncommented example line) means all history."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("api_key")
     @classmethod
     def _refuse_placeholder_key(cls, value: str | None) -> str | None:

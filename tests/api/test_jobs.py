@@ -208,19 +208,26 @@ def test_a_training_job_caps_its_cutoffs_as_asked_or_as_the_server_setting_says(
 
 
 @pytest.mark.parametrize(
-    ("body", "setting", "named"),
+    ("body", "setting", "named", "remedy"),
     [
-        ({"max_train_cutoffs": 3}, None, "max_train_cutoffs 3"),
-        ({}, 2, "the server's CLV_MAX_TRAIN_CUTOFFS 2"),
+        ({"max_train_cutoffs": 3}, None, "max_train_cutoffs 3", "Send 4 or more."),
+        (
+            {},
+            2,
+            "the server's CLV_MAX_TRAIN_CUTOFFS 2",
+            "Send max_train_cutoffs of 4 or more, or have CLV_MAX_TRAIN_CUTOFFS raised.",
+        ),
     ],
 )
 def test_a_cap_too_few_for_the_budget_is_a_422_before_any_job(
-    make_client, api_store, body, setting, named
+    make_client, api_store, body, setting, named, remedy
 ) -> None:
     client = make_client(db=api_store[1], max_train_cutoffs=setting)
     response = client.post("/train", json={"budget": "quick", **body})
     assert response.status_code == 422
-    assert f"{named} is too few for the quick budget" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert f"{named} is too few for the quick budget" in detail
+    assert detail.endswith(remedy) and "leave it unset" not in detail
     assert client.get("/jobs").json() == []
 
 

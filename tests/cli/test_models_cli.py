@@ -414,6 +414,14 @@ def test_a_cap_on_training_cutoffs_too_few_for_the_budget_is_one_clear_error(
     assert not missing.exists()
 
 
+@pytest.mark.parametrize(("value", "cap"), [("", None), ("  ", None), ("13", 13)])
+def test_a_blank_cap_setting_means_all_history(monkeypatch, value, cap) -> None:
+    from retail_clv.config import Settings
+
+    monkeypatch.setenv("CLV_MAX_TRAIN_CUTOFFS", value)  # e.g. an uncommented example line
+    assert Settings().max_train_cutoffs == cap
+
+
 def test_train_passes_its_cap_on_training_cutoffs_on(use_trained, monkeypatch) -> None:
     from retail_clv.models import training
 

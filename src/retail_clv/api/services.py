@@ -163,11 +163,15 @@ def read_one_prediction(engine: sa.Engine, customer_id: str) -> dict[str, Any] |
     return read_prediction(engine, customer_id)
 
 
-def check_max_train_cutoffs(cap: int | None, budget: str, horizon_days: int, name: str) -> None:
+def check_max_train_cutoffs(
+    cap: int | None, budget: str, horizon_days: int, name: str, remedy: str
+) -> None:
     """Refuse a cap on training cutoffs the budget cannot train with (``SettingError``)."""
+    if cap is None:
+        return
     from retail_clv.models.training import check_max_train_cutoffs as check
 
-    check(cap, budget, horizon_days, name)  # type: ignore[arg-type]
+    check(cap, budget, horizon_days, name, remedy)  # type: ignore[arg-type]
 
 
 def run_training(

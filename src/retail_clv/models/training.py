@@ -187,7 +187,11 @@ def history_needed(budget: Budget, horizon_days: int) -> tuple[int, int]:
 
 
 def check_max_train_cutoffs(
-    cap: int | None, budget: Budget, horizon_days: int, name: str = "max_train_cutoffs"
+    cap: int | None,
+    budget: Budget,
+    horizon_days: int,
+    name: str = "max_train_cutoffs",
+    remedy: str = "Allow {needed} or more, or leave it unset to train on all history.",
 ) -> None:
     """Refuse a cap on the training cutoffs below what the budget's time-aware folds need.
 
@@ -201,6 +205,8 @@ def check_max_train_cutoffs(
         Window length.
     name : str, default "max_train_cutoffs"
         How the caller's user sets the cap (``--max-train-cutoffs``, ``CLV_MAX_TRAIN_CUTOFFS``).
+    remedy : str
+        What that user can do, with ``{needed}`` for the number of cutoffs needed.
 
     Raises
     ------
@@ -214,8 +220,7 @@ def check_max_train_cutoffs(
         raise SettingError(
             f"{name} {cap} is too few for the {budget} budget with a horizon of "
             f"{days(horizon_days)}: its time-aware folds need at least {needed} training cutoffs "
-            f"({BUDGETS[budget]['cutoff_step_days']} days apart). Allow {needed} or more, or "
-            "leave it unset to train on all history."
+            f"({BUDGETS[budget]['cutoff_step_days']} days apart). " + remedy.format(needed=needed)
         )
 
 

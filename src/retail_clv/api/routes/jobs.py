@@ -21,11 +21,12 @@ router = APIRouter(tags=["jobs"], route_class=KeyFirstRoute)
 def _training_work(state: ApiState, body: TrainIn) -> Any:
     horizon_days = body.horizon_days or state.settings.horizon_days
     cap: int | None = body.max_train_cutoffs
-    name = "max_train_cutoffs"
+    name, remedy = "max_train_cutoffs", "Send {needed} or more."
     if cap is None:
         cap, name = state.settings.max_train_cutoffs, "the server's CLV_MAX_TRAIN_CUTOFFS"
+        remedy = "Send max_train_cutoffs of {needed} or more, or have CLV_MAX_TRAIN_CUTOFFS raised."
     # checked before the job starts, so a cap the budget cannot use is a 422, not a failed job
-    services.check_max_train_cutoffs(cap, body.budget, horizon_days, name)
+    services.check_max_train_cutoffs(cap, body.budget, horizon_days, name, remedy)
 
     def work(progress: ProgressFn) -> dict[str, Any]:
         result = services.run_training(
