@@ -522,3 +522,41 @@ def test_an_unquoted_comma_in_a_row_is_not_called_a_title(tmp_path: Path) -> Non
         clean_file(path)
     assert "line 3 has 9 fields, the header 8" in str(caught.value)
     assert "title" not in str(caught.value)
+
+
+@pytest.mark.parametrize("suffix", ["xlsx", "csv"])
+def test_ingest_keeps_no_copy_of_the_file_as_read_while_cleaning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    import gc
+
+    import xlsxwriter
+
+    from retail_clv.ingest import pipeline
+    from retail_clv.ingest.readers import RawFile
+    from retail_clv.store.db import get_engine
+
+    from .conftest import write_csv
+
+    csv = write_csv(tmp_path / "a.csv", [VALID, VALID.replace("489434", "489435")])
+    path = csv
+    if suffix == "xlsx":  # a workbook is read whole by the pre-flight check, then handed over
+        path = tmp_path / "a.xlsx"
+        with xlsxwriter.Workbook(path) as workbook:
+            pl.read_csv(csv, infer_schema=False).write_excel(workbook, worksheet="Orders")
+    live: list[int] = []
+    clean = pipeline._clean_frame_owned
+
+    def counting(*args, **kwargs):
+        gc.collect()
+        live.append(sum(isinstance(o, RawFile) for o in gc.get_objects()))
+        return clean(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_clean_frame_owned", counting)
+    engine = get_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        [report] = pipeline.ingest_files([path], engine, progress=False)
+    finally:
+        engine.dispose()
+    assert report.rows_loaded == 2
+    assert live == [0]  # the rows as read can be freed once cleaning has copied them

@@ -681,6 +681,23 @@ def clean_file(
     SchemaError
         When a required column is missing or the mapping names an unknown column.
     """
+    return _clean_file_owned(path, column_map, [raw], on_step=on_step, day_first=day_first)
+
+
+def _clean_file_owned(
+    path: str | Path,
+    column_map: Mapping[str, str] | None,
+    raw_box: list[RawFile | None],
+    *,
+    on_step: Callable[[str], None] | None = None,
+    day_first: bool | None = None,
+) -> CleanResult:
+    """:func:`clean_file` with the already read file popped from ``raw_box``.
+
+    The caller keeps no reference to it, so the rows as read can be freed once cleaning has
+    copied them (``ingest_files`` hands over the workbooks ``check_files`` read).
+    """
+    raw = raw_box.pop()
     if on_step is not None:
         on_step("reading")
     if raw is None:
@@ -1057,9 +1074,8 @@ def ingest_files(
         def on_step(message: str, i: int = i, name: str = path.name) -> None:
             step(f"{name}: {message}", (i + stage_at.get(message, 0.0)) / n)
 
-        raw, checked.reads[i] = checked.reads[i], None  # held no longer than needed
-        result = clean_file(path, column_map, on_step=on_step, day_first=day_first, raw=raw)
-        del raw
+        box, checked.reads[i] = [checked.reads[i]], None  # held no longer than needed
+        result = _clean_file_owned(path, column_map, box, on_step=on_step, day_first=day_first)
         reports.append(store_result(engine, path, result, on_step=on_step))
         step(f"stored {path.name}", (i + 1) / n)
     return reports
