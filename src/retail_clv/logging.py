@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 from rich.logging import RichHandler
 
+#: scikit-learn's line when a search candidate scored NaN. The run's own warning already names
+#: the skipped candidates and why (``training.failed_search_note``), so users see it once.
+NON_FINITE_SEARCH_SCORES = r"One or more of the test scores are non-finite"
+
+
+def hide_repeated_warnings() -> None:
+    """Hide library warnings that retail-clv reports in its own words (entry points only)."""
+    warnings.filterwarnings("ignore", message=NON_FINITE_SEARCH_SCORES, category=UserWarning)
+
 
 def configure_logging(level: str | int = "INFO") -> None:
-    """Send the package's log records to stderr through rich, once."""
+    """Send the package's log records to stderr through rich, once.
+
+    Also calls :func:`hide_repeated_warnings`.
+    """
+    hide_repeated_warnings()
     root = logging.getLogger("retail_clv")
     if any(isinstance(h, RichHandler) for h in root.handlers):
         root.setLevel(level)

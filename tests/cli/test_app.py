@@ -64,3 +64,18 @@ def test_progress_without_a_terminal_prints_each_new_step_once(monkeypatch, caps
         "[     3 s]  45% tuning Model 2",
         "[     3 s]  46% fitting the products model",
     ]
+
+
+def test_the_entry_points_hide_only_scikit_learn_s_nan_search_score_line() -> None:
+    import warnings
+
+    from retail_clv.logging import hide_repeated_warnings
+
+    with warnings.catch_warnings(record=True) as seen:  # restores the filters afterwards
+        warnings.simplefilter("always")
+        hide_repeated_warnings()  # what configure_logging, called by the entry points, does
+        # the run's own warning names the skipped candidates; sklearn's line would repeat it
+        message = "One or more of the test scores are non-finite: [0.4 nan]"
+        warnings.warn(message, UserWarning, stacklevel=1)
+        warnings.warn("another warning", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["another warning"]
