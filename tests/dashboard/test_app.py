@@ -441,6 +441,7 @@ def test_retrain_polls_the_job_until_it_succeeds(
         "as_of": None,
         "horizon_days": None,  # the server's CLV_HORIZON_DAYS
         "budget": "quick",
+        "max_train_cutoffs": None,  # the server's CLV_MAX_TRAIN_CUTOFFS
     }
     assert poll.call_count == 2
     assert any("run `new-run` is now active" in s for s in texts(at.success))
@@ -472,6 +473,23 @@ def test_retrain_while_a_job_runs_is_refused_politely(api: respx.MockRouter) -> 
     at.button[0].click().run()
     assert not at.exception
     assert any("already running" in e and "Wait" in e for e in texts(at.error))
+
+
+def test_retrain_sends_the_cap_on_training_cutoffs_and_shows_the_api_s_refusal(
+    api: respx.MockRouter,
+) -> None:
+    api.get("/models/active").respond(404, json=NO_MODEL)
+    detail = (
+        "max_train_cutoffs 3 is too few for the quick budget with a horizon of 30 days: its "
+        "time-aware folds need at least 4 training cutoffs (28 days apart). Send 4 or more."
+    )
+    train = api.post("/train").respond(422, json={"detail": detail})
+    at = models_page(new_app().run())
+    at.number_input(key="train_max_cutoffs").set_value(3)
+    at.button[0].click().run()
+    assert not at.exception
+    assert json.loads(train.calls.last.request.content)["max_train_cutoffs"] == 3
+    assert any("Send 4 or more" in e for e in texts(at.error))
 
 
 def test_models_page_backend_down(api: respx.MockRouter) -> None:

@@ -148,18 +148,20 @@ def test_training_body_and_job_polling(router: respx.MockRouter) -> None:
         }
     )
     client = ApiClient(API)
-    assert client.start_training(budget="default", horizon_days=14) == "j1"
+    assert client.start_training(budget="default", horizon_days=14, max_train_cutoffs=13) == "j1"
     assert json.loads(train.calls.last.request.content) == {
         "as_of": None,
         "horizon_days": 14,
         "budget": "default",
+        "max_train_cutoffs": 13,
     }
-    # by default the server's CLV_HORIZON_DAYS decides, as for POST /train from anywhere
+    # by default the server's settings decide, as for POST /train from anywhere
     assert client.start_training() == "j1"
     assert json.loads(train.calls.last.request.content) == {
         "as_of": None,
         "horizon_days": None,
         "budget": "quick",
+        "max_train_cutoffs": None,
     }
     job = client.job("j1")
     assert job["state"] == "running" and job["progress"] == 0.25

@@ -434,7 +434,10 @@ class ApiClient:
         )
 
     def start_training(
-        self, budget: Literal["quick", "default"] = "quick", horizon_days: int | None = None
+        self,
+        budget: Literal["quick", "default"] = "quick",
+        horizon_days: int | None = None,
+        max_train_cutoffs: int | None = None,
     ) -> str:
         """Start retraining in the background (``POST /train``) and return the job id.
 
@@ -444,6 +447,9 @@ class ApiClient:
             Hyper-parameter search budget.
         horizon_days : int, optional
             Prediction horizon; None (sent as null) is the API server's ``CLV_HORIZON_DAYS``.
+        max_train_cutoffs : int, optional
+            Train on the newest N cutoffs only; None (sent as null) is the API server's
+            ``CLV_MAX_TRAIN_CUTOFFS`` (unset there: all history).
 
         Returns
         -------
@@ -453,7 +459,12 @@ class ApiClient:
         body = self._json(
             "POST",
             "/train",
-            json={"as_of": None, "horizon_days": horizon_days, "budget": budget},
+            json={
+                "as_of": None,
+                "horizon_days": horizon_days,
+                "budget": budget,
+                "max_train_cutoffs": max_train_cutoffs,
+            },
         )
         return str(body["job_id"])
 

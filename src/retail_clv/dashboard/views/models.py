@@ -190,8 +190,19 @@ def show_retrain(client: ApiClient) -> None:
         "II); default: a random search over time-aware folds (up to 10 minutes there). Both "
         "take longer on bigger shops: time grows with customers × months of history.",
     )
+    cap = left.number_input(
+        "Training cutoffs (newest)",
+        min_value=1,
+        value=None,
+        step=1,
+        key="train_max_cutoffs",
+        placeholder="all history",
+        help="Train on the newest N cutoffs (28 days apart) only, to bound time and memory on "
+        "a big shop; empty: the server's CLV_MAX_TRAIN_CUTOFFS, unset there: all history, "
+        "which validated best. Keep 13 or more (a year of windows at 30 days).",
+    )
     right.markdown(
-        "Retrain both spend models and the products model on all the data in the store. "
+        "Retrain both spend models and the products model on the data in the store. "
         "The API trains in the background; the new run becomes active when it succeeds."
     )
     if left.button(
@@ -199,7 +210,8 @@ def show_retrain(client: ApiClient) -> None:
     ):
         try:
             st.session_state[JOB_KEY] = client.start_training(
-                budget=cast(Literal["quick", "default"], budget)
+                budget=cast(Literal["quick", "default"], budget),
+                max_train_cutoffs=None if cap is None else int(cap),
             )
         except DashboardError as exc:
             show_error(exc)
