@@ -4,11 +4,15 @@ Usage::
 
     python benchmarks/bench_ingest.py                      # ../shared/data/online_retail_II.csv.gz
     python benchmarks/bench_ingest.py --repeat 3 --file path/to/file.csv.gz
+    python benchmarks/bench_ingest.py --postgres postgresql+psycopg://postgres@localhost/postgres
 
 Each repetition runs in a fresh child process (so peak RSS is per run, measured with
-``resource.getrusage(RUSAGE_CHILDREN)``) on a fresh SQLite file. Prints a markdown table and the
-machine description. Timings on a shared machine are noisy: the load average before each run
-is printed next to it.
+``resource.getrusage(RUSAGE_CHILDREN)``) on a fresh SQLite file, or with ``--postgres`` on a
+fresh database that the bench creates on that server (the URL's user needs the CREATEDB right)
+and drops afterwards; the database's size is then PostgreSQL's ``pg_database_size``. The
+child's CPU time does not include the server's work. Prints a markdown table and the machine
+description. Timings on a shared machine are noisy: the load average before each run is
+printed next to it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from _machine import cpu_model
@@ -52,35 +57,73 @@ print(json.dumps({
 """
 
 
+def timed_ingest(path: Path, url: str) -> dict:
+    """Create the store's schema, then ingest ``path`` into it in a fresh child process."""
+    # Create the schema first so the timed child measures ingestion only.
+    subprocess.run(
+        [sys.executable, "-c", f"from retail_clv.store.db import get_engine; get_engine({url!r})"],
+        check=True,
+    )
+    load = os.getloadavg()[0]
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), url], check=True, capture_output=True, text=True
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["load"] = load
+    return result
+
+
 def run_once(path: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        # Create the schema first so the timed child measures ingestion only.
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                f"from retail_clv.store.db import get_engine; get_engine({url!r})",
-            ],
-            check=True,
-        )
-        load = os.getloadavg()[0]
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(path), url],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-        result["load"] = load
+        result = timed_ingest(path, f"sqlite:///{Path(tmp) / 'bench.db'}")
         result["db_mb"] = (Path(tmp) / "bench.db").stat().st_size / 1e6
         return result
+
+
+def run_once_postgres(path: Path, admin_url: str) -> dict:
+    """Ingest into a fresh database created on the server of ``admin_url``, then drop it."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"clv_bench_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = admin.url.set(database=name).render_as_string(hide_password=False)
+        result = timed_ingest(path, url)
+        with admin.connect() as conn:
+            size = conn.execute(sa.text(f"SELECT pg_database_size('{name}')")).scalar_one()
+        result["db_mb"] = size / 1e6
+        return result
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _server(admin_url: str) -> str:
+    """``PostgreSQL 15.4 on localhost``: the server's version and host (no credentials)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(admin_url)
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(sa.text("SHOW server_version")).scalar_one()
+    finally:
+        engine.dispose()
+    return f"server {version} on {engine.url.host or 'a local socket'}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", type=Path, default=DEFAULT_FILE)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        help="a PostgreSQL server to ingest into instead of SQLite, e.g. "
+        "postgresql+psycopg://postgres@localhost/postgres (a fresh database per run)",
+    )
     args = parser.parse_args()
     if not args.file.exists():
         print(f"data file not found: {args.file}", file=sys.stderr)
@@ -90,15 +133,17 @@ def main() -> int:
         f"machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}, Python "
         f"{platform.python_version()}, {platform.system()} {platform.release()}"
     )
-    print(f"file: {args.file} ({args.file.stat().st_size:,} bytes)\n")
+    print(f"file: {args.file} ({args.file.stat().st_size:,} bytes)")
+    store = "PostgreSQL database (MB)" if args.postgres else "SQLite file (MB)"
+    print(f"store: {'PostgreSQL, ' + _server(args.postgres) if args.postgres else 'SQLite'}\n")
     print(
         "| run | rows read | loaded | rejected | duplicates | wall (s) | CPU (s) | rows/s | "
-        "peak RSS (MB) | SQLite file (MB) | load avg before |"
+        f"peak RSS (MB) | {store} | load avg before |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     results = []
     for i in range(args.repeat):
-        r = run_once(args.file)
+        r = run_once_postgres(args.file, args.postgres) if args.postgres else run_once(args.file)
         results.append(r)
         print(
             f"| {i + 1} | {r['rows_read']:,} | {r['rows_loaded']:,} | {r['rows_rejected']:,} | "
