@@ -46,9 +46,10 @@ def test_unknown_command_is_a_usage_error() -> None:
 def test_progress_without_a_terminal_prints_each_new_step_once(monkeypatch, capsys) -> None:
     from retail_clv.cli import base
 
-    clock = iter([0.0, 0.2, 1.6, 3.0, 3.4])  # start, then one reading per printed line
+    clock = iter([0.0, 0.2, 1.6, 3.0, 3.4, 3.4])  # start, then one reading per printed line
     monkeypatch.setattr(base, "_now", lambda: next(clock))
     monkeypatch.setattr(base, "console", Console(file=io.StringIO(), width=100))
+    long = "tuning Model 2 (RF + XGBoost + Ridge + Lasso stack) · search fit 2 of 6 · " * 2
     assert not base.console.is_terminal
     with base.progress_bar() as on_progress:
         on_progress(0.02, "building features")  # printed
@@ -56,6 +57,7 @@ def test_progress_without_a_terminal_prints_each_new_step_once(monkeypatch, caps
         on_progress(0.10, "tuning Model 1 [RF]")  # printed as written, not read as markup
         on_progress(0.45, "tuning Model 2")
         on_progress(0.46, "fitting the products model")  # a quick step is printed too
+        on_progress(0.47, long)  # longer than the console: one line all the same
     lines = base.console.file.getvalue().splitlines()
     steps = [line for line in lines if line.startswith("[")]
     assert steps == [
@@ -63,6 +65,7 @@ def test_progress_without_a_terminal_prints_each_new_step_once(monkeypatch, caps
         "[     2 s]  10% tuning Model 1 [RF]",
         "[     3 s]  45% tuning Model 2",
         "[     3 s]  46% fitting the products model",
+        f"[     3 s]  47% {long}",
     ]
 
 

@@ -167,8 +167,10 @@ def progress_bar(
             if console.is_terminal or message == printed:
                 return
             printed = message
-            console.print(
-                f"[{_now() - start:6.0f} s] {100 * done:3.0f}% {escape(message)}", highlight=False
+            console.print(  # one line per step in a log, however long (no wrapping)
+                f"[{_now() - start:6.0f} s] {100 * done:3.0f}% {escape(message)}",
+                highlight=False,
+                soft_wrap=True,
             )
 
         yield on_progress
