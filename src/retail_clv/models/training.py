@@ -1036,34 +1036,24 @@ def train(
     logger.info("training rows: %d from %d cutoffs", X.shape[0], len(cutoffs))
 
     with member_fit_steps(member_step):  # the bar moves during each model's fit
-        report(0.10, "tuning Model 1 (RF + Ridge + Lasso stack)")
-        m1 = _set_sizes(build_model1(horizon_days, cfg["inner_splits"], random_state), cfg, n_jobs)
-        model1, best1, cv1 = _fit_search(
-            "Model 1",
-            m1,
-            SEARCH_SPACE_MODEL1,
-            X,
-            y,
-            cfg,
-            horizon_days,
-            random_state,
-            report,
-            (0.10, 0.45),
+        stacks = (
+            ("Model 1", "RF + Ridge + Lasso", build_model1, SEARCH_SPACE_MODEL1, (0.10, 0.45)),
+            (
+                "Model 2",
+                "RF + XGBoost + Ridge + Lasso",
+                build_model2,
+                SEARCH_SPACE_MODEL2,
+                (0.45, 0.80),
+            ),
         )
-        report(0.45, "tuning Model 2 (RF + XGBoost + Ridge + Lasso stack)")
-        m2 = _set_sizes(build_model2(horizon_days, cfg["inner_splits"], random_state), cfg, n_jobs)
-        model2, best2, cv2 = _fit_search(
-            "Model 2",
-            m2,
-            SEARCH_SPACE_MODEL2,
-            X,
-            y,
-            cfg,
-            horizon_days,
-            random_state,
-            report,
-            (0.45, 0.80),
-        )
+        searched = []
+        for name, members, build, space, span in stacks:
+            report(span[0], f"tuning {name} ({members} stack)")
+            stack = _set_sizes(build(horizon_days, cfg["inner_splits"], random_state), cfg, n_jobs)
+            searched.append(
+                _fit_search(name, stack, space, X, y, cfg, horizon_days, random_state, report, span)
+            )
+        (model1, best1, cv1), (model2, best2, cv2) = searched
         report(0.80, "fitting the products model (Poisson gradient boosting)")
         products_model = build_products_model(random_state).fit(X, y_products)
 
