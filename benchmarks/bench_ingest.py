@@ -34,12 +34,12 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = REPO.parent / "shared" / "data" / "online_retail_II.csv.gz"
 
 CHILD = r"""
-import json, resource, sys, time
+import json, os, resource, sys, time
 from retail_clv.ingest.pipeline import ingest_files
 from retail_clv.store.db import get_engine
 
-path, url = sys.argv[1], sys.argv[2]
-engine = get_engine(url)
+path = sys.argv[1]
+engine = get_engine(os.environ["CLV_DATABASE_URL"])  # not on the command line: a password
 steps = []
 t0 = time.perf_counter()
 c0 = time.process_time()
@@ -58,16 +58,30 @@ print(json.dumps({
 
 
 def timed_ingest(path: Path, url: str) -> dict:
-    """Create the store's schema, then ingest ``path`` into it in a fresh child process."""
+    """Create the store's schema, then ingest ``path`` into it in a fresh child process.
+
+    The URL goes to the children in ``CLV_DATABASE_URL``, never on their command line (which
+    other users of the machine can read, and which an error message would print).
+    """
+    env = {**os.environ, "CLV_DATABASE_URL": url}
     # Create the schema first so the timed child measures ingestion only.
-    subprocess.run(
-        [sys.executable, "-c", f"from retail_clv.store.db import get_engine; get_engine({url!r})"],
-        check=True,
+    schema = (
+        "import os; from retail_clv.store.db import get_engine; "
+        "get_engine(os.environ['CLV_DATABASE_URL'])"
     )
-    load = os.getloadavg()[0]
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), url], check=True, capture_output=True, text=True
-    )
+    try:
+        subprocess.run([sys.executable, "-c", schema], check=True, env=env, capture_output=True)
+        load = os.getloadavg()[0]  # just before the timed run
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+    except subprocess.CalledProcessError as exc:
+        stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr
+        raise SystemExit(f"the ingest failed:\n{stderr}") from None
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["load"] = load
     return result
@@ -97,7 +111,10 @@ def run_once_postgres(path: Path, admin_url: str) -> dict:
         return result
     finally:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            force = conn.dialect.server_version_info >= (13,)  # WITH (FORCE) is PostgreSQL 13+
+            conn.execute(
+                sa.text(f'DROP DATABASE IF EXISTS "{name}"' + (" WITH (FORCE)" if force else ""))
+            )
         admin.dispose()
 
 

@@ -67,7 +67,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="clv-scale-") as tmp:
         root = Path(tmp)
         env = {
-            **{k: v for k, v in os.environ.items() if k != "CLV_MAX_TRAIN_CUTOFFS"},
+            **os.environ,
+            "CLV_MAX_TRAIN_CUTOFFS": "",  # blank is unset, and wins over a .env file's value
             "CLV_DATABASE_URL": f"sqlite:///{root / 'shop.db'}",
             "CLV_MODELS_DIR": str(root / "models"),
             "CLV_OUTPUT_DIR": str(root / "output"),

@@ -42,8 +42,22 @@ def test_postgresql_ingest_roundtrip_idempotency_and_rollback(
         assert purchases.schema == pl.Schema(PURCHASES_SCHEMA)
         assert purchases["invoice_date"].is_sorted()
         assert read_cancellations(engine)["quantity"].to_list() == [-2]
+        import psycopg
+
+        names: list[object] = []
+        cursor = psycopg.Connection.cursor
+
+        def recording(self, *args, **kwargs):
+            names.append(kwargs.get("name"))
+            return cursor(self, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Connection, "cursor", recording)
         monkeypatch.setattr(queries, "FETCH_BATCH_ROWS", 1)  # one server-side fetch per row
         assert read_purchases(engine).equals(purchases)
+        assert names == ["retail_clv_read"]  # a server-side cursor: batches stream
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        assert read_purchases(autocommit).equals(purchases)  # a plain cursor there
+        assert names[1:] == [None]
         monkeypatch.undo()
         with engine.connect() as conn:
             description = conn.execute(

@@ -413,24 +413,30 @@ def test_reads_come_in_time_order_with_ties_in_file_order_whatever_the_batch_siz
     ]
 
 
-def test_dates_stored_as_text_out_of_time_order_are_still_read_in_time_order(
-    tmp_path: Path, engine: sa.Engine
+@pytest.mark.parametrize(
+    ("quantity", "text", "text_order"),
+    [
+        (3, "2010-1-10 09:00:00", [2, 4, 1, 3]),  # not zero-padded: out of time order
+        (4, "2010-01-10 09:00:00", [2, 4, 3, 1]),  # the same instant, a tie out of id order
+    ],
+)
+def test_dates_stored_as_other_text_are_still_read_in_time_then_stored_order(
+    tmp_path: Path, engine: sa.Engine, quantity: int, text: str, text_order: list[int]
 ) -> None:
     ingest_files([write_csv(tmp_path / "a.csv", UNORDERED)], engine, progress=False)
-    with engine.begin() as conn:  # text another tool could have written: not zero-padded
+    with engine.begin() as conn:  # text another tool could have written
         conn.execute(
-            sa.text(
-                "UPDATE transactions SET invoice_date = '2010-1-10 09:00:00' WHERE quantity = 3"
-            )
+            sa.text("UPDATE transactions SET invoice_date = :text WHERE quantity = :quantity"),
+            {"text": text, "quantity": quantity},
         )
-        text_order = conn.execute(
+        in_text_order = conn.execute(
             sa.text("SELECT quantity FROM transactions ORDER BY invoice_date, id")
         ).scalars()
-        assert list(text_order) == [2, 4, 1, 3]  # the database's text order is not time order
+        assert list(in_text_order) == text_order  # what the database's order gives
     purchases = read_purchases(engine)
     assert purchases.schema == pl.Schema(PURCHASES_SCHEMA)
     assert purchases["quantity"].to_list() == [2, 3, 4, 1]  # the tie in stored order
-    assert purchases["invoice_date"].to_list()[1] == dt.datetime(2010, 1, 10, 9)
+    assert purchases["invoice_date"].to_list()[1:3] == [dt.datetime(2010, 1, 10, 9)] * 2
 
 
 def test_existing_hashes_large_path_matches_small_path(

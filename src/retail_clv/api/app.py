@@ -89,6 +89,9 @@ def create_app(
     fastapi.FastAPI
         The application; its state (``app.state.clv``) exists once the lifespan has started.
     """
+    from retail_clv.logging import hide_repeated_warnings
+
+    hide_repeated_warnings()  # also in each worker process of ``uvicorn --factory``
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager

@@ -59,14 +59,12 @@ def _frame(engine: sa.Engine, stmt: sa.Select[Any], target: dict[str, Any]) -> p
     ]
     batches: list[pl.DataFrame] = []
     with engine.connect() as conn:
-        dbapi = conn.connection.dbapi_connection
+        dbapi: Any = conn.connection.dbapi_connection
         # psycopg's plain cursor downloads the whole result at execute(); a named (server-side)
-        # cursor sends each batch as it is fetched. SQLite's cursor steps through rows anyway.
-        cursor = (
-            dbapi.cursor(name="retail_clv_read")  # type: ignore[union-attr]
-            if engine.dialect.name == "postgresql"
-            else dbapi.cursor()  # type: ignore[union-attr]
-        )
+        # cursor sends each batch as it is fetched, but needs a transaction (not autocommit).
+        # SQLite's cursor steps through the rows anyway.
+        server_side = engine.dialect.name == "postgresql" and not dbapi.autocommit
+        cursor = dbapi.cursor(name="retail_clv_read") if server_side else dbapi.cursor()
         try:
             cursor.execute(sql)
             while rows := cursor.fetchmany(FETCH_BATCH_ROWS):
@@ -88,7 +86,9 @@ def _by_date(frame: pl.DataFrame) -> pl.DataFrame:
     it. The stored dates are fixed-width text on SQLite, so text order is time order; the
     check below (one pass) re-sorts a store whose text was written otherwise.
     """
-    if frame["invoice_date"].is_sorted():
+    date, row = frame["invoice_date"], frame["id"]
+    # the same instant written as two texts can also put a tie out of id order
+    if date.is_sorted() and not ((date == date.shift(1)) & (row < row.shift(1))).any():
         return frame.drop("id").with_columns(pl.col("invoice_date").set_sorted())
     return frame.sort("invoice_date", "id").drop("id")
 
