@@ -306,4 +306,4 @@ def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
     """Take an ingest run's rows out of the store; rows deleted per table (``store.runs``)."""
     from retail_clv.store.runs import undo_ingest_run as _undo_ingest_run
 
-    return _undo_ingest_run(engine, run_id)
+    return _undo_ingest_run(engine, run_id, runs_listed_by="GET /ingest-runs")

@@ -70,7 +70,9 @@ def list_ingest_runs(engine: sa.Engine) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
+def undo_ingest_run(
+    engine: sa.Engine, run_id: int, runs_listed_by: str = "clv ingest-runs"
+) -> dict[str, int]:
     """Delete the rows an ingest run stored and mark the run ``undone``, in one transaction.
 
     Customers left without any purchase or cancellation are deleted too. Customers whose first
@@ -86,6 +88,9 @@ def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
         The store.
     run_id : int
         The run (``clv ingest`` prints it as "ingest run id").
+    runs_listed_by : str, default "clv ingest-runs"
+        Where the caller's user can list the runs, named when the run does not exist
+        (``GET /ingest-runs`` for the API).
 
     Returns
     -------
@@ -108,7 +113,7 @@ def undo_ingest_run(engine: sa.Engine, run_id: int) -> dict[str, int]:
         row = conn.execute(sa.select(runs.c.id, runs.c.status).where(runs.c.id == run_id)).first()
         if row is None:
             raise UnknownIngestRunError(
-                f"there is no ingest run {run_id} in the store (see clv ingest-runs)"
+                f"there is no ingest run {run_id} in the store (see {runs_listed_by})"
             )
         if row.status == UNDONE:
             raise IngestRunConflictError(f"ingest run {run_id} was already undone")

@@ -84,8 +84,7 @@ async def undo_ingest_run(state: StateDep, run_id: RunIdPath) -> UndoOut:
     try:
         deleted = await run_in_threadpool(services.undo_ingest_run, state.engine, run_id)
     except (UnknownIngestRunError, IngestRunConflictError) as exc:
-        detail = str(exc).replace("(see clv ingest-runs)", "(see GET /ingest-runs)")
-        raise HTTPException(status_code=status_for(exc), detail=detail) from None
+        raise HTTPException(status_code=status_for(exc), detail=str(exc)) from None
     # refused or failed, the undo's transaction changed nothing: the copy stays good until here
     state.store.invalidate()
     return UndoOut(run_id=run_id, deleted=UndoneRows(**deleted))
