@@ -129,3 +129,58 @@ def test_postgresql_stores_text_that_held_nul_characters(
         assert description == "15CM CHRISTMAS GLASSBALL 20 LIGHTS"
     finally:
         engine.dispose()
+
+
+def _constraints_and_indexes(engine: sa.Engine) -> set[tuple[str, str, str]]:
+    with engine.connect() as conn:
+        keys = conn.execute(
+            sa.text(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE contype IN ('f', 'p', 'u')"
+            )
+        ).all()
+        indexes = conn.execute(
+            sa.text(
+                "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+            )
+        ).all()
+    return {tuple(row) for row in [*keys, *indexes]}  # type: ignore[misc]
+
+
+def test_postgresql_bulk_path_checks_foreign_keys_once_and_restores_them(
+    tmp_path: Path, postgresql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = get_engine(postgresql_url)
+    try:
+        before = _constraints_and_indexes(engine)
+        assert any(name.endswith("_fkey") for table, name, _ in before if table == "transactions")
+        monkeypatch.setattr(load, "_REBUILD_MIN_ROWS", 1)  # the path a large first load takes
+        [report] = ingest_files([write_csv(tmp_path / "a.csv", LINES)], engine, progress=False)
+        assert report.rows_loaded == 3
+        assert _constraints_and_indexes(engine) == before  # same names, same definitions
+        with engine.begin() as conn, pytest.raises(sa.exc.IntegrityError, match="foreign key"):
+            row = conn.execute(sa.select(schema.transactions).limit(1)).mappings().one()
+            conn.execute(
+                schema.transactions.insert().values(
+                    {k: v for k, v in row.items() if k != "id"}
+                    | {"row_key": -1, "customer_id": "no such customer"}
+                )
+            )
+
+        real = load.bulk_insert
+
+        def fail_after_copy(conn, table, frame, constants=None):
+            inserted = real(conn, table, frame, constants)
+            if table.name == "transactions":
+                raise sa.exc.OperationalError("COPY", {}, Exception("connection lost (simulated)"))
+            return inserted
+
+        monkeypatch.setattr(load, "bulk_insert", fail_after_copy)
+        stored = counts(engine)
+        other = write_csv(tmp_path / "other.csv", [VALID.replace("489434", "999999")])
+        with pytest.raises(StoreError, match="nothing of it was stored"):
+            ingest_files([other], engine, progress=False)
+        assert counts(engine) == stored
+        assert _constraints_and_indexes(engine) == before  # the rollback restored them
+    finally:
+        engine.dispose()
