@@ -320,51 +320,25 @@ def _bulk_insert_indexed(
     frame: pl.DataFrame,
     constants: dict[str, Any] | None = None,
 ) -> int:
-    """Insert in bulk; rebuild the table's indexes (and checks) when the load dominates.
+    """Insert in bulk; on SQLite, rebuild the table's indexes when the load dominates.
 
     Inserting ~1M random ``row_key`` values into a live B-tree costs several times more than
     building the index once afterwards, so when the new rows outnumber the stored ones the
     indexes are dropped and re-created *inside the same transaction* (a rollback restores
     them, and a duplicate key still fails the unique index and rolls the run back).
-
-    On PostgreSQL the table's foreign keys are dropped and added back the same way: the server
-    checks a foreign key row by row during ``COPY`` (12 of the 18 s that Online Retail II's
-    transactions took, ``benchmarks/bench_ingest.py --postgres``), but all rows in one join
-    when the constraint is added. Each is added back with its own name and definition
-    (``pg_get_constraintdef``), so a row that breaks one still fails the run. This holds an
-    ACCESS EXCLUSIVE lock on the table until the ingest commits: readers of ``transactions``
-    wait for it (the API serves from its in-memory copy of the store).
     """
-    dialect = conn.dialect.name
-    if dialect not in ("sqlite", "postgresql") or frame.height < _REBUILD_MIN_ROWS:
+    if conn.dialect.name != "sqlite" or frame.height < _REBUILD_MIN_ROWS:
         return bulk_insert(conn, table, frame, constants)
     stored = conn.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0
     if frame.height <= stored:
         return bulk_insert(conn, table, frame, constants)
-    foreign_keys = _foreign_keys(conn, table) if dialect == "postgresql" else []
-    for name, _ in foreign_keys:
-        conn.execute(sa.text(f'ALTER TABLE {table.name} DROP CONSTRAINT "{name}"'))
     indexes = sorted(table.indexes, key=lambda ix: str(ix.name))
     for index in indexes:
         index.drop(conn)
     inserted = bulk_insert(conn, table, frame, constants)
     for index in indexes:
         index.create(conn)
-    for name, definition in foreign_keys:
-        conn.execute(sa.text(f'ALTER TABLE {table.name} ADD CONSTRAINT "{name}" {definition}'))
     return inserted
-
-
-def _foreign_keys(conn: sa.Connection, table: sa.Table) -> list[tuple[str, str]]:
-    """``(name, definition)`` of each foreign key of ``table`` on PostgreSQL, as stored."""
-    rows = conn.execute(
-        sa.text(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = CAST(:table AS regclass) AND contype = 'f' ORDER BY conname"
-        ),
-        {"table": table.name},
-    )
-    return [(str(name), str(definition)) for name, definition in rows]
 
 
 def _select_frame(
