@@ -165,3 +165,23 @@ def test_nan_free_core_features_on_single_purchase_customer():
     row = f.row(0, named=True)
     assert row["monetary"] == 2.0 and row["trend_90d"] == 1.0
     assert not math.isnan(row["avg_order_value"])
+
+
+def test_bgnbd_fits_that_fail_at_every_cutoff_are_logged_once(caplog) -> None:
+    import logging
+
+    from retail_clv.features.bgnbd import bgnbd_features
+
+    # one-time buyers only: nobody has a repeat purchase for BG/NBD to learn from
+    p = purchases(
+        [(f"C{i}", f"I{i}", "P", 1, 2.0, d(2011, 1, 1 + i), UK, "Home") for i in range(20)]
+    )
+    cutoffs = [dt.date(2011, 2, 1), dt.date(2011, 3, 1), dt.date(2011, 4, 1)]
+    with caplog.at_level(logging.INFO, logger="retail_clv.features.bgnbd"):
+        out = bgnbd_features(p, cutoffs)
+    assert out.height == 60 and out["bgnbd_p_alive"].null_count() == 60  # imputed later
+    [line] = [r.getMessage() for r in caplog.records if "fit failed" in r.getMessage()]
+    assert line.startswith("BG/NBD fit failed at 3 of 3 cutoffs (2011-02-01 … 2011-04-01; ")
+    assert line.endswith(
+        "bgnbd_purchases_30d, bgnbd_p_alive, bgnbd_gg_spend_30d imputed by the models"
+    )

@@ -286,6 +286,7 @@ def bgnbd_features(purchases: pl.DataFrame, cutoffs: list[dt.date]) -> pl.DataFr
         gave non-finite values).
     """
     parts = []
+    failures: list[tuple[dt.date, str, str, list[str]]] = []
     for cutoff in cutoffs:
         summary = rfm_summary(purchases, cutoff)
         if summary.height == 0:
@@ -300,18 +301,28 @@ def bgnbd_features(purchases: pl.DataFrame, cutoffs: list[dt.date]) -> pl.DataFr
             value, _ = fit_gamma_gamma(summary)
             values["bgnbd_gg_spend_30d"] = expected * value
         except Exception as exc:
-            logger.info(
-                "%s fit at %s failed (%s): %s imputed by the models",
-                model,
-                cutoff,
-                fit_failure_reason(exc),
-                ", ".join(unavailable),
-            )
+            failures.append((cutoff, model, fit_failure_reason(exc), list(unavailable)))
         part = summary.select("customer_id").with_columns(
             cutoff=pl.lit(cutoff, dtype=pl.Date),
             **{c: pl.Series(values[c], dtype=pl.Float64) for c in BGNBD_COLUMNS},
         )
         parts.append(part)
+    # one line per model, not one per cutoff (a store of one-time buyers fails at every one)
+    for model in ("BG/NBD", "Gamma-Gamma"):
+        failed = [f for f in failures if f[1] == model]
+        if failed:
+            first, _, reason, unavailable = failed[0]
+            logger.info(
+                "%s fit failed at %d of %d cutoffs (%s%s; first reason: %s): %s imputed by "
+                "the models",
+                model,
+                len(failed),
+                len(cutoffs),
+                first,
+                f" … {failed[-1][0]}" if len(failed) > 1 else "",
+                reason,
+                ", ".join(unavailable),
+            )
     if not parts:
         return pl.DataFrame(
             schema={
