@@ -87,11 +87,10 @@ def resolve_max_train_cutoffs(option: int | None, budget: Budget, horizon_days: 
     from retail_clv.config import get_settings
     from retail_clv.models.training import check_max_train_cutoffs
 
-    if option is not None:
-        check_max_train_cutoffs(option, budget.value, horizon_days, "--max-train-cutoffs")
-        return option
-    cap = get_settings().max_train_cutoffs
-    check_max_train_cutoffs(cap, budget.value, horizon_days, "CLV_MAX_TRAIN_CUTOFFS")
+    given = option is not None
+    cap = option if given else get_settings().max_train_cutoffs
+    name = "--max-train-cutoffs" if given else "CLV_MAX_TRAIN_CUTOFFS"
+    check_max_train_cutoffs(cap, budget.value, horizon_days, name)
     return cap
 
 

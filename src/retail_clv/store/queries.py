@@ -42,10 +42,9 @@ def _frame(engine: sa.Engine, stmt: sa.Select[Any], target: dict[str, Any]) -> p
     """Run ``stmt`` through the raw DBAPI cursor and build a frame of schema ``target``.
 
     Rows are fetched ``FETCH_BATCH_ROWS`` at a time (through a server-side cursor on
-    PostgreSQL); each batch is typed against the fixed schema
-    (so batches always agree, even one whose column is all null) and the batches are
-    concatenated in order. SQLite returns datetimes as text, PostgreSQL as ``datetime``; both
-    end as ``Datetime("us")``.
+    PostgreSQL); each batch is typed against the fixed schema (so batches always agree, even
+    one whose column is all null) and the batches are concatenated in order. SQLite returns
+    datetimes as text, PostgreSQL as ``datetime``; both end as ``Datetime("us")``.
     """
     sql = str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
     loose = {
