@@ -346,6 +346,21 @@ def test_a_workbook_without_a_transactions_sheet_names_the_closest_sheets_gap(
         clean_file(path)
 
 
+def test_a_workbook_whose_sheets_tie_for_closest_names_them_all(tmp_path: Path) -> None:
+    summary = pl.DataFrame({"Country": ["UK"], "Revenue": ["100"]})
+    notes = pl.DataFrame({"Note": ["call back"], "Customer ID": ["13085"]})
+    totals = pl.DataFrame({"Week": ["1"], "Customer ID": ["13085"]})
+    path = _workbook(tmp_path / "shop.xlsx", {"Summary": summary, "Notes": notes, "Totals": totals})
+    with pytest.raises(SchemaError) as caught:
+        clean_file(path)
+    message = str(caught.value)
+    assert message.startswith(
+        "no sheet of shop.xlsx holds transactions: sheets 'Notes', 'Totals' each name 1 of the "
+        "6 required columns. The first of them: required columns "
+    )
+    assert "(sheet 'Notes')" in message
+
+
 def test_blank_rows_are_left_out_with_a_note(csv_file) -> None:
     path = csv_file([VALID, ",,,,,,,", " , ,,,,,,", "", VALID.replace("13085", "13086")])
     result = clean_file(path)

@@ -298,7 +298,16 @@ def _usable_sheets(
                 raise
             skipped.append((str(sheet.name), sheet.frame.height, exc, named))
     if not usable:  # no sheet holds transactions: the error of the closest one
-        raise max(skipped, key=lambda s: s[3])[2]
+        best = max(s[3] for s in skipped)
+        closest = [s for s in skipped if s[3] == best]
+        if len(closest) == 1:
+            raise closest[0][2]
+        # several sheets come as close: name them all, not only the first one's gap
+        raise SchemaError(
+            f"no sheet of {raw.path.name} holds transactions: sheets "
+            f"{', '.join(repr(s[0]) for s in closest)} each name {best} of the "
+            f"{len(REQUIRED_FIELDS)} required columns. The first of them: {closest[0][2]}"
+        )
     return usable, skipped
 
 
