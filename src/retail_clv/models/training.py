@@ -717,7 +717,7 @@ class _DivergenceGuard(RegressorMixin, BaseEstimator):
 
 
 class _R2UnlessDiverged:
-    """R² scorer that scores a diverged candidate NaN and keeps the first reason.
+    """R² scorer that scores a diverged candidate NaN and keeps the first reason (``first_reason``).
 
     The search calls it once after each candidate's fit on a fold (one fit at a time, in this
     process), so ``on_scored(n)``, when given, is told how many fold fits are done: the
@@ -725,7 +725,7 @@ class _R2UnlessDiverged:
     """
 
     def __init__(self, on_scored: Callable[[int], None] | None = None) -> None:
-        self.reasons: list[str] = []
+        self.first_reason: str | None = None  # the messages name the first divergence only
         self.scored = 0
         self.on_scored = on_scored
 
@@ -735,7 +735,7 @@ class _R2UnlessDiverged:
         if self.on_scored is not None:
             self.on_scored(self.scored)
         if estimator.diverged_ is not None:
-            self.reasons.append(estimator.diverged_)
+            self.first_reason = self.first_reason or estimator.diverged_
             return float("nan")
         return float(r2_score(y, predicted))
 
@@ -837,7 +837,7 @@ def _fit_search(
     except _AllCandidatesFailed:
         raise TrainingDivergedError(
             f"every candidate of {name}'s hyper-parameter search diverged on the forward folds "
-            f"({scorer.reasons[0] if scorer.reasons else 'no reason recorded'}); {quick_advice}"
+            f"({scorer.first_reason or 'no reason recorded'}); {quick_advice}"
         ) from None
     if search.best_estimator_.diverged_ is not None:
         raise TrainingDivergedError(
@@ -862,7 +862,7 @@ def _fit_search(
             len(failed),
             len(params),
             "; ".join(_listed(candidate) for candidate in failed),
-            scorer.reasons[0] if scorer.reasons else "no reason recorded",
+            scorer.first_reason or "no reason recorded",
         )
     scores = {
         "search": "RandomizedSearchCV over CutoffSplit",
@@ -870,7 +870,7 @@ def _fit_search(
         "mean_test_r2": [_finite_or_none(v) for v in res["mean_test_score"]],
         "std_test_r2": [_finite_or_none(v) for v in res["std_test_score"]],
         "failed_candidates": failed,
-        "failure": scorer.reasons[0] if scorer.reasons else None,
+        "failure": scorer.first_reason,
         "n_candidates": len(params),
         "seconds": time.perf_counter() - start,
     }
