@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
@@ -115,34 +114,6 @@ def backtest(
     out["blend_weights"] = result.config.get("blend_weights")
     out["best_params"] = result.best_params
     return _clean(out)
-
-
-def rolling_backtest(
-    purchases: pl.DataFrame,
-    cancellations: pl.DataFrame | None,
-    cutoffs: Sequence[dt.date] = (*ROLLING_CUTOFFS, PROTOCOL_CUTOFF),
-    horizon_days: int = 30,
-    budget: Budget = "default",
-) -> list[dict[str, Any]]:
-    """Run :func:`backtest` at each cutoff (each trains only on its own past).
-
-    Parameters
-    ----------
-    purchases, cancellations : pl.DataFrame
-        Store frames.
-    cutoffs : Sequence[datetime.date]
-        Test cutoffs.
-    horizon_days : int, default 30
-        Window length.
-    budget : {"quick", "default"}, default "default"
-        Search budget.
-
-    Returns
-    -------
-    list[dict]
-        One :func:`backtest` result per cutoff.
-    """
-    return [backtest(purchases, cancellations, c, horizon_days, budget) for c in sorted(cutoffs)]
 
 
 def summary_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
