@@ -43,6 +43,14 @@ def test_training_cutoffs_windows_end_by_as_of():
     assert all(c + dt.timedelta(days=30) <= dt.date(2011, 1, 1) for c in cuts)
 
 
+def test_a_cap_above_the_history_keeps_every_cutoff():
+    # docs/api.md: a client lifts the server's cap by sending one at least this large
+    every = training_cutoffs(dt.date(2010, 1, 1), dt.date(2011, 1, 1), 30, 28)
+    assert training_cutoffs(dt.date(2010, 1, 1), dt.date(2011, 1, 1), 30, 28, 1000) == every
+    assert training_cutoffs(dt.date(2010, 1, 1), dt.date(2011, 1, 1), 30, 28, len(every)) == every
+    assert len(every) == 10
+
+
 def test_minimum_training_cutoffs_follow_the_purged_folds():
     from retail_clv.models.training import BUDGETS, min_training_cutoffs
 
