@@ -12,7 +12,7 @@ from retail_clv.errors import SchemaError
 from retail_clv.features import FEATURE_COLUMNS, customer_features
 from retail_clv.features.bgnbd import BGNBD_COLUMNS
 
-from ._frames import FR, HAND_CANCELLATIONS, HAND_PURCHASES, UK, d, purchases
+from ._frames import FR, HAND_CANCELLATIONS, HAND_PURCHASES, UK, cancellations, d, purchases
 
 FEB1 = dt.date(2011, 2, 1)
 
@@ -165,6 +165,41 @@ def test_nan_free_core_features_on_single_purchase_customer():
     row = f.row(0, named=True)
     assert row["monetary"] == 2.0 and row["trend_90d"] == 1.0
     assert not math.isnan(row["avg_order_value"])
+
+
+def test_a_spend_that_rounds_to_zero_gives_null_ratios_not_inf():
+    # a price of 0.0004 passes ingest (> 0) but its line rounds to 0 thousandths: return rate
+    # and top-category share divide by that spend, and an inf stopped every model's imputer
+    p = purchases(
+        [
+            ("A", "I1", "X", 1, 0.0004, d(2011, 1, 5), UK, "Home"),
+            ("B", "I2", "Y", 2, 5.0, d(2011, 1, 6), UK, "Home"),
+        ]
+    )
+    c = cancellations([("A", "C1", "X", -1, 3.0, d(2011, 1, 7))])
+    f = customer_features(p, c, [dt.date(2011, 2, 1)])
+    a = _row(f, "A", dt.date(2011, 2, 1))
+    assert a["monetary"] == 0.0
+    assert a["return_rate"] is None and a["top_category_share"] is None
+    assert np.isfinite(
+        f.select(FEATURE_COLUMNS).to_numpy()[~np.isnan(f.select(FEATURE_COLUMNS).to_numpy())]
+    ).all()
+    assert _row(f, "B", dt.date(2011, 2, 1))["top_category_share"] == 1.0
+
+
+def test_lines_without_a_category_are_one_category_for_every_feature():
+    # a frame given to the library may carry null categories (the store never does)
+    p = purchases(
+        [
+            ("A", "I1", "X", 1, 90.0, d(2011, 1, 5), UK, None),
+            ("A", "I1", "Y", 1, 10.0, d(2011, 1, 5), UK, "Home"),
+            ("B", "I2", "Y", 1, 50.0, d(2011, 1, 6), UK, None),
+        ]
+    )
+    f = customer_features(p, None, [dt.date(2011, 2, 1)])
+    a, b = _row(f, "A", dt.date(2011, 2, 1)), _row(f, "B", dt.date(2011, 2, 1))
+    assert a["n_categories"] == 2.0 and a["top_category_share"] == pytest.approx(0.9)
+    assert b["n_categories"] == 1.0 and b["top_category_share"] == 1.0
 
 
 def test_bgnbd_fits_that_fail_at_every_cutoff_are_logged_once(caplog) -> None:

@@ -29,6 +29,7 @@ from retail_clv.errors import NotEnoughDataError, SchemaError
 from retail_clv.features.bgnbd import BGNBD_COLUMNS, bgnbd_features
 from retail_clv.features.dates import wall_clock
 from retail_clv.features.money import line_milli, to_currency
+from retail_clv.ingest.categories import UNCATEGORISED
 from retail_clv.store.queries import CANCELLATIONS_SCHEMA, PURCHASES_SCHEMA
 
 logger = logging.getLogger(__name__)
@@ -222,7 +223,10 @@ def customer_features(
     cuts = normalize_cutoffs(cutoffs)
     cut_frame = _cutoff_frame(cuts)
     p = purchases.select(PURCHASE_COLUMNS).with_columns(
-        pl.col("customer_id").cast(pl.Utf8), pl.col("invoice_date").cast(pl.Datetime("us"))
+        pl.col("customer_id").cast(pl.Utf8),
+        pl.col("invoice_date").cast(pl.Datetime("us")),
+        # null keys never match in a join: one category for lines without one, as in the store
+        pl.col("category").fill_null(UNCATEGORISED),
     )
     # a total order makes every aggregation (and the BG/NBD fits) independent of input order
     p = p.filter(pl.col("invoice_date") < dt.datetime.combine(cuts[-1], dt.time())).sort(
@@ -359,8 +363,11 @@ def customer_features(
         )
         .otherwise(0.0),
         run_rate_adj_30d=pl.col("spend_365d") * 30.0 / pl.col("tenure_days").clip(30.0, 365.0),
-        return_rate=pl.col("returned") / pl.col("monetary"),
-        top_category_share=pl.col("top_cat_spend") / pl.col("monetary"),
+        # null (imputed) when the spend rounds to 0 (prices below 0.0005): never inf or NaN
+        return_rate=pl.when(pl.col("monetary") > 0).then(pl.col("returned") / pl.col("monetary")),
+        top_category_share=pl.when(pl.col("monetary") > 0).then(
+            pl.col("top_cat_spend") / pl.col("monetary")
+        ),
         is_uk=(pl.col("country") == "United Kingdom").cast(pl.Float64),
         country_freq=(pl.len().over(["cutoff", "country"]) / pl.len().over("cutoff")).cast(
             pl.Float64
