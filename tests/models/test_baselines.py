@@ -55,6 +55,21 @@ def test_rfm_summary_by_hand():
     assert b["frequency"] == 0.0 and b["monetary_value"] == 0.0 and b["T"] == 3.0
 
 
+def test_bgnbd_gg_baseline_takes_numeric_customer_ids():
+    # features and targets turn ids into text; the baseline joined the raw ids to that text
+    purchases, _ = synthetic_log(n_customers=200, months=12, seed=3)
+    ids = purchases["customer_id"].unique().sort().to_list()
+    text = B.bgnbd_gg_baseline(purchases, dt.date(2010, 11, 1), ids, 30)
+    numbers = {c: i for i, c in enumerate(ids)}
+    numeric = purchases.with_columns(
+        pl.col("customer_id").replace_strict(numbers, return_dtype=pl.Int64)
+    )
+    got = B.bgnbd_gg_baseline(numeric, dt.date(2010, 11, 1), [str(i) for i in range(len(ids))], 30)
+    assert text.ok and got.ok, got.reason
+    assert got.predictions is not None and text.predictions is not None
+    np.testing.assert_allclose(got.predictions, text.predictions, rtol=1e-6)
+
+
 def test_bgnbd_gg_predicts_on_synthetic_data():
     purchases, _ = synthetic_log(n_customers=200, months=12, seed=3)
     ids = purchases["customer_id"].unique().sort().to_list()

@@ -57,6 +57,7 @@ def rfm_summary(purchases: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
         wall_clock(purchases)
         .filter(pl.col("invoice_date") < end)
         .with_columns(
+            pl.col("customer_id").cast(pl.Utf8),  # the text ids features and targets use
             day=pl.col("invoice_date").dt.date(),
             amount=line_milli(),
         )
