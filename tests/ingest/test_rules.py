@@ -339,7 +339,8 @@ def test_decimal_comma_prices_are_read_per_column() -> None:
     assert out["reasons"].to_list() == [None] * 6 + ["BAD_PRICE"]
     assert notes == [
         "prices use a decimal comma ('1,65' read as 1.65); dots in prices and quantities are "
-        "read as thousands separators"
+        "read as thousands separators; 1 price written with a decimal dot (e.g. '6.95') "
+        "rejected as BAD_PRICE rather than guessed"
     ]
 
 
@@ -410,6 +411,42 @@ def test_a_column_mixing_both_conventions_rejects_the_values_with_a_comma() -> N
     assert out["reasons"].to_list() == ["BAD_PRICE", "BAD_PRICE", None]
     assert out["price"][2] == 6.95
     assert len(notes) == 1 and "mix a decimal comma ('1,65')" in notes[0]
+
+
+def test_one_stray_decimal_comma_price_among_decimal_dots_rejects_only_itself() -> None:
+    # one '2,5' used to switch the whole column to decimal commas and reject every '1.60'
+    out, notes = price_column(["1.60", "2.5", "0.85", "12.00", "2,5", "3"])
+    assert out["price"].to_list() == [1.6, 2.5, 0.85, 12.0, None, 3.0]
+    assert out["reasons"].to_list() == [None] * 4 + ["BAD_PRICE", None]
+    assert notes == [
+        "prices use a decimal dot ('1.60'); 1 price written with a decimal comma (e.g. '2,5') "
+        "rejected as BAD_PRICE rather than guessed"
+    ]
+    # a stray thousands-comma value in the same column is still read with the majority
+    assert price_column(["1.60", "2.5", "0.85", "2,5", "1,234.50"])[0]["price"].to_list() == [
+        1.6,
+        2.5,
+        0.85,
+        None,
+        1234.5,
+    ]
+    # and the other way round: the comma majority rejects a stray decimal dot
+    out, _ = price_column(["1,60", "2,5", "0,85", "12,00", "2.5"])
+    assert out["price"].to_list() == [1.6, 2.5, 0.85, 12.0, None]
+
+
+def test_thousands_separators_in_quantities_follow_the_price_column() -> None:
+    out = column(price=["1.65"] * 5, quantity=["1,200", "12,345,678", "1 200", "1\u00a0200", "12"])
+    assert out["quantity"].to_list() == [1200, None, 1200, 1200, 12]
+    assert out["reasons"].to_list() == [
+        None,
+        "BAD_QUANTITY",
+        None,
+        None,
+        None,
+    ]  # 12,345,678: too big
+    comma = column(price=["1,65"] * 3, quantity=["1 200", "1.200", "1,200"])
+    assert comma["quantity"].to_list() == [1200, 1200, None]  # '1,200' is 1.2 there
 
 
 def test_quantities_in_a_decimal_comma_file() -> None:

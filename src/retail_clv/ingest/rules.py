@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import NamedTuple
 
 import polars as pl
 
@@ -506,7 +507,7 @@ def number_convention(raw: pl.Series) -> str:
         thousands comma before a decimal dot (``1,234.50``); ``"mixed"`` when both occur;
         ``"dot"`` otherwise (commas are thousands separators, the historical reading).
     """
-    return _scan_convention(raw, _cleaned_if_commas(raw))[0]
+    return _scan_convention(raw, _cleaned_if_commas(raw)).convention
 
 
 def _cleaned_if_commas(raw: pl.Series) -> pl.Series | None:
@@ -522,31 +523,56 @@ def _price_text(raw: pl.Series) -> pl.Series:
     return text
 
 
-def _scan_convention(
-    raw: pl.Series, cleaned: pl.Series | None
-) -> tuple[str, str | None, str | None, str | None]:
-    """Return the convention and the values that decided it (one scan).
+class _Scan(NamedTuple):
+    """What :func:`_scan_convention` found in a price column."""
+
+    convention: str
+    comma: str | None  # a decimal-comma price, as written
+    dot: str | None  # a decimal-dot price (``1.50``, ``1,234.50``), as written
+    ambiguous: str | None  # a price whose comma could be either (``7,640``), read as thousands
+    outvoted: int  # prices written in the other convention, rejected (the majority decided)
+
+
+#: When prices show both decimal marks, the one written at least this many times as often
+#: decides the column and the other's prices are rejected; closer than that, "mixed".
+MAJORITY_FACTOR = 3
+
+
+def _scan_convention(raw: pl.Series, cleaned: pl.Series | None) -> _Scan:
+    """Decide the price column's decimal mark and return the values that decided it (one scan).
 
     ``cleaned`` is :func:`_cleaned_if_commas` of ``raw`` (None: no comma, the dot reading).
-    The values are a decimal-comma price (``1,65``), a thousands-comma price (``1,234.50``)
-    and, when the column is read with dots but has no thousands-comma price to prove it, a
-    price whose comma could be either (``7,640``), as written; None where absent.
+    Decimal-comma prices (``1,65``) count for the comma; thousands commas before a decimal dot
+    (``1,234.50``) and decimal dots no comma file writes (``1.50``, not ``1.500``) count for
+    the dot. When both occur, a mark with :data:`MAJORITY_FACTOR` times the other's count
+    decides (one stray ``2,5`` among thousands of ``1.60`` rejects only itself); otherwise the
+    column is ``mixed``.
     """
     if cleaned is None:
-        return DOT, None, None, None
-    comma = raw.filter(cleaned.str.contains(_COMMA_DECIMAL)).head(1).to_list()
-    dot = raw.filter(cleaned.str.contains(_COMMA_THOUSANDS_DOT_DECIMAL)).head(1).to_list()
-    convention = MIXED if comma and dot else COMMA if comma else DOT
+        return _Scan(DOT, None, None, None, 0)
+    is_comma = cleaned.str.contains(_COMMA_DECIMAL)
+    is_dot = cleaned.str.contains(_COMMA_THOUSANDS_DOT_DECIMAL) | cleaned.str.contains(_DOT_DECIMAL)
+    n_comma, n_dot = int(is_comma.sum()), int(is_dot.sum())
+    comma = raw.filter(is_comma).head(1).to_list()
+    dot = raw.filter(is_dot).head(1).to_list()
+    if n_comma and n_dot:
+        if n_comma >= MAJORITY_FACTOR * n_dot:
+            convention, outvoted = COMMA, n_dot
+        elif n_dot >= MAJORITY_FACTOR * n_comma:
+            convention, outvoted = DOT, n_comma
+        else:
+            convention, outvoted = MIXED, 0
+    else:
+        convention, outvoted = (COMMA if n_comma else DOT), 0
     ambiguous: list[str] = []
-    # a decimal dot anywhere (``1.50``; not ``1.500``, which a comma file writes for 1500)
-    # settles the reading as well as a thousands comma does
-    if convention == DOT and not dot and not cleaned.str.contains(_DOT_DECIMAL).any():
+    if convention == DOT and not n_dot:
         ambiguous = raw.filter(cleaned.str.contains(_AMBIGUOUS_COMMA)).head(1).to_list()
-    return (
+    return _Scan(
         convention,
         comma[0] if comma else None,
         dot[0] if dot else None,
         ambiguous[0] if ambiguous else None,
+        outvoted,
     )
 
 
@@ -584,10 +610,14 @@ def _parse_price(
     retry = price.is_null() & text.is_not_null()
     if retry.any():
         cleaned = _price_text(raw) if cleaned is None else cleaned
-        if convention == MIXED:
-            cleaned = pl.select(
-                pl.when(cleaned.str.contains(",", literal=True)).then(None).otherwise(cleaned)
-            ).to_series()
+        # mixed: any comma could be either mark; dot: a decimal comma (``2,5``) is no
+        # thousands separator (outvoted by the column's decimal dots), never read as 25
+        refused = "," if convention == MIXED else _COMMA_DECIMAL
+        cleaned = pl.select(
+            pl.when(cleaned.str.contains(refused, literal=convention == MIXED))
+            .then(None)
+            .otherwise(cleaned)
+        ).to_series()
         price = price.fill_null(cleaned.str.replace_all(",", "").cast(pl.Float64, strict=False))
     return _bounded(price)
 
@@ -595,13 +625,23 @@ def _parse_price(
 def _parse_quantity(raw: pl.Series, convention: str = DOT) -> pl.Series:
     """Parse integer quantities; ``"12.0"`` is 12, ``"1.5"`` and text are null.
 
-    In a file whose prices use a decimal comma (``convention="comma"``), ``"1.000"`` is one
-    thousand and ``"12,0"`` is 12; any other dot makes the value null. With ``"mixed"`` prices,
-    ``"1.000"`` is null (1 or 1000). Values that are not finite, or whose magnitude is
+    Spaces (also no-break) and apostrophes grouping thousands are read in every file: ``"1 200"``
+    is 1200. In a file whose prices use a decimal dot, ``"1,200"`` is 1200 too. In a file
+    whose prices use a decimal comma (``convention="comma"``), ``"1.000"`` is one thousand and
+    ``"12,0"`` is 12; any other dot makes the value null. With ``"mixed"`` prices, ``"1.000"``
+    and ``"1,000"`` are null (1 or 1000). Values that are not finite, or whose magnitude is
     :data:`MAX_ABS_AMOUNT` or more, are null: a quantity never overflows silently.
     """
     text = raw.str.strip_chars()
-    if convention == COMMA:
+    for _ in range(2):  # ``1 234 567``: each pass joins every other group
+        text = text.str.replace_all(_SPACE_GROUP, "${1}${2}")
+    if convention == DOT:
+        text = pl.select(
+            pl.when(text.str.contains(_AMBIGUOUS_COMMA))
+            .then(text.str.replace_all(",", "", literal=True))
+            .otherwise(text)
+        ).to_series()
+    elif convention == COMMA:
         text = pl.select(
             pl.when(text.str.contains(_THOUSANDS_DOTS))
             .then(text.str.replace_all(".", "", literal=True))
@@ -628,36 +668,48 @@ def _parse_quantity(raw: pl.Series, convention: str = DOT) -> pl.Series:
     ).to_series()
 
 
-def _note_convention(
-    convention: str,
-    comma: str | None,
-    dot: str | None,
-    ambiguous: str | None,
-    notes: list[str],
-) -> None:
+def _note_convention(scan: _Scan, notes: list[str]) -> None:
     """Append a sentence saying how the price column's numbers were read.
 
-    ``comma``, ``dot`` and ``ambiguous`` are the deciding values from :func:`_scan_convention`.
+    ``scan`` holds the deciding values from :func:`_scan_convention`.
     """
-    if ambiguous is not None:
-        value = _parse_price(pl.Series([ambiguous]), DOT)[0]
+    if scan.ambiguous is not None:
+        value = _parse_price(pl.Series([scan.ambiguous]), DOT)[0]
         notes.append(
-            f"prices such as {ambiguous!r} were read with the comma as a thousands separator "
-            f"({value:g}): no price in the file settles it (a decimal comma shows in '0,82' or "
-            "'1,5', a thousands comma in '1,234.50'). If the export writes a decimal comma, "
-            "these prices are 1000 times too high: convert them before ingesting"
+            f"prices such as {scan.ambiguous!r} were read with the comma as a thousands "
+            f"separator ({value:g}): no price in the file settles it (a decimal comma shows in "
+            "'0,82' or '1,5', a thousands comma in '1,234.50'). If the export writes a decimal "
+            "comma, these prices are 1000 times too high: convert them before ingesting"
         )
-    if convention == COMMA:
-        value = _parse_price(pl.Series([comma]), COMMA)[0]
+    if scan.convention == COMMA:
+        value = _parse_price(pl.Series([scan.comma]), COMMA)[0]
         notes.append(
-            f"prices use a decimal comma ({comma!r} read as {value:g}); dots in prices and "
+            f"prices use a decimal comma ({scan.comma!r} read as {value:g}); dots in prices and "
             "quantities are read as thousands separators"
+            + _outvoted(scan.outvoted, "a decimal dot", scan.dot)
         )
-    elif convention == MIXED:
+    elif scan.convention == DOT and scan.outvoted:
         notes.append(
-            f"prices mix a decimal comma ({comma!r}) and thousands commas ({dot!r}): every "
-            "price holding a comma is rejected as BAD_PRICE rather than guessed"
+            f"prices use a decimal dot ({scan.dot!r})"
+            + _outvoted(scan.outvoted, "a decimal comma", scan.comma)
         )
+    elif scan.convention == MIXED:
+        notes.append(
+            f"prices mix a decimal comma ({scan.comma!r}) and a decimal dot ({scan.dot!r}) in "
+            "similar numbers: every price holding a comma is rejected as BAD_PRICE rather than "
+            "guessed"
+        )
+
+
+def _outvoted(count: int, mark: str, example: str | None) -> str:
+    """Say how many prices written the other way were rejected (empty when none)."""
+    if not count:
+        return ""
+    prices = "price" if count == 1 else "prices"
+    return (
+        f"; {count:,} {prices} written with {mark} (e.g. {example!r}) rejected as BAD_PRICE "
+        "rather than guessed"
+    )
 
 
 def _note_currencies(raw: pl.Series, price: pl.Series, notes: list[str]) -> None:
@@ -734,9 +786,10 @@ def parse_and_validate(
     dates = parse_dates(raw["raw_invoice_date"], day_first=day_first, notes=notes)
     latest = (now or dt.datetime.now()) + MAX_DATE_LEAD
     cleaned = _cleaned_if_commas(raw["raw_price"])  # once for the scan and the parse
-    convention, comma_example, dot_example, ambiguous = _scan_convention(raw["raw_price"], cleaned)
+    scan = _scan_convention(raw["raw_price"], cleaned)
+    convention = scan.convention
     if notes is not None:
-        _note_convention(convention, comma_example, dot_example, ambiguous, notes)
+        _note_convention(scan, notes)
     quantity = _parse_quantity(raw["raw_quantity"], convention)
     price = _parse_price(raw["raw_price"], convention, cleaned)
     if notes is not None and convention != MIXED:  # the mixed-convention note says why
