@@ -70,6 +70,23 @@ def test_a_gzip_file_unpacking_past_the_limit_is_refused_without_unpacking_it_al
     assert read_raw(small).sheets[0].frame.height == 1
 
 
+def test_a_gzip_file_whose_trailer_states_too_much_is_refused_before_unpacking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a 4 MB upload stating 1.2 GB was unpacked whole (2 GB of memory) before the refusal
+    from retail_clv.ingest import readers
+
+    def unpack(data: bytes) -> bytes | None:
+        raise AssertionError("unpacked a file whose trailer already refuses it")
+
+    monkeypatch.setattr(readers, "MAX_GZIP_TEXT_BYTES", 1000)
+    monkeypatch.setattr(readers, "_gunzip_within_limit", unpack)
+    path = tmp_path / "bomb.csv.gz"
+    path.write_bytes(gzip.compress((HEADER_II + "\n" + (VALID + "\n") * 100).encode()))
+    with pytest.raises(InputFileError, match=r"unpacks to more than .* GiB; decompress it"):
+        read_raw(path)
+
+
 def test_parquet_is_read_and_typed_values_become_text(tmp_path: Path) -> None:
     path = tmp_path / "data.parquet"
     pl.DataFrame(

@@ -300,22 +300,40 @@ def check_unique_header(where: str, names: list[str]) -> None:
         seen.add(name)
 
 
+def _gunzip_within_limit(data: bytes) -> bytes | None:
+    """Unpack ``data`` (gzip), or return None once it exceeds :data:`MAX_GZIP_TEXT_BYTES`.
+
+    Read in 16 MiB chunks (``read(limit)`` would reserve the whole limit at once). Returning
+    rather than raising frees the chunks at once: an exception's traceback would keep this
+    frame, and a gigabyte of them, alive until the next garbage collection.
+    """
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as archive:
+        chunks, size = [], 0
+        while chunk := archive.read(1 << 24):
+            size += len(chunk)
+            if size > MAX_GZIP_TEXT_BYTES:
+                return None
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _read_bytes(path: Path, data: bytes, digest: str) -> RawFile:
     suffix = path.suffix.lower()
     if data.startswith(GZIP_MAGIC):
         try:
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as archive:
-                # in 16 MiB chunks: read(limit) would reserve the whole limit at once
-                chunks, size = [], 0
-                while size <= MAX_GZIP_TEXT_BYTES and (chunk := archive.read(1 << 24)):
-                    chunks.append(chunk)
-                    size += len(chunk)
-                inner = b"".join(chunks)
+            # the trailer states the unpacked size (modulo 4 GiB): a small bomb is refused
+            # once its first 64 KiB unpack (a damaged file is called damaged), before the rest
+            # does; the chunked read below still counts every byte
+            if struct.unpack("<I", data[-4:].rjust(4, b"\0"))[0] > MAX_GZIP_TEXT_BYTES:
+                with gzip.GzipFile(fileobj=io.BytesIO(data)) as archive:
+                    archive.read(1 << 16)
+                raise _gzip_too_large(path)
+            inner = _gunzip_within_limit(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise InputFileError(
                 f"{path} is a damaged gzip file ({exc}); download or compress it again"
             ) from exc
-        if len(inner) > MAX_GZIP_TEXT_BYTES:
+        if inner is None:
             raise _gzip_too_large(path)
         if not inner:
             raise InputFileError(f"file is empty: {path} (the gzip archive holds 0 bytes)")
