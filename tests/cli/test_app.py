@@ -1,5 +1,7 @@
 import io
 
+import pytest
+
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -25,6 +27,51 @@ def test_domain_error_becomes_one_line_and_exit_code_1(capsys, monkeypatch) -> N
     assert run_app(["anything"]) == 1
     err = capsys.readouterr().err
     assert "file is empty: x.csv" in err
+    assert "Traceback" not in err
+
+
+def test_a_file_system_error_is_one_line_naming_the_path(capsys, monkeypatch) -> None:
+    import retail_clv.cli.base as cli_base
+
+    def boom(*args, **kwargs):
+        raise FileExistsError(17, "File exists", "models/afile")
+
+    monkeypatch.setattr(cli_base, "app", boom)
+    assert run_app(["anything"]) == 1
+    err = capsys.readouterr().err
+    assert "Error: File exists: models/afile (a file system error; check the path" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--budget", "quick", "--models-dir", "{f}"],
+        ["backtest", "--cutoff", "2011-11-09", "--json", "{f}/x.json"],
+        ["predict", "--out", "{f}/x.csv"],
+        ["generate", "--out", "{f}/x.csv", "--customers", "5", "--months", "2"],
+        ["demo", "--models-dir", "{f}"],
+    ],
+)
+def test_an_output_path_under_a_file_is_refused_before_any_work(
+    argv, tmp_path, capsys, monkeypatch
+) -> None:
+    # train and backtest used to run to the end and then stop on FileExistsError's traceback
+    import retail_clv.cli.base as cli_base
+
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+
+    def no_store(*args, **kwargs):
+        raise AssertionError("the store was read before the output path was checked")
+
+    monkeypatch.setattr(cli_base, "read_store", no_store)
+    for module in ("models", "backtest"):
+        monkeypatch.setattr(f"retail_clv.cli.{module}.read_store", no_store)
+    monkeypatch.setenv("CLV_MODELS_DIR", str(tmp_path / "models"))
+    assert run_app([arg.format(f=a_file) for arg in argv]) == 1
+    err = capsys.readouterr().err
+    assert f"{a_file} is a file, not a folder; give another path" in err.replace("\n", "")
     assert "Traceback" not in err
 
 

@@ -15,6 +15,7 @@ from retail_clv.cli.base import (
     Budget,
     MaxTrainCutoffsOption,
     app,
+    check_output_file,
     console,
     print_gaps,
     print_products,
@@ -108,6 +109,7 @@ def backtest_command(
     settings = get_settings()
     horizon_days = horizon or settings.horizon_days
     cap = resolve_max_train_cutoffs(max_train_cutoffs, budget, horizon_days)
+    check_output_file(json_path, "--json")
     _, purchases, cancellations = read_store(db)
     with progress_bar() as on_progress:
         result = backtest(

@@ -7,6 +7,7 @@ red line on stderr and exit code 1, never a traceback.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,9 +27,11 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from retail_clv.errors import INGEST_HINT, NotEnoughDataError, RetailClvError
+from retail_clv.errors import INGEST_HINT, InputFileError, NotEnoughDataError, RetailClvError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import polars as pl
     import sqlalchemy as sa
 
@@ -133,6 +136,49 @@ def read_store(db: str | None) -> tuple[sa.Engine, pl.DataFrame, pl.DataFrame]:
 _now = time.monotonic
 
 
+def check_output_folder(folder: Path, option: str, value: Path | None = None) -> None:
+    """Refuse, before any work, a folder an output cannot be written into.
+
+    ``folder`` may not exist yet (it is created when the output is written); the nearest
+    existing folder above it must then be writable. ``value`` is the option's value when it
+    names a file in ``folder``. Without this check a long training ran to its end and then
+    stopped on the file system's error.
+
+    Raises
+    ------
+    InputFileError
+        When ``folder`` or a part of its path is a file, or no folder can be written there.
+    """
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise InputFileError(
+            f"{option} {value or folder}: {existing} is a file, not a folder; give another path"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputFileError(
+            f"{option} {value or folder}: {existing} is not writable (permission denied); give "
+            "another path"
+        )
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse, before any work, an output file path that cannot be written.
+
+    Raises
+    ------
+    InputFileError
+        When ``path`` is a folder, its folder cannot be written into (see
+        :func:`check_output_folder`), or it exists and is read-only.
+    """
+    if path.is_dir():
+        raise InputFileError(f"{option} {path} is a folder; give a file path in it")
+    check_output_folder(path.parent, option, path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputFileError(f"{option} {path} is read-only; give another path")
+
+
 @contextmanager
 def progress_bar(
     first_message: str = "starting", *, transient: bool = False
@@ -202,6 +248,15 @@ def run_app(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("[red]Interrupted.[/]")
         return 130
+    except OSError as exc:  # a file or folder that could not be read or written
+        where = f" {exc.filename}" if exc.filename else ""
+        text = f"{exc.strerror or exc}:{where}" if where else str(exc.strerror or exc)
+        err_console.print(
+            f"[bold red]Error:[/] {escape(text)} (a file system error; check the path and its "
+            "permissions)",
+            highlight=False,
+        )
+        return 1
     return 0
 
 

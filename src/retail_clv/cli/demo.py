@@ -22,7 +22,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from retail_clv.cli.base import app, console, print_gaps, progress_bar
+from retail_clv.cli.base import (
+    app,
+    check_output_file,
+    check_output_folder,
+    console,
+    print_gaps,
+    progress_bar,
+)
 from retail_clv.config import get_settings
 
 DEMO_FILE = "online_retail_synthetic.csv"
@@ -435,6 +442,8 @@ def demo(
     settings = get_settings()
     models = Path(models_dir or settings.models_dir)
     out_path = Path(out or settings.output_dir / "predictions.csv")
+    check_output_folder(models, "--models-dir")
+    check_output_file(out_path, "--out")
     t0 = time.perf_counter()
     # the demo prints its own summary: keep the library's INFO lines out of it
     package_logger = logging.getLogger("retail_clv")

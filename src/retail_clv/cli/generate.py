@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from retail_clv.cli.base import app, console
+from retail_clv.cli.base import app, check_output_file, console
 from retail_clv.errors import days
 
 FORMAT_BY_SUFFIX = {".gz": "csv.gz", ".xlsx": "xlsx", ".parquet": "parquet", ".csv": "csv"}
@@ -54,6 +54,7 @@ def generate(
     """
     from retail_clv.synth import generate as run_generate
 
+    check_output_file(out, "--out")
     chosen = fmt or infer_format(out)
     try:
         report = run_generate(

@@ -20,6 +20,8 @@ from retail_clv.cli.base import (
     Budget,
     MaxTrainCutoffsOption,
     app,
+    check_output_file,
+    check_output_folder,
     console,
     print_gaps,
     print_products,
@@ -158,6 +160,7 @@ def train(
     settings = get_settings()
     horizon_days = horizon or settings.horizon_days
     cap = resolve_max_train_cutoffs(max_train_cutoffs, budget, horizon_days)
+    check_output_folder(Path(models_dir or settings.models_dir), "--models-dir")
     engine, purchases, cancellations = read_store(db)
     first, last = _date_range(purchases)
     cutoff = as_of.date() if as_of else default_training_as_of(purchases, horizon_days)
@@ -273,6 +276,7 @@ def predict(
         raise InputFileError(
             f"--out {out_path} is a folder; give a file path, e.g. {out_path / 'predictions.csv'}"
         )
+    check_output_file(out_path, "--out" if out else "CLV_OUTPUT_DIR")
     bundle = load_run(Path(models_dir or settings.models_dir), run)
     engine, purchases, cancellations = read_store(db)
     trained_on = (bundle.metadata.get("data_fingerprint") or {}).get("database_url")
