@@ -106,4 +106,10 @@ def dashboard(
         "--server.headless",
         "true",
     ]
-    raise typer.Exit(subprocess.call(command, env=env))
+    if os.name == "posix":
+        # become Streamlit: a stop signal (kill, systemd, docker stop) then reaches it; a child
+        # was left running, holding the port, when only this process was stopped
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, command, env)
+    raise typer.Exit(subprocess.call(command, env=env))  # Windows: exec would not wait
