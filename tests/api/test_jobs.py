@@ -409,3 +409,43 @@ def test_routes_that_need_no_key_are_not_guarded(make_client, api_data) -> None:
     for path in ("/pipeline", "/pipeline?store=false", "/pipeline?store=0"):
         response = client.post(path, content=b"x", headers={"Content-Type": "text/plain"})
         assert response.status_code == 415, path
+
+
+def test_customers_ingested_while_training_get_a_stored_score(api_store, tmp_path, monkeypatch):
+    # the job used to score the store as read before training: 60 customers ingested
+    # meanwhile had no stored score although the job reported plain success
+    import shutil
+
+    from retail_clv.ingest.pipeline import ingest_files
+    from retail_clv.models import training
+    from retail_clv.store.db import get_engine
+    from retail_clv.store.predictions import read_predictions
+    from retail_clv.store.queries import read_purchases
+    from tests.models._toy import toy_result
+
+    db = tmp_path / "store.db"
+    shutil.copy(api_store[1], db)
+    engine = get_engine(f"sqlite:///{db}")
+    new = tmp_path / "new.csv"
+    new.write_text(
+        "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        "900001,85048,LIGHTS,3,2010-12-20 10:00,2.50,99001,France\n"
+        "900002,85048,LIGHTS,5,2010-12-21 11:00,2.50,99002,France\n"
+    )
+
+    def train_while_a_file_arrives(*args, **kwargs):
+        ingest_files([new], engine, progress=False)
+        return toy_result()
+
+    monkeypatch.setattr(training, "train", train_while_a_file_arrives)
+    try:
+        before = set(read_purchases(engine)["customer_id"].to_list())
+        result = services.run_training(
+            engine, tmp_path / "models", None, 30, "quick", lambda f, m: None
+        )
+        scored = set(read_predictions(engine)["customer_id"].to_list())
+    finally:
+        engine.dispose()
+    assert result["store_changed"] is True
+    assert {"99001", "99002"} <= scored and before <= scored
+    assert result["predictions_written"] == len(scored) == len(before) + 2

@@ -50,6 +50,13 @@ def read_store(engine: sa.Engine) -> tuple[pl.DataFrame, pl.DataFrame]:
     return read_purchases(engine), read_cancellations(engine)
 
 
+def store_signature(engine: sa.Engine) -> tuple[Any, ...]:
+    """Return a fingerprint that every ingest and undo changes (``store.runs``)."""
+    from retail_clv.store.runs import store_signature as _store_signature
+
+    return _store_signature(engine)
+
+
 def column_map(options: Sequence[str] | None) -> dict[str, str] | None:
     """Parse ``field=Column Name`` items (the CLI's ``--column``) into a mapping, or ``None``."""
     if not options:
@@ -227,6 +234,7 @@ def run_training(
     )
 
     progress(0.01, "reading the store")
+    signature = store_signature(engine)
     purchases, cancellations = read_store(engine)
     if purchases.height == 0:
         raise NotEnoughDataError(
@@ -256,10 +264,20 @@ def run_training(
     progress(0.9, "saving the model run")
     fingerprint = data_fingerprint(purchases, engine.url.render_as_string(hide_password=True))
     path = save_run(result, Path(models_dir), fingerprint)
-    written = 0
+    written, store_changed = 0, False
     if write_scores:
         progress(0.93, "scoring every customer with the new model")
         bundle = load_run(Path(models_dir), path.name)
+        if store_signature(engine) != signature:
+            # an ingest or undo landed while training: score the store as it is now, so
+            # customers added meanwhile get a stored score too
+            store_changed = True
+            logger.warning(
+                "the store changed while training: scoring the current store with run %s, "
+                "which was trained on the store as it was when the job started",
+                path.name,
+            )
+            purchases, cancellations = read_store(engine)
         score_as_of = default_as_of(purchases)
         frame = score(bundle, purchases, cancellations, as_of=score_as_of)
         write_predictions(engine, frame, bundle.run_id, score_as_of, horizon_days)
@@ -269,6 +287,7 @@ def run_training(
         "as_of": cutoff.isoformat(),
         "metrics": result.metrics,
         "predictions_written": written,
+        "store_changed": store_changed,
     }
 
 

@@ -41,7 +41,6 @@ from retail_clv.errors import (
     RetailClvError,
 )
 from retail_clv.store import schema
-from retail_clv.store.runs import UNDONE
 
 logger = logging.getLogger(__name__)
 
@@ -234,19 +233,8 @@ class StoreCache:
 
     @staticmethod
     def signature(engine: sa.Engine) -> tuple[Any, ...]:
-        """Return a cheap fingerprint of the store: number, latest id and undone ingest runs."""
-        table = schema.ingest_runs
-        with engine.connect() as conn:
-            undone = sa.func.sum(sa.case((table.c.status == UNDONE, 1), else_=0))
-            row = conn.execute(
-                sa.select(
-                    sa.func.count(),
-                    sa.func.max(table.c.id),
-                    sa.func.max(table.c.finished_at),
-                    undone,
-                )
-            ).one()
-        return tuple(row)
+        """Return a cheap fingerprint of the store (``store.runs.store_signature``)."""
+        return services.store_signature(engine)
 
     def invalidate(self) -> None:
         """Forget the cached frames (called after this process ingests)."""

@@ -17,7 +17,14 @@ import sqlalchemy as sa
 from retail_clv.errors import IngestRunConflictError, UnknownIngestRunError
 from retail_clv.store import schema
 
-__all__ = ["SUCCEEDED", "UNDONE", "lock_for_ingest", "list_ingest_runs", "undo_ingest_run"]
+__all__ = [
+    "SUCCEEDED",
+    "UNDONE",
+    "list_ingest_runs",
+    "lock_for_ingest",
+    "store_signature",
+    "undo_ingest_run",
+]
 
 #: ``ingest_runs.status`` of a finished run, and of a run whose rows were taken out again.
 SUCCEEDED = "succeeded"
@@ -25,6 +32,25 @@ UNDONE = "undone"
 
 #: Customer ids per ``IN`` list when first purchases are restored.
 _IN_CHUNK = 5_000
+
+
+def store_signature(engine: sa.Engine) -> tuple[Any, ...]:
+    """Return a cheap fingerprint of the stored rows: number, latest id and undone ingest runs.
+
+    Every ingest and every undo changes it (rows enter or leave the store only through them).
+    """
+    table = schema.ingest_runs
+    with engine.connect() as conn:
+        undone = sa.func.sum(sa.case((table.c.status == UNDONE, 1), else_=0))
+        row = conn.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.max(table.c.id),
+                sa.func.max(table.c.finished_at),
+                undone,
+            )
+        ).one()
+    return tuple(row)
 
 
 def lock_for_ingest(conn: sa.Connection) -> None:

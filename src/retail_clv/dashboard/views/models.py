@@ -147,11 +147,21 @@ def watch_job(client: ApiClient, job_id: str) -> None:
             st.session_state.pop(JOB_KEY, None)
             result = job.get("result")
             run_id = result.get("run_id") if isinstance(result, dict) else None
+            changed = isinstance(result, dict) and result.get("store_changed") is True
             st.session_state[FLASH_KEY] = (
                 "success",
-                f"Training finished: run `{run_id}` is now active."
-                if run_id
-                else "Training finished: the new run is now active.",
+                (
+                    f"Training finished: run `{run_id}` is now active."
+                    if run_id
+                    else "Training finished: the new run is now active."
+                )
+                + (
+                    " The store changed while it trained: every customer now in the store was "
+                    "scored, by a model trained on the store as it was when training started. "
+                    "Retrain to learn from the new rows too."
+                    if changed
+                    else ""
+                ),
             )
             st.rerun()
         if state == "failed":
