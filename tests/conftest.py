@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,15 @@ def _fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CLV_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("CLV_OUTPUT_DIR", str(tmp_path / "output"))
     monkeypatch.delenv("CLV_API_KEY", raising=False)
+    # `clv dashboard` replaces its process with Streamlit: in a test that would be pytest's
+    monkeypatch.setattr(os, "execve", _no_exec)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+def _no_exec(*args: object) -> None:
+    raise AssertionError(f"a test tried to replace the test process: os.execve{args[:2]}")
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,25 @@ from retail_clv.cli import app
 from retail_clv.cli import serve as serve_module
 
 
-def test_dashboard_launches_streamlit_on_the_app_file(monkeypatch) -> None:
+def test_dashboard_becomes_streamlit_on_the_app_file(monkeypatch) -> None:
+    # on POSIX clv replaces itself with Streamlit (a child started with subprocess.call kept
+    # running, holding the port, when clv was killed); elsewhere it waits for a child
+    import sys
+
     calls = []
 
+    def fake_exec(path, command, env):
+        assert path == sys.executable
+        calls.append((command, env))
+        raise SystemExit(0)
+
     def fake_call(command, env):
+        if os.name == "posix":
+            raise AssertionError("started Streamlit as a child process")
         calls.append((command, env))
         return 0
 
+    monkeypatch.setattr(os, "execve", fake_exec)
     monkeypatch.setattr(serve_module.subprocess, "call", fake_call)
     result = CliRunner().invoke(app, ["dashboard", "--port", "8765", "--api-url", "http://x:1"])
     assert result.exit_code == 0, result.output

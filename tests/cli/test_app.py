@@ -128,28 +128,3 @@ def test_the_entry_points_hide_only_scikit_learn_s_nan_search_score_line() -> No
         warnings.warn(message, UserWarning, stacklevel=1)
         warnings.warn("another warning", UserWarning, stacklevel=1)
     assert [str(w.message) for w in seen] == ["another warning"]
-
-
-def test_clv_dashboard_becomes_streamlit_so_a_stop_signal_reaches_it(monkeypatch) -> None:
-    # a child started with subprocess.call kept running (and held the port) when clv was killed
-    import os
-    import sys
-
-    import retail_clv.cli.serve as serve
-
-    seen: dict = {}
-
-    def execve(path, argv, env):
-        seen.update(path=path, argv=argv, env=env)
-        raise SystemExit(0)
-
-    def call(*args, **kwargs):
-        raise AssertionError("started Streamlit as a child process")
-
-    monkeypatch.setattr(os, "execve", execve)
-    monkeypatch.setattr(serve.subprocess, "call", call)
-    assert run_app(["dashboard", "--port", "8599", "--api-url", "http://api:9"]) == 0
-    assert seen["path"] == sys.executable
-    assert seen["argv"][1:4] == ["-m", "streamlit", "run"]
-    assert seen["argv"][-4:] == ["--server.port", "8599", "--server.headless", "true"]
-    assert seen["env"]["CLV_API_URL"] == "http://api:9"
