@@ -520,3 +520,36 @@ def test_mostly_unreadable_prices_are_shown_with_examples() -> None:
         "accepted:"
     )
     assert price_column(["0.82 Fr.", "1.5", "2.5"])[1] == []  # a few bad prices: no note
+
+
+def test_spreadsheet_errors_dashes_and_guest_placeholders_are_missing_ids() -> None:
+    ids = ["#N/A", "#REF!", "-", "Guest", "GUEST", "anonymous", "Walk-in", "12345", "0"]
+    out = column(customer_id=ids)
+    assert out["customer_id"].to_list() == [None] * 7 + ["12345", "0"]
+    assert out["reasons"].to_list() == ["MISSING_CUSTOMER_ID"] * 7 + [None, None]
+    # the guest words are no missing value in other fields: a country may be "Unknown"
+    assert column(country=["Unknown", "#N/A"])["country"].to_list() == ["Unknown", None]
+
+
+def test_one_id_holding_a_large_share_of_the_lines_is_pointed_out() -> None:
+    from retail_clv.ingest.rules import DOMINANT_ID_SHARE
+
+    notes: list[str] = []
+    ids = [str(12000 + i) for i in range(40)] * 2 + ["0"] * 10  # "0": 10 of 90 lines
+    frame = pl.DataFrame(
+        {f"raw_{k}": ids if k == "customer_id" else [GOOD[k]] * len(ids) for k in FIELDS}
+    )
+    parse_and_validate(frame, notes=notes)
+    assert DOMINANT_ID_SHARE <= 10 / 90
+    assert notes == [
+        "customer id '0' holds 11% of the valid purchase lines (10 of 90): if it stands for "
+        "guest orders rather than one customer, blank those ids in the file (lines without a "
+        "customer id are rejected as MISSING_CUSTOMER_ID), undo this ingest and ingest the "
+        "file again"
+    ]
+    notes.clear()
+    even = pl.DataFrame(
+        {f"raw_{k}": ids[:80] if k == "customer_id" else [GOOD[k]] * 80 for k in FIELDS}
+    )
+    parse_and_validate(even, notes=notes)
+    assert notes == []

@@ -121,11 +121,28 @@ ACCEPTED_DATES = (
     "or milliseconds (UTC)"
 )
 
-_MISSING_TOKENS = ("", "nan", "none", "null", "na", "n/a")
-#: The tokens in the spellings met in exports (compared without lower-casing, for speed).
-_MISSING_SPELLINGS: tuple[str, ...] = tuple(
-    {v for t in _MISSING_TOKENS for v in (t, t.upper(), t.capitalize(), t.title())}
+#: Values that mean "no value" in any text field: empty, pandas/SQL spellings, a dash, and the
+#: error values a spreadsheet writes into a cell whose formula failed (``#N/A``, ``#REF!``...).
+_MISSING_TOKENS = (
+    *("", "nan", "none", "null", "na", "n/a", "-", "--"),
+    *("#n/a", "#na", "#value!", "#ref!", "#null!", "#div/0!", "#name?", "#num!"),
 )
+#: Placeholders that shop systems write for an order without a customer account: one such
+#: "customer" collected every guest order and was then the shop's top customer.
+_GUEST_TOKENS = ("guest", "guest checkout", "anonymous", "unknown", "walk-in", "walkin")
+
+
+def _spellings(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the tokens in the spellings met in exports (compared without lower-casing)."""
+    return tuple({v for t in tokens for v in (t, t.upper(), t.capitalize(), t.title())})
+
+
+_MISSING_SPELLINGS = _spellings(_MISSING_TOKENS)
+_MISSING_CUSTOMER_SPELLINGS = _spellings(_MISSING_TOKENS + _GUEST_TOKENS)
+#: A customer id holding at least this share of the valid lines (among at least
+#: :data:`DOMINANT_ID_MIN_CUSTOMERS` customers) is pointed out: a placeholder for guest orders?
+DOMINANT_ID_SHARE = 0.10
+DOMINANT_ID_MIN_CUSTOMERS = 20
 
 
 _GUARD_TOKENS = {"%m": r"\d{1,2}", "%d": r"\d{1,2}", "%b": "[A-Za-z]{3}"}
@@ -812,7 +829,7 @@ def parse_and_validate(
         quantity=quantity,
         price=price,
         invoice_date=dates,
-        customer_id=pl.when(_missing(customer))
+        customer_id=pl.when(customer.is_null() | customer.is_in(_MISSING_CUSTOMER_SPELLINGS))
         .then(None)
         .when(customer.str.ends_with(".0"))
         .then(customer.str.replace(_FLOAT_ID.pattern, "$1"))
@@ -878,7 +895,32 @@ def parse_and_validate(
         "|".join(code for bit, code in enumerate(codes) if m & (1 << bit)) or None for m in masks
     ]
     if not masks:
-        return with_mask.with_columns(reasons=pl.lit(None, dtype=pl.Utf8)).drop("_mask")
-    return with_mask.with_columns(
-        reasons=pl.col("_mask").replace_strict(masks, labels, return_dtype=pl.Utf8)
-    ).drop("_mask")
+        out = with_mask.with_columns(reasons=pl.lit(None, dtype=pl.Utf8)).drop("_mask")
+    else:
+        out = with_mask.with_columns(
+            reasons=pl.col("_mask").replace_strict(masks, labels, return_dtype=pl.Utf8)
+        ).drop("_mask")
+    if notes is not None:
+        _note_dominant_customer(out, notes)
+    return out
+
+
+def _note_dominant_customer(parsed: pl.DataFrame, notes: list[str]) -> None:
+    """Append a warning when one customer id holds an outsized share of the valid lines.
+
+    A shop system that writes one placeholder for every guest order (``0``, ``GUEST-0001``,
+    a shop's own account...) makes a "customer" that then tops every prediction; the common
+    placeholder words are read as missing ids already (``_GUEST_TOKENS``).
+    """
+    ids = parsed.filter(pl.col("reasons").is_null()).get_column("customer_id")
+    if ids.n_unique() < DOMINANT_ID_MIN_CUSTOMERS:
+        return
+    top = ids.value_counts(sort=True, name="n").row(0, named=True)
+    share = top["n"] / ids.len()
+    if share >= DOMINANT_ID_SHARE:
+        notes.append(
+            f"customer id {top['customer_id']!r} holds {share:.0%} of the valid purchase lines "
+            f"({top['n']:,} of {ids.len():,}): if it stands for guest orders rather than one "
+            "customer, blank those ids in the file (lines without a customer id are rejected "
+            "as MISSING_CUSTOMER_ID), undo this ingest and ingest the file again"
+        )
