@@ -277,3 +277,15 @@ def test_column_mapping_is_applied_to_every_file_checked(
         err
     )
     assert _counts(db) == (2, 2)
+
+
+def test_a_file_without_dates_is_said_to_have_empty_cells_not_unparsed_ones(
+    tmp_path: Path, capsys
+) -> None:
+    blank = VALID.replace("2009-12-01 07:45:00", "")
+    path = write_csv(tmp_path / "no_dates.csv", [blank, blank.replace("489434", "489435")])
+    assert run_app(["ingest", str(path), "--db", f"sqlite:///{tmp_path / 's.db'}"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no_dates.csv: most rows have no date (empty cells)." in out
+    assert "could not be parsed" not in out
+    assert "2 rows of the 2 rejected as BAD_DATE have no date at all (empty)" in out

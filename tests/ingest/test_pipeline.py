@@ -249,6 +249,24 @@ def test_a_file_whose_lines_only_lack_customer_ids_says_so(csv_file) -> None:
     assert not any("customer id" in w for w in some.report.warnings)
 
 
+def test_dates_filled_only_on_each_order_s_first_line_are_explained(csv_file) -> None:
+    # the CLI said "most dates could not be parsed" of cells that were empty
+    first = VALID.replace("489434", "489440")
+    rest = first.replace("2009-12-01 07:45:00", "").replace(",13085,", ",,")
+    report = clean_file(csv_file([first, rest, rest.replace("85048", "85049")])).report
+    assert report.reason_counts == {"BAD_DATE": 2, "MISSING_CUSTOMER_ID": 2}
+    assert report.bad_date_examples == []
+    assert report.warnings[-1] == (
+        "2 rows of the 2 rejected as BAD_DATE have no date at all (empty) and most of them no "
+        "customer id either: if the export fills the order's date, customer and country only "
+        "on each order's first line, fill them down to the order's other lines (in a "
+        "spreadsheet) and ingest the file again"
+    )
+    typo = VALID.replace("2009-12-01 07:45:00", "2009-13-45 07:45")
+    unread = clean_file(csv_file([VALID, typo], name="typo.csv")).report
+    assert not any("no date at all" in w for w in unread.warnings)
+
+
 def test_many_exact_repeats_within_a_file_are_explained(csv_file) -> None:
     scans = [VALID] * 12 + [VALID.replace("489434", f"4895{i:02d}") for i in range(8)]
     report = clean_file(csv_file(scans)).report

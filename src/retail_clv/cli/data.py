@@ -32,7 +32,9 @@ def _bad_date_hint(report: IngestReport) -> str | None:
     if checked == 0 or 2 * report.reason_counts.get(BAD_DATE, 0) <= checked:
         return None
     examples = ", ".join(repr(value) for value in report.bad_date_examples)
-    shown = f" (e.g. {examples})" if examples else ""
+    if not examples:  # every bad date is an empty cell: the report's warning says so
+        return f"{report.source_file}: most rows have no date (empty cells)."
+    shown = f" (e.g. {examples})"
     return (
         f"{report.source_file}: most dates could not be parsed{shown}. Accepted dates: "
         f"{ACCEPTED_DATES}."

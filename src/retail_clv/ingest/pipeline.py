@@ -475,6 +475,35 @@ def _bad_date_examples(rejected: pl.DataFrame, n: int = 2) -> list[str]:
 REPEATED_ROWS_SHARE = 0.1
 
 
+def _blank_dates_note(rejected: pl.DataFrame) -> list[str]:
+    """Say how many ``BAD_DATE`` rows have no date at all, and what that pattern often means.
+
+    An export that writes an order's date, customer and country only on its first line leaves
+    the other lines blank there: "could not be parsed" would send the user looking for a
+    format problem.
+    """
+    bad = rejected.lazy().filter(pl.col("reasons").str.contains(BAD_DATE, literal=True))
+    counts = bad.select(
+        n=pl.len(),
+        blank=(pl.col("raw_invoice_date").str.strip_chars().fill_null("") == "").sum(),
+        blank_and_no_id=(
+            (pl.col("raw_invoice_date").str.strip_chars().fill_null("") == "")
+            & pl.col("reasons").str.contains(MISSING_CUSTOMER_ID, literal=True)
+        ).sum(),
+    ).collect()
+    n, blank, no_id = (int(counts[c][0]) for c in ("n", "blank", "blank_and_no_id"))
+    if blank == 0 or 2 * blank < n:
+        return []
+    note = f"{count(blank, 'row')} of the {n:,} rejected as BAD_DATE have no date at all (empty)"
+    if 5 * no_id >= 4 * blank:  # mostly without a customer id as well
+        note += (
+            " and most of them no customer id either: if the export fills the order's date, "
+            "customer and country only on each order's first line, fill them down to the "
+            "order's other lines (in a spreadsheet) and ingest the file again"
+        )
+    return [note]
+
+
 def _no_customer_ids_note(rejected: pl.DataFrame) -> list[str]:
     """Say so when the only thing keeping a file's purchase lines out is the customer id."""
     only_id = int((rejected["reasons"] == MISSING_CUSTOMER_ID).sum())
@@ -645,6 +674,7 @@ def _clean_frame_owned(
             *notes,
             *isolated_end_dates_notes(valid["invoice_date"]),
             *(_no_customer_ids_note(rejected) if valid.height == 0 else []),
+            *_blank_dates_note(rejected),
         ],
         valid_lines=valid.height,
         bad_date_examples=_bad_date_examples(rejected),
