@@ -87,6 +87,31 @@ def test_a_gzip_file_whose_trailer_states_too_much_is_refused_before_unpacking(
         read_raw(path)
 
 
+def test_a_utf8_file_with_one_cp1252_line_is_read_line_by_line(tmp_path: Path) -> None:
+    # read whole as cp1252, every UTF-8 accent became "Ã©" and a country a new "FranÃ§e"
+    utf8 = VALID.replace("15CM CHRISTMAS GLASS BALL 20 LIGHTS", "CAFÉ CRÈME MUG")
+    pasted = utf8.replace("489434", "489435").replace("United Kingdom", "Curaçao")
+    path = tmp_path / "joined.csv"
+    path.write_bytes(
+        (HEADER_II + "\n" + utf8 + "\n" + utf8.replace("489434", "489436") + "\n").encode()
+        + (pasted + "\n").encode("cp1252")
+    )
+    raw = read_raw(path)
+    frame = raw.sheets[0].frame
+    assert raw.encoding == "utf-8+cp1252"
+    assert frame["Description"].to_list() == ["CAFÉ CRÈME MUG"] * 3
+    assert frame["Country"].to_list()[-1] == "Curaçao"
+    assert raw.sheets[0].warnings == [
+        "the text is UTF-8 except 1 line (line 4), read as cp1252: check the accented "
+        "characters there (two exports joined?)"
+    ]
+    # a file that is 8-bit throughout is still read whole, without a warning
+    whole = tmp_path / "cp1252.csv"
+    whole.write_bytes((HEADER_II + "\n" + utf8 + "\n" + pasted + "\n").encode("cp1252"))
+    assert read_raw(whole).encoding == "latin-1"  # no byte of 0x80-0x9f: the same text
+    assert read_raw(whole).sheets[0].warnings == []
+
+
 def test_parquet_is_read_and_typed_values_become_text(tmp_path: Path) -> None:
     path = tmp_path / "data.parquet"
     pl.DataFrame(

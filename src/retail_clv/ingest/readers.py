@@ -1,8 +1,9 @@
 """Read a raw file of any supported type into text columns, detecting its real format.
 
-Supported: CSV (UTF-8, UTF-8 with BOM, UTF-16 with BOM, cp1252, Latin-1), gzip-compressed
-CSV, Excel ``.xlsx``/``.xls`` (every sheet, through fastexcel/calamine; ``.xls`` in a child process
-with limited memory, see :mod:`retail_clv.ingest.xls_sandbox`) and Parquet.
+Supported: CSV (UTF-8, UTF-8 with BOM, UTF-16 with BOM, cp1252, Latin-1, UTF-8 with some cp1252
+lines), gzip-compressed CSV, Excel ``.xlsx``/``.xls`` (every sheet, through fastexcel/calamine;
+``.xls`` in a child process with limited memory, see :mod:`retail_clv.ingest.xls_sandbox`) and
+Parquet.
 
 The type is detected from the content (gzip ``1f 8b``, zip/xlsx ``PK``, Parquet ``PAR1``,
 OLE2 ``d0 cf 11 e0``), never from the extension alone. Every cell is read as *text*, so the
@@ -433,8 +434,19 @@ def _looks_binary(head: bytes) -> bool:
     return controls * 100 > len(head)
 
 
-def _decode(path: Path, data: bytes) -> tuple[bytes, str]:
-    """Return UTF-8 bytes of a text file and the encoding it was detected in."""
+#: A well-formed UTF-8 sequence of two to four bytes (a non-ASCII character written in UTF-8).
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+
+
+def _decode(path: Path, data: bytes, warnings: list[str] | None = None) -> tuple[bytes, str]:
+    """Return UTF-8 bytes of a text file and the encoding it was detected in.
+
+    A file that is UTF-8 but for a few lines (two exports appended, one line pasted from
+    another program) is read line by line: each line that is not UTF-8 is read as cp1252 and
+    ``warnings`` names them. Read whole as cp1252, its UTF-8 accents came out as ``cafÃ©``.
+    """
     if data.startswith(b"\xef\xbb\xbf"):
         body = data[3:]
         try:
@@ -454,6 +466,10 @@ def _decode(path: Path, data: bytes) -> tuple[bytes, str]:
         )
     if _is_utf8(data):
         return data, "utf-8"
+    if _UTF8_MULTIBYTE.search(data) is not None:
+        mixed = _decode_mixed(path, data, warnings)
+        if mixed is not None:
+            return mixed, "utf-8+cp1252"
     # Not UTF-8: an 8-bit Western export. Latin-1 and cp1252 agree except on 0x80-0x9f,
     # where cp1252 has printable characters (curly quotes, euro sign) and Latin-1 controls.
     if re.search(rb"[\x80-\x9f]", data) is None:
@@ -462,6 +478,40 @@ def _decode(path: Path, data: bytes) -> tuple[bytes, str]:
         return data.decode("cp1252").encode("utf-8"), "cp1252"
     except UnicodeDecodeError:
         return data.decode("latin-1").encode("utf-8"), "latin-1"
+
+
+def _decode_mixed(path: Path, data: bytes, warnings: list[str] | None) -> bytes | None:
+    """Decode a mostly-UTF-8 file line by line, reading the lines that are not UTF-8 as cp1252.
+
+    Returns None when most lines holding non-ASCII bytes are not UTF-8 (an 8-bit export whose
+    bytes happen to pair up like UTF-8 somewhere): the whole file is then read as 8-bit text.
+    """
+    lines = data.split(b"\n")
+    out: list[bytes] = []
+    bad: list[int] = []
+    utf8 = 0
+    for number, line in enumerate(lines, start=1):
+        if line.isascii():
+            out.append(line)
+            continue
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(number)
+            out.append(line.decode("cp1252", errors="replace").encode("utf-8"))
+        else:
+            utf8 += 1
+            out.append(line)
+    if len(bad) >= utf8:
+        return None
+    if warnings is not None:
+        shown = ", ".join(str(n) for n in bad[:5]) + (", …" if len(bad) > 5 else "")
+        warnings.append(
+            f"the text is UTF-8 except {count(len(bad), 'line')} (line{'s' * (len(bad) > 1)} "
+            f"{shown}), read as cp1252: check the accented characters there (two exports "
+            "joined?)"
+        )
+    return b"\n".join(out)
 
 
 def _sniff_delimiter(header: str) -> str:
@@ -520,13 +570,13 @@ def _title_lines(text: bytes, start: int, limit: int = 10) -> tuple[int, int]:
 
 
 def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str, list[str]]:
-    text, encoding = _decode(path, data)
+    warnings: list[str] = []
+    text, encoding = _decode(path, data, warnings)
     if b"\r" in text and b"\n" not in text:  # classic Mac OS line ends (CR only)
         text = text.replace(b"\r", b"\n")
     start = re.search(rb"\S", text)  # no copy of the (possibly large) buffer
     if start is None:
         raise InputFileError(f"file is empty: {path} (only blank lines)")
-    warnings = []
     title, offset = _title_lines(text, start.start())
     if title:
         line = text.count(b"\n", 0, offset) + 1  # blank lines before the title count too
