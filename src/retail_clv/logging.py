@@ -10,11 +10,15 @@ from rich.logging import RichHandler
 #: scikit-learn's line when a search candidate scored NaN. The run's own warning already names
 #: the skipped candidates and why (``training.failed_search_note``), so users see it once.
 NON_FINITE_SEARCH_SCORES = r"One or more of the test scores are non-finite"
+#: scikit-learn's line when a forest draws fewer than 10 rows per tree (a tiny shop): the run
+#: says in its own words that its population is small (``training.small_population_note``).
+FEW_BOOTSTRAP_ROWS = r"Using the fractional value max_samples="
 
 
 def hide_repeated_warnings() -> None:
     """Hide library warnings that retail-clv reports in its own words (entry points only)."""
     warnings.filterwarnings("ignore", message=NON_FINITE_SEARCH_SCORES, category=UserWarning)
+    warnings.filterwarnings("ignore", message=FEW_BOOTSTRAP_ROWS, category=UserWarning)
 
 
 def configure_logging(level: str | int = "INFO") -> None:

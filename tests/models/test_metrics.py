@@ -161,6 +161,15 @@ def test_bootstrap_difference_is_reproducible_and_refuses_bad_input():
         M.bootstrap_difference([(y, a, b)], metric="mae")
 
 
+def test_gini_without_an_ordering_to_find_is_nan_without_a_numpy_warning() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a tiny shop printed "invalid value encountered"
+        assert math.isnan(M.normalized_gini([5.0], [3.0]))
+        assert math.isnan(M.normalized_gini([2.0, 2.0], [1.0, 3.0]))
+
+
 def test_rank_based_gini_matches_the_gain_curve_with_ties():
     rng = np.random.default_rng(8)
     y = np.round(rng.gamma(0.3, 50.0, 200))

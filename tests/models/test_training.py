@@ -582,3 +582,34 @@ def test_without_a_search_a_divergence_names_the_model() -> None:
     X, y = _search_input()
     with pytest.raises(TrainingDivergedError, match=r"^Model 2 could not be trained: the XGBoost"):
         _fit_search("Model 2", _Explodes(explode="fit"), {}, X, y, {"n_iter": 1}, 30, 0)
+
+
+def test_a_small_held_out_population_is_said_to_give_rough_numbers() -> None:
+    from retail_clv.models.training import SMALL_POPULATION, small_population_note
+
+    assert small_population_note(SMALL_POPULATION) is None
+    note = small_population_note(5)
+    assert note is not None and note.startswith(
+        "only 5 customers in the held-out window (fewer than 100): one customer can decide R²"
+    )
+
+
+def test_the_entry_points_hide_scikit_learn_s_few_bootstrap_rows_line() -> None:
+    import warnings
+
+    import numpy as np
+    from sklearn.ensemble import RandomForestRegressor
+
+    from retail_clv.logging import hide_repeated_warnings
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((12, 2)), rng.random(12)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        RandomForestRegressor(n_estimators=2, max_samples=0.3).fit(x, y)
+    assert any("max_samples=0.3" in str(w.message) for w in seen)  # what a tiny shop met
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        hide_repeated_warnings()
+        RandomForestRegressor(n_estimators=2, max_samples=0.3).fit(x, y)
+    assert not any("max_samples" in str(w.message) for w in seen)

@@ -130,12 +130,14 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     Returns
     -------
     float
-        1 for a perfect ordering, about 0 for a random one; ``nan`` when total spend is 0.
+        1 for a perfect ordering, about 0 for a random one; ``nan`` when total spend is 0 or
+        every customer spent the same (no ordering to find).
     """
     y, p = _pair(y_true, y_pred)
     if y.sum() <= 0:
         return math.nan
-    return float(_weighted_gini(np.ones((1, y.size)), y, p)[0])
+    with np.errstate(divide="ignore", invalid="ignore"):  # one customer, or equal spends
+        return float(_weighted_gini(np.ones((1, y.size)), y, p)[0])
 
 
 def top_capture(y_true: ArrayLike, y_pred: ArrayLike, fraction: float = 0.1) -> float:

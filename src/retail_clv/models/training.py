@@ -524,6 +524,26 @@ _BASELINE_NAMES = {
 }
 
 
+#: Below this many customers in the held-out window a run says its numbers are rough.
+SMALL_POPULATION = 100
+
+
+def small_population_note(n_customers: int) -> str | None:
+    """Say so when the held-out window has too few customers for its metrics to mean much.
+
+    With a handful of customers one of them decides R², Gini and top-10% capture (a 5-customer
+    shop read Gini 1.000 and R² −24), and the forests' bootstrap samples are tiny.
+    """
+    if n_customers >= SMALL_POPULATION:
+        return None
+    return (
+        f"only {n_customers:,} customers in the held-out window (fewer than "
+        f"{SMALL_POPULATION}): one customer can decide R², Gini and top-10% capture at this "
+        "size, so read the held-out numbers and the models as rough; more customers or more "
+        "history make them steadier"
+    )
+
+
 def behind_baselines_notes(metrics: dict[str, Any]) -> list[str]:
     """Say which models are clearly behind a baseline on the held-out window (R²).
 
@@ -1090,6 +1110,7 @@ def train(
             note
             for note in [
                 unseen_season_note(cutoffs, as_of, horizon_days),
+                small_population_note(n) if covered else None,
                 data_gap_note(purchases["invoice_date"], as_of),
                 same_predictions_note(preds, model1, model2),
                 partial_last_day_note(purchases["invoice_date"], as_of, horizon_days)
