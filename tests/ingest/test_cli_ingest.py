@@ -289,3 +289,31 @@ def test_a_file_without_dates_is_said_to_have_empty_cells_not_unparsed_ones(
     assert "no_dates.csv: most rows have no date (empty cells)." in out
     assert "could not be parsed" not in out
     assert "2 rows of the 2 rejected as BAD_DATE have no date at all (empty)" in out
+
+
+def test_a_later_file_failing_names_the_files_already_stored(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    # the pre-flight reads a file's first rows only: a ragged line further down fails the
+    # second file after the first one was stored, which the error did not say
+    from retail_clv.ingest import readers
+
+    monkeypatch.setattr(readers, "HEADER_BYTES", 300)
+    good = write_csv(tmp_path / "good.csv", [VALID])
+    rows = [VALID.replace("489434", f"49{i:04d}") for i in range(10)]
+    ragged = write_csv(tmp_path / "ragged.csv", [*rows, VALID.replace(",12,", ",12,,")])
+    db = tmp_path / "store.db"
+    assert run_app(["ingest", str(good), str(ragged), "--db", f"sqlite:///{db}"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "ragged.csv is not a readable CSV file: line 12 has 9 fields, the header 8; a value "
+        "holding the separator ',' without quotes around it?" in err
+    )
+    assert (
+        "Stored before this file, and kept: good.csv (ingest run 1); fix this file and "
+        "ingest it alone, or take those out again with clv undo-ingest 1" in err
+    )
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM transactions")).scalar() == 1
+    engine.dispose()

@@ -1114,10 +1114,30 @@ def ingest_files(
             step(f"{name}: {message}", (i + stage_at.get(message, 0.0)) / n)
 
         box, checked.reads[i] = [checked.reads[i]], None  # held no longer than needed
-        result = _clean_file_owned(path, column_map, box, on_step=on_step, day_first=day_first)
-        reports.append(store_result(engine, path, result, on_step=on_step))
+        try:
+            result = _clean_file_owned(path, column_map, box, on_step=on_step, day_first=day_first)
+            reports.append(store_result(engine, path, result, on_step=on_step))
+        except RetailClvError as exc:
+            if not reports:
+                raise
+            message = f"{exc}. {_stored_before(reports)}"
+            try:
+                wrapped = type(exc)(message)
+            except TypeError:  # an error class with other arguments
+                wrapped = RetailClvError(message)
+            raise wrapped from exc
         step(f"stored {path.name}", (i + 1) / n)
     return reports
+
+
+def _stored_before(reports: list[IngestReport]) -> str:
+    """Name the files an interrupted multi-file ingest had already stored, and how to undo."""
+    runs = ", ".join(f"{r.source_file} (ingest run {r.run_id})" for r in reports)
+    newest_first = " and ".join(f"clv undo-ingest {r.run_id}" for r in reversed(reports))
+    return (
+        f"Stored before this file, and kept: {runs}; fix this file and ingest it alone, or "
+        f"take those out again with {newest_first}"
+    )
 
 
 def store_result(

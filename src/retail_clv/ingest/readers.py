@@ -614,6 +614,12 @@ def _read_csv_bytes(path: Path, data: bytes) -> tuple[pl.DataFrame, str, str, li
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         where = _first_bad_line(text, delimiter)
+        if where is not None and "fields, the header" in where and "title" not in where:
+            # Polars' own words ("more fields than defined in 'Schema'") say nothing more
+            message = (
+                f"a value holding the separator {delimiter!r} without quotes around it? quote "
+                "that value or export the file again"
+            )
         raise InputFileError(
             f"{path} is not a readable CSV file: {where + '; ' if where else ''}{message}"
         ) from exc
