@@ -319,8 +319,9 @@ def show_stored(
         run = item.get("run_id")
         st.success(
             f"Saved to the store: {format_number(item.get('rows_loaded'))} purchase lines "
-            f"loaded, {format_number(item.get('rows_duplicate'))} already there"
-            + (f" (ingest run {run})." if run is not None else "."),
+            f"loaded, {format_number(item.get('rows_duplicate'))} duplicates skipped (rows "
+            "repeated within the file or already in the store)"
+            + (f"; ingest run {run}." if run is not None else "."),
             icon=":material/database:",
         )
         for warning in item.get("warnings") or []:
