@@ -227,6 +227,16 @@ def test_backend_timeout_is_reported(api: respx.MockRouter) -> None:
     assert any("did not answer in time" in m for m in texts(at.main.error))
 
 
+def test_a_slow_api_is_not_called_unreachable_in_the_sidebar(api: respx.MockRouter) -> None:
+    api.get("/ready").mock(side_effect=httpx.ReadTimeout("slow"))
+    at = new_app().run()
+    assert not at.exception
+    assert not any("clv serve" in t for t in texts(at.sidebar.error))
+    assert any(
+        t.startswith("API slow: it did not answer in time") for t in texts(at.sidebar.warning)
+    )
+
+
 def test_empty_predictions_are_explained(
     api: respx.MockRouter, sample_pipeline: dict[str, Any]
 ) -> None:

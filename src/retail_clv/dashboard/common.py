@@ -96,7 +96,13 @@ def sidebar(client: ApiClient) -> None:
         st.caption(f"API: `{client.base_url}`")
         try:
             ready = client.ready()
-        except (BackendUnavailableError, BackendTimeoutError):
+        except BackendTimeoutError:
+            # the server took the connection but did not answer in time: busy, not down
+            st.warning(
+                "API slow: it did not answer in time (busy with a training or a large upload?).",
+                icon=":material/hourglass_top:",
+            )
+        except BackendUnavailableError:
             st.error("API unreachable — start it with `clv serve`.", icon=":material/cloud_off:")
         except DashboardError as exc:
             st.warning(f"API not ready: {exc.message}", icon=":material/warning:")
