@@ -81,6 +81,24 @@ def test_ingest_day_first_query_stores_day_first_dates(empty_client: TestClient)
     assert report["date_min"].startswith("2010-03-02")
 
 
+def test_an_ingest_without_any_valid_purchase_line_says_so(empty_client: TestClient) -> None:
+    # the CLI exits 1 for such a file; the API answered 200 with no warning at all
+    content = (
+        b"Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        b"5001,85048,LIGHT,2,2010-03-02 10:00,0,4242,United Kingdom\n"
+        b"5002,85048,LIGHT,-1,2010-03-02 10:00,3.5,,United Kingdom\n"
+    )
+    response = empty_client.post("/ingest", files={"file": ("none_valid.csv", content)})
+    assert response.status_code == 200, response.text
+    [report] = response.json()["reports"]
+    assert report["valid_lines"] == 0
+    assert report["warnings"][-1] == (
+        "no valid purchase line was loaded from none_valid.csv (2 rows rejected, 0 "
+        "duplicates); top rejection reasons: MISSING_CUSTOMER_ID 1, NON_POSITIVE_QUANTITY 1, "
+        "ZERO_PRICE 1"
+    )
+
+
 def test_a_refused_upload_touches_neither_the_store_nor_its_cache(
     empty_client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -100,7 +100,20 @@ def ingest_file(
         progress=False,
         day_first=True if day_first else None,
     )
-    return [report.to_dict() for report in reports]
+    return [_with_no_purchase_warning(report) for report in reports]
+
+
+def _with_no_purchase_warning(report: Any) -> dict[str, Any]:
+    """Return ``report`` as a dict, warning when it loaded no valid purchase line.
+
+    ``clv ingest`` exits with an error for such a file; the API answers 200 (its rejected rows
+    are stored, for the record), so the report itself must say it.
+    """
+    out = report.to_dict()
+    message = report.no_purchase_line_message()
+    if message is not None:
+        out["warnings"] = [*out["warnings"], message]
+    return out
 
 
 def store_cleaned(path: Path, result: Any, engine: sa.Engine) -> dict[str, Any]:
@@ -111,7 +124,7 @@ def store_cleaned(path: Path, result: Any, engine: sa.Engine) -> dict[str, Any]:
     """
     from retail_clv.ingest.pipeline import store_result
 
-    return store_result(engine, path, result).to_dict()
+    return _with_no_purchase_warning(store_result(engine, path, result))
 
 
 def score(

@@ -18,12 +18,6 @@ if TYPE_CHECKING:
     from retail_clv.ingest.pipeline import IngestReport
 
 
-def _top_reasons(report: IngestReport, n: int = 3) -> str:
-    """Return the ``n`` most frequent reason codes with their counts, e.g. ``BAD_DATE 12``."""
-    ranked = sorted(report.reason_counts.items(), key=lambda item: (-item[1], item[0]))
-    return ", ".join(f"{code} {count:,}" for code, count in ranked[:n])
-
-
 def _bad_date_hint(report: IngestReport) -> str | None:
     """Explain the accepted date formats when most rows of a file failed ``BAD_DATE``."""
     from retail_clv.ingest.rules import ACCEPTED_DATES, BAD_DATE
@@ -38,18 +32,6 @@ def _bad_date_hint(report: IngestReport) -> str | None:
     return (
         f"{report.source_file}: most dates could not be parsed{shown}. Accepted dates: "
         f"{ACCEPTED_DATES}."
-    )
-
-
-def _no_purchase_message(report: IngestReport) -> str | None:
-    """Say that a file gave no valid purchase line, with its top rejection reasons."""
-    if report.valid_lines > 0:
-        return None
-    reasons = _top_reasons(report)
-    why = f"; top rejection reasons: {reasons}" if reasons else ""
-    return (
-        f"no valid purchase line was loaded from {report.source_file} "
-        f"({report.rows_rejected:,} rows rejected, {report.rows_duplicate:,} duplicates){why}"
     )
 
 
@@ -166,7 +148,7 @@ def ingest(
         hint = _bad_date_hint(report)
         if hint:
             console.print(f"[yellow]{escape(hint)}[/]", highlight=False, soft_wrap=True)
-    empty = [message for r in reports if (message := _no_purchase_message(r))]
+    empty = [message for r in reports if (message := r.no_purchase_line_message())]
     for message in empty:
         err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if empty:

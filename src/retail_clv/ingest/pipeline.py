@@ -159,6 +159,22 @@ class IngestReport:
             f"{self.rows_rejected:,} + duplicates {self.rows_duplicate:,} ({status})"
         )
 
+    def top_reasons(self, n: int = 3) -> str:
+        """Return the ``n`` most frequent reason codes with their counts, e.g. ``BAD_DATE 12``."""
+        ranked = sorted(self.reason_counts.items(), key=lambda item: (-item[1], item[0]))
+        return ", ".join(f"{code} {number:,}" for code, number in ranked[:n])
+
+    def no_purchase_line_message(self) -> str | None:
+        """Say that the file gave no valid purchase line, with its top rejection reasons."""
+        if self.valid_lines > 0:
+            return None
+        reasons = self.top_reasons()
+        why = f"; top rejection reasons: {reasons}" if reasons else ""
+        return (
+            f"no valid purchase line was loaded from {self.source_file} "
+            f"({self.rows_rejected:,} rows rejected, {self.rows_duplicate:,} duplicates){why}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-safe values (dates as ISO strings)."""
         return {
