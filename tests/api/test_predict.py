@@ -243,3 +243,31 @@ def test_predict_cache_follows_ingest(client: TestClient, api_data) -> None:
     assert after.default_as_of == api_data.as_of + dt.timedelta(days=1)
     result = client.post("/predict", json={"customer_ids": ["77777"]}).json()
     assert [p["customer_id"] for p in result["predictions"]] == ["77777"]
+
+
+def test_a_json_body_over_the_limit_is_413_before_it_is_parsed(
+    make_client, api_data, monkeypatch
+) -> None:
+    # a 250 MB body was read and parsed whole (0.5 GB of server memory) before its 422
+    from retail_clv.api import middleware
+
+    monkeypatch.setattr(middleware, "MAX_JSON_BODY_BYTES", 1000)
+    client = make_client(db=api_data.db_path, models_dir=api_data.models_dir)
+    big = {"customer_ids": [f"{12000 + i}" for i in range(300)]}
+    response = client.post("/predict", json=big)
+    assert response.status_code == 413
+    assert response.json()["detail"].startswith(
+        "Request body too large: the limit is 0.001 MB for a JSON body"
+    )
+
+    def chunks():  # no Content-Length: counted while it arrives
+        for _ in range(5):
+            yield b'{"customer_ids": ["1"' + b" " * 400
+
+    streamed = client.post(
+        "/predict", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert "for a JSON body" in streamed.json()["detail"]
+    small = client.post("/predict", json={"customer_ids": ["12347"]})
+    assert small.status_code == 200, small.text

@@ -91,6 +91,31 @@ def test_missing_file_field_is_422(empty_client: TestClient) -> None:
     assert "'file'" in response.json()["detail"]
 
 
+def test_a_multipart_body_without_its_closing_boundary_is_400(empty_client: TestClient) -> None:
+    # it was cleaned as a file whose header is its first bytes ("has a header but no data rows")
+    body = (
+        b'--XYZ\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\n'
+        + CSV_TEXT.encode()
+    )
+    response = empty_client.post(
+        "/ingest", content=body, headers={"Content-Type": "multipart/form-data; boundary=XYZ"}
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(
+        "Malformed multipart body: it ends before its closing boundary"
+    )
+
+
+def test_two_file_parts_are_refused_not_one_dropped(empty_client: TestClient) -> None:
+    files = [("file", ("a.csv", CSV_TEXT.encode())), ("file", ("b.csv", CSV_TEXT.encode()))]
+    response = empty_client.post("/ingest", files=files)
+    assert response.status_code == 422
+    assert "Send one file per request: the field 'file' came more than once" in (
+        response.json()["detail"]
+    )
+    assert empty_client.post("/ingest", files=files[:1]).status_code == 200
+
+
 def test_empty_file_is_422(empty_client: TestClient) -> None:
     response = empty_client.post("/ingest", files={"file": ("a.csv", b"")})
     assert response.status_code == 422

@@ -22,7 +22,7 @@ from retail_clv import __version__
 from retail_clv.api import services
 from retail_clv.api.deps import API_KEY_HEADER
 from retail_clv.api.errors import install_error_handlers
-from retail_clv.api.middleware import PredictionFastPath, RequestIdMiddleware
+from retail_clv.api.middleware import BodySizeLimit, PredictionFastPath, RequestIdMiddleware
 from retail_clv.api.routes import (
     customers,
     health,
@@ -137,7 +137,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    # Last added is outermost: request id -> CORS -> prediction fast path -> FastAPI.
+    # Last added is outermost: request id -> body size limit -> CORS -> prediction fast path
+    # -> FastAPI.
     app.add_middleware(PredictionFastPath)
     app.add_middleware(
         CORSMiddleware,
@@ -146,6 +147,7 @@ def create_app(
         allow_headers=["Content-Type", "Accept", API_KEY_HEADER, "X-Request-ID"],
         expose_headers=["X-Request-ID"],
     )
+    app.add_middleware(BodySizeLimit)
     app.add_middleware(RequestIdMiddleware)
     for module in (
         health,

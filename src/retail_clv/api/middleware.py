@@ -16,6 +16,7 @@ import time
 import uuid
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_logger = logging.getLogger("retail_clv.api.access")
@@ -247,3 +248,79 @@ class PredictionFastPath:
                         await send({"type": "http.response.body", "body": body})
                         return
         await self.app(scope, receive, send)
+
+
+#: Largest body of a request that is not a multipart upload (JSON): ``POST /predict`` at its
+#: cap of 10,000 customers with every feature given is about 7 MB. Uploads have their own limit
+#: (``CLV_MAX_UPLOAD_MB``), enforced while the multipart body streams to disk.
+MAX_JSON_BODY_BYTES = 16_000_000
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"Request body too large: the limit is {limit / 1_000_000:g} MB for a JSON body "
+        "(POST /predict takes at most 10,000 customers per request)"
+    )
+
+
+async def _send_413(send: Send, limit: int) -> None:
+    body = json.dumps({"detail": _too_large(limit)}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodySizeLimit:
+    """Refuse (413) a non-multipart request body larger than :data:`MAX_JSON_BODY_BYTES`.
+
+    Checked on ``Content-Length`` before anything is read (a client announcing 300 MB is answered
+    at once instead of waited for), then while the body arrives (chunked requests). Without it a
+    250 MB JSON body was read whole and parsed, about 0.5 GB of server memory, before a 422.
+
+    Parameters
+    ----------
+    app
+        The wrapped ASGI application.
+    limit
+        Largest body in bytes (default :data:`MAX_JSON_BODY_BYTES`).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int | None = None) -> None:
+        self.app = app
+        self.limit = MAX_JSON_BODY_BYTES if limit is None else limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass a request through with its body counted (HTTP, not multipart, only)."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", ()))
+        if headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
+            await self.app(scope, receive, send)
+            return
+        declared = headers.get(b"content-length", b"").strip()
+        if declared.isdigit() and int(declared) > self.limit:
+            await _send_413(send, self.limit)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    # an HTTPException passes FastAPI's body parsing unchanged (any other error
+                    # there becomes a 400) and is answered by the app's handler as JSON
+                    raise HTTPException(413, detail=_too_large(self.limit))
+            return message
+
+        await self.app(scope, counted, send)

@@ -115,6 +115,8 @@ class _FileCollector:
         self._header_value = bytearray()
         self._in_target = False
         self._seen_disposition: tuple[str | None, str | None] = (None, None)
+        self.repeated = False  # a second part under the field's name (dropped silently before)
+        self.complete = False  # the closing boundary arrived
 
     def on_part_begin(self) -> None:
         self._in_target = False
@@ -140,6 +142,8 @@ class _FileCollector:
 
     def on_headers_finished(self) -> None:
         name, filename = self._seen_disposition
+        if name == self.field and self.found:
+            self.repeated = True
         if name == self.field and not self.found:
             self._in_target = True
             self.found = True
@@ -155,6 +159,9 @@ class _FileCollector:
 
     def on_part_end(self) -> None:
         self._in_target = False
+
+    def on_end(self) -> None:
+        self.complete = True
 
 
 class _TooLarge(Exception):
@@ -220,6 +227,7 @@ async def receive_upload(request: Request, max_bytes: int, field: str = "file") 
                     "on_headers_finished": collector.on_headers_finished,
                     "on_part_data": collector.on_part_data,
                     "on_part_end": collector.on_part_end,
+                    "on_end": collector.on_end,
                 },
             )
             total = 0
@@ -229,6 +237,18 @@ async def receive_upload(request: Request, max_bytes: int, field: str = "file") 
                     raise _TooLarge
                 parser.write(chunk)
             parser.finalize()
+        if not collector.complete:
+            raise HTTPException(
+                status_code=400,
+                detail="Malformed multipart body: it ends before its closing boundary (a "
+                "truncated or hand-built request?)",
+            )
+        if collector.repeated:
+            raise HTTPException(
+                status_code=422,
+                detail=f"Send one file per request: the field '{field}' came more than once "
+                "(upload the files one request each)",
+            )
         if not collector.found:
             raise HTTPException(
                 status_code=422, detail=f"The multipart field '{field}' (the file) is missing"
