@@ -110,8 +110,9 @@ def test_two_file_parts_are_refused_not_one_dropped(empty_client: TestClient) ->
     files = [("file", ("a.csv", CSV_TEXT.encode())), ("file", ("b.csv", CSV_TEXT.encode()))]
     response = empty_client.post("/ingest", files=files)
     assert response.status_code == 422
-    assert "Send one file per request: the field 'file' came more than once" in (
-        response.json()["detail"]
+    assert (
+        "Send one file per request: the field 'file' came more than once"
+        in (response.json()["detail"])
     )
     assert empty_client.post("/ingest", files=files[:1]).status_code == 200
 
