@@ -317,3 +317,24 @@ def test_a_later_file_failing_names_the_files_already_stored(
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM transactions")).scalar() == 1
     engine.dispose()
+
+
+def test_the_report_names_the_column_read_for_each_field(tmp_path: Path, capsys) -> None:
+    # a display-name column ("Customer") beat the e-mail column, and nothing said which was read
+    path = tmp_path / "shop.csv"
+    path.write_text(
+        "Order Number,Order Date,Customer,Customer Email,SKU,Item Name,Quantity,Item Price\n"
+        "1001,2011-01-05 10:00,John Smith,john@a.example,A1,MUG,2,3.50\n"
+        "1002,2011-01-06 10:00,John Smith,js@b.example,A1,MUG,1,3.50\n"
+    )
+    assert run_app(["ingest", str(path), "--db", f"sqlite:///{tmp_path / 's.db'}"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "shop.csv: columns read: invoice = 'Order Number', stock_code = 'SKU', description = "
+        "'Item Name', quantity = 'Quantity', invoice_date = 'Order Date', price = 'Item Price', "
+        "customer_id = 'Customer Email'" in out
+    )
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 's.db'}")
+    with engine.connect() as conn:  # two people with one name stay two customers
+        assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar() == 2
+    engine.dispose()

@@ -139,6 +139,13 @@ def ingest(
         console.print(
             f"[{status}]{escape(report.source_file)}: {escape(report.invariant_line())}[/]"
         )
+        if report.columns:
+            used = ", ".join(f"{name} = {column!r}" for name, column in report.columns.items())
+            console.print(
+                f"[dim]{escape(report.source_file)}: columns read: {escape(used)}[/]",
+                highlight=False,
+                soft_wrap=True,
+            )
         for warning in report.warnings:
             console.print(
                 f"[yellow]Warning: {escape(report.source_file)}: {escape(warning)}[/]",

@@ -124,6 +124,9 @@ class IngestReport:
         file holds no usable purchase at all.
     bad_date_examples : list of str
         Up to two distinct raw dates of ``BAD_DATE`` rows, as read.
+    columns : dict of str to str
+        Which column of the file fed each field (``{"customer_id": "Customer Email", ...}``),
+        for the first sheet read; empty for a frame cleaned without a file.
     """
 
     source_file: str
@@ -145,6 +148,7 @@ class IngestReport:
     warnings: list[str] = field(default_factory=list)
     valid_lines: int = 0
     bad_date_examples: list[str] = field(default_factory=list)
+    columns: dict[str, str] = field(default_factory=dict)
 
     @property
     def invariant_holds(self) -> bool:
@@ -197,6 +201,7 @@ class IngestReport:
             "warnings": list(self.warnings),
             "valid_lines": self.valid_lines,
             "bad_date_examples": list(self.bad_date_examples),
+            "columns": dict(self.columns),
         }
 
 
@@ -807,6 +812,7 @@ def _clean_file_owned(
         rows_rejected=0,
         rows_duplicate=0,
         warnings=notes,
+        columns=dict(next(iter(usable.values()))[1]),
     )
     source_file, sha256 = raw.path.name, raw.sha256
     box = [frame]
