@@ -168,6 +168,11 @@ def test_gini_without_an_ordering_to_find_is_nan_without_a_numpy_warning() -> No
         warnings.simplefilter("error")  # a tiny shop printed "invalid value encountered"
         assert math.isnan(M.normalized_gini([5.0], [3.0]))
         assert math.isnan(M.normalized_gini([2.0, 2.0], [1.0, 3.0]))
+        # equal spends whose perfect area is rounding residue, not exactly 0: read inf and 1.0
+        assert math.isnan(M.normalized_gini([0.1] * 10, np.arange(10.0)))
+        rng = np.random.default_rng(0)
+        for n in range(2, 40):
+            assert math.isnan(M.normalized_gini([0.1] * n, rng.random(n))), n
 
 
 def test_rank_based_gini_matches_the_gain_curve_with_ties():

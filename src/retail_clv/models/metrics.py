@@ -134,10 +134,9 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
         every customer spent the same (no ordering to find).
     """
     y, p = _pair(y_true, y_pred)
-    if y.sum() <= 0:
+    if y.sum() <= 0 or float(np.ptp(y)) == 0.0:  # one customer, or equal spends: no order
         return math.nan
-    with np.errstate(divide="ignore", invalid="ignore"):  # one customer, or equal spends
-        return float(_weighted_gini(np.ones((1, y.size)), y, p)[0])
+    return float(_weighted_gini(np.ones((1, y.size)), y, p)[0])
 
 
 def top_capture(y_true: ArrayLike, y_pred: ArrayLike, fraction: float = 0.1) -> float:
@@ -286,9 +285,20 @@ def _weighted_gain_area(w: np.ndarray, y: np.ndarray, score: np.ndarray) -> np.n
     return np.sum(wy * (rank - 0.5), axis=1) / (y.size * np.sum(wy, axis=1)) - 0.5
 
 
+#: A perfect-order gain area below this is rounding residue: every customer of the (resampled)
+#: window spent the same, and the ratio of two residues would read as ±1 or ±inf.
+_NO_ORDER_AREA = 1e-12
+
+
+def _perfect_area(w: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return the perfect ordering's gain area of each resample, NaN where it is residue."""
+    area = _weighted_gain_area(w, y, y)
+    return np.where(np.abs(area) < _NO_ORDER_AREA, np.nan, area)
+
+
 def _weighted_gini(w: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Return the normalized Gini of each resample given by a row of copy counts ``w``."""
-    return _weighted_gain_area(w, y, p) / _weighted_gain_area(w, y, y)
+    return _weighted_gain_area(w, y, p) / _perfect_area(w, y)
 
 
 def _r2_gap(w: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -297,7 +307,7 @@ def _r2_gap(w: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nd
 
 def _gini_gap(w: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     # the perfect order's area is shared by both Ginis: one sort of ``y``, not two
-    perfect = _weighted_gain_area(w, y, y)
+    perfect = _perfect_area(w, y)
     return (_weighted_gain_area(w, y, a) - _weighted_gain_area(w, y, b)) / perfect
 
 
