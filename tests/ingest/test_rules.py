@@ -447,6 +447,9 @@ def test_thousands_separators_in_quantities_follow_the_price_column() -> None:
     ]  # 12,345,678: too big
     comma = column(price=["1,65"] * 3, quantity=["1 200", "1.200", "1,200"])
     assert comma["quantity"].to_list() == [1200, 1200, None]  # '1,200' is 1.2 there
+    # whole-number prices prove nothing: '1,000' may be one piece of a decimal-comma export
+    unproven = column(price=["5", "12", "7"], quantity=["1,000", "2", "1 500"])
+    assert unproven["quantity"].to_list() == [None, 2, 1500]
 
 
 def test_quantities_in_a_decimal_comma_file() -> None:

@@ -639,11 +639,13 @@ def _parse_price(
     return _bounded(price)
 
 
-def _parse_quantity(raw: pl.Series, convention: str = DOT) -> pl.Series:
+def _parse_quantity(raw: pl.Series, convention: str = DOT, dot_proven: bool = False) -> pl.Series:
     """Parse integer quantities; ``"12.0"`` is 12, ``"1.5"`` and text are null.
 
     Spaces (also no-break) and apostrophes grouping thousands are read in every file: ``"1 200"``
-    is 1200. In a file whose prices use a decimal dot, ``"1,200"`` is 1200 too. In a file
+    is 1200. In a file whose prices show a decimal dot (``dot_proven``: ``1.50`` or ``1,234.50``
+    among them), ``"1,200"`` is 1200 too; without that proof it stays null (a decimal-comma
+    export writes ``1,000`` for one piece). In a file
     whose prices use a decimal comma (``convention="comma"``), ``"1.000"`` is one thousand and
     ``"12,0"`` is 12; any other dot makes the value null. With ``"mixed"`` prices, ``"1.000"``
     and ``"1,000"`` are null (1 or 1000). Values that are not finite, or whose magnitude is
@@ -652,7 +654,7 @@ def _parse_quantity(raw: pl.Series, convention: str = DOT) -> pl.Series:
     text = raw.str.strip_chars()
     for _ in range(2):  # ``1 234 567``: each pass joins every other group
         text = text.str.replace_all(_SPACE_GROUP, "${1}${2}")
-    if convention == DOT:
+    if convention == DOT and dot_proven:
         text = pl.select(
             pl.when(text.str.contains(_AMBIGUOUS_COMMA))
             .then(text.str.replace_all(",", "", literal=True))
@@ -807,7 +809,14 @@ def parse_and_validate(
     convention = scan.convention
     if notes is not None:
         _note_convention(scan, notes)
-    quantity = _parse_quantity(raw["raw_quantity"], convention)
+    dot_proven = scan.dot is not None or (
+        # a price column without commas was not scanned: look for a decimal dot only when a
+        # quantity holds a comma to read
+        cleaned is None
+        and bool(raw["raw_quantity"].str.contains(",", literal=True).any())
+        and bool(raw["raw_price"].str.strip_chars().str.contains(_DOT_DECIMAL).any())
+    )
+    quantity = _parse_quantity(raw["raw_quantity"], convention, dot_proven=dot_proven)
     price = _parse_price(raw["raw_price"], convention, cleaned)
     if notes is not None and convention != MIXED:  # the mixed-convention note says why
         _note_unread_prices(raw["raw_price"], price, notes)
