@@ -112,6 +112,36 @@ def test_a_utf8_file_with_one_cp1252_line_is_read_line_by_line(tmp_path: Path) -
     assert read_raw(whole).sheets[0].warnings == []
 
 
+def test_the_mixed_reading_covers_cr_line_ends_a_bom_and_undefined_cp1252_bytes(
+    tmp_path: Path,
+) -> None:
+    from retail_clv.ingest.readers import _decode_mixed
+
+    utf8 = VALID.replace("15CM CHRISTMAS GLASS BALL 20 LIGHTS", "CAFÉ CRÈME MUG")
+    pasted = utf8.replace("489434", "489435").replace("United Kingdom", "Curaçao") + "\r"
+    lines = [HEADER_II, utf8, utf8.replace("489434", "489436")]
+    for name, head, end in (("cr.csv", b"", "\r"), ("bom.csv", b"\xef\xbb\xbf", "\n")):
+        path = tmp_path / name
+        body = (
+            "".join(line + end for line in lines).encode()
+            + pasted.rstrip("\r").encode("cp1252")
+            + end.encode()
+        )
+        path.write_bytes(head + body)
+        raw = read_raw(path)
+        frame = raw.sheets[0].frame
+        assert frame["Description"].to_list() == ["CAFÉ CRÈME MUG"] * 3, name
+        assert frame["Country"].to_list()[-1] == "Curaçao", name
+        assert raw.encoding == ("utf-8-sig+cp1252" if head else "utf-8+cp1252")
+    # bytes cp1252 leaves undefined are kept as Latin-1 reads them, as in the whole-file reading
+    data = "éé ok\néé ok\n".encode() + b"x\x81y\xe9\n"  # UTF-8 lines, then a cp1252 one
+    got = _decode_mixed(tmp_path, data, None)
+    assert got is not None and got.decode().splitlines()[2] == "x\x81yé"
+    # an 8-bit file with one byte pair that happens to be UTF-8 is left to the 8-bit reading
+    eight_bit = ("café crème\n" * 50 + "Ã©\n").encode("cp1252")
+    assert _decode_mixed(tmp_path, eight_bit, None) is None
+
+
 def test_parquet_is_read_and_typed_values_become_text(tmp_path: Path) -> None:
     path = tmp_path / "data.parquet"
     pl.DataFrame(
