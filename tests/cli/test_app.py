@@ -128,3 +128,20 @@ def test_the_entry_points_hide_only_scikit_learn_s_nan_search_score_line() -> No
         warnings.warn(message, UserWarning, stacklevel=1)
         warnings.warn("another warning", UserWarning, stacklevel=1)
     assert [str(w.message) for w in seen] == ["another warning"]
+
+
+def test_an_output_folder_behind_a_dangling_link_is_refused_before_any_work(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    import retail_clv.cli.models as cli_models
+
+    link = tmp_path / "models"
+    link.symlink_to(tmp_path / "gone")
+
+    def no_store(*args, **kwargs):
+        raise AssertionError("the store was read before the output path was checked")
+
+    monkeypatch.setattr(cli_models, "read_store", no_store)
+    assert run_app(["train", "--budget", "quick", "--models-dir", str(link)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{link} is a link to a missing target; give another path" in err

@@ -262,6 +262,10 @@ def test_dates_filled_only_on_each_order_s_first_line_are_explained(csv_file) ->
         "on each order's first line, fill them down to the order's other lines (in a "
         "spreadsheet) and ingest the file again"
     )
+    spaces = first.replace("2009-12-01 07:45:00", "   ").replace(",13085,", ",,")
+    spaced = clean_file(csv_file([first, spaces.replace("85048", "85050")], name="sp.csv"))
+    assert spaced.report.reason_counts == {"BAD_DATE": 1, "MISSING_CUSTOMER_ID": 1}
+    assert spaced.report.bad_date_examples == []  # a cell of spaces is no unparsed date
     typo = VALID.replace("2009-12-01 07:45:00", "2009-13-45 07:45")
     unread = clean_file(csv_file([VALID, typo], name="typo.csv")).report
     assert not any("no date at all" in w for w in unread.warnings)

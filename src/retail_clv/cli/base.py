@@ -151,6 +151,11 @@ def check_output_folder(folder: Path, option: str, value: Path | None = None) ->
     """
     existing = folder
     while not existing.exists() and existing.parent != existing:
+        if existing.is_symlink():  # a link to nothing: creating the folder there would fail
+            raise InputFileError(
+                f"{option} {value or folder}: {existing} is a link to a missing target; give "
+                "another path"
+            )
         existing = existing.parent
     if existing.exists() and not existing.is_dir():
         raise InputFileError(

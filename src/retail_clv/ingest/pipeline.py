@@ -482,11 +482,15 @@ def _products(valid: pl.DataFrame) -> pl.DataFrame:
 
 
 def _bad_date_examples(rejected: pl.DataFrame, n: int = 2) -> list[str]:
-    """Return up to ``n`` distinct raw dates of the rows rejected as ``BAD_DATE``."""
+    """Return up to ``n`` distinct raw dates of the rows rejected as ``BAD_DATE``.
+
+    Cells that are empty or hold only spaces are no example (the report counts them apart).
+    """
     values = (
         rejected.lazy()
         .filter(pl.col("reasons").str.contains(BAD_DATE, literal=True))
-        .select(pl.col("raw_invoice_date").drop_nulls().unique(maintain_order=True).head(n))
+        .filter(pl.col("raw_invoice_date").str.strip_chars().fill_null("") != "")
+        .select(pl.col("raw_invoice_date").unique(maintain_order=True).head(n))
         .collect()
     )
     return [str(v) for v in values["raw_invoice_date"].to_list()]
