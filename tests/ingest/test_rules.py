@@ -556,3 +556,21 @@ def test_one_id_holding_a_large_share_of_the_lines_is_pointed_out() -> None:
     )
     parse_and_validate(even, notes=notes)
     assert notes == []
+
+    def notes_for(customer_ids: list[str]) -> list[str]:
+        out: list[str] = []
+        frame = pl.DataFrame(
+            {
+                f"raw_{k}": customer_ids if k == "customer_id" else [GOOD[k]] * len(customer_ids)
+                for k in FIELDS
+            }
+        )
+        parse_and_validate(frame, notes=out)
+        return out
+
+    # a real wholesale buyer shaped like every other id is no placeholder (Online Retail II's
+    # Netherlands: one customer holds 76% of the lines)
+    assert notes_for(ids[:80] + ["12005"] * 10) == []
+    # one character repeated, or another shape, is
+    assert notes_for(ids[:80] + ["99999"] * 10)[0].startswith("customer id '99999' holds 11%")
+    assert notes_for(ids[:80] + ["GUEST-01"] * 10)[0].startswith("customer id 'GUEST-01'")
