@@ -233,7 +233,9 @@ def run_training(
     Returns
     -------
     dict
-        ``run_id``, ``as_of``, ``metrics`` and ``predictions_written``. The run is
+        ``run_id``, ``as_of``, ``metrics``, ``predictions_written`` and ``store_changed``
+        (an ingest or undo landed while training, seen when rescoring: the rescoring then read
+        the store again; always False without ``write_scores``). The run is
         ``<models_dir>/<run_id>``; the server's path is not part of the answer (job results are
         served to anyone who can read ``GET /jobs``).
     """
