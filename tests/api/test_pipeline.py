@@ -199,13 +199,13 @@ def test_pipeline_errors_name_the_uploaded_file_not_the_servers_copy(
 
 
 def test_pipeline_day_first_query_reads_slash_dates_day_first(client: TestClient) -> None:
-    rows = [
-        "5001,85048,LIGHT,2,02/03/2010 10:00,3.5,4242,United Kingdom",
-        "5002,85048,LIGHT,2,05/03/2010 10:00,3.5,4242,United Kingdom",
+    rows = [  # as far apart either way (32 days month-first and day-first): month-first
+        "5001,85048,LIGHT,2,03/01/2010 10:00,3.5,4242,United Kingdom",
+        "5002,85048,LIGHT,2,04/02/2010 10:00,3.5,4242,United Kingdom",
     ]
     content = (HEADER + "\n".join(rows) + "\n").encode()
     default = _post(client, content).json()
-    assert default["report"]["date_min"].startswith("2010-02-03")
+    assert default["report"]["date_min"].startswith("2010-03-01")
     [warning] = [w for w in default["report"]["warnings"] if "day-first" in w]
     assert "query parameter day_first=true" in warning and "--day-first" not in warning
     assert warning.endswith(
@@ -213,8 +213,8 @@ def test_pipeline_day_first_query_reads_slash_dates_day_first(client: TestClient
         "that ingest run first: POST /ingest-runs/RUN_ID/undo)"
     )
     day_first = _post(client, content, params={"day_first": "true"}).json()
-    assert day_first["report"]["date_min"].startswith("2010-03-02")
-    assert day_first["as_of"] == "2010-03-06"
+    assert day_first["report"]["date_min"].startswith("2010-01-03")
+    assert day_first["as_of"] == "2010-02-05"
     assert not [w for w in day_first["report"]["warnings"] if "day-first" in w]
 
 

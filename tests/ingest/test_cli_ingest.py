@@ -57,9 +57,10 @@ def test_clv_ingest_help_has_an_example() -> None:
 
 
 def test_clv_ingest_warns_about_ambiguous_dates_and_day_first_fixes_it(tmp_path: Path) -> None:
+    # as far apart either way (32 days month-first and day-first): read month-first, warned
     lines = [
-        VALID.replace("2009-12-01 07:45:00", "01/03/2010 10:00"),
-        VALID.replace("2009-12-01 07:45:00", "02/03/2010 10:00").replace("489434", "489435"),
+        VALID.replace("2009-12-01 07:45:00", "03/01/2010 10:00"),
+        VALID.replace("2009-12-01 07:45:00", "04/02/2010 10:00").replace("489434", "489435"),
     ]
     path = write_csv(tmp_path / "eu.csv", lines)
     result = CliRunner().invoke(app, ["ingest", str(path), "--db", f"sqlite:///{tmp_path}/a.db"])
@@ -67,7 +68,7 @@ def test_clv_ingest_warns_about_ambiguous_dates_and_day_first_fixes_it(tmp_path:
     assert "Warning: eu.csv: 2 slash dates could be read day-first or month-first" in " ".join(
         result.output.split()
     )
-    assert "2010-01-03 10:00 .. 2010-02-03 10:00" in result.output
+    assert "2010-03-01 10:00 .. 2010-04-02 10:00" in result.output
 
     db = tmp_path / "b.db"
     result = CliRunner().invoke(
@@ -79,7 +80,7 @@ def test_clv_ingest_warns_about_ambiguous_dates_and_day_first_fixes_it(tmp_path:
     with engine.connect() as conn:
         dates = conn.execute(sa.text("SELECT min(invoice_date) FROM transactions")).scalar()
     engine.dispose()
-    assert str(dates).startswith("2010-03-01 10:00")
+    assert str(dates).startswith("2010-01-03 10:00")
 
 
 def test_clv_ingest_fails_after_all_files_when_one_has_no_valid_purchase(

@@ -225,15 +225,15 @@ def test_future_and_ancient_dates_are_rejected_and_not_kept_as_cancellations(csv
 
 
 def test_ambiguous_slash_dates_give_a_report_warning(csv_file) -> None:
-    lines = [
-        VALID.replace("2009-12-01 07:45:00", "01/03/2010 10:00"),
-        VALID.replace("2009-12-01 07:45:00", "02/03/2010 10:00").replace("489434", "489435"),
+    lines = [  # as far apart either way (32 days month-first and day-first): month-first
+        VALID.replace("2009-12-01 07:45:00", "03/01/2010 10:00"),
+        VALID.replace("2009-12-01 07:45:00", "04/02/2010 10:00").replace("489434", "489435"),
     ]
     result = clean_file(csv_file(lines))
-    assert result.report.date_min == dt.datetime(2010, 1, 3, 10)
+    assert result.report.date_min == dt.datetime(2010, 3, 1, 10)
     assert len(result.report.warnings) == 1 and "read month-first" in result.report.warnings[0]
     forced = clean_file(csv_file(lines, name="again.csv"), day_first=True)
-    assert forced.report.date_min == dt.datetime(2010, 3, 1, 10)
+    assert forced.report.date_min == dt.datetime(2010, 1, 3, 10)
     assert forced.report.warnings == []
 
 

@@ -242,18 +242,35 @@ def test_two_digit_day_first_column() -> None:
     assert parsed.to_list() == [dt.datetime(2009, 12, 1), dt.datetime(2009, 12, 25, 10)]
 
 
-def test_ambiguous_slash_dates_are_read_month_first_with_a_note() -> None:
+def test_ambiguous_slash_dates_take_the_reading_that_keeps_them_together() -> None:
+    # the first three days of March written day-first were read as 3 January, 3 February and
+    # 3 March (a file of early-month days proves nothing: no part above 12)
     notes: list[str] = []
     parsed = parse_dates(pl.Series(["01/03/2010", "02/03/2010", "03/03/2010"]), notes=notes)
     assert parsed.to_list() == [
-        dt.datetime(2010, 1, 3),
-        dt.datetime(2010, 2, 3),
+        dt.datetime(2010, 3, 1),
+        dt.datetime(2010, 3, 2),
         dt.datetime(2010, 3, 3),
     ]
-    assert len(notes) == 1
-    assert "2 slash dates could be read day-first or month-first" in notes[0]
-    assert "read month-first ('01/03/2010' = 2010-01-03)" in notes[0]
+    [note] = notes
+    assert note.startswith(
+        "2 slash dates could be read day-first or month-first (no part above 12, e.g. "
+        "'01/03/2010'); they were read day-first ('01/03/2010' = 2010-03-01), the reading that "
+        "keeps the file's dates together (2 days from first to last, against 59 month-first)"
+    )
+    # the same rule keeps a month-first export of 1-12 December month-first
+    notes.clear()
+    december = parse_dates(pl.Series(["12/01/2010", "12/05/2010", "12/11/2010"]), notes=notes)
+    assert december.to_list()[0] == dt.datetime(2010, 12, 1)
+    assert "they were read month-first ('12/01/2010' = 2010-12-01)" in notes[0]
     assert "--day-first" in notes[0]
+
+
+def test_ambiguous_slash_dates_as_far_apart_either_way_are_read_month_first() -> None:
+    notes: list[str] = []
+    parsed = parse_dates(pl.Series(["01/02/2010", "02/01/2010"]), notes=notes)
+    assert parsed.to_list() == [dt.datetime(2010, 1, 2), dt.datetime(2010, 2, 1)]
+    assert "they were read month-first ('01/02/2010' = 2010-01-02)" in notes[0]
 
 
 @pytest.mark.parametrize(

@@ -263,7 +263,11 @@ def parse_dates(
 
     Slash dates are read month-first (``12/1/2010 8:26`` is 1 December 2010, the UCI export's
     convention) unless the column holds more values that only parse day-first than values that
-    only parse month-first; the choice is made for the whole column, never row by row.
+    only parse month-first; the choice is made for the whole column, never row by row. When no
+    value settles it (no part above 12: a short export, e.g. the first twelve days of a month),
+    the reading that keeps the column's dates :data:`COMPACT_FACTOR` times closer together
+    wins (``01/12/2010`` … ``12/12/2010``: 11 days apart month-first, 334 day-first), else
+    month-first.
 
     Parameters
     ----------
@@ -305,10 +309,31 @@ def parse_dates(
     only_month = int((rest & month_first.is_not_null() & day_first_parsed.is_null()).sum())
     only_day = int((rest & day_first_parsed.is_not_null() & month_first.is_null()).sum())
     use_day_first = only_day > only_month
+    spans = (
+        _span_days(parsed.fill_null(month_first)),
+        _span_days(parsed.fill_null(day_first_parsed)),
+    )
+    if not only_month and not only_day:
+        use_day_first = spans[1] * COMPACT_FACTOR <= spans[0] and spans[0] > 0
     if notes is not None:
-        _note_date_order(text, rest, month_first, day_first_parsed, (only_month, only_day), notes)
+        _note_date_order(
+            text, rest, month_first, day_first_parsed, (only_month, only_day), notes, spans
+        )
     parsed = parsed.fill_null(day_first_parsed if use_day_first else month_first)
     return parsed.fill_null(_try_formats(text, DOTTED_FORMATS))
+
+
+#: Without a value that settles the order of slash dates, a reading whose dates lie this many
+#: times closer together (first to last) than the other's is taken.
+COMPACT_FACTOR = 3
+
+
+def _span_days(dates: pl.Series) -> int:
+    """Days from the first to the last date (0 without dates)."""
+    first, last = dates.min(), dates.max()
+    if not isinstance(first, dt.datetime) or not isinstance(last, dt.datetime):
+        return 0
+    return (last - first).days
 
 
 def _note_date_order(
@@ -318,8 +343,12 @@ def _note_date_order(
     day_first: pl.Series,
     only: tuple[int, int],
     notes: list[str],
+    spans: tuple[int, int] = (0, 0),
 ) -> None:
-    """Append a warning when slash dates could be read both ways or mix both orders."""
+    """Append a warning when slash dates could be read both ways or mix both orders.
+
+    ``spans`` are the days from first to last date when read month-first and day-first.
+    """
     only_month, only_day = only
     if only_month and only_day:
         readable = rest & (month_first.is_not_null() | day_first.is_not_null())
@@ -339,6 +368,18 @@ def _note_date_order(
     ambiguous_text = text.filter(differ)
     kind = _separator_word(ambiguous_text)
     example = ambiguous_text[0]
+    span_month, span_day = spans
+    if span_month > 0 and span_day * COMPACT_FACTOR <= span_month:
+        read_as = day_first.filter(differ)[0]
+        notes.append(
+            f"{ambiguous:,} {kind} dates could be read day-first or month-first (no part above "
+            f"12, e.g. {example!r}); they were read day-first ({example!r} = {read_as:%Y-%m-%d}),"
+            f" the reading that keeps the file's dates together ({span_day:,} days from first "
+            f"to last, against {span_month:,} month-first). If the export writes the month "
+            "first, undo this ingest run (clv undo-ingest with the run id of the report) and "
+            "ingest it again with its dates written as YYYY-MM-DD"
+        )
+        return
     read_as = month_first.filter(differ)[0]
     notes.append(
         f"{ambiguous:,} {kind} dates could be read day-first or month-first (no part above 12, "
