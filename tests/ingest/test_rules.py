@@ -397,6 +397,13 @@ def test_currency_after_the_number_codes_and_space_thousands_are_read() -> None:
     assert comma["price"].to_list() == [0.82, 1234.5, 1234.5, 1234567.0]
 
 
+def test_a_sign_before_the_currency_mark_stays_with_the_number() -> None:
+    # '-$3.00' was BAD_PRICE while '$-3.00' was NEGATIVE_PRICE
+    out, _ = price_column(["-$3.00", "$-3.00", "-£1,234.50", "+€5", "2.50"])
+    assert out["price"].to_list() == [-3.0, -3.0, -1234.5, 5.0, 2.5]
+    assert out["reasons"].to_list()[:3] == ["NEGATIVE_PRICE"] * 3
+
+
 def test_any_three_letter_currency_code_is_read_and_mixed_currencies_are_warned() -> None:
     out, notes = price_column(["15.87 CHF", "CHF 2", "SEK 10.50", "12.5"])
     assert out["price"].to_list() == [15.87, 2.0, 10.5, 12.5]

@@ -574,8 +574,15 @@ def _cleaned_if_commas(raw: pl.Series) -> pl.Series | None:
 
 
 def _price_text(raw: pl.Series) -> pl.Series:
-    """Strip a price's spaces, currency sign or code and space thousands groups."""
-    text = raw.str.strip_chars().str.replace_all(_CURRENCY, "")
+    """Strip a price's spaces, currency sign or code and space thousands groups.
+
+    A sign before the currency mark stays with the number: ``-$3.00`` is ``-3.00``.
+    """
+    text = (
+        raw.str.strip_chars()
+        .str.replace(rf"^([-+])\s*{_CURRENCY_MARK}\s*", "${1}")
+        .str.replace_all(_CURRENCY, "")
+    )
     for _ in range(2):  # ``1 234 567``: each pass joins every other group
         text = text.str.replace_all(_SPACE_GROUP, "${1}${2}")
     return text
