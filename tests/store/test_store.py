@@ -84,6 +84,13 @@ def test_bad_url_is_a_store_error() -> None:
         get_engine("not a url")
 
 
+@pytest.mark.parametrize("url", ["", "  "])
+def test_an_empty_url_is_a_store_error_not_the_default_store(url: str) -> None:
+    # `clv ingest --db ""` silently wrote into CLV_DATABASE_URL's store
+    with pytest.raises(StoreError, match="the database URL is empty"):
+        get_engine(url)
+
+
 @pytest.mark.parametrize("url", ["postgres://u:p@localhost/shop", "postgres+psycopg://u@h/db"])
 def test_a_postgres_scheme_url_names_the_right_scheme(url: str) -> None:
     with pytest.raises(StoreError, match=r"PostgreSQL URLs start with postgresql\+psycopg://"):

@@ -92,6 +92,11 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
         When the URL is invalid, the database cannot be opened or migrated, or ``must_exist``
         and the SQLite file is missing.
     """
+    if url is not None and not url.strip():  # `--db ""`: a mistake, not a wish for the default
+        raise StoreError(
+            "the database URL is empty: give sqlite:///path.db or postgresql+psycopg://user:pass"
+            "@host/db, or leave --db out to use CLV_DATABASE_URL"
+        )
     url = url or get_settings().database_url
     try:
         parsed = make_url(url)
