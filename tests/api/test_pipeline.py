@@ -82,6 +82,22 @@ def test_pipeline_store_true_ingests_with_the_key(make_client, api_data) -> None
     assert stored.json()["stored"][0]["rows_loaded"] == 1
     assert table_counts(db)["transactions"] == before["transactions"] + 1
     assert client.get("/customers/99999").status_code == 200
+    # as CSV, the run id an undo needs comes in a header (the CSV has no room for the report)
+    again = late.replace("999003", "999013").replace(",99999,", ",99997,")
+    csv = _post(
+        client,
+        again.encode(),
+        params={"store": "true"},
+        headers={"X-API-Key": "k" * 16, "Accept": "text/csv"},
+    )
+    assert csv.status_code == 200 and csv.text.startswith("customer_id,")
+    run_id = int(csv.headers["X-Ingest-Run-Id"])
+    runs = client.get("/ingest-runs").json()["runs"]
+    assert runs[0]["run_id"] == run_id and runs[0]["rows_loaded"] == 1
+    assert (
+        "X-Ingest-Run-Id"
+        not in _post(client, late.encode(), headers={"Accept": "text/csv"}).headers
+    )
 
 
 def test_pipeline_store_true_reads_and_cleans_the_upload_once(

@@ -145,7 +145,7 @@ def create_app(
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Content-Type", "Accept", API_KEY_HEADER, "X-Request-ID"],
-        expose_headers=["X-Request-ID"],
+        expose_headers=["X-Request-ID", "X-Ingest-Run-Id"],
     )
     app.add_middleware(BodySizeLimit)
     app.add_middleware(RequestIdMiddleware)

@@ -96,10 +96,13 @@ def _run(
         stored = [for_the_client(services.store_cleaned(upload.path, result, state.engine), upload)]
         state.store.invalidate()
     if want_csv:
+        headers = {"Content-Disposition": 'attachment; filename="predictions.csv"'}
+        if stored:  # the CSV has no room for the report: the run id an undo needs goes here
+            headers[INGEST_RUN_HEADER] = ",".join(str(item.get("run_id")) for item in stored)
         return Response(
             services.predictions_csv(scored, horizon_days),
             media_type="text/csv",
-            headers={"Content-Disposition": 'attachment; filename="predictions.csv"'},
+            headers=headers,
         )
     return PipelineOut(
         report=report,
@@ -114,6 +117,10 @@ def _run(
         predictions=prediction_records(scored),  # type: ignore[arg-type]
         stored=stored,
     )
+
+
+#: Header of a ``text/csv`` answer to ``POST /pipeline?store=true``: the ingest run id(s).
+INGEST_RUN_HEADER = "X-Ingest-Run-Id"
 
 
 @router.post(
