@@ -271,3 +271,20 @@ def test_a_json_body_over_the_limit_is_413_before_it_is_parsed(
     assert "for a JSON body" in streamed.json()["detail"]
     small = client.post("/predict", json={"customer_ids": ["12347"]})
     assert small.status_code == 200, small.text
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("x" * 100, "a customer id has at most 64 characters, not 100"),
+        (" ", "a customer id cannot be blank"),
+        ("a\x00b", "a customer id cannot hold a NUL character"),
+    ],
+)
+def test_a_bad_customer_id_is_refused_in_words(client: TestClient, value: str, message: str):
+    # pydantic's own words were "at most 64 items" and a regular expression
+    response = client.post("/predict", json={"customer_ids": ["12347", value]})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "customer_ids", 1]
+    assert error["msg"] == f"Value error, {message}"

@@ -42,8 +42,27 @@ def _number_as_text(value: Any) -> Any:
     return str(value)
 
 
+def _readable_id(value: Any) -> Any:
+    """Refuse a blank, over-long or NUL-holding id in words.
+
+    The constraints below would say "at most 64 items" and quote a regular expression.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        raise ValueError("a customer id cannot be blank")
+    if len(text) > 64:
+        raise ValueError(f"a customer id has at most 64 characters, not {len(text):,}")
+    if "\x00" in text:
+        raise ValueError("a customer id cannot hold a NUL character")
+    return value
+
+
 CustomerId = Annotated[
     str,
+    # before-validators run last-declared first: the number becomes text, then is checked
+    BeforeValidator(_readable_id),
     BeforeValidator(_number_as_text),
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00]+$"),
     AfterValidator(normalise_customer_id),
