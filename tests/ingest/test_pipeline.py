@@ -550,6 +550,23 @@ def test_a_sheet_naming_three_required_columns_stops_the_ingest(tmp_path: Path) 
         clean_file(path)  # Feb names invoice, quantity and customer: a transaction sheet
 
 
+def test_a_returns_sheet_beside_the_orders_says_how_to_ingest_the_orders(
+    tmp_path: Path,
+) -> None:
+    # the error named only the missing column, with no way forward for the orders
+    returns = _orders(3).drop("Price").rename({"Description": "Reason"})
+    path = _workbook(tmp_path / "shop.xlsx", {"Orders": _orders(2), "Returns": returns})
+    with pytest.raises(SchemaError) as caught:
+        clean_file(path)
+    message = str(caught.value)
+    assert "required column 'price' is missing in shop.xlsx (sheet 'Returns')" in message
+    assert message.endswith(
+        "Sheet 'Orders' of shop.xlsx holds transactions; if sheet 'Returns' holds something "
+        "else (returns, stock...), a workbook's sheets are all read: save 'Orders' alone (as "
+        "CSV, or a workbook without 'Returns') and ingest that"
+    )
+
+
 def test_an_unquoted_comma_in_a_row_is_not_called_a_title(tmp_path: Path) -> None:
     from retail_clv.errors import InputFileError
 

@@ -310,14 +310,30 @@ def _usable_sheets(
     """
     usable: dict[int, tuple[int, dict[str, str], pl.DataFrame]] = {}
     skipped: list[_SkippedSheet] = []
+    failed: tuple[str, SchemaError] | None = None
     for index, sheet in enumerate(raw.sheets):
         try:
             usable[index] = _sheet_columns(sheet.frame, column_map, _sheet_where(raw, index))
         except SchemaError as exc:
             named = _transaction_fields(sheet.frame, column_map)
-            if len(raw.sheets) == 1 or named * 2 >= len(REQUIRED_FIELDS):
+            if len(raw.sheets) == 1:
                 raise
+            if named * 2 >= len(REQUIRED_FIELDS):
+                failed = failed or (str(sheet.name), exc)
+                continue
             skipped.append((str(sheet.name), sheet.frame.height, exc, named))
+    if failed is not None:
+        name, error = failed
+        if not usable:
+            raise error
+        # another sheet reads fine: this one may be no sales table at all (returns, stock)
+        readable = ", ".join(repr(str(raw.sheets[i].name)) for i in usable)
+        raise SchemaError(
+            f"{error}. Sheet {readable} of {raw.path.name} holds transactions; if sheet "
+            f"{name!r} holds something else (returns, stock...), a workbook's sheets are all "
+            f"read: save {readable} alone (as CSV, or a workbook without {name!r}) and ingest "
+            "that"
+        ) from error
     if not usable:  # no sheet holds transactions: the error of the closest one
         best = max(s[3] for s in skipped)
         closest = [s for s in skipped if s[3] == best]
