@@ -137,6 +137,10 @@ def test_the_mixed_reading_covers_cr_line_ends_a_bom_and_undefined_cp1252_bytes(
     data = "éé ok\néé ok\n".encode() + b"x\x81y\xe9\n"  # UTF-8 lines, then a cp1252 one
     got = _decode_mixed(tmp_path, data, None)
     assert got is not None and got.decode().splitlines()[2] == "x\x81yé"
+    # a few cp1252 lines with many accents among more UTF-8 lines with few: the lines vote
+    # (the first version compared bytes with characters and read the file whole as 8-bit)
+    few = "Café mug\n".encode() * 10 + "Crème brûlée à la rosé\n".encode("cp1252") * 3
+    assert _decode_mixed(tmp_path, few, None) is not None
     # an 8-bit file with one byte pair that happens to be UTF-8 is left to the 8-bit reading
     eight_bit = ("café crème\n" * 50 + "Ã©\n").encode("cp1252")
     assert _decode_mixed(tmp_path, eight_bit, None) is None
