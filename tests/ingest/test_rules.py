@@ -474,6 +474,9 @@ def test_thousands_separators_in_quantities_follow_the_price_column() -> None:
     # whole-number prices prove nothing: '1,000' may be one piece of a decimal-comma export
     unproven = column(price=["5", "12", "7"], quantity=["1,000", "2", "1 500"])
     assert unproven["quantity"].to_list() == [None, 2, 1500]
+    # a currency sign does not hide the proof
+    signed = column(price=["$3.50", "£2.10"], quantity=["1,200", "2"])
+    assert signed["quantity"].to_list() == [1200, 2]
 
 
 def test_quantities_in_a_decimal_comma_file() -> None:

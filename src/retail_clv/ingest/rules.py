@@ -862,7 +862,7 @@ def parse_and_validate(
         # quantity holds a comma to read
         cleaned is None
         and bool(raw["raw_quantity"].str.contains(",", literal=True).any())
-        and bool(raw["raw_price"].str.strip_chars().str.contains(_DOT_DECIMAL).any())
+        and bool(_price_text(raw["raw_price"]).str.contains(_DOT_DECIMAL).any())
     )
     quantity = _parse_quantity(raw["raw_quantity"], convention, dot_proven=dot_proven)
     price = _parse_price(raw["raw_price"], convention, cleaned)
