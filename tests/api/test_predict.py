@@ -271,6 +271,17 @@ def test_a_json_body_over_the_limit_is_413_before_it_is_parsed(
     assert "for a JSON body" in streamed.json()["detail"]
     small = client.post("/predict", json={"customer_ids": ["12347"]})
     assert small.status_code == 200, small.text
+    # a multipart content type does not lift the limit outside the upload routes
+    disguised = client.post(
+        "/predict", content=b"x" * 5000, headers={"Content-Type": "multipart/form-data; boundary=B"}
+    )
+    assert disguised.status_code == 413
+    # a browser sees the 413 with its CORS headers; bodiless methods are not counted
+    origin = {"Origin": "http://localhost:8501"}
+    cors = client.post("/predict", json=big, headers=origin)
+    assert cors.status_code == 413
+    assert cors.headers["access-control-allow-origin"] == "http://localhost:8501"
+    assert client.get("/health", headers={"Content-Length": "99999"}).status_code != 413
 
 
 @pytest.mark.parametrize(

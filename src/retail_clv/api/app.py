@@ -137,9 +137,10 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    # Last added is outermost: request id -> body size limit -> CORS -> prediction fast path
+    # Last added is outermost: request id -> CORS -> body size limit -> prediction fast path
     # -> FastAPI.
     app.add_middleware(PredictionFastPath)
+    app.add_middleware(BodySizeLimit)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
@@ -147,7 +148,6 @@ def create_app(
         allow_headers=["Content-Type", "Accept", API_KEY_HEADER, "X-Request-ID"],
         expose_headers=["X-Request-ID", "X-Ingest-Run-Id"],
     )
-    app.add_middleware(BodySizeLimit)
     app.add_middleware(RequestIdMiddleware)
     for module in (
         health,

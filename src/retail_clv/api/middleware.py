@@ -278,12 +278,22 @@ async def _send_413(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+#: Routes whose body is a multipart upload, bounded by ``CLV_MAX_UPLOAD_MB`` as it streams to
+#: disk (``api/uploads.py``), which also answers a body that is not multipart (415).
+UPLOAD_PATHS = frozenset({"/pipeline", "/ingest"})
+#: Methods whose body the API reads.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
 class BodySizeLimit:
-    """Refuse (413) a non-multipart request body larger than :data:`MAX_JSON_BODY_BYTES`.
+    """Refuse (413) a request body larger than :data:`MAX_JSON_BODY_BYTES` (uploads aside).
 
     Checked on ``Content-Length`` before anything is read (a client announcing 300 MB is answered
     at once instead of waited for), then while the body arrives (chunked requests). Without it a
     250 MB JSON body was read whole and parsed, about 0.5 GB of server memory, before a 422.
+    Only ``POST``/``PUT``/``PATCH`` bodies outside :data:`UPLOAD_PATHS` are counted, whatever
+    their content type (a ``multipart`` type on ``/predict`` does not lift the limit). Added
+    inside the CORS middleware, so a browser sees the 413 with its CORS headers.
 
     Parameters
     ----------
@@ -298,15 +308,17 @@ class BodySizeLimit:
         self.limit = MAX_JSON_BODY_BYTES if limit is None else limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass a request through with its body counted (HTTP, not multipart, only)."""
-        if scope["type"] != "http":
+        """Pass a request through with its body counted (HTTP bodies outside uploads only)."""
+        if (
+            scope["type"] != "http"
+            or scope.get("method") not in _BODY_METHODS
+            or scope.get("path") in UPLOAD_PATHS
+        ):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers", ()))
-        if headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
-            await self.app(scope, receive, send)
-            return
-        declared = headers.get(b"content-length", b"").strip()
+        declared = next(
+            (value for name, value in scope.get("headers", ()) if name == b"content-length"), b""
+        ).strip()
         if declared.isdigit() and int(declared) > self.limit:
             await _send_413(send, self.limit)
             return
