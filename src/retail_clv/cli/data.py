@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,17 @@ from retail_clv.cli.base import app, console, err_console, progress_bar
 
 if TYPE_CHECKING:
     from retail_clv.ingest.pipeline import IngestReport
+
+
+def _shown_url(url: str) -> str:
+    """Return a store URL as it may be printed: its password, if any, as ``***``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 def _bad_date_hint(report: IngestReport) -> str | None:
@@ -130,6 +142,9 @@ def ingest(
                 column_map=column_map,
                 progress=lambda m, f: on_progress(f, m),
                 day_first=True if day_first else None,
+                # a store given with --db must be named again, or the undo hits the default one
+                undo_command="clv undo-ingest {run_id}"
+                + (f" --db {shlex.quote(_shown_url(db))}" if db else ""),
             )
         finally:
             engine.dispose()

@@ -1084,6 +1084,7 @@ def ingest_files(
     progress: bool | ProgressCallback = True,
     *,
     day_first: bool | None = None,
+    undo_command: str = "clv undo-ingest {run_id}",
 ) -> list[IngestReport]:
     """Check every file, then clean and store them, one database transaction per file.
 
@@ -1107,6 +1108,9 @@ def ingest_files(
         ``True`` logs each step; a callable receives ``(message, fraction_done)``.
     day_first : bool, optional
         Force the order of slash dates in every file; ``None`` (default) decides per column.
+    undo_command : str, default ``"clv undo-ingest {run_id}"``
+        How a failure of a later file names the command taking an earlier file's run out again
+        (the caller adds its store option, e.g. ``--db``).
 
     Returns
     -------
@@ -1162,7 +1166,7 @@ def ingest_files(
         except RetailClvError as exc:
             if not reports:
                 raise
-            message = f"{exc}. {_stored_before(reports)}"
+            message = f"{exc}. {_stored_before(reports, undo_command)}"
             try:
                 wrapped = type(exc)(message)
             except TypeError:  # an error class with other arguments
@@ -1172,10 +1176,10 @@ def ingest_files(
     return reports
 
 
-def _stored_before(reports: list[IngestReport]) -> str:
+def _stored_before(reports: list[IngestReport], undo_command: str) -> str:
     """Name the files an interrupted multi-file ingest had already stored, and how to undo."""
     runs = ", ".join(f"{r.source_file} (ingest run {r.run_id})" for r in reports)
-    newest_first = " and ".join(f"clv undo-ingest {r.run_id}" for r in reversed(reports))
+    newest_first = " and ".join(undo_command.format(run_id=r.run_id) for r in reversed(reports))
     return (
         f"Stored before this file, and kept: {runs}; fix this file and ingest it alone, or "
         f"take those out again with {newest_first}"
