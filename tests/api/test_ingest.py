@@ -99,6 +99,47 @@ def test_an_ingest_without_any_valid_purchase_line_says_so(empty_client: TestCli
     )
 
 
+def test_month_first_query_and_the_api_wording_of_its_remedy(empty_client: TestClient) -> None:
+    content = (
+        b"Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        b"5001,85048,LIGHT,2,01/03/2010 10:00,3.5,4242,United Kingdom\n"
+        b"5002,85048,LIGHT,2,03/03/2010 10:00,3.5,4242,United Kingdom\n"
+    )
+    decided = empty_client.post("/ingest", files={"file": ("a.csv", content)})
+    [report] = decided.json()["reports"]
+    assert report["date_min"].startswith("2010-03-01")  # the compact reading: day-first
+    [warning] = [w for w in report["warnings"] if "read day-first" in w]
+    assert warning.endswith(
+        "send it again with the query parameter month_first=true (if its rows were stored, "
+        "undo that ingest run first: POST /ingest-runs/RUN_ID/undo)"
+    )
+    forced = empty_client.post(
+        "/ingest",
+        files={"file": ("b.csv", content.replace(b"500", b"600"))},
+        params={"month_first": "true"},
+    )
+    assert forced.json()["reports"][0]["date_min"].startswith("2010-01-03")
+    both = empty_client.post(
+        "/ingest",
+        files={"file": ("c.csv", content)},
+        params={"month_first": "true", "day_first": "true"},
+    )
+    assert both.status_code == 422
+    assert both.json()["detail"] == "Send day_first=true or month_first=true, not both"
+
+
+def test_the_no_purchase_warning_names_the_file_as_the_client_sent_it(
+    empty_client: TestClient,
+) -> None:
+    content = (
+        b"Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        b"5001,85048,LIGHT,2,2010-03-02 10:00,0,4242,United Kingdom\n"
+    )
+    response = empty_client.post("/ingest", files={"file": ("März export (1).csv", content)})
+    [report] = response.json()["reports"]
+    assert "no valid purchase line was loaded from März export (1).csv" in report["warnings"][-1]
+
+
 def test_a_refused_upload_touches_neither_the_store_nor_its_cache(
     empty_client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

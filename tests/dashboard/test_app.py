@@ -227,6 +227,15 @@ def test_backend_timeout_is_reported(api: respx.MockRouter) -> None:
     assert any("did not answer in time" in m for m in texts(at.main.error))
 
 
+def test_an_api_that_never_takes_the_connection_is_unreachable_not_slow(
+    api: respx.MockRouter,
+) -> None:
+    api.get("/ready").mock(side_effect=httpx.ConnectTimeout("no answer to SYN"))
+    at = new_app().run()
+    assert any("clv serve" in t for t in texts(at.sidebar.error))
+    assert not any(t.startswith("API slow") for t in texts(at.sidebar.warning))
+
+
 def test_a_slow_api_is_not_called_unreachable_in_the_sidebar(api: respx.MockRouter) -> None:
     api.get("/ready").mock(side_effect=httpx.ReadTimeout("slow"))
     at = new_app().run()

@@ -341,3 +341,23 @@ def test_the_report_names_the_column_read_for_each_field(tmp_path: Path, capsys)
     with engine.connect() as conn:  # two people with one name stay two customers
         assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar() == 2
     engine.dispose()
+
+
+def test_month_first_forces_the_reading_the_compact_rule_would_not_take(
+    tmp_path: Path, capsys
+) -> None:
+    lines = [  # 2 days apart day-first, 59 month-first: read day-first unless told
+        VALID.replace("2009-12-01 07:45:00", "01/03/2010 10:00"),
+        VALID.replace("2009-12-01 07:45:00", "03/03/2010 10:00").replace("489434", "489435"),
+    ]
+    path = write_csv(tmp_path / "us.csv", lines)
+    db = tmp_path / "m.db"
+    assert run_app(["ingest", str(path), "--month-first", "--db", f"sqlite:///{db}"]) == 0
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        first = conn.execute(sa.text("SELECT min(invoice_date) FROM transactions")).scalar()
+    engine.dispose()
+    assert str(first).startswith("2010-01-03 10:00")
+    both = ["ingest", str(path), "--month-first", "--day-first", "--db", f"sqlite:///{db}"]
+    assert run_app(both) == 2
+    assert "give --day-first or --month-first, not both" in capsys.readouterr().err

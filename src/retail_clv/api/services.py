@@ -66,15 +66,17 @@ def column_map(options: Sequence[str] | None) -> dict[str, str] | None:
     return parse_column_options(options)
 
 
-def clean_file(path: Path, columns: dict[str, str] | None = None, day_first: bool = False) -> Any:
+def clean_file(
+    path: Path, columns: dict[str, str] | None = None, day_first: bool | None = None
+) -> Any:
     """Read and clean one file without touching the store (``ingest.pipeline.clean_file``).
 
-    ``day_first`` forces slash dates day-first (``clv ingest --day-first``); otherwise the
-    order is decided per column.
+    ``day_first`` forces slash dates day-first (True, ``clv ingest --day-first``) or
+    month-first (False, ``--month-first``); None decides per column.
     """
     from retail_clv.ingest.pipeline import clean_file as _clean_file
 
-    return _clean_file(path, columns, day_first=True if day_first else None)
+    return _clean_file(path, columns, day_first=day_first)
 
 
 def check_file(path: Path, columns: dict[str, str] | None = None) -> CheckedFiles:
@@ -88,9 +90,12 @@ def ingest_file(
     path: Path | CheckedFiles,
     engine: sa.Engine,
     columns: dict[str, str] | None = None,
-    day_first: bool = False,
+    day_first: bool | None = None,
 ) -> list[dict[str, Any]]:
-    """Ingest one file (or the file ``check_file`` checked) into the store; reports as dicts."""
+    """Ingest one file (or the file ``check_file`` checked) into the store; reports as dicts.
+
+    ``day_first`` as for :func:`clean_file`.
+    """
     from retail_clv.ingest.pipeline import CheckedFiles, ingest_files
 
     reports = ingest_files(
@@ -98,7 +103,8 @@ def ingest_file(
         engine,
         column_map=columns,
         progress=False,
-        day_first=True if day_first else None,
+        day_first=day_first,
+        # the API's wording turns the CLI command into POST /ingest-runs/RUN_ID/undo
     )
     return [_with_no_purchase_warning(report) for report in reports]
 

@@ -103,8 +103,15 @@ def ingest(
         False,
         "--day-first",
         help="Read slash and dashed dates day-first (01/03/2010 or 01-03-2010 = 1 March) in "
-        "every file, instead of deciding per column (month-first unless a value such as "
-        "25/12/2010 proves day-first).",
+        "every file, instead of deciding per column (a value such as 25/12/2010 proves "
+        "day-first, 12/25/2010 month-first; without one, the reading that keeps the dates "
+        "closer together, else month-first).",
+    ),
+    month_first: bool = typer.Option(
+        False,
+        "--month-first",
+        help="Read slash and dashed dates month-first (01/03/2010 = 3 January) in every file, "
+        "instead of deciding per column.",
     ),
 ) -> None:
     """Read raw transaction files, validate every row, and store them (idempotent).
@@ -127,6 +134,8 @@ def ingest(
     from retail_clv.ingest.pipeline import check_files, ingest_files
     from retail_clv.store.db import get_engine
 
+    if day_first and month_first:
+        raise typer.BadParameter("give --day-first or --month-first, not both")
     column_map = parse_column_options(column)
     with progress_bar(transient=True) as on_progress:
         # every file before the store is created or opened: a bad one stores nothing
@@ -141,7 +150,7 @@ def ingest(
                 engine,
                 column_map=column_map,
                 progress=lambda m, f: on_progress(f, m),
-                day_first=True if day_first else None,
+                day_first=True if day_first else (False if month_first else None),
                 # a store given with --db must be named again, or the undo hits the default one
                 undo_command="clv undo-ingest {run_id}"
                 + (f" --db {shlex.quote(_shown_url(db))}" if db else ""),

@@ -172,6 +172,12 @@ class ApiClient:
         try:
             with httpx.Client(timeout=timeout or self.timeout, transport=self._transport) as http:
                 response = http.request(method, url, headers=headers, **kwargs)
+        except httpx.ConnectTimeout as exc:  # never took the connection: down, not busy
+            logger.warning("%s %s: connection timed out: %s", method, url, exc)
+            raise BackendUnavailableError(
+                f"Cannot reach the retail-clv API at {self.base_url}.",
+                hint=self._unavailable_hint(),
+            ) from exc
         except httpx.TimeoutException as exc:
             logger.warning("%s %s timed out: %s", method, url, exc)
             raise BackendTimeoutError(

@@ -328,12 +328,22 @@ def parse_dates(
 COMPACT_FACTOR = 3
 
 
+#: The share of rows at each end a span leaves out, so one stray date cannot decide it.
+_SPAN_TAIL = 0.05
+
+
 def _span_days(dates: pl.Series) -> int:
-    """Days from the first to the last date (0 without dates)."""
-    first, last = dates.min(), dates.max()
-    if not isinstance(first, dt.datetime) or not isinstance(last, dt.datetime):
+    """Days between the 5th and the 95th percentile of the rows' dates (0 without dates).
+
+    Row-weighted, so a single mistyped line among thousands of the first twelve days of a
+    month does not stretch the span of the right reading (with first-to-last it did).
+    """
+    days = dates.drop_nulls().dt.date().cast(pl.Int32)
+    if days.is_empty():
         return 0
-    return (last - first).days
+    low = days.quantile(_SPAN_TAIL, interpolation="nearest")
+    high = days.quantile(1.0 - _SPAN_TAIL, interpolation="nearest")
+    return int(high - low) if low is not None and high is not None else 0
 
 
 def _note_date_order(
@@ -374,10 +384,10 @@ def _note_date_order(
         notes.append(
             f"{ambiguous:,} {kind} dates could be read day-first or month-first (no part above "
             f"12, e.g. {example!r}); they were read day-first ({example!r} = {read_as:%Y-%m-%d}),"
-            f" the reading that keeps the file's dates together ({span_day:,} days from first "
-            f"to last, against {span_month:,} month-first). If the export writes the month "
-            "first, undo this ingest run (clv undo-ingest with the run id of the report) and "
-            "ingest it again with its dates written as YYYY-MM-DD"
+            f" the reading that keeps the file's dates together (90% of the rows within "
+            f"{span_day:,} days, against {span_month:,} month-first). If the export writes the "
+            "month first, undo this ingest run (clv undo-ingest with the run id of the report) "
+            "and ingest it again with --month-first"
         )
         return
     read_as = month_first.filter(differ)[0]

@@ -13,6 +13,8 @@ from retail_clv.api.routes.uploads_common import (
     UPLOAD_ERRORS,
     ColumnQuery,
     DayFirstQuery,
+    MonthFirstQuery,
+    date_order,
     for_the_client,
     worded_for_the_client,
 )
@@ -34,12 +36,14 @@ async def ingest(
     state: StateDep,
     column: ColumnQuery = None,
     day_first: DayFirstQuery = False,
+    month_first: MonthFirstQuery = False,
 ) -> IngestOut:
     """Validate, clean and load an uploaded file into the store; return its ingest reports.
 
     Ingestion is idempotent: rows already stored count as duplicates. Requires the API key when
     ``CLV_API_KEY`` is set.
     """
+    order = date_order(day_first, month_first)
     with worded_for_the_client():
         columns = services.column_map(column)
     upload = await receive_upload(request, state.settings.max_upload_mb * 1_000_000)
@@ -49,7 +53,7 @@ async def ingest(
             checked = await run_in_threadpool(services.check_file, upload.path, columns)
             try:
                 reports = await run_in_threadpool(
-                    services.ingest_file, checked, state.engine, columns, day_first
+                    services.ingest_file, checked, state.engine, columns, order
                 )
             finally:
                 state.store.invalidate()

@@ -26,6 +26,8 @@ from retail_clv.api.routes.uploads_common import (
     UPLOAD_ERRORS,
     ColumnQuery,
     DayFirstQuery,
+    MonthFirstQuery,
+    date_order,
     for_the_client,
     prefers_csv,
     worded_for_the_client,
@@ -63,7 +65,7 @@ def _run(
     store: bool,
     want_csv: bool,
     columns: dict[str, str] | None,
-    day_first: bool,
+    day_first: bool | None,
 ) -> PipelineOut | Response:
     result = services.clean_file(upload.path, columns, day_first=day_first)
     report = result.report.to_dict()
@@ -146,6 +148,7 @@ async def pipeline(
     ] = False,
     column: ColumnQuery = None,
     day_first: DayFirstQuery = False,
+    month_first: MonthFirstQuery = False,
 ) -> PipelineOut | Response:
     """Clean, featurise and score an uploaded raw transaction log with both models.
 
@@ -156,6 +159,7 @@ async def pipeline(
     """
     if store:
         await check_api_key(state, request.headers.get(API_KEY_HEADER))
+    order = date_order(day_first, month_first)
     bundle = state.require_bundle()
     with worded_for_the_client():
         columns = services.column_map(column)
@@ -164,7 +168,7 @@ async def pipeline(
     try:
         with worded_for_the_client(upload):
             return await run_in_threadpool(
-                _run, state, bundle, upload, store, want_csv, columns, day_first
+                _run, state, bundle, upload, store, want_csv, columns, order
             )
     finally:
         upload.cleanup()

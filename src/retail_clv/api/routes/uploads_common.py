@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import HTTPException, Query
 
 from retail_clv.api.schemas import ErrorOut
 from retail_clv.api.uploads import SavedUpload
@@ -28,10 +28,34 @@ DayFirstQuery = Annotated[
     bool,
     Query(
         description="Read slash and dashed dates day-first (01/03/2010 or 01-03-2010 = 1 March) "
-        "instead of deciding per column (month-first unless a value such as 25/12/2010 proves "
-        "day-first)"
+        "instead of deciding per column (a value such as 25/12/2010 proves day-first, "
+        "12/25/2010 month-first; without one, the reading that keeps the dates closer "
+        "together, else month-first)"
     ),
 ]
+#: ``?month_first=true``: read slash dates month-first, like ``clv ingest --month-first``.
+MonthFirstQuery = Annotated[
+    bool,
+    Query(
+        description="Read slash and dashed dates month-first (01/03/2010 = 3 January) instead "
+        "of deciding per column"
+    ),
+]
+
+
+def date_order(day_first: bool, month_first: bool) -> bool | None:
+    """Return the forced order of slash dates (True day-first, False month-first, None: decide).
+
+    Raises
+    ------
+    fastapi.HTTPException
+        422 when both are asked for.
+    """
+    if day_first and month_first:
+        raise HTTPException(
+            status_code=422, detail="Send day_first=true or month_first=true, not both"
+        )
+    return True if day_first else (False if month_first else None)
 
 
 #: The core's messages name CLI options; an upload's client sets query parameters instead.
@@ -51,12 +75,13 @@ _API_WORDING: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]
     (
         re.compile(
             r"undo this ingest run \(clv undo-ingest with the run id of the report\) and "
-            r"ingest it again with --day-first"
+            r"ingest it again with --(day|month)-first"
         ),
-        "send it again with the query parameter day_first=true (if its rows were stored, "
+        r"send it again with the query parameter \1_first=true (if its rows were stored, "
         "undo that ingest run first: POST /ingest-runs/RUN_ID/undo)",
     ),
     (re.compile(r"--day-first\b"), "the query parameter day_first=true"),
+    (re.compile(r"--month-first\b"), "the query parameter month_first=true"),
     (
         re.compile(r"undo that ingest run first: clv undo-ingest\)"),
         "undo that ingest run first: POST /ingest-runs/RUN_ID/undo)",
@@ -90,6 +115,8 @@ def api_wording(message: str, upload: SavedUpload | None = None) -> str:
     if upload is not None:
         message = message.replace(str(upload.path), upload.original_name)
         message = message.replace(str(upload.folder), "(upload)")
+        # the report's own name of the file is the server copy's, sanitised ("M_rz.csv")
+        message = message.replace(upload.path.name, upload.original_name)
     for pattern, replacement in _API_WORDING:
         message = pattern.sub(replacement, message)
     return message

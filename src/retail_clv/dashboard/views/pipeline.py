@@ -41,6 +41,10 @@ _PAGE_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"the query parameter column=(\w+)=<column name>"), r"a column named '\1'"),
     (re.compile(r"the query parameter day_first=true"), "the *Day-first dates* switch"),
     (
+        re.compile(r"the query parameter month_first=true"),
+        "its dates written as YYYY-MM-DD (this page has no month-first switch)",
+    ),
+    (
         re.compile(r"undo that ingest run first: POST /ingest-runs/RUN_ID/undo\)"),
         "undo that upload first with its *Undo this upload* button)",
     ),
