@@ -104,7 +104,6 @@ def ingest_file(
         column_map=columns,
         progress=False,
         day_first=day_first,
-        # the API's wording turns the CLI command into POST /ingest-runs/RUN_ID/undo
     )
     return [_with_no_purchase_warning(report) for report in reports]
 
