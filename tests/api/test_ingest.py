@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 from tests.api.conftest import db_path_of, table_counts
 
 SECRET = "s3cret-key-for-tests"
+HEADER = b"Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
 
 
 def test_ingest_loads_the_file_and_reports(empty_client: TestClient, api_store) -> None:
@@ -68,10 +69,7 @@ def test_reads_stay_open_when_a_key_is_set(make_client) -> None:
 
 
 def test_ingest_day_first_query_stores_day_first_dates(empty_client: TestClient) -> None:
-    content = (
-        b"Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
-        b"5001,85048,LIGHT,2,02/03/2010 10:00,3.5,4242,United Kingdom\n"
-    )
+    content = HEADER + b"5001,85048,LIGHT,2,02/03/2010 10:00,3.5,4242,United Kingdom\n"
     response = empty_client.post(
         "/ingest", files={"file": ("d.csv", content)}, params={"day_first": "true"}
     )
@@ -84,8 +82,7 @@ def test_ingest_day_first_query_stores_day_first_dates(empty_client: TestClient)
 def test_an_ingest_without_any_valid_purchase_line_says_so(empty_client: TestClient) -> None:
     # the CLI exits 1 for such a file; the API answered 200 with no warning at all
     content = (
-        b"Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
-        b"5001,85048,LIGHT,2,2010-03-02 10:00,0,4242,United Kingdom\n"
+        HEADER + b"5001,85048,LIGHT,2,2010-03-02 10:00,0,4242,United Kingdom\n"
         b"5002,85048,LIGHT,-1,2010-03-02 10:00,3.5,,United Kingdom\n"
     )
     response = empty_client.post("/ingest", files={"file": ("none_valid.csv", content)})
@@ -101,8 +98,7 @@ def test_an_ingest_without_any_valid_purchase_line_says_so(empty_client: TestCli
 
 def test_month_first_query_and_the_api_wording_of_its_remedy(empty_client: TestClient) -> None:
     content = (
-        b"Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
-        b"5001,85048,LIGHT,2,01/03/2010 10:00,3.5,4242,United Kingdom\n"
+        HEADER + b"5001,85048,LIGHT,2,01/03/2010 10:00,3.5,4242,United Kingdom\n"
         b"5002,85048,LIGHT,2,03/03/2010 10:00,3.5,4242,United Kingdom\n"
     )
     decided = empty_client.post("/ingest", files={"file": ("a.csv", content)})
@@ -131,10 +127,7 @@ def test_month_first_query_and_the_api_wording_of_its_remedy(empty_client: TestC
 def test_the_no_purchase_warning_names_the_file_as_the_client_sent_it(
     empty_client: TestClient,
 ) -> None:
-    content = (
-        b"Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
-        b"5001,85048,LIGHT,2,2010-03-02 10:00,0,4242,United Kingdom\n"
-    )
+    content = HEADER + b"5001,85048,LIGHT,2,2010-03-02 10:00,0,4242,United Kingdom\n"
     response = empty_client.post("/ingest", files={"file": ("März export (1).csv", content)})
     [report] = response.json()["reports"]
     assert "no valid purchase line was loaded from März export (1).csv" in report["warnings"][-1]

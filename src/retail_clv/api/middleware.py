@@ -27,6 +27,18 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _HEADER = b"x-request-id"
 
 
+def json_start(status: int, body: bytes) -> Message:
+    """Return the ASGI ``http.response.start`` message of a JSON ``body``."""
+    return {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+
+
 def current_request_id() -> str:
     """Return the id of the request being handled (``"-"`` outside a request)."""
     return _REQUEST_ID.get()
@@ -87,16 +99,7 @@ class RequestIdMiddleware:
             body = json.dumps(
                 {"detail": f"Internal server error; quote request id {request_id} in reports"}
             ).encode()
-            await send_with_id(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
+            await send_with_id(json_start(500, body))
             await send({"type": "http.response.body", "body": body})
             return
         finally:
@@ -235,16 +238,7 @@ class PredictionFastPath:
                 if state is not None and 0 < len(customer_id) <= 64 and "/" not in customer_id:
                     body = state.predictions.get(customer_id)
                     if body is not None:
-                        await send(
-                            {
-                                "type": "http.response.start",
-                                "status": 200,
-                                "headers": [
-                                    (b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode()),
-                                ],
-                            }
-                        )
+                        await send(json_start(200, body))
                         await send({"type": "http.response.body", "body": body})
                         return
         await self.app(scope, receive, send)
@@ -265,16 +259,7 @@ def _too_large(limit: int) -> str:
 
 async def _send_413(send: Send, limit: int) -> None:
     body = json.dumps({"detail": _too_large(limit)}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    await send(json_start(413, body))
     await send({"type": "http.response.body", "body": body})
 
 
