@@ -361,3 +361,25 @@ def test_month_first_forces_the_reading_the_compact_rule_would_not_take(
     both = ["ingest", str(path), "--month-first", "--day-first", "--db", f"sqlite:///{db}"]
     assert run_app(both) == 2
     assert "give --day-first or --month-first, not both" in capsys.readouterr().err
+
+
+def test_sheet_reads_only_the_chosen_sheet_of_a_workbook(tmp_path: Path, capsys) -> None:
+    # a 'Returns' sheet that names most required columns stopped the whole workbook, and no
+    # option could leave it out
+    from tests.ingest.test_pipeline import _orders, _workbook
+
+    returns = _orders(3).drop("Price").rename({"Description": "Reason"})
+    path = _workbook(tmp_path / "shop.xlsx", {"Orders": _orders(2), "Returns": returns})
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    assert run_app(["ingest", str(path), "--db", db]) == 1  # refused as before, with the hint
+    assert "clv ingest --sheet 'Orders'" in " ".join(capsys.readouterr().err.split())
+    assert run_app(["ingest", str(path), "--sheet", "Orders", "--db", db]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "sheet 'Returns' (3 rows) was skipped, not read as transactions: not chosen with "
+        "--sheet" in out
+    )
+    engine = sa.create_engine(db)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM transactions")).scalar() == 2
+    engine.dispose()

@@ -562,9 +562,33 @@ def test_a_returns_sheet_beside_the_orders_says_how_to_ingest_the_orders(
     assert "required column 'price' is missing in shop.xlsx (sheet 'Returns')" in message
     assert message.endswith(
         "Sheet 'Orders' of shop.xlsx holds transactions; if sheet 'Returns' holds something "
-        "else (returns, stock...), a workbook's sheets are all read: save 'Orders' alone (as "
-        "CSV, or a workbook without 'Returns') and ingest that"
+        "else (returns, stock...), ingest only the sheets of transactions (clv ingest --sheet "
+        "'Orders'), or save them alone as CSV and ingest that"
     )
+    # choosing the sheet reads the orders and says what was left out
+    report = clean_file(path, sheets=["Orders"]).report
+    assert (report.rows_loaded, report.sheet) == (2, "Orders")
+    assert report.warnings[-1].startswith(
+        "sheet 'Returns' (3 rows) was skipped, not read as transactions: not chosen with --sheet"
+    )
+
+
+def test_a_sheet_choice_names_what_is_not_there(tmp_path: Path, csv_file) -> None:
+    from retail_clv.errors import InputFileError
+
+    path = _workbook(tmp_path / "shop.xlsx", {"Orders": _orders(2), "Notes": _orders(1)})
+    with pytest.raises(
+        InputFileError, match="no sheet 'Order' in shop.xlsx; its sheets: 'Orders', 'Notes'"
+    ):
+        clean_file(path, sheets=["Order"])
+    with pytest.raises(InputFileError, match="without sheets: --sheet applies to Excel"):
+        clean_file(csv_file([VALID]), sheets=["Orders"])
+    # a chosen sheet with a column problem stops the file, as a single sheet does
+    broken = _workbook(
+        tmp_path / "b.xlsx", {"Orders": _orders(2).drop("Price"), "Other": _orders(1)}
+    )
+    with pytest.raises(SchemaError, match=r"'price' is missing in b.xlsx \(sheet 'Orders'\)"):
+        clean_file(broken, sheets=["Orders"])
 
 
 def test_an_unquoted_comma_in_a_row_is_not_called_a_title(tmp_path: Path) -> None:

@@ -113,6 +113,12 @@ def ingest(
         help="Read slash and dashed dates month-first (01/03/2010 = 3 January) in every file, "
         "instead of deciding per column.",
     ),
+    sheet: list[str] = typer.Option(
+        [],
+        "--sheet",
+        help="Read only this sheet of each Excel workbook (repeatable); default: every sheet "
+        "that holds transactions.",
+    ),
 ) -> None:
     """Read raw transaction files, validate every row, and store them (idempotent).
 
@@ -140,7 +146,10 @@ def ingest(
     with progress_bar(transient=True) as on_progress:
         # every file before the store is created or opened: a bad one stores nothing
         checked = check_files(
-            paths, column_map, on_file=lambda path: on_progress(0.0, f"checking {path.name}")
+            paths,
+            column_map,
+            on_file=lambda path: on_progress(0.0, f"checking {path.name}"),
+            sheets=sheet,
         )
         engine = get_engine(db)
         try:
@@ -154,6 +163,7 @@ def ingest(
                 # a store given with --db must be named again, or the undo hits the default one
                 undo_command="clv undo-ingest {run_id}"
                 + (f" --db {shlex.quote(_shown_url(db))}" if db else ""),
+                sheets=sheet,
             )
         finally:
             engine.dispose()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -285,9 +285,12 @@ _SkippedSheet = tuple[str, int, SchemaError, int]
 
 
 def _usable_sheets(
-    raw: RawFile, column_map: Mapping[str, str] | None
+    raw: RawFile, column_map: Mapping[str, str] | None, sheets: Sequence[str] = ()
 ) -> tuple[dict[int, tuple[int, dict[str, str], pl.DataFrame]], list[_SkippedSheet]]:
     """Choose the sheets of ``raw`` read as transactions, and resolve their columns.
+
+    ``sheets`` (``clv ingest --sheet``) names the sheets of a workbook to read; the others are
+    not looked at (each is listed among the skipped ones). Empty: every sheet.
 
     Only a sheet that is no transaction table (it names at most two of the six required
     columns: a summary, notes) is skipped; a transaction sheet with a column problem stops the
@@ -311,12 +314,15 @@ def _usable_sheets(
     usable: dict[int, tuple[int, dict[str, str], pl.DataFrame]] = {}
     skipped: list[_SkippedSheet] = []
     failed: tuple[str, SchemaError] | None = None
+    chosen = _chosen_sheets(raw, sheets)
     for index, sheet in enumerate(raw.sheets):
+        if index not in chosen:
+            continue
         try:
             usable[index] = _sheet_columns(sheet.frame, column_map, _sheet_where(raw, index))
         except SchemaError as exc:
             named = _transaction_fields(sheet.frame, column_map)
-            if len(raw.sheets) == 1:
+            if len(chosen) == 1:
                 raise
             if named * 2 >= len(REQUIRED_FIELDS):
                 failed = failed or (str(sheet.name), exc)
@@ -330,9 +336,9 @@ def _usable_sheets(
         readable = ", ".join(repr(str(raw.sheets[i].name)) for i in usable)
         raise SchemaError(
             f"{error}. Sheet {readable} of {raw.path.name} holds transactions; if sheet "
-            f"{name!r} holds something else (returns, stock...), a workbook's sheets are all "
-            f"read: save {readable} alone (as CSV, or a workbook without {name!r}) and ingest "
-            "that"
+            f"{name!r} holds something else (returns, stock...), ingest only the sheets of "
+            f"transactions (clv ingest --sheet {readable}), or save them alone as CSV and "
+            "ingest that"
         ) from error
     if not usable:  # no sheet holds transactions: the error of the closest one
         best = max(s[3] for s in skipped)
@@ -345,7 +351,38 @@ def _usable_sheets(
             f"{', '.join(repr(s[0]) for s in closest)} each name {best} of the "
             f"{len(REQUIRED_FIELDS)} required columns. The first of them: {closest[0][2]}"
         )
+    skipped.extend(
+        (str(sheet.name), sheet.frame.height, SchemaError("not chosen with --sheet"), 0)
+        for index, sheet in enumerate(raw.sheets)
+        if index not in chosen
+    )
     return usable, skipped
+
+
+def _chosen_sheets(raw: RawFile, sheets: Sequence[str]) -> set[int]:
+    """Return the indices of the sheets to read: those named in ``sheets``, else all.
+
+    Raises
+    ------
+    InputFileError
+        When ``sheets`` names a sheet the workbook lacks, or the file has no sheets (CSV,
+        Parquet).
+    """
+    if not sheets:
+        return set(range(len(raw.sheets)))
+    names = [sheet.name for sheet in raw.sheets]
+    if names == [None]:
+        raise InputFileError(
+            f"{raw.path.name} is a {raw.file_format} file, without sheets: --sheet applies to "
+            "Excel workbooks (ingest this file without it, in a command of its own)"
+        )
+    missing = [name for name in sheets if name not in names]
+    if missing:
+        raise InputFileError(
+            f"no sheet {', '.join(repr(n) for n in missing)} in {raw.path.name}; its sheets: "
+            f"{', '.join(repr(str(n)) for n in names)}"
+        )
+    return {index for index, name in enumerate(names) if name in sheets}
 
 
 def _sheet_frame(
@@ -731,6 +768,7 @@ def clean_file(
     on_step: Callable[[str], None] | None = None,
     day_first: bool | None = None,
     raw: RawFile | None = None,
+    sheets: Sequence[str] = (),
 ) -> CleanResult:
     """Read and validate one file, every sheet of a workbook, without touching any database.
 
@@ -747,6 +785,8 @@ def clean_file(
     raw : RawFile, optional
         ``path`` as :func:`~retail_clv.ingest.readers.read_raw` already read it (kept by
         :func:`check_files`), so that it is not read again; it is used up (its sheets change).
+    sheets : sequence of str, optional
+        The sheets of a workbook to read (``clv ingest --sheet``); empty: every sheet.
 
     Returns
     -------
@@ -761,7 +801,9 @@ def clean_file(
     SchemaError
         When a required column is missing or the mapping names an unknown column.
     """
-    return _clean_file_owned(path, column_map, [raw], on_step=on_step, day_first=day_first)
+    return _clean_file_owned(
+        path, column_map, [raw], on_step=on_step, day_first=day_first, sheets=sheets
+    )
 
 
 def _clean_file_owned(
@@ -771,6 +813,7 @@ def _clean_file_owned(
     *,
     on_step: Callable[[str], None] | None = None,
     day_first: bool | None = None,
+    sheets: Sequence[str] = (),
 ) -> CleanResult:
     """:func:`clean_file` with the already read file popped from ``raw_box``.
 
@@ -782,7 +825,7 @@ def _clean_file_owned(
         on_step("reading")
     if raw is None:
         raw = read_raw(path)
-    usable, skipped = _usable_sheets(raw, column_map)
+    usable, skipped = _usable_sheets(raw, column_map, sheets)
     frames: list[pl.DataFrame] = []
     sheet_names: list[str] = []
     sheet_warnings: list[str] = []
@@ -972,6 +1015,8 @@ class CheckedFiles:
         The files, in order.
     column_map : dict of str to str
         The mapping they were checked with.
+    sheets : tuple of str
+        The sheets chosen (``--sheet``) they were checked with; empty: every sheet.
     reads : list of RawFile or None
         Per file, the full read made by the check (a workbook, whose header cannot be read
         alone), for :func:`ingest_files` to use instead of reading it again; ``None`` where only
@@ -981,9 +1026,12 @@ class CheckedFiles:
     paths: list[Path]
     column_map: dict[str, str]
     reads: list[RawFile | None]
+    sheets: tuple[str, ...] = ()
 
 
-def check_file(path: str | Path, column_map: Mapping[str, str] | None = None) -> RawFile | None:
+def check_file(
+    path: str | Path, column_map: Mapping[str, str] | None = None, sheets: Sequence[str] = ()
+) -> RawFile | None:
     """Check that a file can be ingested, from its first rows when its format allows.
 
     Finds what stops an ingest before any row is validated: a missing or unreadable file, an
@@ -1012,13 +1060,13 @@ def check_file(path: str | Path, column_map: Mapping[str, str] | None = None) ->
         sample = None  # the full read below words the error
     if sample is not None:
         try:
-            _usable_sheets(sample, column_map)
+            _usable_sheets(sample, column_map, sheets)
         except RetailClvError:
             pass  # the first rows of a CSV may mislead (encoding): the full read decides
         else:
             return None
     raw = read_raw(path)
-    _usable_sheets(raw, column_map)
+    _usable_sheets(raw, column_map, sheets)
     return raw
 
 
@@ -1027,6 +1075,7 @@ def check_files(
     column_map: Mapping[str, str] | None = None,
     *,
     on_file: Callable[[Path], None] | None = None,
+    sheets: Sequence[str] = (),
 ) -> CheckedFiles:
     """Check every file of an ingest (:func:`check_file`) before the store is opened.
 
@@ -1038,6 +1087,8 @@ def check_files(
         Explicit ``field -> column name`` choices applied to every file.
     on_file : callable, optional
         Called with each path before it is checked (progress display).
+    sheets : sequence of str, optional
+        The workbook sheets to read (``clv ingest --sheet``); empty: every sheet.
 
     Returns
     -------
@@ -1059,7 +1110,7 @@ def check_files(
         if on_file is not None:
             on_file(path)
         try:
-            reads.append(check_file(path, mapping))
+            reads.append(check_file(path, mapping, sheets))
         except (InputFileError, SchemaError) as exc:
             problems.append((path, exc))
             reads.append(None)
@@ -1071,7 +1122,7 @@ def check_files(
         raise error
     if problems:
         raise FilesRefusedError(problems, len(path_list))
-    return CheckedFiles(path_list, mapping, reads)
+    return CheckedFiles(path_list, mapping, reads, tuple(sheets))
 
 
 ProgressCallback = Callable[[str, float], None]
@@ -1085,6 +1136,7 @@ def ingest_files(
     *,
     day_first: bool | None = None,
     undo_command: str = "clv undo-ingest {run_id}",
+    sheets: Sequence[str] = (),
 ) -> list[IngestReport]:
     """Check every file, then clean and store them, one database transaction per file.
 
@@ -1111,6 +1163,8 @@ def ingest_files(
     undo_command : str, default ``"clv undo-ingest {run_id}"``
         How a failure of a later file names the command taking an earlier file's run out again
         (the caller adds its store option, e.g. ``--db``).
+    sheets : sequence of str, optional
+        The workbook sheets to read (``clv ingest --sheet``); empty: every sheet.
 
     Returns
     -------
@@ -1130,8 +1184,10 @@ def ingest_files(
         checked = paths
         if checked.column_map != dict(column_map or {}):
             raise ValueError("the files were checked with another column mapping")
+        if checked.sheets != tuple(sheets):
+            raise ValueError("the files were checked with another choice of sheets")
     else:
-        checked = check_files(paths, column_map)  # before the store is touched
+        checked = check_files(paths, column_map, sheets=sheets)  # before the store is touched
     path_list = checked.paths
     reports: list[IngestReport] = []
 
@@ -1161,7 +1217,9 @@ def ingest_files(
 
         box, checked.reads[i] = [checked.reads[i]], None  # held no longer than needed
         try:
-            result = _clean_file_owned(path, column_map, box, on_step=on_step, day_first=day_first)
+            result = _clean_file_owned(
+                path, column_map, box, on_step=on_step, day_first=day_first, sheets=sheets
+            )
             reports.append(store_result(engine, path, result, on_step=on_step))
         except RetailClvError as exc:
             if not reports:
