@@ -306,10 +306,12 @@ def test_a_later_file_failing_names_the_files_already_stored(
     db = tmp_path / "store.db"
     assert run_app(["ingest", str(good), str(ragged), "--db", f"sqlite:///{db}"]) == 1
     err = " ".join(capsys.readouterr().err.split())
-    assert (
+    flat = "".join(err.split())  # rich wraps the file's long path anywhere
+    ragged_line = (
         "ragged.csv is not a readable CSV file: line 12 has 9 fields, the header 8; a value "
-        "holding the separator ',' without quotes around it?" in err
+        "holding the separator ',' without quotes around it?"
     )
+    assert "".join(ragged_line.split()) in flat
     # the store given with --db is named again: without it the undo hit the default store
     expected = (
         "Stored before this file, and kept: good.csv (ingest run 1); fix this file and "
