@@ -314,7 +314,7 @@ def parse_dates(
         _span_days(parsed.fill_null(day_first_parsed)),
     )
     if not only_month and not only_day:
-        use_day_first = spans[1] * COMPACT_FACTOR <= spans[0] and spans[0] > 0
+        use_day_first = _compact_day_first(spans)
     if notes is not None:
         _note_date_order(
             text, rest, month_first, day_first_parsed, (only_month, only_day), notes, spans
@@ -324,8 +324,17 @@ def parse_dates(
 
 
 #: Without a value that settles the order of slash dates, a reading whose dates lie this many
-#: times closer together (first to last) than the other's is taken.
+#: times closer together (:func:`_span_days`) than the other's is taken.
 COMPACT_FACTOR = 3
+
+
+def _compact_day_first(spans: tuple[int, int]) -> bool:
+    """Whether day-first keeps unproven dates :data:`COMPACT_FACTOR` times closer together.
+
+    ``spans`` are :func:`_span_days` of the column read month-first and day-first.
+    """
+    span_month, span_day = spans
+    return span_month > 0 and span_day * COMPACT_FACTOR <= span_month
 
 
 #: The share of rows at each end a span leaves out, so one stray date cannot decide it.
@@ -357,7 +366,7 @@ def _note_date_order(
 ) -> None:
     """Append a warning when slash dates could be read both ways or mix both orders.
 
-    ``spans`` are the days from first to last date when read month-first and day-first.
+    ``spans`` are :func:`_span_days` of the column read month-first and day-first.
     """
     only_month, only_day = only
     if only_month and only_day:
@@ -378,8 +387,8 @@ def _note_date_order(
     ambiguous_text = text.filter(differ)
     kind = _separator_word(ambiguous_text)
     example = ambiguous_text[0]
-    span_month, span_day = spans
-    if span_month > 0 and span_day * COMPACT_FACTOR <= span_month:
+    if _compact_day_first(spans):
+        span_month, span_day = spans
         read_as = day_first.filter(differ)[0]
         notes.append(
             f"{ambiguous:,} {kind} dates could be read day-first or month-first (no part above "
@@ -511,9 +520,9 @@ def isolated_end_dates_notes(dates: pl.Series, *, whole_store: bool = False) -> 
     return notes
 
 
-def _missing(stripped: pl.Expr) -> pl.Expr:
+def _missing(stripped: pl.Expr, spellings: tuple[str, ...] = _MISSING_SPELLINGS) -> pl.Expr:
     """Flag values that are missing, empty or a missing-value token such as ``nan``."""
-    return stripped.is_null() | stripped.is_in(_MISSING_SPELLINGS)
+    return stripped.is_null() | stripped.is_in(spellings)
 
 
 #: A price with a decimal comma: ``1,65``, ``2,5``, ``1.234,50``, and ``0,820`` or ``1,2345``
@@ -583,6 +592,13 @@ def _cleaned_if_commas(raw: pl.Series) -> pl.Series | None:
     return _price_text(raw) if raw.str.contains(",", literal=True).any() else None
 
 
+def _join_space_groups(text: pl.Series) -> pl.Series:
+    """Join thousands grouped by spaces or apostrophes: ``1 234 567`` is ``1234567``."""
+    for _ in range(2):  # each pass joins every other group
+        text = text.str.replace_all(_SPACE_GROUP, "${1}${2}")
+    return text
+
+
 def _price_text(raw: pl.Series) -> pl.Series:
     """Strip a price's spaces, currency sign or code and space thousands groups.
 
@@ -593,8 +609,7 @@ def _price_text(raw: pl.Series) -> pl.Series:
         .str.replace(rf"^([-+])\s*{_CURRENCY_MARK}\s*", "${1}")
         .str.replace_all(_CURRENCY, "")
     )
-    for _ in range(2):  # ``1 234 567``: each pass joins every other group
-        text = text.str.replace_all(_SPACE_GROUP, "${1}${2}")
+    text = _join_space_groups(text)
     return text
 
 
@@ -710,8 +725,7 @@ def _parse_quantity(raw: pl.Series, convention: str = DOT, dot_proven: bool = Fa
     :data:`MAX_ABS_AMOUNT` or more, are null: a quantity never overflows silently.
     """
     text = raw.str.strip_chars()
-    for _ in range(2):  # ``1 234 567``: each pass joins every other group
-        text = text.str.replace_all(_SPACE_GROUP, "${1}${2}")
+    text = _join_space_groups(text)
     if convention == DOT and dot_proven:
         text = pl.select(
             pl.when(text.str.contains(_AMBIGUOUS_COMMA))
@@ -778,14 +792,13 @@ def _note_convention(scan: _Scan, notes: list[str]) -> None:
         )
 
 
-def _outvoted(count: int, mark: str, example: str | None) -> str:
+def _outvoted(outvoted: int, mark: str, example: str | None) -> str:
     """Say how many prices written the other way were rejected (empty when none)."""
-    if not count:
+    if not outvoted:
         return ""
-    prices = "price" if count == 1 else "prices"
     return (
-        f"; {count:,} {prices} written with {mark} (e.g. {example!r}) rejected as BAD_PRICE "
-        "rather than guessed"
+        f"; {count(outvoted, 'price')} written with {mark} (e.g. {example!r}) rejected as "
+        "BAD_PRICE rather than guessed"
     )
 
 
@@ -896,7 +909,7 @@ def parse_and_validate(
         quantity=quantity,
         price=price,
         invoice_date=dates,
-        customer_id=pl.when(customer.is_null() | customer.is_in(_MISSING_CUSTOMER_SPELLINGS))
+        customer_id=pl.when(_missing(customer, _MISSING_CUSTOMER_SPELLINGS))
         .then(None)
         .when(customer.str.ends_with(".0"))
         .then(customer.str.replace(_FLOAT_ID.pattern, "$1"))
