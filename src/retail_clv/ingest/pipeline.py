@@ -534,6 +534,10 @@ def _products(valid: pl.DataFrame) -> pl.DataFrame:
     ).sort("stock_code")
 
 
+#: A date cell that is empty or holds only spaces.
+_BLANK_DATE = pl.col("raw_invoice_date").str.strip_chars().fill_null("") == ""
+
+
 def _bad_date_examples(rejected: pl.DataFrame, n: int = 2) -> list[str]:
     """Return up to ``n`` distinct raw dates of the rows rejected as ``BAD_DATE``.
 
@@ -542,7 +546,7 @@ def _bad_date_examples(rejected: pl.DataFrame, n: int = 2) -> list[str]:
     values = (
         rejected.lazy()
         .filter(pl.col("reasons").str.contains(BAD_DATE, literal=True))
-        .filter(pl.col("raw_invoice_date").str.strip_chars().fill_null("") != "")
+        .filter(~_BLANK_DATE)
         .select(pl.col("raw_invoice_date").unique(maintain_order=True).head(n))
         .collect()
     )
@@ -563,10 +567,9 @@ def _blank_dates_note(rejected: pl.DataFrame) -> list[str]:
     bad = rejected.lazy().filter(pl.col("reasons").str.contains(BAD_DATE, literal=True))
     counts = bad.select(
         n=pl.len(),
-        blank=(pl.col("raw_invoice_date").str.strip_chars().fill_null("") == "").sum(),
+        blank=_BLANK_DATE.sum(),
         blank_and_no_id=(
-            (pl.col("raw_invoice_date").str.strip_chars().fill_null("") == "")
-            & pl.col("reasons").str.contains(MISSING_CUSTOMER_ID, literal=True)
+            _BLANK_DATE & pl.col("reasons").str.contains(MISSING_CUSTOMER_ID, literal=True)
         ).sum(),
     ).collect()
     n, blank, no_id = (int(counts[c][0]) for c in ("n", "blank", "blank_and_no_id"))

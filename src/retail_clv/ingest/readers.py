@@ -194,9 +194,8 @@ def read_header(path: str | Path) -> RawFile | None:
         with path.open("rb") as stream:
             data = stream.read(HEADER_BYTES + 1)
             if data.startswith(GZIP_MAGIC):
-                # the trailer states the unpacked size (modulo 4 GiB; the full read still counts)
                 stream.seek(-4, io.SEEK_END)
-                if struct.unpack("<I", stream.read(4))[0] > MAX_GZIP_TEXT_BYTES:
+                if _states_too_much(stream.read(4)):
                     raise _gzip_too_large(path)
                 stream.seek(0)
                 with gzip.GzipFile(fileobj=stream) as archive:
@@ -212,6 +211,14 @@ def read_header(path: str | Path) -> RawFile | None:
     if path.suffix.lower() in _BINARY_EXTENSIONS:
         return None
     return _header_of_text(path, data, "csv")
+
+
+def _states_too_much(trailer: bytes) -> bool:
+    """Whether a gzip file's last 4 bytes state an unpacked size over the limit.
+
+    The size is stated modulo 4 GiB, so the unpacking still counts every byte.
+    """
+    return struct.unpack("<I", trailer.rjust(4, b"\0"))[0] > MAX_GZIP_TEXT_BYTES
 
 
 def _gzip_too_large(path: Path) -> InputFileError:
@@ -325,7 +332,7 @@ def _read_bytes(path: Path, data: bytes, digest: str) -> RawFile:
             # the trailer states the unpacked size (modulo 4 GiB): a small bomb is refused
             # once its first 64 KiB unpack (a damaged file is called damaged), before the rest
             # does; the chunked read below still counts every byte
-            if struct.unpack("<I", data[-4:].rjust(4, b"\0"))[0] > MAX_GZIP_TEXT_BYTES:
+            if _states_too_much(data[-4:]):
                 with gzip.GzipFile(fileobj=io.BytesIO(data)) as archive:
                     archive.read(1 << 16)
                 raise _gzip_too_large(path)
@@ -496,7 +503,8 @@ def _decode_mixed(path: Path, data: bytes, warnings: list[str] | None) -> bytes 
     del text
     if utf8_chars * _CLEARLY_8_BIT < stray:  # only the line vote below decides a close case
         return None
-    lines = data.split(b"\n" if b"\n" in data else b"\r")
+    newline = b"\n" if b"\n" in data else b"\r"
+    lines = data.split(newline)
     bad: list[int] = []
     utf8 = 0
     for number, line in enumerate(lines, start=1):
@@ -524,7 +532,7 @@ def _decode_mixed(path: Path, data: bytes, warnings: list[str] | None) -> bytes 
             f"{shown}), read as cp1252: check the accented characters there (two exports "
             "joined?)"
         )
-    return (b"\n" if b"\n" in data else b"\r").join(lines)
+    return newline.join(lines)
 
 
 def _sniff_delimiter(header: str) -> str:
