@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from retail_clv.ingest.rules import normalise_customer_id
+from retail_clv.ingest.rules import MAX_ID_LENGTH, normalise_customer_id
 
 MAX_PREDICT_ITEMS = 10_000
 
@@ -45,15 +45,16 @@ def _number_as_text(value: Any) -> Any:
 def _readable_id(value: Any) -> Any:
     """Refuse a blank, over-long or NUL-holding id in words.
 
-    The constraints below would say "at most 64 items" and quote a regular expression.
+    The constraints below would say "at most 64 items" and quote a regular expression
+    (:data:`~retail_clv.ingest.rules.MAX_ID_LENGTH`, the longest id ingestion stores).
     """
     if not isinstance(value, str):
         return value
     text = value.strip()
     if not text:
         raise ValueError("a customer id cannot be blank")
-    if len(text) > 64:
-        raise ValueError(f"a customer id has at most 64 characters, not {len(text):,}")
+    if len(text) > MAX_ID_LENGTH:
+        raise ValueError(f"a customer id has at most {MAX_ID_LENGTH} characters, not {len(text):,}")
     if "\x00" in text:
         raise ValueError("a customer id cannot hold a NUL character")
     return value
@@ -64,7 +65,9 @@ CustomerId = Annotated[
     # before-validators run last-declared first: the number becomes text, then is checked
     BeforeValidator(_readable_id),
     BeforeValidator(_number_as_text),
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00]+$"),
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00]+$"
+    ),
     AfterValidator(normalise_customer_id),
 ]
 

@@ -19,17 +19,6 @@ if TYPE_CHECKING:
     from retail_clv.ingest.pipeline import IngestReport
 
 
-def _shown_url(url: str) -> str:
-    """Return a store URL as it may be printed: its password, if any, as ``***``."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
-
-
 def _bad_date_hint(report: IngestReport) -> str | None:
     """Explain the accepted date formats when most rows of a file failed ``BAD_DATE``."""
     from retail_clv.ingest.rules import ACCEPTED_DATES, BAD_DATE
@@ -162,7 +151,11 @@ def ingest(
                 day_first=True if day_first else (False if month_first else None),
                 # a store given with --db must be named again, or the undo hits the default one
                 undo_command="clv undo-ingest {run_id}"
-                + (f" --db {shlex.quote(_shown_url(db))}" if db else ""),
+                + (
+                    f" --db {shlex.quote(engine.url.render_as_string(hide_password=True))}"
+                    if db
+                    else ""
+                ),
                 sheets=sheet,
             )
         finally:
