@@ -166,6 +166,22 @@ def test_train_as_of_after_the_data_is_refused(tmp_path: Path, capsys) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--as-of", "2011-02-30"], "'2011-02-30' is not a calendar date: day is out of"),
+        (["predict", "--as-of", "9/11/2011"], "'9/11/2011' is not a date written YYYY-MM-DD"),
+        (["backtest", "--cutoff", "2011-13-01", "--json", "m.json"], "month must be in 1..12"),
+        (["generate", "--start", "20091201"], "'20091201' is not a date written YYYY-MM-DD"),
+    ],
+)
+def test_a_date_option_says_what_is_wrong_with_the_date(argv, message, capsys) -> None:
+    assert run_app(argv) == 2  # Click's usage error, before any work
+    err = "".join(capsys.readouterr().err.split()).replace("│", "")
+    assert "".join(message.split()) in err
+    assert "doesnotmatchtheformats" not in err and "Traceback" not in err
+
+
 def test_predict_out_to_a_folder_is_refused_before_scoring(use_trained, tmp_path, capsys) -> None:
     assert run_app(["predict", "--out", str(tmp_path)]) == 1
     err = flat(capsys.readouterr().err)

@@ -17,6 +17,7 @@ from retail_clv.cli.base import (
     app,
     check_output_file,
     console,
+    iso_date,
     print_gaps,
     print_products,
     print_warnings,
@@ -80,7 +81,9 @@ def backtest_table(result: dict[str, Any]) -> Table:
 def backtest_command(
     cutoff: Annotated[
         dt.datetime,
-        typer.Option("--cutoff", formats=["%Y-%m-%d"], help="Test cutoff, YYYY-MM-DD."),
+        typer.Option(
+            "--cutoff", parser=iso_date, metavar="YYYY-MM-DD", help="Test cutoff, YYYY-MM-DD."
+        ),
     ],
     json_path: Annotated[
         Path, typer.Option("--json", help="Where to write the metrics JSON.", dir_okay=False)

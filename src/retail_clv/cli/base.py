@@ -7,7 +7,9 @@ red line on stderr and exit code 1, never a traceback.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +47,29 @@ app = typer.Typer(
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def iso_date(value: str | dt.datetime) -> dt.datetime:
+    """Parse a ``--as-of``-style date written ``YYYY-MM-DD`` into a midnight ``datetime``.
+
+    The options' ``parser``. Click's own date type answers ``2011-02-30`` and ``9/11/2011``
+    alike with "does not match the formats '%Y-%m-%d'"; this says which of the two went wrong.
+
+    Raises
+    ------
+    typer.BadParameter
+        When ``value`` is not written ``YYYY-MM-DD`` or is no calendar date.
+    """
+    if isinstance(value, dt.datetime):
+        return value
+    text = str(value).strip()
+    if not re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", text):
+        raise typer.BadParameter(f"{value!r} is not a date written YYYY-MM-DD, e.g. 2011-11-09")
+    year, month, day = (int(part) for part in text.split("-"))
+    try:
+        return dt.datetime(year, month, day)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not a calendar date: {exc}") from None
 
 
 class Budget(StrEnum):

@@ -27,6 +27,7 @@ from retail_clv.cli.base import (
     check_output_file,
     check_output_folder,
     console,
+    iso_date,
     print_gaps,
     progress_bar,
 )
@@ -409,7 +410,7 @@ def demo(
     months: int = typer.Option(24, min=3, help="Months of history to simulate."),
     seed: int = typer.Option(42, help="Random seed of the synthetic retailer."),
     start: dt.datetime = typer.Option(
-        "2009-12-01", formats=["%Y-%m-%d"], help="First simulated day."
+        "2009-12-01", parser=iso_date, metavar="YYYY-MM-DD", help="First simulated day."
     ),
     process: str = typer.Option("realistic", help="realistic or bgnbd (see clv generate)."),
     data_dir: Path = typer.Option(

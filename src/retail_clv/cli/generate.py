@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from retail_clv.cli.base import app, check_output_file, console
+from retail_clv.cli.base import app, check_output_file, console, iso_date
 from retail_clv.errors import days
 
 FORMAT_BY_SUFFIX = {".gz": "csv.gz", ".xlsx": "xlsx", ".parquet": "parquet", ".csv": "csv"}
@@ -26,7 +26,10 @@ def generate(
     ),
     customers: int = typer.Option(3000, min=1, help="Number of customers with an id."),
     start: dt.datetime = typer.Option(
-        "2009-12-01", formats=["%Y-%m-%d"], help="First simulated day (YYYY-MM-DD)."
+        "2009-12-01",
+        parser=iso_date,
+        metavar="YYYY-MM-DD",
+        help="First simulated day (YYYY-MM-DD).",
     ),
     months: int = typer.Option(24, min=1, help="Length of the simulated period in months."),
     seed: int = typer.Option(42, help="Random seed: same seed, same file."),
@@ -40,7 +43,8 @@ def generate(
     ),
     truth_cutoff: dt.datetime | None = typer.Option(
         None,
-        formats=["%Y-%m-%d"],
+        parser=iso_date,
+        metavar="YYYY-MM-DD",
         help="Start of the 30-day truth window (default: 30 days before the end).",
     ),
 ) -> None:

@@ -23,6 +23,7 @@ from retail_clv.cli.base import (
     check_output_file,
     check_output_folder,
     console,
+    iso_date,
     print_gaps,
     print_products,
     print_warnings,
@@ -51,7 +52,7 @@ ModelsDirOption = Annotated[
 ]
 AsOfOption = Annotated[
     dt.datetime | None,
-    typer.Option("--as-of", formats=["%Y-%m-%d"], help="Cutoff date, YYYY-MM-DD."),
+    typer.Option("--as-of", parser=iso_date, metavar="YYYY-MM-DD", help="Cutoff date, YYYY-MM-DD."),
 ]
 
 
