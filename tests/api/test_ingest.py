@@ -152,3 +152,70 @@ def test_a_refused_upload_touches_neither_the_store_nor_its_cache(
     response = empty_client.post("/ingest", files={"file": ("b.csv", (header + line).encode())})
     assert response.status_code == 200, response.text
     assert invalidated == [True]
+
+
+def _shop_workbook(tmp_path: Path) -> bytes:
+    """An orders sheet beside a returns sheet that names most required columns."""
+    from tests.ingest.test_pipeline import _orders, _workbook
+
+    returns = _orders(3).drop("Price").rename({"Description": "Reason"})
+    return _workbook(
+        tmp_path / "shop.xlsx", {"Orders": _orders(2), "Returns": returns}
+    ).read_bytes()
+
+
+def test_ingest_sheet_query_reads_only_the_named_sheets(
+    empty_client: TestClient, tmp_path: Path
+) -> None:
+    # the returns sheet stopped the workbook, and the hint named an option only the CLI has
+    content = _shop_workbook(tmp_path)
+    refused = empty_client.post("/ingest", files={"file": ("shop.xlsx", content)})
+    assert refused.status_code == 422, refused.text
+    detail = refused.json()["detail"]
+    assert "required column 'price' is missing in shop.xlsx (sheet 'Returns')" in detail
+    assert detail.endswith(
+        "ingest only the sheets of transactions (send it again with the query parameter "
+        "sheet=<sheet name> for each sheet to read: 'Orders'), or save them alone as CSV and "
+        "ingest that"
+    )
+    assert "--sheet" not in detail and "clv ingest" not in detail
+    assert table_counts(db_path_of(empty_client))["ingest_runs"] == 0
+
+    chosen = empty_client.post(
+        "/ingest", files={"file": ("shop.xlsx", content)}, params={"sheet": "Orders"}
+    )
+    assert chosen.status_code == 200, chosen.text
+    [report] = chosen.json()["reports"]
+    assert (report["rows_loaded"], report["sheet"]) == (2, "Orders")
+    assert report["warnings"][-1].startswith(
+        "sheet 'Returns' (3 rows) was skipped, not read as transactions: not chosen with the "
+        "query parameter sheet=;"
+    )
+    assert table_counts(db_path_of(empty_client))["transactions"] == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "detail"),
+    [
+        (
+            "shop.xlsx",
+            [("sheet", "Orders"), ("sheet", "Order")],
+            "no sheet 'Order' in shop.xlsx; its sheets: 'Orders', 'Returns'",
+        ),
+        (
+            "a.csv",
+            [("sheet", "Orders")],
+            "a.csv is a csv file, without sheets: the query parameter sheet= applies to Excel "
+            "workbooks (send this file without it)",
+        ),
+    ],
+)
+def test_ingest_sheet_query_refuses_unknown_sheets_and_sheetless_files(
+    empty_client: TestClient, tmp_path: Path, name: str, params: list, detail: str
+) -> None:
+    line = b"489434,85048,LIGHT,12,2009-12-01 07:45:00,6.95,13085,United Kingdom\n"
+    content = _shop_workbook(tmp_path) if name.endswith("xlsx") else HEADER + line
+    response = empty_client.post("/ingest", files={"file": (name, content)}, params=params)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == detail
+    assert table_counts(db_path_of(empty_client))["ingest_runs"] == 0

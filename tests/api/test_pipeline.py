@@ -365,3 +365,33 @@ def test_pipeline_says_when_a_far_last_day_sets_the_scoring_date(client: TestCli
         "(2019-03-05), which stands 3287 days after any other: every customer is scored as if "
         "nothing was bought since 2010-03-05"
     )
+
+
+def test_pipeline_sheet_query_scores_only_the_named_sheets(client: TestClient, tmp_path) -> None:
+    from tests.ingest.test_pipeline import _orders, _workbook
+
+    second = _orders(2).with_columns(
+        pl.Series("Invoice", ["600001", "600002"]), pl.lit("17850").alias("Customer ID")
+    )
+    returns = _orders(3).drop("Price").rename({"Description": "Reason"})
+    content = _workbook(
+        tmp_path / "shop.xlsx", {"Orders": _orders(2), "Orders 2": second, "Returns": returns}
+    ).read_bytes()
+    refused = _post(client, content, "shop.xlsx")
+    assert refused.status_code == 422, refused.text
+    assert (
+        "(send it again with the query parameter sheet=<sheet name> for each sheet to read: "
+        "'Orders', 'Orders 2')" in refused.json()["detail"]
+    )
+    response = _post(
+        client, content, "shop.xlsx", params=[("sheet", "Orders"), ("sheet", "Orders 2")]
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["report"]["rows_loaded"], body["report"]["sheet"]) == (4, "Orders, Orders 2")
+    assert sorted(p["customer_id"] for p in body["predictions"]) == ["13085", "17850"]
+    unknown = _post(client, content, "shop.xlsx", params={"sheet": "orders"})
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"] == (
+        "no sheet 'orders' in shop.xlsx; its sheets: 'Orders', 'Orders 2', 'Returns'"
+    )

@@ -67,23 +67,29 @@ def column_map(options: Sequence[str] | None) -> dict[str, str] | None:
 
 
 def clean_file(
-    path: Path, columns: dict[str, str] | None = None, day_first: bool | None = None
+    path: Path,
+    columns: dict[str, str] | None = None,
+    day_first: bool | None = None,
+    sheets: Sequence[str] = (),
 ) -> Any:
     """Read and clean one file without touching the store (``ingest.pipeline.clean_file``).
 
     ``day_first`` forces slash dates day-first (True, ``clv ingest --day-first``) or
-    month-first (False, ``--month-first``); None decides per column.
+    month-first (False, ``--month-first``); None decides per column. ``sheets`` names the
+    workbook sheets to read (``--sheet``); empty: every sheet.
     """
     from retail_clv.ingest.pipeline import clean_file as _clean_file
 
-    return _clean_file(path, columns, day_first=day_first)
+    return _clean_file(path, columns, day_first=day_first, sheets=sheets)
 
 
-def check_file(path: Path, columns: dict[str, str] | None = None) -> CheckedFiles:
+def check_file(
+    path: Path, columns: dict[str, str] | None = None, sheets: Sequence[str] = ()
+) -> CheckedFiles:
     """Check that one file can be ingested, before the store is used (``check_files``)."""
     from retail_clv.ingest.pipeline import check_files
 
-    return check_files([path], columns)
+    return check_files([path], columns, sheets=sheets)
 
 
 def ingest_file(
@@ -91,10 +97,11 @@ def ingest_file(
     engine: sa.Engine,
     columns: dict[str, str] | None = None,
     day_first: bool | None = None,
+    sheets: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Ingest one file (or the file ``check_file`` checked) into the store; reports as dicts.
 
-    ``day_first`` as for :func:`clean_file`.
+    ``day_first`` and ``sheets`` as for :func:`clean_file`.
     """
     from retail_clv.ingest.pipeline import CheckedFiles, ingest_files
 
@@ -104,6 +111,7 @@ def ingest_file(
         column_map=columns,
         progress=False,
         day_first=day_first,
+        sheets=sheets,
     )
     return [_with_no_purchase_warning(report) for report in reports]
 

@@ -27,6 +27,7 @@ from retail_clv.api.routes.uploads_common import (
     ColumnQuery,
     DayFirstQuery,
     MonthFirstQuery,
+    SheetQuery,
     date_order,
     for_the_client,
     prefers_csv,
@@ -66,8 +67,9 @@ def _run(
     want_csv: bool,
     columns: dict[str, str] | None,
     day_first: bool | None,
+    sheets: tuple[str, ...],
 ) -> PipelineOut | Response:
-    result = services.clean_file(upload.path, columns, day_first=day_first)
+    result = services.clean_file(upload.path, columns, day_first=day_first, sheets=sheets)
     report = result.report.to_dict()
     horizon_days = int(bundle.metadata.get("horizon_days", 30))
     as_of: date | None = None
@@ -149,13 +151,15 @@ async def pipeline(
     column: ColumnQuery = None,
     day_first: DayFirstQuery = False,
     month_first: MonthFirstQuery = False,
+    sheet: SheetQuery = None,
 ) -> PipelineOut | Response:
     """Clean, featurise and score an uploaded raw transaction log with both models.
 
     The upload is scored in isolation: the store is not modified unless ``store=true``. The
     answer holds the cleaning report (counts by outcome and reason), the first 200 rejected rows
     and one prediction per customer; with ``Accept: text/csv`` it is the predictions CSV (text
-    cells neutralised against formula injection).
+    cells neutralised against formula injection). ``sheet`` (repeatable) reads only the named
+    sheets of a workbook.
     """
     if store:
         await check_api_key(state, request.headers.get(API_KEY_HEADER))
@@ -168,7 +172,7 @@ async def pipeline(
     try:
         with worded_for_the_client(upload):
             return await run_in_threadpool(
-                _run, state, bundle, upload, store, want_csv, columns, order
+                _run, state, bundle, upload, store, want_csv, columns, order, tuple(sheet or ())
             )
     finally:
         upload.cleanup()

@@ -23,6 +23,17 @@ ColumnQuery = Annotated[
     ),
 ]
 
+#: ``?sheet=Orders`` (repeatable): read only these sheets of a workbook, like ``--sheet``.
+SheetQuery = Annotated[
+    list[str] | None,
+    Query(
+        max_length=100,
+        description="Read only this sheet of an Excel workbook (repeatable), e.g. "
+        "sheet=Orders&sheet=Orders 2; default: every sheet that holds transactions. Refused "
+        "for a file without sheets (CSV, Parquet) and for a name the workbook lacks",
+    ),
+]
+
 #: ``?day_first=true``: read slash dates day-first, like ``clv ingest --day-first``.
 DayFirstQuery = Annotated[
     bool,
@@ -80,6 +91,18 @@ _API_WORDING: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]
         r"send it again with the query parameter \1_first=true (if its rows were stored, "
         "undo that ingest run first: POST /ingest-runs/RUN_ID/undo)",
     ),
+    (
+        re.compile(r"\(clv ingest --sheet "),
+        "(send it again with the query parameter sheet=<sheet name> for each sheet to read: ",
+    ),
+    (
+        re.compile(
+            r"--sheet applies to Excel workbooks \(ingest this file without it, in a command "
+            r"of its own\)"
+        ),
+        "the query parameter sheet= applies to Excel workbooks (send this file without it)",
+    ),
+    (re.compile(r"--sheet\b"), "the query parameter sheet="),
     (re.compile(r"--day-first\b"), "the query parameter day_first=true"),
     (re.compile(r"--month-first\b"), "the query parameter month_first=true"),
     (
@@ -97,8 +120,8 @@ def api_wording(message: str, upload: SavedUpload | None = None) -> str:
     """Reword a core message for an API client.
 
     The server's temporary copy of the upload is named by the client's file name, CLI options
-    (``--column``, ``--day-first``) become the upload endpoints' query parameters, and
-    ``clv undo-ingest`` becomes ``POST /ingest-runs/RUN_ID/undo``.
+    (``--column``, ``--day-first``, ``--sheet``) become the upload endpoints' query parameters,
+    and ``clv undo-ingest`` becomes ``POST /ingest-runs/RUN_ID/undo``.
 
     Parameters
     ----------
