@@ -598,6 +598,69 @@ def test_column_names_typed_on_the_page_are_sent_as_the_apis_mapping(
     ]
 
 
+def _shop_workbook(tmp_path: Any, sheets: tuple[str, ...]) -> bytes:
+    from tests.ingest.test_pipeline import _orders, _workbook
+
+    return _workbook(tmp_path / "shop.xlsx", {name: _orders(1) for name in sheets}).read_bytes()
+
+
+def test_workbook_sheets_lists_the_sheets_of_an_xlsx_only(tmp_path: Any) -> None:
+    from retail_clv.dashboard.views.pipeline import workbook_sheets
+
+    names = ("Orders", 'R&D "<2011>"', "Rücksendungen")
+    assert workbook_sheets(_shop_workbook(tmp_path, names)) == list(names)
+    for content in (b"Invoice,StockCode\n1,2\n", b"PK\x03\x04 not a zip", b""):
+        assert workbook_sheets(content) == []
+
+
+def test_the_sheets_of_a_workbook_are_chosen_on_the_page_and_sent(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any], tmp_path: Any
+) -> None:
+    route = api.post("/pipeline").respond(json=sample_pipeline)
+    at = new_app().run()
+    upload(at, "shop.xlsx", _shop_workbook(tmp_path, ("Orders", "Orders 2", "Returns")))
+    [choice] = at.multiselect
+    assert (choice.label, choice.value) == ("Sheets to read", ["Orders", "Orders 2", "Returns"])
+    # every sheet chosen: the API's own default, which skips sheets without transactions
+    assert route.calls.last.request.url.params.get_list("sheet") == []
+    choice.unselect("Returns").run()
+    assert route.call_count == 2
+    assert route.calls.last.request.url.params.get_list("sheet") == ["Orders", "Orders 2"]
+    at.multiselect[0].set_value([]).run()  # nothing to read: nothing is sent
+    assert route.call_count == 2
+    assert "Choose at least one sheet to read." in texts(at.info)
+    upload(at, "one.xlsx", _shop_workbook(tmp_path, ("Orders",)))  # one sheet: no choice
+    assert not at.multiselect
+    assert route.calls.last.request.url.params.get_list("sheet") == []
+
+
+def test_a_returns_sheet_error_names_the_sheet_choice(api: respx.MockRouter) -> None:
+    from retail_clv.dashboard.views.pipeline import page_wording
+
+    api.post("/pipeline").respond(
+        422,
+        json={
+            "detail": "required column 'price' is missing in shop.xlsx (sheet 'Returns'). Sheet "
+            "'Orders' of shop.xlsx holds transactions; if sheet 'Returns' holds something else "
+            "(returns, stock...), ingest only the sheets of transactions (send it again with "
+            "the query parameter sheet=<sheet name> for each sheet to read: 'Orders'), or save "
+            "them alone as CSV and ingest that"
+        },
+    )
+    at = new_app().run()
+    upload(at)
+    [error] = [t for t in texts(at.error) if "'Returns'" in t]
+    assert (
+        "ingest only the sheets of transactions (under *Sheets to read* (shown for .xlsx "
+        "files), keep only: 'Orders')" in error
+    )
+    assert "query parameter" not in error
+    skipped = "sheet 'Returns' (3 rows) was skipped, not read as transactions: not chosen with "
+    assert page_wording(skipped + "the query parameter sheet=; the rows of 'Orders' were read") == (
+        skipped.removesuffix("with ") + "under *Sheets to read*; the rows of 'Orders' were read"
+    )
+
+
 def test_a_saved_upload_says_what_was_saved_and_the_stores_own_warnings(
     api: respx.MockRouter, sample_pipeline: dict[str, Any]
 ) -> None:

@@ -128,6 +128,17 @@ def test_pipeline_upload_is_multipart_with_store_flag_and_key(router: respx.Mock
     assert b"spreadsheetml" in request.content
 
 
+def test_pipeline_sends_each_chosen_sheet_as_a_sheet_parameter(
+    router: respx.MockRouter,
+) -> None:
+    route = router.post("/pipeline").respond(json={"report": {}, "predictions": []})
+    client = ApiClient(API)
+    client.run_pipeline("shop.xlsx", b"PK\x03\x04", sheets=["Orders", "Orders 2"])
+    assert route.calls.last.request.url.params.get_list("sheet") == ["Orders", "Orders 2"]
+    client.run_pipeline("shop.xlsx", b"PK\x03\x04")  # no choice: the API reads every sheet
+    assert "sheet" not in route.calls.last.request.url.params
+
+
 def test_no_key_header_without_a_key(router: respx.MockRouter) -> None:
     route = router.get("/ready").respond(json={"status": "ready", "model_run_id": "r"})
     ApiClient(API).ready()

@@ -9,6 +9,7 @@ into :class:`DashboardError` subclasses whose message says what happened and who
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Literal, TypedDict, cast
 from urllib.parse import quote
 
@@ -366,6 +367,7 @@ class ApiClient:
         store: bool = False,
         day_first: bool = False,
         columns: dict[str, str] | None = None,
+        sheets: Sequence[str] = (),
     ) -> dict[str, Any]:
         """Clean and score one raw file (``POST /pipeline``).
 
@@ -382,6 +384,9 @@ class ApiClient:
         columns : dict of str to str, optional
             Field -> column name of the file (``?column=field=name``, repeated), for exports
             whose column names the API does not recognise.
+        sheets : sequence of str, optional
+            The sheets of an Excel workbook to read (``?sheet=name``, repeated); empty: every
+            sheet that holds transactions.
 
         Returns
         -------
@@ -396,6 +401,7 @@ class ApiClient:
                 ("store", str(store).lower()),
                 ("day_first", str(day_first).lower()),
                 *(("column", f"{field}={name}") for field, name in (columns or {}).items()),
+                *(("sheet", name) for name in sheets),
             ],
             files={"file": (filename, content, _guess_mime(filename))},
             timeout=PIPELINE_TIMEOUT,

@@ -39,6 +39,13 @@ _PAGE_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
         r"closest match above, if right), or rename it to '\1' in the file",
     ),
     (re.compile(r"the query parameter column=(\w+)=<column name>"), r"a column named '\1'"),
+    (
+        re.compile(
+            r"send it again with the query parameter sheet=<sheet name> for each sheet to read"
+        ),
+        "under *Sheets to read* (shown for .xlsx files), keep only",
+    ),
+    (re.compile(r"with the query parameter sheet="), "under *Sheets to read*"),
     (re.compile(r"the query parameter day_first=true"), "the *Day-first dates* switch"),
     (
         re.compile(r"the query parameter month_first=true"),
@@ -66,6 +73,79 @@ def page_wording(message: str) -> str:
     for pattern, replacement in _PAGE_WORDING:
         message = pattern.sub(replacement, message)
     return message
+
+
+#: Most bytes the workbook part of an upload may unpack to when its sheets are listed.
+_WORKBOOK_PART_LIMIT = 1 << 20
+_SHEET_TAG = re.compile(rb"<(?:\w+:)?sheet\b[^>]*>")
+_NAME_ATTRIBUTE = re.compile(rb"""\sname\s*=\s*(["'])(.*?)\1""", re.DOTALL)
+
+
+def workbook_sheets(content: bytes) -> list[str]:
+    """Return the sheet names of an ``.xlsx`` upload, in workbook order; empty for other files.
+
+    Only the small workbook part (``xl/workbook.xml``) is read, and at most 1 MiB of it: the
+    page offers a choice of sheets without parsing the workbook itself, which the API does with
+    its size checks (an ``.xls`` workbook, read by the API in a sandbox, gets no choice here).
+
+    Parameters
+    ----------
+    content : bytes
+        The uploaded file.
+
+    Returns
+    -------
+    list of str
+        Sheet names as the API's ``sheet`` query parameter takes them.
+    """
+    import html
+    import io
+    import zipfile
+    import zlib
+
+    try:
+        with (
+            zipfile.ZipFile(io.BytesIO(content)) as archive,
+            archive.open("xl/workbook.xml") as part,
+        ):
+            workbook = part.read(_WORKBOOK_PART_LIMIT + 1)
+    except (KeyError, zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError):
+        return []
+    if len(workbook) > _WORKBOOK_PART_LIMIT:
+        return []
+    names = [_NAME_ATTRIBUTE.search(tag) for tag in _SHEET_TAG.findall(workbook)]
+    return [html.unescape(found[2].decode("utf-8", "replace")) for found in names if found]
+
+
+def sheet_choice(uploaded: Any) -> list[str] | None:
+    """Let the user choose the sheets of a workbook upload with more than one sheet.
+
+    Parameters
+    ----------
+    uploaded : streamlit UploadedFile or None
+        The dropped file.
+
+    Returns
+    -------
+    list of str or None
+        The sheets chosen, or None when every sheet is read (the API's default: the sheets
+        that hold transactions), the file has fewer than two sheets, or is no ``.xlsx``.
+    """
+    if uploaded is None:
+        return None
+    names = workbook_sheets(uploaded.getvalue())
+    if len(names) < 2:
+        return None
+    chosen = st.multiselect(
+        "Sheets to read",
+        names,
+        default=names,
+        key=f"pipeline_sheets_{uploaded.file_id}",
+        help="All: every sheet that holds transactions is read (summary or notes sheets are "
+        "skipped by themselves). Leave out a sheet that holds something else, such as returns "
+        "or stock.",
+    )
+    return None if len(chosen) == len(names) else list(chosen)
 
 
 RESULT_KEY = "pipeline_result"
@@ -126,6 +206,7 @@ def run_upload(
     store: bool,
     day_first: bool = False,
     columns: dict[str, str] | None = None,
+    sheets: list[str] | None = None,
 ) -> None:
     """Send one file to ``POST /pipeline`` and keep the answer (or the error) in the session.
 
@@ -143,6 +224,8 @@ def run_upload(
         Read slash dates day-first.
     columns : dict of str to str, optional
         Field -> column name of the file, typed by the user.
+    sheets : list of str, optional
+        The workbook sheets to read; None: every sheet that holds transactions.
     """
     st.session_state.pop(RESULT_KEY, None)
     st.session_state.pop(ERROR_KEY, None)
@@ -154,7 +237,12 @@ def run_upload(
         )
         try:
             result = client.run_pipeline(
-                filename, content, store=store, day_first=day_first, columns=columns
+                filename,
+                content,
+                store=store,
+                day_first=day_first,
+                columns=columns,
+                sheets=sheets or (),
             )
         except DashboardError as exc:
             exc.message = page_wording(exc.message)
@@ -512,9 +600,11 @@ def render() -> None:
         "1 March). Off: decided per file (month-first unless a date such as 25/12/2010 proves "
         "day-first).",
     )
+    with upload_col:
+        sheets = sheet_choice(uploaded)
     columns = column_mapping()
     runs_slot = st.container()  # filled last, so that a file this run saves is listed
-    show_upload(client, symbol, uploaded, store, day_first, columns)
+    show_upload(client, symbol, uploaded, store, day_first, columns, sheets)
     with runs_slot:
         show_ingest_runs(client)
 
@@ -526,6 +616,7 @@ def show_upload(
     store: bool,
     day_first: bool,
     columns: dict[str, str],
+    sheets: list[str] | None = None,
 ) -> None:
     """Send the dropped file (once per file and switches) and show what came back.
 
@@ -543,6 +634,8 @@ def show_upload(
         *Day-first dates*.
     columns : dict of str to str
         Column names typed under *Column names in your file*.
+    sheets : list of str, optional
+        The sheets chosen under *Sheets to read*; None: every sheet.
     """
     if uploaded is None:
         for key in (RESULT_KEY, ERROR_KEY, UPLOAD_KEY):
@@ -556,13 +649,17 @@ def show_upload(
     # would count every row as a duplicate (duplicates are decided on the raw text).
     saved: dict[str, bool] = st.session_state.setdefault(SAVED_KEY, {})
     saved_runs: dict[str, list[int]] = st.session_state.setdefault(SAVED_RUNS_KEY, {})
-    upload_id = (uploaded.file_id, store, day_first, tuple(sorted(columns.items())))
+    if sheets == []:
+        st.info("Choose at least one sheet to read.", icon=":material/table:")
+        return
+    chosen = None if sheets is None else tuple(sheets)
+    upload_id = (uploaded.file_id, store, day_first, tuple(sorted(columns.items())), chosen)
     if st.session_state.get(UPLOAD_KEY) != upload_id:
         st.session_state[UPLOAD_KEY] = upload_id
         already_saved = store and uploaded.file_id in saved
         st.session_state[NOT_SAVED_AGAIN_KEY] = already_saved
         save = store and not already_saved
-        run_upload(client, uploaded.name, uploaded.getvalue(), save, day_first, columns)
+        run_upload(client, uploaded.name, uploaded.getvalue(), save, day_first, columns, sheets)
         if save and RESULT_KEY in st.session_state:
             saved[uploaded.file_id] = day_first
             runs = [
