@@ -200,7 +200,9 @@ def test_ingest_sheet_query_reads_only_the_named_sheets(
         (
             "shop.xlsx",
             [("sheet", "Orders"), ("sheet", "Order")],
-            "no sheet 'Order' in shop.xlsx; its sheets: 'Orders', 'Returns'",
+            "no sheet 'Order' with data rows in shop.xlsx; its sheets with data rows: 'Orders', "
+            "'Returns' (sheet names are matched exactly, case included; empty sheets are not "
+            "read)",
         ),
         (
             "a.csv",

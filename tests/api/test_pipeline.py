@@ -393,5 +393,7 @@ def test_pipeline_sheet_query_scores_only_the_named_sheets(client: TestClient, t
     unknown = _post(client, content, "shop.xlsx", params={"sheet": "orders"})
     assert unknown.status_code == 422
     assert unknown.json()["detail"] == (
-        "no sheet 'orders' in shop.xlsx; its sheets: 'Orders', 'Orders 2', 'Returns'"
+        "no sheet 'orders' with data rows in shop.xlsx; its sheets with data rows: 'Orders', "
+        "'Orders 2', 'Returns' (sheet names are matched exactly, case included; empty sheets are "
+        "not read)"
     )

@@ -374,7 +374,7 @@ def test_sheet_reads_only_the_chosen_sheet_of_a_workbook(tmp_path: Path, capsys)
     path = _workbook(tmp_path / "shop.xlsx", {"Orders": _orders(2), "Returns": returns})
     db = f"sqlite:///{tmp_path / 's.db'}"
     assert run_app(["ingest", str(path), "--db", db]) == 1  # refused as before, with the hint
-    assert "clv ingest --sheet 'Orders'" in " ".join(capsys.readouterr().err.split())
+    assert "clv ingest --sheet Orders FILE" in " ".join(capsys.readouterr().err.split())
     assert run_app(["ingest", str(path), "--sheet", "Orders", "--db", db]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert (

@@ -563,8 +563,14 @@ def test_a_returns_sheet_beside_the_orders_says_how_to_ingest_the_orders(
     assert message.endswith(
         "Sheet 'Orders' of shop.xlsx holds transactions; if sheet 'Returns' holds something "
         "else (returns, stock...), ingest only the sheets of transactions (clv ingest --sheet "
-        "'Orders'), or save them alone as CSV and ingest that"
+        "Orders FILE), or save them alone as CSV and ingest that"
     )
+    # several sheets: one option each, quoted for the shell where needed
+    two = _workbook(
+        tmp_path / "two.xlsx", {"Orders": _orders(2), "Orders 2": _orders(1), "Returns": returns}
+    )
+    with pytest.raises(SchemaError, match=r"\(clv ingest --sheet Orders --sheet 'Orders 2' FILE\)"):
+        clean_file(two)
     # choosing the sheet reads the orders and says what was left out
     report = clean_file(path, sheets=["Orders"]).report
     assert (report.rows_loaded, report.sheet) == (2, "Orders")
@@ -574,13 +580,23 @@ def test_a_returns_sheet_beside_the_orders_says_how_to_ingest_the_orders(
 
 
 def test_a_sheet_choice_names_what_is_not_there(tmp_path: Path, csv_file) -> None:
+    import xlsxwriter
+
     from retail_clv.errors import InputFileError
 
-    path = _workbook(tmp_path / "shop.xlsx", {"Orders": _orders(2), "Notes": _orders(1)})
-    with pytest.raises(
-        InputFileError, match="no sheet 'Order' in shop.xlsx; its sheets: 'Orders', 'Notes'"
-    ):
-        clean_file(path, sheets=["Order"])
+    path = tmp_path / "shop.xlsx"
+    with xlsxwriter.Workbook(path) as workbook:
+        _orders(2).write_excel(workbook, worksheet="Orders")
+        workbook.add_worksheet("Blank")  # an empty sheet is not read: it was called missing
+        _orders(1).write_excel(workbook, worksheet="Notes")
+    for typo in ("Order", "Blank"):
+        with pytest.raises(InputFileError) as caught:
+            clean_file(path, sheets=[typo])
+        assert str(caught.value) == (
+            f"no sheet '{typo}' with data rows in shop.xlsx; its sheets with data rows: "
+            "'Orders', 'Notes' (sheet names are matched exactly, case included; empty sheets "
+            "are not read)"
+        )
     with pytest.raises(InputFileError, match="without sheets: --sheet applies to Excel"):
         clean_file(csv_file([VALID]), sheets=["Orders"])
     # a chosen sheet with a column problem stops the file, as a single sheet does

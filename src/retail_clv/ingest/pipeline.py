@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -334,10 +335,11 @@ def _usable_sheets(
             raise error
         # another sheet reads fine: this one may be no sales table at all (returns, stock)
         readable = ", ".join(repr(str(raw.sheets[i].name)) for i in usable)
+        options = " ".join(f"--sheet {shlex.quote(str(raw.sheets[i].name))}" for i in usable)
         raise SchemaError(
             f"{error}. Sheet {readable} of {raw.path.name} holds transactions; if sheet "
             f"{name!r} holds something else (returns, stock...), ingest only the sheets of "
-            f"transactions (clv ingest --sheet {readable}), or save them alone as CSV and "
+            f"transactions (clv ingest {options} FILE), or save them alone as CSV and "
             "ingest that"
         ) from error
     if not usable:  # no sheet holds transactions: the error of the closest one
@@ -379,8 +381,9 @@ def _chosen_sheets(raw: RawFile, sheets: Sequence[str]) -> set[int]:
     missing = [name for name in sheets if name not in names]
     if missing:
         raise InputFileError(
-            f"no sheet {', '.join(repr(n) for n in missing)} in {raw.path.name}; its sheets: "
-            f"{', '.join(repr(str(n)) for n in names)}"
+            f"no sheet {', '.join(repr(n) for n in missing)} with data rows in "
+            f"{raw.path.name}; its sheets with data rows: {', '.join(repr(str(n)) for n in names)}"
+            " (sheet names are matched exactly, case included; empty sheets are not read)"
         )
     return {index for index, name in enumerate(names) if name in sheets}
 

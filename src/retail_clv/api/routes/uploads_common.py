@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -75,6 +76,15 @@ def _query_parameters(match: re.Match[str]) -> str:
     return " with the query parameters " + ", ".join(f"column={f}=<column name>" for f in fields)
 
 
+def _sheet_parameters(match: re.Match[str]) -> str:
+    names = shlex.split(match.group(1))[1::2]  # --sheet NAME --sheet NAME ...
+    return (
+        "(send it again with the query parameter sheet=<sheet name> for each sheet to read: "
+        + ", ".join(repr(name) for name in names)
+        + ")"
+    )
+
+
 _API_WORDING: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
     (
         re.compile(r'(?<=Map each explicitly): ((?:--column \w+="<column name>" ?)+)'),
@@ -91,10 +101,7 @@ _API_WORDING: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]
         r"send it again with the query parameter \1_first=true (if its rows were stored, "
         "undo that ingest run first: POST /ingest-runs/RUN_ID/undo)",
     ),
-    (
-        re.compile(r"\(clv ingest --sheet "),
-        "(send it again with the query parameter sheet=<sheet name> for each sheet to read: ",
-    ),
+    (re.compile(r"\(clv ingest ((?:--sheet .+?)+) FILE\)"), _sheet_parameters),
     (
         re.compile(
             r"--sheet applies to Excel workbooks \(ingest this file without it, in a command "
