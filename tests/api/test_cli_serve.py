@@ -83,3 +83,19 @@ def test_serve_with_an_unusable_store_is_one_line_and_never_starts(monkeypatch, 
     err = capsys.readouterr().err
     assert "Error: unsupported database 'mysql'" in " ".join(err.split())
     assert "Traceback" not in err
+
+
+def test_serve_says_when_it_created_a_new_empty_store(monkeypatch, tmp_path) -> None:
+    # a mistyped --db silently served an empty store (serve creates one, for uploads)
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    path = tmp_path / "typo" / "shop.db"
+    result = CliRunner().invoke(app, ["serve", "--db", f"sqlite:///{path}"])
+    assert result.exit_code == 0, result.output
+    said = "".join(result.output.split())  # rich folds a long tmp path anywhere
+    assert "".join(f"there was no store at {path}; a new, empty one was created".split()) in said
+    assert "check--dborCLV_DATABASE_URL" in said
+    assert path.is_file()
+    again = CliRunner().invoke(app, ["serve", "--db", f"sqlite:///{path}"])
+    assert again.exit_code == 0 and "no store" not in again.output

@@ -62,9 +62,19 @@ def serve(
         raise typer.Exit(1) from None
     # Open (and migrate) the store once here: a bad URL or a database that is down is one clear
     # line instead of a traceback per worker, and workers never race to create the tables.
-    from retail_clv.store.db import get_engine
+    from retail_clv.store.db import get_engine, sqlite_file
 
-    get_engine(get_settings().database_url).dispose()
+    url = get_settings().database_url
+    new_file = sqlite_file(url)
+    new_file = new_file if new_file is not None and not new_file.exists() else None
+    get_engine(url).dispose()
+    if new_file is not None:  # a mistyped --db serves an empty store: say so before it starts
+        err_console.print(
+            f"[yellow]Note:[/] there was no store at {new_file}; a new, empty one was created. "
+            "The API has no customers until transactions are uploaded (POST /ingest or the "
+            "dashboard); to serve an existing store, check --db or CLV_DATABASE_URL.",
+            highlight=False,
+        )
     uvicorn.run(
         "retail_clv.api.app:create_app",
         factory=True,

@@ -68,6 +68,22 @@ def describe_database_error(exc: BaseException) -> str:
     return f"{type(inner).__name__}: {text[0] if text else type(inner).__name__}"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """Return the file of a file-backed SQLite URL (``~`` expanded), else None.
+
+    None for PostgreSQL, in-memory and ``file:`` URLs and for a URL that does not parse (which
+    :func:`get_engine` refuses with its own message).
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else Path(database).expanduser()
+
+
 def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine:
     """Return an engine on the store, creating the SQLite folder and migrating the schema.
 
@@ -120,15 +136,13 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
             "the database URL's user or password contains '@': percent-encode it as %40 "
             "(e.g. postgresql+psycopg://clv:p%40ss@host/db)"
         )
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            path = Path(database).expanduser()
-            if must_exist and not path.is_file():
-                raise StoreError(
-                    f"there is no store at {path} (check --db or CLV_DATABASE_URL): {INGEST_HINT}"
-                )
-            path.parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(url)
+    if path is not None:
+        if must_exist and not path.is_file():
+            raise StoreError(
+                f"there is no store at {path} (check --db or CLV_DATABASE_URL): {INGEST_HINT}"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = sa.create_engine(parsed, future=True)
     except ImportError as exc:
