@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/bench_learners.py [--cutoffs 2011-05-09,...] [--with-test]
-                                        [--seeds 3] [--data PATH]
+                                        [--seeds 3] [--data PATH] [--only TEXT]
 
 For each cutoff: build the training rows exactly as ``clv train`` does (every cutoff 28 days
 apart back to the start of the data, every window ending on or before the cutoff, zero spenders
@@ -13,9 +13,11 @@ a cutoff's R² by up to 0.04 here. The modelling choices were made on the six va
 reporting only. Rows marked [Model ...] are the stacks' own learners, cloned from
 ``build_model2()`` (forest at 40 trees); the others are the variants they were compared with.
 Cells are R² / normalized Gini / top-10% capture; the last column is the mean over the
-validation cutoffs. A second table gives each learner's mean validation R² difference to Model
-2's XGBoost with a 90% paired customer-bootstrap interval (``metrics.bootstrap_difference``):
-how much of a difference is noise from which customers happened to be scored.
+validation cutoffs. A second table gives each learner's mean validation R² and Gini differences
+to Model 2's XGBoost with 90% paired customer-bootstrap intervals
+(``metrics.bootstrap_difference``): how much of a difference is noise from which customers
+happened to be scored. ``--only Hurdle`` scores only the learners whose name holds that text
+(and Model 2's XGBoost, the reference).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Lasso, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from xgboost import XGBRegressor
+from xgboost import XGBClassifier, XGBRegressor
 
 from _machine import describe
 from retail_clv.features import FEATURE_COLUMNS, training_frame
@@ -44,7 +46,12 @@ from retail_clv.ingest.pipeline import clean_file
 from retail_clv.models import metrics as M
 from retail_clv.models.backtest import PROTOCOL_CUTOFF, ROLLING_CUTOFFS
 from retail_clv.models.baselines import bgnbd_gg_baseline
-from retail_clv.models.estimators import ExposureOffsetRegressor, build_model2, xgb_tweedie
+from retail_clv.models.estimators import (
+    LEVEL_FEATURES,
+    ExposureOffsetRegressor,
+    build_model2,
+    xgb_tweedie,
+)
 from retail_clv.models.training import model_input, training_cutoffs
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "online_retail_II.csv.gz"
@@ -88,6 +95,44 @@ class _Capped:
 
     def predict(self, X: Any) -> np.ndarray:
         return np.asarray(self.model.predict(X), dtype=float)
+
+
+class _Hurdle:
+    """Hurdle model: P(buy) from an XGBoost classifier × E[spend | buy] from a gamma XGBoost.
+
+    ``E[spend] = P(spend > 0) · E[spend | spend > 0]`` holds exactly, so the product is an
+    estimate of the mean spend on the raw scale with no re-transformation step. The classifier
+    has Model 2's tree settings (logistic loss) and is averaged over ``seeds`` seeds; the
+    conditional model is fitted on the buyers' rows only, a gamma objective (log link) with the
+    log of ``exposure`` as offset, monotone in the spend levels like Model 2's XGBoost.
+    """
+
+    def __init__(self, exposure: str, seeds: int) -> None:
+        self.exposure, self.seeds = exposure, seeds
+
+    def fit(self, X: Any, y: np.ndarray) -> _Hurdle:
+        bought = y > 0
+        settings = {
+            k: v
+            for k, v in xgb_tweedie(0).get_params().items()
+            if k in ("n_estimators", "learning_rate", "max_depth", "subsample")
+            or k in ("colsample_bytree", "min_child_weight", "n_jobs", "verbosity")
+        }
+        self.classifiers = [
+            XGBClassifier(objective="binary:logistic", random_state=s, **settings).fit(X, bought)
+            for s in range(self.seeds)
+        ]
+        self.spend = ExposureOffsetRegressor(
+            xgb_tweedie(0, objective="reg:gamma", tweedie_variance_power=None),
+            exposure=self.exposure,
+            n_seeds=self.seeds,
+            increasing=LEVEL_FEATURES,
+        ).fit(X[bought], y[bought])
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        p_buy = np.mean([c.predict_proba(X)[:, 1] for c in self.classifiers], axis=0)
+        return np.asarray(p_buy * self.spend.predict(X), dtype=float)
 
 
 # The issue's reference learner ("a plain LightGBM on 13 RFM features", R² 0.626 at 2011-11-09) is
@@ -163,6 +208,12 @@ def learners(seeds: int) -> dict[str, Callable[[], Any]]:
         "RandomForest (40 trees, leaf 10), monotone in levels [Models 1, 2]": member(
             "rf", model__n_estimators=40
         ),
+        "Hurdle: XGB P(buy) × XGB gamma E[spend | buy], offset log(avg order value)": (
+            lambda: _Hurdle("avg_order_value", seeds)
+        ),
+        "Hurdle: XGB P(buy) × XGB gamma E[spend | buy], offset log(run-rate)": (
+            lambda: _Hurdle("run_rate_adj_30d", seeds)
+        ),
         "Ridge α=1000": linear(Ridge(alpha=1000.0)),
         "Ridge α=1000, level features, weights ≥ 0 [Models 1, 2]": member("ridge"),
         "Lasso α=10": linear(Lasso(alpha=10.0, precompute=True, max_iter=5000)),
@@ -180,6 +231,12 @@ def main() -> None:
     ap.add_argument("--with-test", action="store_true", help=f"also score {PROTOCOL_CUTOFF}")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--data", type=Path, default=DEFAULT)
+    ap.add_argument(
+        "--only",
+        default="",
+        help="score only the learners whose name contains this text (case-insensitive); "
+        "Model 2's XGBoost, the reference of the differences, is always scored",
+    )
     args = ap.parse_args()
     print(f"Machine: {describe()}")
     if _lightgbm() is None:
@@ -188,7 +245,8 @@ def main() -> None:
     cutoffs = [*validation, PROTOCOL_CUTOFF] if args.with_test else validation
     clean = clean_file(args.data)
     first = clean.purchases["invoice_date"].min().date()
-    names = list(learners(args.seeds)) + ["run-rate baseline", "BG/NBD + Gamma-Gamma baseline"]
+    chosen = _chosen(learners(args.seeds), args.only)
+    names = list(chosen) + ["run-rate baseline", "BG/NBD + Gamma-Gamma baseline"]
     cells: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}
     preds: dict[str, list[np.ndarray]] = {n: [] for n in names}
     actuals: list[np.ndarray] = []
@@ -200,7 +258,7 @@ def main() -> None:
         test = frame.filter(pl.col("cutoff") == cutoff)
         X, y = model_input(train, FEATURE_COLUMNS), train["spend"].to_numpy().astype(float)
         X_test, actual = model_input(test, FEATURE_COLUMNS), test["spend"].to_numpy()
-        for name, make in learners(args.seeds).items():
+        for name, make in _chosen(learners(args.seeds), args.only).items():
             pred = np.clip(make().fit(X, y).predict(X_test), 0.0, None)
             cells[name].append(_score(actual, pred))
             preds[name].append(pred)
@@ -229,22 +287,29 @@ def main() -> None:
 REFERENCE = "XGB Tweedie 1.7, offset log(run-rate), monotone in levels [Model 2]"
 
 
+def _chosen(table: dict[str, Callable[[], Any]], only: str) -> dict[str, Callable[[], Any]]:
+    """The learners named by ``--only`` (all when empty), always with the reference."""
+    return {n: f for n, f in table.items() if n == REFERENCE or only.lower() in n.lower()}
+
+
 def _print_bootstrap(
     preds: dict[str, list[np.ndarray]], actuals: list[np.ndarray], n_val: int
 ) -> None:
     """Mean validation R² difference to Model 2's XGBoost, with its bootstrap interval."""
-    print(f"\nMean validation R² minus that of {REFERENCE}; 90% paired customer bootstrap\n")
-    print("| learner | ΔR² | 90% interval | share of replicates > 0 |")
-    print("|---|---|---|---|")
+    print(
+        f"\nMean validation R² and Gini minus those of {REFERENCE}; 90% paired customer bootstrap\n"
+    )
+    print("| learner | ΔR² | 90% interval | share > 0 | ΔGini | 90% interval | share > 0 |")
+    print("|---|---|---|---|---|---|---|")
     for name, rows in preds.items():
         if name == REFERENCE:
             continue
         cells = [(actuals[i], rows[i], preds[REFERENCE][i]) for i in range(n_val)]
-        b = M.bootstrap_difference(cells)
-        print(
-            f"| {name} | {b['delta']:+.3f} | {b['low']:+.3f} … {b['high']:+.3f} "
-            f"| {b['share_above_zero']:.2f} |"
+        text = " | ".join(
+            f"{b['delta']:+.3f} | {b['low']:+.3f} … {b['high']:+.3f} | {b['share_above_zero']:.2f}"
+            for b in (M.bootstrap_difference(cells, metric) for metric in ("r2", "gini"))
         )
+        print(f"| {name} | {text} |")
 
 
 def _score(actual: np.ndarray, pred: np.ndarray) -> tuple[float, float, float]:
