@@ -218,7 +218,13 @@ def test_customer_ids_are_normalised_like_ingestion(client: TestClient, api_data
 
 @pytest.mark.parametrize(
     ("raw", "normalised"),
-    [("13085.0", "13085"), (" 13085 ", "13085"), ("13085.5", "13085.5"), ("A13.0", "A13.0")],
+    [
+        ("13085.0", "13085"),
+        ("13085.000", "13085"),
+        (" 13085 ", "13085"),
+        ("13085.5", "13085.5"),
+        ("A13.0", "A13.0"),
+    ],
 )
 def test_normalise_customer_id(raw: str, normalised: str) -> None:
     from retail_clv.api.schemas import normalise_customer_id

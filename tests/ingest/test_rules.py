@@ -116,6 +116,9 @@ def test_codes_are_listed_in_canonical_order() -> None:
     [
         ("13085", "13085"),
         ("13085.0", "13085"),
+        ("13085.00", "13085"),  # a spreadsheet's two-decimal number format
+        ("13085.50", "13085.50"),
+        ("A13.00", "A13.00"),
         (" 13085 ", "13085"),
         ("C-77", "C-77"),
         ("12.5", "12.5"),

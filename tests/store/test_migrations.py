@@ -8,15 +8,9 @@ from retail_clv.store.db import get_engine
 from retail_clv.store.migrations import MIGRATIONS
 
 
-def test_e_mail_customer_ids_are_lower_cased_into_one_customer(store_url: str) -> None:
-    engine = get_engine(store_url)
-    day = dt.datetime(2011, 1, 1, 10)
-    customers = [
-        ("Kunde@Shop.DE", "Germany", day),
-        ("kunde@shop.de", "Austria", day + dt.timedelta(days=5)),  # the same, seen later
-        ("Solo@Shop.DE", "France", day),
-        ("@SUM(A1)", "France", day),  # not an e-mail address
-    ]
+def _store_with_customers(engine: sa.Engine, customers: list[tuple[str, str, dt.datetime]]) -> None:
+    """Write customers (id, country, first seen) with one purchase line each, as stored."""
+    day = min(f for _, _, f in customers)
     with engine.begin() as conn:
         conn.execute(
             sa.insert(schema.ingest_runs).values(
@@ -52,7 +46,11 @@ def test_e_mail_customer_ids_are_lower_cased_into_one_customer(store_url: str) -
                 for i, (c, _, f) in enumerate(customers)
             ],
         )
-    [migration] = [m for m in MIGRATIONS if m.name == "e-mail customer ids lower-cased"]
+
+
+def _apply(engine: sa.Engine, version: int) -> tuple[list[tuple[str, str]], list[str]]:
+    """Apply one migration; return the customers (id, country) and each line's customer id."""
+    [migration] = [m for m in MIGRATIONS if m.version == version]
     with engine.begin() as conn:
         migration.apply(conn)
         kept = conn.execute(
@@ -68,12 +66,42 @@ def test_e_mail_customer_ids_are_lower_cased_into_one_customer(store_url: str) -
             .all()
         )
     engine.dispose()
-    assert [tuple(r) for r in kept] == [
+    return [(r.customer_id, r.country) for r in kept], list(bought)
+
+
+def test_e_mail_customer_ids_are_lower_cased_into_one_customer(store_url: str) -> None:
+    engine = get_engine(store_url)
+    day = dt.datetime(2011, 1, 1, 10)
+    customers = [
+        ("Kunde@Shop.DE", "Germany", day),
+        ("kunde@shop.de", "Austria", day + dt.timedelta(days=5)),  # the same, seen later
+        ("Solo@Shop.DE", "France", day),
+        ("@SUM(A1)", "France", day),  # not an e-mail address
+    ]
+    _store_with_customers(engine, customers)
+    kept, bought = _apply(engine, 3)
+    assert kept == [
         ("@SUM(A1)", "France"),
         ("kunde@shop.de", "Germany"),  # the earliest first purchase's country
         ("solo@shop.de", "France"),
     ]
     assert bought == ["kunde@shop.de", "kunde@shop.de", "solo@shop.de", "@SUM(A1)"]
+
+
+def test_migration_5_reads_ids_with_zero_decimals_as_whole_numbers(store_url: str) -> None:
+    # a file saved with a two-decimal number format stored 12346.00 beside 12346: two customers
+    engine = get_engine(store_url)
+    day = dt.datetime(2011, 1, 1, 10)
+    customers = [
+        ("12346", "Germany", day + dt.timedelta(days=3)),
+        ("12346.00", "Austria", day),  # the same customer, seen first
+        ("17850.000", "France", day),
+        ("12.50", "France", day),  # not a whole number: kept
+    ]
+    _store_with_customers(engine, customers)
+    kept, bought = _apply(engine, 5)
+    assert kept == [("12.50", "France"), ("12346", "Austria"), ("17850", "France")]
+    assert bought == ["12346", "12346", "17850", "12.50"]
 
 
 def test_migration_4_gives_stored_lines_a_country(tmp_path, store_url: str) -> None:

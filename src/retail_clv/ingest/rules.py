@@ -415,15 +415,18 @@ def _separator_word(dates: pl.Series) -> str:
 EMAIL_ID = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 
 
-_FLOAT_ID = re.compile(r"^(\d+)\.0$")
+#: A whole-number id written as a decimal: ``13085.0`` (pandas), ``12346.00`` (a spreadsheet's
+#: two-decimal number format).
+_FLOAT_ID = re.compile(r"^(\d+)\.0+$")
 _EMAIL_ID = re.compile(EMAIL_ID)
 
 
 def normalise_customer_id(value: str) -> str:
     """Normalise one customer id as :func:`parse_and_validate` does a column of them.
 
-    Trimmed, ``"13085.0"`` -> ``"13085"``, and an e-mail address (:data:`EMAIL_ID`)
-    lower-cased. For ids that arrive one by one (API requests, the store's migration).
+    Trimmed, ``"13085.0"`` and ``"13085.00"`` -> ``"13085"``, and an e-mail address
+    (:data:`EMAIL_ID`) lower-cased. For ids that arrive one by one (API requests, the store's
+    migrations).
     """
     value = value.strip()
     match = _FLOAT_ID.match(value)
@@ -908,7 +911,7 @@ def parse_and_validate(
         invoice_date=dates,
         customer_id=pl.when(_missing(customer, _MISSING_CUSTOMER_TOKENS))
         .then(None)
-        .when(customer.str.ends_with(".0"))
+        .when(customer.str.contains(_FLOAT_ID.pattern))
         .then(customer.str.replace(_FLOAT_ID.pattern, "$1"))
         # an e-mail address as id (shop-platform exports): one customer whatever the case
         .when(customer.str.contains(EMAIL_ID))

@@ -99,14 +99,17 @@ def _integer_row_keys(conn: sa.Connection) -> None:
                 index.create(conn)
 
 
-def _lower_case_email_ids(conn: sa.Connection) -> None:
-    """Lower-case the customer ids that are e-mail addresses, as ingestion now writes them.
+def _normalise_customer_ids(conn: sa.Connection) -> None:
+    """Rewrite the stored customer ids as ingestion now writes them (``normalise_customer_id``).
 
-    Stores written before kept ``Kunde@Shop.de`` as written: its next purchases, ingested as
-    ``kunde@shop.de``, would make a second customer, and the API (which normalises ids the same
-    way) would not find the first. One customer row is kept per lower-cased id (the earliest
-    first purchase and its country); stored predictions of a renamed id are dropped (the next
-    scoring writes them again).
+    Migration 3: e-mail addresses lower-cased. Stores written before kept ``Kunde@Shop.de`` as
+    written: its next purchases, ingested as ``kunde@shop.de``, would make a second customer,
+    and the API (which normalises ids the same way) would not find the first. Migration 5: a
+    whole number written with several zero decimals (``12346.00``) loses them, as ``12346.0``
+    always did. One customer row is kept per normalised id (the earliest first purchase and its
+    country); stored predictions of a renamed id are dropped (the next scoring writes them
+    again). Both run the current rule, so a store older than 3 is rewritten in full by 3 and 5
+    finds nothing left.
     """
     from retail_clv.ingest.rules import normalise_customer_id
 
@@ -139,7 +142,7 @@ def _lower_case_email_ids(conn: sa.Connection) -> None:
         )
         conn.execute(c.delete().where(c.c.customer_id == row.customer_id))
     if renamed:
-        logger.info("lower-cased %d e-mail customer ids", len(renamed))
+        logger.info("normalised %d customer ids", len(renamed))
 
 
 def _purchase_line_country(conn: sa.Connection) -> None:
@@ -182,8 +185,9 @@ def _purchase_line_country(conn: sa.Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "integer row keys for the duplicate index", _integer_row_keys),
-    Migration(3, "e-mail customer ids lower-cased", _lower_case_email_ids),
+    Migration(3, "e-mail customer ids lower-cased", _normalise_customer_ids),
     Migration(4, "country of each purchase line", _purchase_line_country),
+    Migration(5, "customer ids written 12346.00 read as 12346", _normalise_customer_ids),
 )
 
 
