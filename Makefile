@@ -45,8 +45,18 @@ browser: ## Install Debian's Chromium for the browser test when missing (needs r
 		|| echo "WARNING: could not install chromium; the browser test will be skipped."; \
 	fi
 
+# An install without the dev extras, as `pip install .` gives a user, in its own venv.
+RUNTIME := .venv-runtime
+
+.PHONY: smoke
+smoke: $(STAMP) ## Install without dev extras (.venv-runtime) and run the CLI end to end on a tiny shop.
+	@rm -rf $(RUNTIME)
+	@$(PYTHON) -m venv $(RUNTIME)
+	$(BIN)/uv pip install --quiet --python $(RUNTIME)/bin/python -c constraints.txt .
+	bash scripts/smoke.sh $(RUNTIME)/bin
+
 .PHONY: test
-test: $(STAMP) lint browser ## Lint, type check and run the whole test suite.
+test: $(STAMP) lint browser smoke ## Lint, type check, the smoke test without dev extras, and the whole test suite.
 	@set +e; $(BIN)/python -m pytest --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests; failing on purpose." >&2; exit 1; fi; \
 	exit $$rc
