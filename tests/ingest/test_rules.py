@@ -117,6 +117,7 @@ def test_codes_are_listed_in_canonical_order() -> None:
         ("13085", "13085"),
         ("13085.0", "13085"),
         ("13085.00", "13085"),  # a spreadsheet's two-decimal number format
+        ("12.000", "12.000"),  # perhaps 12,000 with a thousands dot: never 12
         ("13085.50", "13085.50"),
         ("A13.00", "A13.00"),
         (" 13085 ", "13085"),

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from retail_clv.store import schema
 from retail_clv.store.db import get_engine
-from retail_clv.store.migrations import MIGRATIONS
+from retail_clv.store.migrations import MIGRATIONS, migrate
 
 
 def _store_with_customers(engine: sa.Engine, customers: list[tuple[str, str, dt.datetime]]) -> None:
@@ -95,13 +95,22 @@ def test_migration_5_reads_ids_with_zero_decimals_as_whole_numbers(store_url: st
     customers = [
         ("12346", "Germany", day + dt.timedelta(days=3)),
         ("12346.00", "Austria", day),  # the same customer, seen first
-        ("17850.000", "France", day),
+        ("17850.00", "France", day),
         ("12.50", "France", day),  # not a whole number: kept
+        ("12.000", "Spain", day),  # perhaps 12,000 with a thousands dot: kept
     ]
     _store_with_customers(engine, customers)
-    kept, bought = _apply(engine, 5)
-    assert kept == [("12.50", "France"), ("12346", "Austria"), ("17850", "France")]
-    assert bought == ["12346", "12346", "17850", "12.50"]
+    with engine.begin() as conn:  # a version-4 store, upgraded as get_engine does it
+        conn.execute(sa.text("DELETE FROM schema_migrations WHERE version >= 5"))
+    assert migrate(engine) == schema.SCHEMA_VERSION == 5
+    kept, bought = _apply(engine, 5)  # applying it again changes nothing
+    assert kept == [
+        ("12.000", "Spain"),
+        ("12.50", "France"),
+        ("12346", "Austria"),
+        ("17850", "France"),
+    ]
+    assert bought == ["12346", "12346", "17850", "12.50", "12.000"]
 
 
 def test_migration_4_gives_stored_lines_a_country(tmp_path, store_url: str) -> None:
@@ -110,7 +119,6 @@ def test_migration_4_gives_stored_lines_a_country(tmp_path, store_url: str) -> N
     The customer's country on the lines of the first purchase time, the store's on the others.
     """
     from retail_clv.ingest.pipeline import ingest_files
-    from retail_clv.store.migrations import migrate
 
     header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country,Store"
     rows = [

@@ -416,8 +416,8 @@ EMAIL_ID = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 
 
 #: A whole-number id written as a decimal: ``13085.0`` (pandas), ``12346.00`` (a spreadsheet's
-#: two-decimal number format).
-_FLOAT_ID = re.compile(r"^(\d+)\.0+$")
+#: two-decimal number format). Not three zeros: ``12.000`` may be 12,000 with a thousands dot.
+_FLOAT_ID = re.compile(r"^(\d+)\.00?$")
 _EMAIL_ID = re.compile(EMAIL_ID)
 
 

@@ -105,7 +105,7 @@ def _normalise_customer_ids(conn: sa.Connection) -> None:
     Migration 3: e-mail addresses lower-cased. Stores written before kept ``Kunde@Shop.de`` as
     written: its next purchases, ingested as ``kunde@shop.de``, would make a second customer,
     and the API (which normalises ids the same way) would not find the first. Migration 5: a
-    whole number written with several zero decimals (``12346.00``) loses them, as ``12346.0``
+    whole number written with two zero decimals (``12346.00``) loses them, as ``12346.0``
     always did. One customer row is kept per normalised id (the earliest first purchase and its
     country); stored predictions of a renamed id are dropped (the next scoring writes them
     again). Both run the current rule, so a store older than 3 is rewritten in full by 3 and 5
