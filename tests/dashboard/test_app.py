@@ -611,6 +611,10 @@ def test_workbook_sheets_lists_the_sheets_of_an_xlsx_only(tmp_path: Any) -> None
     assert workbook_sheets(_shop_workbook(tmp_path, names)) == list(names)
     for content in (b"Invoice,StockCode\n1,2\n", b"PK\x03\x04 not a zip", b""):
         assert workbook_sheets(content) == []
+    # a damaged LZMA-compressed workbook part escaped as LZMAError and took the page down
+    from tests.ingest.test_readers import corrupt_lzma_workbook
+
+    assert workbook_sheets(corrupt_lzma_workbook()) == []
 
 
 def test_the_sheets_of_a_workbook_are_chosen_on_the_page_and_sent(
@@ -632,6 +636,30 @@ def test_the_sheets_of_a_workbook_are_chosen_on_the_page_and_sent(
     upload(at, "one.xlsx", _shop_workbook(tmp_path, ("Orders",)))  # one sheet: no choice
     assert not at.multiselect
     assert route.calls.last.request.url.params.get_list("sheet") == []
+
+
+def test_adding_a_sheet_after_a_save_saves_the_added_rows(
+    api: respx.MockRouter, sample_pipeline: dict[str, Any], tmp_path: Any
+) -> None:
+    # a save was remembered per file: the rows of a sheet added afterwards were scored, never
+    # stored, with a note about slash dates
+    stored = {"run_id": 7, "rows_loaded": 2, "rows_duplicate": 0, "warnings": []}
+    route = api.post("/pipeline").respond(json={**sample_pipeline, "stored": [stored]})
+    at = new_app().run()
+    at.toggle[0].set_value(True).run()
+    upload(at, "shop.xlsx", _shop_workbook(tmp_path, ("Orders", "Orders 2", "Returns")))
+    at.multiselect[0].set_value(["Orders"]).run()
+    at.multiselect[0].set_value(["Orders", "Orders 2"]).run()
+    at.multiselect[0].set_value(["Orders"]).run()  # saved before: scored, not saved again
+    sent = [
+        (c.request.url.params["store"], c.request.url.params.get_list("sheet")) for c in route.calls
+    ]
+    assert sent[-3:] == [
+        ("true", ["Orders"]),
+        ("true", ["Orders", "Orders 2"]),
+        ("false", ["Orders"]),
+    ]
+    assert any("already saved" in t for t in texts(at.info))
 
 
 def test_a_returns_sheet_error_names_the_sheet_choice(api: respx.MockRouter) -> None:

@@ -396,3 +396,34 @@ def test_merged_cells_are_found_whatever_the_attribute_order_and_titles_are_not_
                 assert b'Target="worksheets/sheet1.xml" Id=' in data
             dst.writestr(item, data)
     assert _merged_cells(reordered.read_bytes()) == {"Orders": (1, "A3:A5")}
+
+
+def corrupt_lzma_workbook() -> bytes:
+    """An .xlsx-shaped zip whose LZMA-compressed workbook part is damaged mid-stream."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        part = b'<workbook><sheets><sheet name="A" sheetId="1"/></sheets></workbook>' * 50
+        archive.writestr("xl/workbook.xml", part, compress_type=zipfile.ZIP_LZMA)
+    damaged = bytearray(buffer.getvalue())
+    for offset in range(60, 90):
+        damaged[offset] ^= 0xFF
+    return bytes(damaged)
+
+
+def test_a_damaged_zip_part_is_a_damaged_file_not_a_crash(tmp_path: Path) -> None:
+    # LZMAError (a damaged LZMA part) and NotImplementedError (a mangled "version needed" field
+    # in the central directory) escaped as tracebacks, a 500 from the API
+    lzma_file = tmp_path / "lzma.xlsx"
+    lzma_file.write_bytes(corrupt_lzma_workbook())
+    with pytest.raises(InputFileError, match=r"lzma\.xlsx is (a damaged|not a readable) "):
+        read_raw(lzma_file)
+    version = tmp_path / "version.xlsx"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("xl/workbook.xml", b"<workbook/>")
+    data = bytearray(buffer.getvalue())
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 6] = 250  # "version needed to extract" 25.0: zipfile refuses it
+    version.write_bytes(bytes(data))
+    with pytest.raises(InputFileError, match=r"version\.xlsx is a damaged zip/xlsx file"):
+        read_raw(version)

@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import io
 import logging
+import lzma
 import posixpath
 import re
 import struct
@@ -38,6 +39,20 @@ from retail_clv.ingest.columns import list_names
 from retail_clv.ingest.xls_sandbox import read_xls
 
 logger = logging.getLogger(__name__)
+
+#: What reading a damaged zip part raises besides ``BadZipFile``: a corrupt deflate or LZMA
+#: stream, a truncated one, an unsupported method, a bad password/CRC, a header whose offsets
+#: point before the start ("negative seek value").
+_DAMAGED_ZIP = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    struct.error,
+)
 
 GZIP_MAGIC = b"\x1f\x8b"
 #: Largest text a ``.csv.gz`` may unpack to (10 times Online Retail II's two years). A few
@@ -385,7 +400,7 @@ def _read_bytes(path: Path, data: bytes, digest: str) -> RawFile:
 def _read_zip(path: Path, data: bytes, digest: str) -> RawFile:
     try:
         names = zipfile.ZipFile(io.BytesIO(data)).namelist()
-    except zipfile.BadZipFile as exc:
+    except _DAMAGED_ZIP as exc:
         raise InputFileError(f"{path} is a damaged zip/xlsx file ({exc})") from exc
     if any(name.startswith("xl/") for name in names):
         scans = _scan_workbook(path, data)  # before calamine allocates a grid per sheet
@@ -741,7 +756,7 @@ def _sheet_names(archive: zipfile.ZipFile) -> dict[str, str]:
             _attribute(tag, b"Id"): _attribute(tag, b"Target") or ""
             for tag in _RELATIONSHIP_TAG.findall(archive.read("xl/_rels/workbook.xml.rels"))
         }
-    except (KeyError, zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError):
+    except (KeyError, OSError, *_DAMAGED_ZIP):
         return {}
     names: dict[str, str] = {}
     for tag in _SHEET_TAG.findall(workbook):
@@ -755,6 +770,20 @@ def _sheet_names(archive: zipfile.ZipFile) -> dict[str, str]:
         part = target[1:] if target.startswith("/") else posixpath.join("xl", target)
         names[posixpath.normpath(part).lower()] = html.unescape(name)
     return names
+
+
+def workbook_sheet_names(path: Path) -> list[str]:
+    """Return the names of every sheet an ``.xlsx`` workbook lists, empty ones included.
+
+    :func:`read_raw` leaves empty sheets out of :attr:`RawFile.sheets`; this tells a sheet that
+    is there but empty from a name the workbook lacks. Empty for other files and for a workbook
+    whose sheet list cannot be read.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return list(_sheet_names(archive).values())
+    except (OSError, *_DAMAGED_ZIP):
+        return []
 
 
 def _check_workbook_location(path: Path, archive: zipfile.ZipFile) -> None:
@@ -964,7 +993,7 @@ def _check_parts_besides_sheets(path: Path, archive: zipfile.ZipFile) -> None:
                 total += len(block)
                 if total > MAX_WORKBOOK_PARTS_BYTES:
                     raise too_big(unpacked)
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError):
+        except _DAMAGED_ZIP:
             continue  # a damaged part unpacks no further in calamine (which fails if it needs it)
 
 
@@ -1206,12 +1235,12 @@ def _scan_workbook(path: Path, data: bytes) -> dict[str, _SheetScan]:
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
+    except _DAMAGED_ZIP as exc:
         raise InputFileError(f"{path} is a damaged zip/xlsx file ({exc})") from exc
     try:
         _check_parts_besides_sheets(path, archive)  # before anything reads them whole
         _check_workbook_location(path, archive)  # the scan below looks where writers put it
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+    except _DAMAGED_ZIP as exc:
         raise InputFileError(f"{path} is a damaged Excel workbook ({exc})") from exc
     names = _sheet_names(archive)
     found: dict[str, _SheetScan] = {}
@@ -1225,7 +1254,7 @@ def _scan_workbook(path: Path, data: bytes) -> dict[str, _SheetScan]:
         where = f"{path} (sheet {name!r})"
         try:
             scan = _scan_sheet(archive, info, where)
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        except _DAMAGED_ZIP as exc:
             raise InputFileError(f"{path} is a damaged Excel workbook ({exc})") from exc
         if scan.cells > MAX_SHEET_CELLS:
             raise InputFileError(

@@ -101,7 +101,6 @@ def workbook_sheets(content: bytes) -> list[str]:
     import html
     import io
     import zipfile
-    import zlib
 
     try:
         with (
@@ -109,7 +108,7 @@ def workbook_sheets(content: bytes) -> list[str]:
             archive.open("xl/workbook.xml") as part,
         ):
             workbook = part.read(_WORKBOOK_PART_LIMIT + 1)
-    except (KeyError, zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError):
+    except Exception:  # noqa: BLE001  (damaged or hostile: no choice; the API says what is wrong)
         return []
     if len(workbook) > _WORKBOOK_PART_LIMIT:
         return []
@@ -152,11 +151,11 @@ RESULT_KEY = "pipeline_result"
 ERROR_KEY = "pipeline_error"
 UPLOAD_KEY = "pipeline_upload"
 SOURCE_KEY = "pipeline_source"
-#: Files whose rows this session saved to the store: file id -> day-first switch at the time.
+#: Files whose rows this session saved to the store: :func:`save_key` -> day-first switch then.
 SAVED_KEY = "pipeline_saved"
 #: Whether the result on the page was scored without saving because its file was saved before.
 NOT_SAVED_AGAIN_KEY = "pipeline_not_saved_again"
-#: The ingest runs each file saved in this session: file id -> run ids.
+#: The ingest runs each file saved in this session: :func:`save_key` -> run ids.
 SAVED_RUNS_KEY = "pipeline_saved_runs"
 #: What *Undo this upload* did: ingest run id -> the API's answer, or the error it raised.
 UNDO_KEY = "pipeline_undo"
@@ -282,9 +281,9 @@ def undo_upload(client: ApiClient, run_id: int) -> None:
         return
     saved: dict[str, bool] = st.session_state.setdefault(SAVED_KEY, {})
     saved_runs: dict[str, list[int]] = st.session_state.setdefault(SAVED_RUNS_KEY, {})
-    for file_id, runs in saved_runs.items():
+    for key, runs in saved_runs.items():
         if run_id in runs and all(isinstance(outcomes.get(r), dict) for r in runs):
-            saved.pop(file_id, None)
+            saved.pop(key, None)
 
 
 def show_undo(client: ApiClient, run_id: int, place: str = "pipeline") -> None:
@@ -609,6 +608,15 @@ def render() -> None:
         show_ingest_runs(client)
 
 
+def save_key(file_id: str, sheets: tuple[str, ...] | None) -> str:
+    """Key of one saved upload: the file, and the sheets chosen (None: every sheet).
+
+    Choosing another set of sheets saves the file again: the rows of the sheets added are new
+    to the store, and those saved before are skipped as duplicates.
+    """
+    return file_id if sheets is None else "\x1f".join((file_id, *sheets))
+
+
 def show_upload(
     client: ApiClient,
     symbol: str,
@@ -654,23 +662,24 @@ def show_upload(
         return
     chosen = None if sheets is None else tuple(sheets)
     upload_id = (uploaded.file_id, store, day_first, tuple(sorted(columns.items())), chosen)
+    key = save_key(uploaded.file_id, chosen)
     if st.session_state.get(UPLOAD_KEY) != upload_id:
         st.session_state[UPLOAD_KEY] = upload_id
-        already_saved = store and uploaded.file_id in saved
+        already_saved = store and key in saved
         st.session_state[NOT_SAVED_AGAIN_KEY] = already_saved
         save = store and not already_saved
         run_upload(client, uploaded.name, uploaded.getvalue(), save, day_first, columns, sheets)
         if save and RESULT_KEY in st.session_state:
-            saved[uploaded.file_id] = day_first
+            saved[key] = day_first
             runs = [
                 int(item["run_id"])
                 for item in st.session_state[RESULT_KEY].get("stored") or []
                 if item.get("run_id") is not None
             ]
-            saved_runs.setdefault(uploaded.file_id, []).extend(runs)
+            saved_runs.setdefault(key, []).extend(runs)
     if st.session_state.get(NOT_SAVED_AGAIN_KEY):  # the result shown was scored, not saved
-        if uploaded.file_id in saved:  # else undone since: show_undo says so
-            read = "day-first" if saved[uploaded.file_id] else "in the order decided for the file"
+        if key in saved:  # else undone since: show_undo says so
+            read = "day-first" if saved[key] else "in the order decided for the file"
             st.info(
                 f"The rows of {uploaded.name} were already saved to the store in this session "
                 f"(slash dates read {read}), so this result was scored without saving them "
@@ -678,7 +687,7 @@ def show_upload(
                 "upload* below, then change a switch or drop the file here again.",
                 icon=":material/database:",
             )
-        for run in saved_runs.get(uploaded.file_id, []):
+        for run in saved_runs.get(key, []):
             show_undo(client, run)
 
     error = st.session_state.get(ERROR_KEY)
