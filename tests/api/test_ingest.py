@@ -195,6 +195,29 @@ def test_ingest_sheet_query_reads_only_the_named_sheets(
 
 
 @pytest.mark.parametrize(
+    ("sheet", "listed"),
+    [
+        ("Orders (old)", ": 'Orders (old)')"),
+        ("O'Brien & Co", ': "O\'Brien & Co")'),
+        ("Orders (old FILE)", ", named above)"),  # cut the CLI command short: was a 500
+    ],
+)
+def test_the_sheet_hint_survives_any_sheet_name(
+    empty_client: TestClient, tmp_path: Path, sheet: str, listed: str
+) -> None:
+    from tests.ingest.test_pipeline import _orders, _workbook
+
+    returns = _orders(3).drop("Price").rename({"Description": "Reason"})
+    content = _workbook(tmp_path / "s.xlsx", {sheet: _orders(2), "Returns": returns}).read_bytes()
+    refused = empty_client.post("/ingest", files={"file": ("s.xlsx", content)})
+    assert refused.status_code == 422, refused.text
+    assert (
+        "(send it again with the query parameter sheet=<sheet name> for each sheet to read" + listed
+        in refused.json()["detail"]
+    )
+
+
+@pytest.mark.parametrize(
     ("name", "params", "detail"),
     [
         (

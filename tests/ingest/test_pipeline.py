@@ -589,14 +589,21 @@ def test_a_sheet_choice_names_what_is_not_there(tmp_path: Path, csv_file) -> Non
         _orders(2).write_excel(workbook, worksheet="Orders")
         workbook.add_worksheet("Blank")  # an empty sheet is not read: it was called missing
         _orders(1).write_excel(workbook, worksheet="Notes")
-    for typo in ("Order", "Blank"):
+    for typo in (["Order"], ["Blank"], ["Blank", "Blank"], ["Order", "Orders"]):
         with pytest.raises(InputFileError) as caught:
-            clean_file(path, sheets=[typo])
+            clean_file(path, sheets=typo)
         assert str(caught.value) == (
-            f"no sheet '{typo}' with data rows in shop.xlsx; its sheets with data rows: "
+            f"no sheet '{typo[0]}' with data rows in shop.xlsx; its sheets with data rows: "
             "'Orders', 'Notes' (sheet names are matched exactly, case included; empty sheets "
             "are not read)"
         )
+    # an empty sheet chosen beside one with rows (the dashboard lists every sheet) is skipped
+    report = clean_file(path, sheets=["Orders", "Blank"]).report
+    assert (report.rows_loaded, report.sheet) == (2, "Orders")
+    assert any(
+        w.startswith("sheet 'Blank' (0 rows) was skipped, not read as transactions: it has no data")
+        for w in report.warnings
+    )
     with pytest.raises(InputFileError, match="without sheets: --sheet applies to Excel"):
         clean_file(csv_file([VALID]), sheets=["Orders"])
     # a chosen sheet with a column problem stops the file, as a single sheet does

@@ -36,7 +36,13 @@ from retail_clv.ingest.columns import (
     resolve_columns,
 )
 from retail_clv.ingest.hashing import row_hashes
-from retail_clv.ingest.readers import RawFile, check_unique_header, read_header, read_raw
+from retail_clv.ingest.readers import (
+    RawFile,
+    check_unique_header,
+    read_header,
+    read_raw,
+    workbook_sheet_names,
+)
 from retail_clv.ingest.rules import (
     BAD_DATE,
     CANCELLATION,
@@ -315,7 +321,7 @@ def _usable_sheets(
     usable: dict[int, tuple[int, dict[str, str], pl.DataFrame]] = {}
     skipped: list[_SkippedSheet] = []
     failed: tuple[str, SchemaError] | None = None
-    chosen = _chosen_sheets(raw, sheets)
+    chosen, empty = _chosen_sheets(raw, sheets)
     for index, sheet in enumerate(raw.sheets):
         if index not in chosen:
             continue
@@ -358,34 +364,41 @@ def _usable_sheets(
         for index, sheet in enumerate(raw.sheets)
         if index not in chosen
     )
+    skipped.extend((name, 0, SchemaError("it has no data rows"), 0) for name in empty)
     return usable, skipped
 
 
-def _chosen_sheets(raw: RawFile, sheets: Sequence[str]) -> set[int]:
-    """Return the indices of the sheets to read: those named in ``sheets``, else all.
+def _chosen_sheets(raw: RawFile, sheets: Sequence[str]) -> tuple[set[int], list[str]]:
+    """Return the indices of the sheets to read (those named in ``sheets``, else all).
+
+    Also returns the names in ``sheets`` of sheets the workbook has but left unread because
+    they are empty (a choice made from the workbook's sheet list, as the dashboard offers it).
 
     Raises
     ------
     InputFileError
-        When ``sheets`` names a sheet the workbook lacks, or the file has no sheets (CSV,
-        Parquet).
+        When ``sheets`` names a sheet the workbook lacks, names only empty sheets, or the file
+        has no sheets (CSV, Parquet).
     """
     if not sheets:
-        return set(range(len(raw.sheets)))
+        return set(range(len(raw.sheets))), []
     names = [sheet.name for sheet in raw.sheets]
     if names == [None]:
         raise InputFileError(
             f"{raw.path.name} is a {raw.file_format} file, without sheets: --sheet applies to "
             "Excel workbooks (ingest this file without it, in a command of its own)"
         )
-    missing = [name for name in sheets if name not in names]
-    if missing:
+    unread = list(dict.fromkeys(name for name in sheets if name not in names))
+    listed = set(workbook_sheet_names(raw.path)) if unread and raw.file_format == "xlsx" else set()
+    empty = [name for name in unread if name in listed]
+    missing = [name for name in unread if name not in listed]
+    if missing or len(empty) == len(set(sheets)):
         raise InputFileError(
-            f"no sheet {', '.join(repr(n) for n in missing)} with data rows in "
+            f"no sheet {', '.join(repr(n) for n in missing or empty)} with data rows in "
             f"{raw.path.name}; its sheets with data rows: {', '.join(repr(str(n)) for n in names)}"
             " (sheet names are matched exactly, case included; empty sheets are not read)"
         )
-    return {index for index, name in enumerate(names) if name in sheets}
+    return {index for index, name in enumerate(names) if name in sheets}, empty
 
 
 def _sheet_frame(

@@ -77,10 +77,14 @@ def _query_parameters(match: re.Match[str]) -> str:
 
 
 def _sheet_parameters(match: re.Match[str]) -> str:
-    names = shlex.split(match.group(1))[1::2]  # --sheet NAME --sheet NAME ...
+    try:
+        names = shlex.split(match.group(1))[1::2]  # --sheet NAME --sheet NAME ...
+    except ValueError:  # a sheet name holding " FILE)" cut the command short: no names then
+        names = []
+    listed = ": " + ", ".join(repr(name) for name in names) if names else ", named above"
     return (
-        "(send it again with the query parameter sheet=<sheet name> for each sheet to read: "
-        + ", ".join(repr(name) for name in names)
+        "(send it again with the query parameter sheet=<sheet name> for each sheet to read"
+        + listed
         + ")"
     )
 
