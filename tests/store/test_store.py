@@ -79,6 +79,17 @@ def test_must_exist_refuses_a_missing_sqlite_file_and_creates_nothing(tmp_path: 
     get_engine(f"sqlite:///{typo}", must_exist=True).dispose()  # and then accepted
 
 
+def test_a_home_relative_sqlite_path_is_the_file_under_home(tmp_path: Path, monkeypatch) -> None:
+    # the folder was created under $HOME but SQLite was given "~/..." and opened ./~/shop.db
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    engine = get_engine("sqlite:///~/shop/clv.db")
+    engine.dispose()
+    assert (tmp_path / "home" / "shop" / "clv.db").is_file()
+    assert not (tmp_path / "~").exists()
+    get_engine("sqlite:///~/shop/clv.db", must_exist=True).dispose()
+
+
 def test_bad_url_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="invalid database URL"):
         get_engine("not a url")

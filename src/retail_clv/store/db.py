@@ -143,6 +143,7 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
                 f"there is no store at {path} (check --db or CLV_DATABASE_URL): {INGEST_HINT}"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
+        parsed = parsed.set(database=str(path))  # SQLite would open "~/x.db" in a folder "~"
     try:
         engine = sa.create_engine(parsed, future=True)
     except ImportError as exc:
