@@ -56,8 +56,8 @@ smoke: $(STAMP) ## Install without dev extras (.venv-runtime) and run the CLI en
 	bash scripts/smoke.sh $(RUNTIME)/bin
 
 .PHONY: test
-test: $(STAMP) lint browser smoke ## Lint, type check, the smoke test without dev extras, and the whole test suite.
-	@set +e; $(BIN)/python -m pytest --durations=15; rc=$$?; \
+test: $(STAMP) lint browser smoke ## Lint, type check, smoke test without dev extras, whole test suite with a coverage floor.
+	@set +e; $(BIN)/python -m pytest --durations=15 --cov --cov-report=term; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests; failing on purpose." >&2; exit 1; fi; \
 	exit $$rc
 
