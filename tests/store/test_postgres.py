@@ -129,3 +129,16 @@ def test_postgresql_stores_text_that_held_nul_characters(
         assert description == "15CM CHRISTMAS GLASSBALL 20 LIGHTS"
     finally:
         engine.dispose()
+
+
+def test_a_read_only_command_writes_no_tables_into_another_database(postgresql_url: str) -> None:
+    # clv train / backtest / predict with --db naming an existing database without a store
+    # created retail-clv's nine tables there before saying it held no purchases
+    with pytest.raises(StoreError, match=r"there is no retail-clv store in .*ingest data first"):
+        get_engine(postgresql_url, must_exist=True)
+    probe = sa.create_engine(postgresql_url)
+    with probe.connect() as conn:
+        assert sa.inspect(conn).get_table_names() == []
+    probe.dispose()
+    get_engine(postgresql_url).dispose()  # created by default (ingest)
+    get_engine(postgresql_url, must_exist=True).dispose()  # and then accepted

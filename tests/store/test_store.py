@@ -102,24 +102,47 @@ def test_an_empty_url_is_a_store_error_not_the_default_store(url: str) -> None:
         get_engine(url)
 
 
-@pytest.mark.parametrize("url", ["postgres://u:p@localhost/shop", "postgres+psycopg://u@h/db"])
-def test_a_postgres_scheme_url_names_the_right_scheme(url: str) -> None:
+def test_a_postgres_scheme_url_names_the_right_scheme() -> None:
     with pytest.raises(StoreError, match=r"PostgreSQL URLs start with postgresql\+psycopg://"):
-        get_engine(url)
+        get_engine("postgres+psycopg://u@h/db")
+
+
+def test_the_postgres_scheme_of_hosting_providers_is_read_as_psycopg(monkeypatch) -> None:
+    # postgres://... (as hosting providers hand it out) was refused
+    created = []
+    monkeypatch.setattr(sa, "create_engine", lambda url, **kw: created.append(url) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        get_engine("postgres://u:p@localhost:5433/shop")
+    [url] = created
+    assert (url.drivername, url.host, url.port, url.database) == (
+        "postgresql+psycopg",
+        "localhost",
+        5433,
+        "shop",
+    )
 
 
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("mysql://u:p@localhost/shop", r"unsupported database 'mysql'"),
-        ("postgresql+psycopg://clv:p@ss@localhost/shop", r"contains '@': percent-encode it"),
-        ("postgresql+pg8000://u:p@localhost/shop", r"psycopg 3 driver installed with"),
+        ("mysql://u:Qz7@localhost/shop", r"unsupported database 'mysql'"),
+        ("postgresql+psycopg://clv:Qz7@Qz8@localhost/shop", r"contains '@': percent-encode it"),
+        # an '@' then a '/' in the password: parsed as host 'Qz8', its tail printed
+        ("postgresql+psycopg://clv:Qz7@Qz8/x@localhost:5432/shop", r"contains '@': percent-encode"),
+        # an '@' then a ':' (a port that is no number): a ValueError traceback
+        ("postgresql+psycopg://clv:Qz7@Qz8:w/rd@localhost/shop", r"contains '@': percent-encode"),
+        (
+            "postgresql+psycopg://clv:Qz7:w/rd@localhost:54x/shop",
+            r"invalid database URL .*clv:\*\*\*@",
+        ),
+        ("postgresql+psycopg://clv:Qz7@localhost:5432x/shop", r"with a port made of digits"),
+        ("postgresql+pg8000://u:Qz7@localhost/shop", r"psycopg 3 driver installed with"),
     ],
 )
 def test_url_mistakes_are_one_clear_store_error(url: str, message: str) -> None:
     with pytest.raises(StoreError, match=message) as caught:
         get_engine(url)
-    assert "ss@localhost" not in str(caught.value)  # no part of a password is echoed
+    assert "Qz" not in str(caught.value)  # no part of a password is echoed
 
 
 def test_a_database_error_while_writing_is_one_store_error(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from retail_clv.config import get_settings
 from retail_clv.errors import INGEST_HINT, StoreError
+from retail_clv.store import schema
 from retail_clv.store.migrations import migrate
 
 logger = logging.getLogger(__name__)
@@ -68,6 +70,17 @@ def describe_database_error(exc: BaseException) -> str:
     return f"{type(inner).__name__}: {text[0] if text else type(inner).__name__}"
 
 
+def _masked(url: str) -> str:
+    """Return ``url`` with its password replaced by ``***`` (for a URL SQLAlchemy cannot parse)."""
+    return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
+
+
+def _holds_a_store(engine: sa.Engine) -> bool:
+    """Whether the database has the ``schema_migrations`` table every retail-clv store has."""
+    with engine.connect() as conn:
+        return sa.inspect(conn).has_table(schema.schema_migrations.name)
+
+
 def sqlite_file(url: str) -> Path | None:
     """Return the file of a file-backed SQLite URL (``~`` expanded), else None.
 
@@ -114,13 +127,23 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
             "@host/db, or leave --db out to use CLV_DATABASE_URL"
         )
     url = url or get_settings().database_url
+    server = not url.startswith("sqlite")
+    if server and url.count("@") > 1:  # an '@' of the password: parts of it would show
+        raise StoreError(
+            "the database URL's user or password contains '@': percent-encode it as %40 "
+            "(e.g. postgresql+psycopg://clv:p%40ss@host/db)"
+        )
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
         raise StoreError(
-            f"invalid database URL {url!r}: expected sqlite:///path.db or "
-            "postgresql+psycopg://user:pass@host/db"
+            f"invalid database URL {_masked(url)}: expected sqlite:///path.db or "
+            "postgresql+psycopg://user:pass@host:port/db, with a port made of digits and any "
+            "'@', ':', '/', '?' or '#' of the user or password percent-encoded (%40, %3A, %2F, "
+            "%3F, %23)"
         ) from exc
+    if parsed.drivername == "postgres":  # the scheme hosting providers hand out
+        parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername.split("+")[0] == "postgres":
         raise StoreError(
             f"unknown database URL scheme {parsed.drivername!r}: PostgreSQL URLs start with "
@@ -130,11 +153,6 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
         raise StoreError(
             f"unsupported database {parsed.get_backend_name()!r}: retail-clv stores its data in "
             "SQLite (sqlite:///path.db) or PostgreSQL (postgresql+psycopg://user:pass@host/db)"
-        )
-    if parsed.host and "@" in parsed.host:
-        raise StoreError(
-            "the database URL's user or password contains '@': percent-encode it as %40 "
-            "(e.g. postgresql+psycopg://clv:p%40ss@host/db)"
         )
     path = sqlite_file(url)
     if path is not None:
@@ -156,6 +174,12 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     try:
+        if must_exist and path is None and not _holds_a_store(engine):
+            engine.dispose()  # a read-only command never writes its tables into another database
+            raise StoreError(
+                f"there is no retail-clv store in {parsed.render_as_string(hide_password=True)} "
+                f"(no schema_migrations table; check --db or CLV_DATABASE_URL): {INGEST_HINT}"
+            )
         migrate(engine)
     except OperationalError as exc:
         raise StoreError(
