@@ -592,3 +592,33 @@ def test_lines_of_the_first_purchase_time_give_the_country_of_the_first_in_the_f
         ).scalars()
         assert list(stored) == ["Italy", "Spain", "Austria"]  # each line's country, file order
     assert tuple(row) == ("Spain", dt.datetime(2010, 3, 1, 10))
+
+
+def _line(invoice: int, day: str) -> str:
+    return f"{invoice},85048,BALL,2,{day} 10:00:00,3.5,13085,United Kingdom"
+
+
+def test_a_file_end_the_store_has_company_for_is_no_mistyped_date(
+    tmp_path: Path, store_url: str
+) -> None:
+    # a file whose first line repeats a stored one (or overlaps the store's history) was said to
+    # have "a mistyped date?", judged on the file alone
+    from retail_clv.ingest.pipeline import clean_file
+
+    engine = get_engine(store_url)
+    days = ["2010-01-05", "2010-02-10", "2010-03-20", "2010-04-25", "2010-06-01", "2010-06-10"]
+    history = write_csv(tmp_path / "h.csv", [_line(500 + i, d) for i, d in enumerate(days)])
+    july = [_line(600 + i, f"2010-07-{d:02d}") for i, d in enumerate((1, 8, 15, 20))]
+    overlap = write_csv(tmp_path / "o.csv", [_line(500, "2010-01-05"), *july])
+    typo = write_csv(tmp_path / "t.csv", [*july, _line(700, "2015-07-05")])
+    alone = [w for w in clean_file(overlap).report.warnings if "mistyped date" in w]
+    assert alone and alone[0].startswith("the first purchase day, 2010-01-05 (1 line), is 177 ")
+    [first] = ingest_files([history], engine, progress=False)
+    [stored] = ingest_files([overlap], engine, progress=False)
+    [kept] = ingest_files([typo], engine, progress=False)
+    engine.dispose()
+    assert first.rows_loaded == 6 and stored.rows_duplicate == 1
+    assert not any("mistyped date" in w for w in stored.warnings)
+    # a day the store has nothing near is still pointed out
+    [note] = [w for w in kept.warnings if "mistyped date" in w]
+    assert note.startswith("the last purchase day, 2015-07-05 (1 line), is 1811 days away")

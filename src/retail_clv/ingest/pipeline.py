@@ -47,9 +47,11 @@ from retail_clv.ingest.rules import (
     BAD_DATE,
     CANCELLATION,
     DATE_OUT_OF_RANGE,
+    ISOLATED_DAYS,
     MISSING_CUSTOMER_ID,
     REASON_CODES,
     isolated_end_dates_notes,
+    isolated_ends,
     parse_and_validate,
 )
 from retail_clv.store.runs import lock_for_ingest
@@ -1263,6 +1265,33 @@ def _stored_before(reports: list[IngestReport], undo_command: str) -> str:
     )
 
 
+def _isolated_ends_in_store(
+    result: CleanResult, near_stored: Callable[[dt.date], bool]
+) -> CleanResult:
+    """Drop the file's "mistyped date?" notes for end days the store already has company for.
+
+    The cleaning judged the file alone: a first day far from the file's others (one old line
+    of an export that overlaps the store, or a line already stored) is no typo when the store
+    holds purchases within :data:`ISOLATED_DAYS` of it.
+    """
+    ends = isolated_ends(result.valid_rows["invoice_date"])
+    if not ends:
+        return result
+    kept = [
+        end
+        for end in ends
+        if not (near_stored(end.day) or (end.word == "only" and near_stored(end.other)))
+    ]
+    if len(kept) == len(ends):
+        return result
+    dates = result.valid_rows["invoice_date"]
+    dropped = set(isolated_end_dates_notes(dates, ends=ends)) - set(
+        isolated_end_dates_notes(dates, ends=kept)
+    )
+    warnings = [w for w in result.report.warnings if w not in dropped]
+    return replace(result, report=replace(result.report, warnings=warnings))
+
+
 def store_result(
     engine: sa.Engine,
     path: Path,
@@ -1302,6 +1331,7 @@ def store_result(
         bulk_session,
         existing_hashes,
         stored_line_matches,
+        stored_purchase_near,
         write_result,
     )
 
@@ -1313,6 +1343,9 @@ def store_result(
         with bulk_session(engine) as conn, conn.begin():
             lock_for_ingest(conn)
             step("checking against the store")
+            result = _isolated_ends_in_store(
+                result, lambda day: stored_purchase_near(conn, day, ISOLATED_DAYS)
+            )
             known = existing_hashes(
                 conn, result.valid_rows["row_hash"], result.rejected["row_hash"]
             )

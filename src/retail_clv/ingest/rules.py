@@ -450,7 +450,41 @@ def isolated_last_day(dates: pl.Series) -> tuple[dt.date, dt.date] | None:
     return days[-1], days[-2]
 
 
-def isolated_end_dates_notes(dates: pl.Series, *, whole_store: bool = False) -> list[str]:
+class IsolatedEnd(NamedTuple):
+    """A first or last purchase day far from every other (:func:`isolated_ends`)."""
+
+    #: "first", "last", or "only" when there are only two purchase days (no telling which)
+    word: str
+    day: dt.date
+    #: the nearest other purchase day
+    other: dt.date
+    lines: int
+
+
+def isolated_ends(dates: pl.Series) -> list[IsolatedEnd]:
+    """Return the ends (last, first) lying :data:`ISOLATED_DAYS` or more from any other day.
+
+    With only two purchase days, one ``"only"`` end (the earlier day) when they are that far
+    apart. Nulls are ignored.
+    """
+    day = dates.drop_nulls().dt.date()
+    counts = day.value_counts(name="lines").sort(day.name)
+    if counts.height < 2:
+        return []
+    days, lines = counts[day.name].to_list(), counts["lines"].to_list()
+    if counts.height == 2:  # one gap, and no telling which end is wrong
+        far = (days[1] - days[0]).days >= ISOLATED_DAYS
+        return [IsolatedEnd("only", days[0], days[1], lines[0])] if far else []
+    ends = [
+        IsolatedEnd("last", days[-1], days[-2], lines[-1]),
+        IsolatedEnd("first", days[0], days[1], lines[0]),
+    ]
+    return [end for end in ends if abs((end.day - end.other).days) >= ISOLATED_DAYS]
+
+
+def isolated_end_dates_notes(
+    dates: pl.Series, *, whole_store: bool = False, ends: list[IsolatedEnd] | None = None
+) -> list[str]:
     """Say when the first or the last purchase day stands far apart from all the others.
 
     A single mistyped year (``2012-05-03`` in data that ends in 2011-05) silently moves the
@@ -464,6 +498,9 @@ def isolated_end_dates_notes(dates: pl.Series, *, whole_store: bool = False) -> 
     whole_store : bool, default False
         The dates are the whole store's (``clv train`` / ``clv predict`` picking their default
         date) rather than one file's (an ingest report): the advice differs.
+    ends : list of IsolatedEnd, optional
+        The ends to word, when the caller has already chosen them from :func:`isolated_ends`
+        of ``dates`` (an ingest leaves out those the store fills).
 
     Returns
     -------
@@ -471,11 +508,8 @@ def isolated_end_dates_notes(dates: pl.Series, *, whole_store: bool = False) -> 
         One sentence per end (last, first) that lies :data:`ISOLATED_DAYS` or more days away
         from the nearest other purchase day; with only two purchase days, one sentence.
     """
-    day = dates.drop_nulls().dt.date()
-    counts = day.value_counts(name="lines").sort(day.name)
-    if counts.height < 2:
-        return []
-    days, lines = counts[day.name].to_list(), counts["lines"].to_list()
+    if ends is None:
+        ends = isolated_ends(dates)
     if whole_store:
         fix = (
             "fix it with clv undo-ingest on the run that holds it (clv ingest-runs) and ingest "
@@ -496,23 +530,19 @@ def isolated_end_dates_notes(dates: pl.Series, *, whole_store: bool = False) -> 
             "clv predict follows it",
             "first": "if the store holds nothing earlier, training history is counted from it",
         }
-    if counts.height == 2:  # one gap, and no telling which end is wrong
-        gap = (days[1] - days[0]).days
-        if gap < ISOLATED_DAYS:
-            return []
-        return [
-            f"the only two purchase days, {days[0]} and {days[1]}, are {gap} days apart: a "
-            f"mistyped date? If so, {fix}; {effects['last']}, and {effects['first']}"
-        ]
-    ends = [(days[-1], days[-2], lines[-1], "last"), (days[0], days[1], lines[0], "first")]
     notes = []
-    for end, other, n, word in ends:
-        gap = abs((end - other).days)
-        if gap >= ISOLATED_DAYS:
+    for end in ends:
+        gap = abs((end.day - end.other).days)
+        if end.word == "only":
             notes.append(
-                f"the {word} purchase day, {end} ({count(n, 'line')}), is "
-                f"{gap} days away from any other ({other}): a mistyped date? If so, {fix}; "
-                f"{effects[word]}"
+                f"the only two purchase days, {end.day} and {end.other}, are {gap} days apart: "
+                f"a mistyped date? If so, {fix}; {effects['last']}, and {effects['first']}"
+            )
+        else:
+            notes.append(
+                f"the {end.word} purchase day, {end.day} ({count(end.lines, 'line')}), is "
+                f"{gap} days away from any other ({end.other}): a mistyped date? If so, {fix}; "
+                f"{effects[end.word]}"
             )
     return notes
 

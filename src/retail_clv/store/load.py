@@ -174,6 +174,30 @@ SALE_KEY: tuple[str, ...] = (
 )
 
 
+def stored_purchase_near(conn: sa.Connection, day: dt.date, days: int) -> bool:
+    """Whether the store holds a purchase less than ``days`` days from ``day`` (either side).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+        Connection to the store.
+    day : datetime.date
+        The day.
+    days : int
+        Distance, in days.
+
+    Returns
+    -------
+    bool
+        True when some transaction is dated in ``(day - days, day + days)``.
+    """
+    t = schema.transactions
+    start = dt.datetime.combine(day, dt.time()) - dt.timedelta(days=days - 1)
+    stop = dt.datetime.combine(day, dt.time()) + dt.timedelta(days=days)
+    query = sa.select(t.c.id).where(t.c.invoice_date >= start, t.c.invoice_date < stop).limit(1)
+    return conn.execute(query).first() is not None
+
+
 def stored_line_matches(conn: sa.Connection, lines: pl.DataFrame) -> int:
     """Count ``lines`` whose sale (:data:`SALE_KEY`) is already stored as a transaction.
 
