@@ -622,3 +622,19 @@ def test_a_file_end_the_store_has_company_for_is_no_mistyped_date(
     # a day the store has nothing near is still pointed out
     [note] = [w for w in kept.warnings if "mistyped date" in w]
     assert note.startswith("the last purchase day, 2015-07-05 (1 line), is 1811 days away")
+
+
+def test_a_long_list_of_sheets_is_stored_cut_with_an_ellipsis(tmp_path: Path) -> None:
+    # the run's sheet list was cut at 200 characters mid-name, without a sign of it
+    from tests.ingest.test_pipeline import _orders, _workbook
+
+    names = [f"Sales orders 2010-{m:02d} (web)" for m in range(1, 11)]
+    engine = get_engine(f"sqlite:///{tmp_path / 's.db'}")
+    ingest_files(
+        [_workbook(tmp_path / "year.xlsx", {n: _orders(1) for n in names})], engine, progress=False
+    )
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(schema.ingest_runs.c.sheet)).scalar_one()
+    engine.dispose()
+    assert len(stored) == 200 and stored.endswith("…")
+    assert stored.startswith(", ".join(names[:6]))

@@ -38,6 +38,11 @@ _MAX_SHEETS = 200
 _REBUILD_MIN_ROWS = 50_000
 
 
+def _fit(text: str, limit: int) -> str:
+    """Return ``text`` cut to ``limit`` characters, ending with "…" when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class _Report(Protocol):
     source_file: str
     sheet: str | None
@@ -508,7 +513,7 @@ def write_result(
     inserted = conn.execute(
         schema.ingest_runs.insert().values(
             source_file=report.source_file,
-            sheet=report.sheet[:_MAX_SHEETS] if report.sheet else None,
+            sheet=_fit(report.sheet, _MAX_SHEETS) if report.sheet else None,
             sha256=result.sha256 or "",
             file_format=report.file_format,
             encoding=report.encoding,
