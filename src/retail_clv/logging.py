@@ -15,6 +15,15 @@ NON_FINITE_SEARCH_SCORES = r"One or more of the test scores are non-finite"
 FEW_BOOTSTRAP_ROWS = r"Using the fractional value max_samples="
 
 
+#: psycopg's line when it cannot close a COPY on a connection that is gone: the ingest then fails
+#: with its own one-line error ("… nothing of it was stored: … the connection is lost").
+IGNORED_CLEANUP = "error ignored terminating"
+
+
+def _not_ignored_cleanup(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(IGNORED_CLEANUP)
+
+
 def hide_repeated_warnings() -> None:
     """Hide library warnings that retail-clv reports in its own words (entry points only)."""
     warnings.filterwarnings("ignore", message=NON_FINITE_SEARCH_SCORES, category=UserWarning)
@@ -27,6 +36,9 @@ def configure_logging(level: str | int = "INFO") -> None:
     Also calls :func:`hide_repeated_warnings`.
     """
     hide_repeated_warnings()
+    psycopg = logging.getLogger("psycopg")
+    if _not_ignored_cleanup not in psycopg.filters:
+        psycopg.addFilter(_not_ignored_cleanup)
     root = logging.getLogger("retail_clv")
     if any(isinstance(h, RichHandler) for h in root.handlers):
         root.setLevel(level)

@@ -131,6 +131,23 @@ def test_the_entry_points_hide_only_scikit_learn_s_nan_search_score_line() -> No
     assert [str(w.message) for w in seen] == ["another warning"]
 
 
+def test_psycopgs_ignored_cleanup_line_is_hidden_by_the_entry_points(caplog) -> None:
+    # a connection lost mid-ingest printed psycopg's "error ignored terminating <psycopg.Copy
+    # [BAD] at 0x…>" above the ingest's own one-line error
+    import logging
+
+    from retail_clv.logging import configure_logging
+
+    configure_logging()
+    psycopg = logging.getLogger("psycopg")
+    with caplog.at_level(logging.WARNING, logger="psycopg"):
+        psycopg.warning("error ignored terminating %r: %s", "<psycopg.Copy [BAD]>", "lost")
+        psycopg.warning("another psycopg warning")
+    assert [r.getMessage() for r in caplog.records if r.name == "psycopg"] == [
+        "another psycopg warning"
+    ]
+
+
 def test_an_output_folder_behind_a_dangling_link_is_refused_before_any_work(
     tmp_path, capsys, monkeypatch
 ) -> None:
