@@ -45,6 +45,11 @@ browser: ## Install Debian's Chromium for the browser test when missing (needs r
 		|| echo "WARNING: could not install chromium; the browser test will be skipped."; \
 	fi
 
+# `make test` fails below this share of the package's statements run by the suite (90.2% when it
+# was set; the Streamlit pages run under AppTest and the .xls reader's child process are not
+# counted).
+COVERAGE_FLOOR := 88
+
 # An install without the dev extras, as `pip install .` gives a user, in its own venv.
 RUNTIME := .venv-runtime
 
@@ -57,9 +62,10 @@ smoke: $(STAMP) ## Install without dev extras (.venv-runtime) and run the CLI en
 
 .PHONY: test
 test: $(STAMP) lint browser smoke ## Lint, type check, smoke test without dev extras, whole test suite with a coverage floor.
-	@set +e; $(BIN)/python -m pytest --durations=15 --cov --cov-report=term; rc=$$?; \
+	@set +e; $(BIN)/python -m pytest --durations=15 --cov --cov-report=; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests; failing on purpose." >&2; exit 1; fi; \
-	exit $$rc
+	if [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	$(BIN)/python -m coverage report --fail-under=$(COVERAGE_FLOOR)
 
 .PHONY: screenshots
 screenshots: $(STAMP) browser ## Refresh docs/screenshots/ from the real-browser end-to-end test.
