@@ -107,6 +107,24 @@ def test_a_postgres_scheme_url_names_the_right_scheme() -> None:
         get_engine("postgres+psycopg://u@h/db")
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://clv@myserver:pw@myserver.postgres.database.azure.com:5432/db",
+        "postgresql+psycopg://me@example.com:pw@localhost/db",
+        "postgresql+psycopg://u:pw@localhost/db?application_name=clv@shop",
+        "postgresql+psycopg://u:pw@localhost/my@db",
+    ],
+)
+def test_an_at_sign_outside_the_password_is_accepted(url: str, monkeypatch) -> None:
+    # Azure's user@server user names, e-mail user names, query values and database names
+    created = []
+    monkeypatch.setattr(sa, "create_engine", lambda url, **kw: created.append(url) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # reached the engine: not refused
+        get_engine(url)
+    assert created[0].password == "pw"
+
+
 def test_the_postgres_scheme_of_hosting_providers_is_read_as_psycopg(monkeypatch) -> None:
     # postgres://... (as hosting providers hand it out) was refused
     created = []
@@ -130,7 +148,8 @@ def test_the_postgres_scheme_of_hosting_providers_is_read_as_psycopg(monkeypatch
         # an '@' then a '/' in the password: parsed as host 'Qz8', its tail printed
         ("postgresql+psycopg://clv:Qz7@Qz8/x@localhost:5432/shop", r"contains '@': percent-encode"),
         # an '@' then a ':' (a port that is no number): a ValueError traceback
-        ("postgresql+psycopg://clv:Qz7@Qz8:w/rd@localhost/shop", r"contains '@': percent-encode"),
+        ("postgresql+psycopg://clv:Qz7@Qz8:w/rd@localhost/shop", r"'@', ':', .* percent-encoded"),
+        ("postgresql+psycopg://u@localhost:5x/shop?password=Qz7", r"with a port made of digits"),
         (
             "postgresql+psycopg://clv:Qz7:w/rd@localhost:54x/shop",
             r"invalid database URL .*clv:\*\*\*@",

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from retail_clv.config import get_settings
@@ -71,8 +71,29 @@ def describe_database_error(exc: BaseException) -> str:
 
 
 def _masked(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***`` (for a URL SQLAlchemy cannot parse)."""
+    """Return ``url`` with its password replaced by ``***`` (for a URL SQLAlchemy cannot parse).
+
+    Everything between the user's ``:`` and the last ``@`` is hidden (an unencoded ``@`` of the
+    password included), and so is a ``password=`` query parameter.
+    """
+    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url)
     return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
+
+
+def _password_cut_short(parsed: URL) -> bool:
+    """Whether an unencoded ``@`` in the password made SQLAlchemy stop the password early.
+
+    The password ends at its first ``@``; what follows is read as the host (``p@ss@host``: host
+    ``ss@host``) or, after a ``/``, as the database (``p@ss/x@host:5432/db``: database
+    ``x@host:5432/db``). An ``@`` in the user name (``clv@server:pw@host``, Azure's form) or in
+    a query parameter parses correctly and is not refused.
+    """
+    if parsed.password is None:
+        return False
+    if parsed.host and "@" in parsed.host:
+        return True
+    database = parsed.database or ""
+    return "@" in database and "/" in database.partition("@")[2]
 
 
 def _holds_a_store(engine: sa.Engine) -> bool:
@@ -127,12 +148,6 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
             "@host/db, or leave --db out to use CLV_DATABASE_URL"
         )
     url = url or get_settings().database_url
-    server = not url.startswith("sqlite")
-    if server and url.count("@") > 1:  # an '@' of the password: parts of it would show
-        raise StoreError(
-            "the database URL's user or password contains '@': percent-encode it as %40 "
-            "(e.g. postgresql+psycopg://clv:p%40ss@host/db)"
-        )
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
@@ -153,6 +168,11 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
         raise StoreError(
             f"unsupported database {parsed.get_backend_name()!r}: retail-clv stores its data in "
             "SQLite (sqlite:///path.db) or PostgreSQL (postgresql+psycopg://user:pass@host/db)"
+        )
+    if _password_cut_short(parsed):  # the rest of the password would show as host or database
+        raise StoreError(
+            "the database URL's user or password contains '@': percent-encode it as %40 "
+            "(e.g. postgresql+psycopg://clv:p%40ss@host/db)"
         )
     path = sqlite_file(url)
     if path is not None:
