@@ -601,7 +601,9 @@ def test_a_sheet_choice_names_what_is_not_there(tmp_path: Path, csv_file) -> Non
     report = clean_file(path, sheets=["Orders", "Blank"]).report
     assert (report.rows_loaded, report.sheet) == (2, "Orders")
     assert any(
-        w.startswith("sheet 'Blank' (0 rows) was skipped, not read as transactions: it has no data")
+        w.startswith(
+            "sheet 'Blank' (0 rows) was skipped, not read as transactions: it was not read"
+        )
         for w in report.warnings
     )
     with pytest.raises(InputFileError, match="without sheets: --sheet applies to Excel"):

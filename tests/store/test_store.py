@@ -641,6 +641,12 @@ def test_a_file_end_the_store_has_company_for_is_no_mistyped_date(
     # a day the store has nothing near is still pointed out
     [note] = [w for w in kept.warnings if "mistyped date" in w]
     assert note.startswith("the last purchase day, 2015-07-05 (1 line), is 1811 days away")
+    # two days only, one of them near the store: no telling which is wrong, the note stays
+    two = write_csv(tmp_path / "2.csv", [_line(800, "2010-07-25"), _line(801, "2011-07-30")])
+    engine = get_engine(store_url)
+    [only] = ingest_files([two], engine, progress=False)
+    engine.dispose()
+    assert any(w.startswith("the only two purchase days, 2010-07-25 and") for w in only.warnings)
 
 
 def test_a_long_list_of_sheets_is_stored_cut_with_an_ellipsis(tmp_path: Path) -> None:

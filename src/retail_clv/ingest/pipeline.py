@@ -366,7 +366,10 @@ def _usable_sheets(
         for index, sheet in enumerate(raw.sheets)
         if index not in chosen
     )
-    skipped.extend((name, 0, SchemaError("it has no data rows"), 0) for name in empty)
+    skipped.extend(
+        (name, 0, SchemaError("it was not read (no data rows, or too wide for a table)"), 0)
+        for name in empty
+    )
     return usable, skipped
 
 
@@ -1277,10 +1280,11 @@ def _isolated_ends_in_store(
     ends = isolated_ends(result.valid_rows["invoice_date"])
     if not ends:
         return result
+    # two days only: no telling which is wrong, so the note stays unless the store has both
     kept = [
         end
         for end in ends
-        if not (near_stored(end.day) or (end.word == "only" and near_stored(end.other)))
+        if not (near_stored(end.day) and (end.word != "only" or near_stored(end.other)))
     ]
     if len(kept) == len(ends):
         return result
