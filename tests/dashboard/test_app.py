@@ -646,18 +646,26 @@ def test_adding_a_sheet_after_a_save_saves_the_added_rows(
     stored = {"run_id": 7, "rows_loaded": 2, "rows_duplicate": 0, "warnings": []}
     route = api.post("/pipeline").respond(json={**sample_pipeline, "stored": [stored]})
     at = new_app().run()
-    at.toggle[0].set_value(True).run()
     upload(at, "shop.xlsx", _shop_workbook(tmp_path, ("Orders", "Orders 2", "Returns")))
     at.multiselect[0].set_value(["Orders"]).run()
-    at.multiselect[0].set_value(["Orders", "Orders 2"]).run()
+    at.toggle[0].set_value(True).run()  # saves Orders
+    at.multiselect[0].set_value(["Orders", "Orders 2"]).run()  # adds a sheet: saved
     at.multiselect[0].set_value(["Orders"]).run()  # saved before: scored, not saved again
+    at.multiselect[0].set_value(["Orders 2", "Orders"]).run()  # the same sheets, reordered
+    at.multiselect[0].set_value(["Orders", "Orders 2", "Returns"]).run()  # every sheet: new
+    at.multiselect[0].set_value(["Returns"]).run()  # within "every sheet": not saved again
     sent = [
         (c.request.url.params["store"], c.request.url.params.get_list("sheet")) for c in route.calls
     ]
-    assert sent[-3:] == [
+    assert sent == [
+        ("false", []),
+        ("false", ["Orders"]),
         ("true", ["Orders"]),
         ("true", ["Orders", "Orders 2"]),
         ("false", ["Orders"]),
+        ("false", ["Orders 2", "Orders"]),
+        ("true", []),
+        ("false", ["Returns"]),
     ]
     assert any("already saved" in t for t in texts(at.info))
 

@@ -151,11 +151,13 @@ RESULT_KEY = "pipeline_result"
 ERROR_KEY = "pipeline_error"
 UPLOAD_KEY = "pipeline_upload"
 SOURCE_KEY = "pipeline_source"
-#: Files whose rows this session saved to the store: :func:`save_key` -> day-first switch then.
+#: Files whose rows this session saved to the store: file id -> day-first switch at the time.
 SAVED_KEY = "pipeline_saved"
 #: Whether the result on the page was scored without saving because its file was saved before.
 NOT_SAVED_AGAIN_KEY = "pipeline_not_saved_again"
-#: The ingest runs each file saved in this session: :func:`save_key` -> run ids.
+#: The sheets of each file saved in this session: file id -> names, or None for every sheet.
+SAVED_SHEETS_KEY = "pipeline_saved_sheets"
+#: The ingest runs each file saved in this session: file id -> run ids.
 SAVED_RUNS_KEY = "pipeline_saved_runs"
 #: What *Undo this upload* did: ingest run id -> the API's answer, or the error it raised.
 UNDO_KEY = "pipeline_undo"
@@ -281,9 +283,10 @@ def undo_upload(client: ApiClient, run_id: int) -> None:
         return
     saved: dict[str, bool] = st.session_state.setdefault(SAVED_KEY, {})
     saved_runs: dict[str, list[int]] = st.session_state.setdefault(SAVED_RUNS_KEY, {})
-    for key, runs in saved_runs.items():
+    for file_id, runs in saved_runs.items():
         if run_id in runs and all(isinstance(outcomes.get(r), dict) for r in runs):
-            saved.pop(key, None)
+            saved.pop(file_id, None)
+            st.session_state.setdefault(SAVED_SHEETS_KEY, {}).pop(file_id, None)
 
 
 def show_undo(client: ApiClient, run_id: int, place: str = "pipeline") -> None:
@@ -608,13 +611,20 @@ def render() -> None:
         show_ingest_runs(client)
 
 
-def save_key(file_id: str, sheets: tuple[str, ...] | None) -> str:
-    """Key of one saved upload: the file, and the sheets chosen (None: every sheet).
+def saved_before(
+    saved_sheets: frozenset[str] | None, chosen: tuple[str, ...] | None, was_saved: bool
+) -> bool:
+    """Whether every sheet ``chosen`` (None: every sheet) was saved before for this file.
 
-    Choosing another set of sheets saves the file again: the rows of the sheets added are new
-    to the store, and those saved before are skipped as duplicates.
+    ``saved_sheets`` is what was saved (None: every sheet). Adding a sheet saves the file again:
+    the added sheet's rows are new to the store, the others are skipped as duplicates. The same
+    sheets in another order, or fewer of them, are scored without saving.
     """
-    return file_id if sheets is None else "\x1f".join((file_id, *sheets))
+    if not was_saved:
+        return False
+    if saved_sheets is None:
+        return True
+    return chosen is not None and set(chosen) <= saved_sheets
 
 
 def show_upload(
@@ -662,15 +672,20 @@ def show_upload(
         return
     chosen = None if sheets is None else tuple(sheets)
     upload_id = (uploaded.file_id, store, day_first, tuple(sorted(columns.items())), chosen)
-    key = save_key(uploaded.file_id, chosen)
+    key = uploaded.file_id
+    saved_sheets: dict[str, frozenset[str] | None] = st.session_state.setdefault(
+        SAVED_SHEETS_KEY, {}
+    )
     if st.session_state.get(UPLOAD_KEY) != upload_id:
         st.session_state[UPLOAD_KEY] = upload_id
-        already_saved = store and key in saved
+        already_saved = store and saved_before(saved_sheets.get(key), chosen, key in saved)
         st.session_state[NOT_SAVED_AGAIN_KEY] = already_saved
         save = store and not already_saved
         run_upload(client, uploaded.name, uploaded.getvalue(), save, day_first, columns, sheets)
         if save and RESULT_KEY in st.session_state:
+            before = saved_sheets.get(key, frozenset()) if key in saved else frozenset()
             saved[key] = day_first
+            saved_sheets[key] = None if chosen is None or before is None else before | set(chosen)
             runs = [
                 int(item["run_id"])
                 for item in st.session_state[RESULT_KEY].get("stored") or []
