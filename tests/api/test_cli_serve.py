@@ -83,6 +83,10 @@ def test_serve_with_an_unusable_store_is_one_line_and_never_starts(monkeypatch, 
     err = capsys.readouterr().err
     assert "Error: unsupported database 'mysql'" in " ".join(err.split())
     assert "Traceback" not in err
+    # a port that is no number: the new-store check parsed the URL first, a ValueError
+    assert run_app(["serve", "--db", "postgresql+psycopg://u:Qz7@localhost:5x/shop"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Error: invalid database URL" in err and "Qz7" not in err and "Traceback" not in err
 
 
 def test_serve_says_when_it_created_a_new_empty_store(monkeypatch, tmp_path) -> None:

@@ -109,9 +109,13 @@ def sqlite_file(url: str) -> Path | None:
     :func:`get_engine` refuses with its own message).
     """
     try:
-        parsed = make_url(url)
-    except ArgumentError:
+        return _sqlite_path(make_url(url))
+    except (ArgumentError, ValueError):
         return None
+
+
+def _sqlite_path(parsed: URL) -> Path | None:
+    """:func:`sqlite_file` of a parsed URL."""
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return None
@@ -174,7 +178,7 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
             "the database URL's user or password contains '@': percent-encode it as %40 "
             "(e.g. postgresql+psycopg://clv:p%40ss@host/db)"
         )
-    path = sqlite_file(url)
+    path = _sqlite_path(parsed)
     if path is not None:
         if must_exist and not path.is_file():
             raise StoreError(
@@ -194,7 +198,7 @@ def get_engine(url: str | None = None, *, must_exist: bool = False) -> sa.Engine
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        if must_exist and path is None and not _holds_a_store(engine):
+        if must_exist and engine.dialect.name == "postgresql" and not _holds_a_store(engine):
             engine.dispose()  # a read-only command never writes its tables into another database
             raise StoreError(
                 f"there is no retail-clv store in {parsed.render_as_string(hide_password=True)} "
