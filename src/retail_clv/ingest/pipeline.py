@@ -1288,10 +1288,8 @@ def _isolated_ends_in_store(
     ]
     if len(kept) == len(ends):
         return result
-    dates = result.valid_rows["invoice_date"]
-    dropped = set(isolated_end_dates_notes(dates, ends=ends)) - set(
-        isolated_end_dates_notes(dates, ends=kept)
-    )
+    gone = [end for end in ends if end not in kept]
+    dropped = set(isolated_end_dates_notes(result.valid_rows["invoice_date"], ends=gone))
     warnings = [w for w in result.report.warnings if w not in dropped]
     return replace(result, report=replace(result.report, warnings=warnings))
 
