@@ -85,4 +85,4 @@ bench: $(STAMP) ## Run the benchmark scripts (needs ../shared/data); numbers go 
 
 .PHONY: clean
 clean: ## Remove the venv, caches, generated data, models and outputs.
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data models output
+	rm -rf $(VENV) $(RUNTIME) .coverage .pytest_cache .mypy_cache .ruff_cache data models output
