@@ -53,7 +53,7 @@ _MONEY: tuple[str, ...] = (
 
 #: Model inputs, all numeric (Float64); see ``docs/features.md`` for the catalog.
 #: Version of the feature definitions, recorded in every model run and checked when one is
-#: loaded: a run must be scored with the features it was trained on. 1: up to the eighth stop;
+#: loaded: a run must be scored with the features it was trained on. 1: the first definitions;
 #: 2: Gamma-Gamma fitted on a unit scale, retried BG/NBD fits, an order per invoice and day.
 FEATURE_VERSION = 2
 
