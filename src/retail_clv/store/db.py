@@ -13,8 +13,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from retail_clv.config import get_settings
 from retail_clv.errors import INGEST_HINT, StoreError
-from retail_clv.store import schema
-from retail_clv.store.migrations import migrate
+from retail_clv.store.migrations import current_version, migrate
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +96,9 @@ def _password_cut_short(parsed: URL) -> bool:
 
 
 def _holds_a_store(engine: sa.Engine) -> bool:
-    """Whether the database has the ``schema_migrations`` table every retail-clv store has."""
+    """Whether the database holds a retail-clv store (a recorded schema version)."""
     with engine.connect() as conn:
-        return sa.inspect(conn).has_table(schema.schema_migrations.name)
+        return current_version(conn) > 0
 
 
 def sqlite_file(url: str) -> Path | None:
