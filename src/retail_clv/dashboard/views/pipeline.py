@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 import streamlit as st
 
@@ -151,12 +151,10 @@ RESULT_KEY = "pipeline_result"
 ERROR_KEY = "pipeline_error"
 UPLOAD_KEY = "pipeline_upload"
 SOURCE_KEY = "pipeline_source"
-#: Files whose rows this session saved to the store: file id -> day-first switch at the time.
+#: Files whose rows this session saved to the store: file id -> :class:`Saved`.
 SAVED_KEY = "pipeline_saved"
 #: Whether the result on the page was scored without saving because its file was saved before.
 NOT_SAVED_AGAIN_KEY = "pipeline_not_saved_again"
-#: The sheets of each file saved in this session: file id -> names, or None for every sheet.
-SAVED_SHEETS_KEY = "pipeline_saved_sheets"
 #: The ingest runs each file saved in this session: file id -> run ids.
 SAVED_RUNS_KEY = "pipeline_saved_runs"
 #: What *Undo this upload* did: ingest run id -> the API's answer, or the error it raised.
@@ -281,12 +279,11 @@ def undo_upload(client: ApiClient, run_id: int) -> None:
         exc.message = page_wording(exc.message)
         outcomes[run_id] = exc
         return
-    saved: dict[str, bool] = st.session_state.setdefault(SAVED_KEY, {})
+    saved: dict[str, Saved] = st.session_state.setdefault(SAVED_KEY, {})
     saved_runs: dict[str, list[int]] = st.session_state.setdefault(SAVED_RUNS_KEY, {})
     for file_id, runs in saved_runs.items():
         if run_id in runs and all(isinstance(outcomes.get(r), dict) for r in runs):
             saved.pop(file_id, None)
-            st.session_state.setdefault(SAVED_SHEETS_KEY, {}).pop(file_id, None)
 
 
 def show_undo(client: ApiClient, run_id: int, place: str = "pipeline") -> None:
@@ -611,20 +608,28 @@ def render() -> None:
         show_ingest_runs(client)
 
 
-def saved_before(
-    saved_sheets: frozenset[str] | None, chosen: tuple[str, ...] | None, was_saved: bool
-) -> bool:
-    """Whether every sheet ``chosen`` (None: every sheet) was saved before for this file.
+class Saved(NamedTuple):
+    """What this session saved of one file: its day-first switch, and its sheets (None: all)."""
 
-    ``saved_sheets`` is what was saved (None: every sheet). Adding a sheet saves the file again:
-    the added sheet's rows are new to the store, the others are skipped as duplicates. The same
-    sheets in another order, or fewer of them, are scored without saving.
-    """
-    if not was_saved:
-        return False
-    if saved_sheets is None:
-        return True
-    return chosen is not None and set(chosen) <= saved_sheets
+    day_first: bool
+    sheets: frozenset[str] | None
+
+    def covers(self, chosen: tuple[str, ...] | None) -> bool:
+        """Whether every sheet ``chosen`` (None: every sheet) was saved before.
+
+        Adding a sheet saves the file again: the added sheet's rows are new to the store, the
+        others are skipped as duplicates. The same sheets in another order, or fewer of them,
+        are scored without saving.
+        """
+        if self.sheets is None:
+            return True
+        return chosen is not None and set(chosen) <= self.sheets
+
+    def adding(self, chosen: tuple[str, ...] | None, day_first: bool) -> Saved:
+        """Return the record once ``chosen`` has been saved too, with this day-first switch."""
+        if chosen is None or self.sheets is None:
+            return Saved(day_first, None)
+        return Saved(day_first, self.sheets | set(chosen))
 
 
 def show_upload(
@@ -665,7 +670,7 @@ def show_upload(
         return
     # A file whose rows were saved once is not saved again when a switch changes: the store
     # would count every row as a duplicate (duplicates are decided on the raw text).
-    saved: dict[str, bool] = st.session_state.setdefault(SAVED_KEY, {})
+    saved: dict[str, Saved] = st.session_state.setdefault(SAVED_KEY, {})
     saved_runs: dict[str, list[int]] = st.session_state.setdefault(SAVED_RUNS_KEY, {})
     if sheets == []:
         st.info("Choose at least one sheet to read.", icon=":material/table:")
@@ -673,19 +678,14 @@ def show_upload(
     chosen = None if sheets is None else tuple(sheets)
     upload_id = (uploaded.file_id, store, day_first, tuple(sorted(columns.items())), chosen)
     key = uploaded.file_id
-    saved_sheets: dict[str, frozenset[str] | None] = st.session_state.setdefault(
-        SAVED_SHEETS_KEY, {}
-    )
     if st.session_state.get(UPLOAD_KEY) != upload_id:
         st.session_state[UPLOAD_KEY] = upload_id
-        already_saved = store and saved_before(saved_sheets.get(key), chosen, key in saved)
+        already_saved = store and key in saved and saved[key].covers(chosen)
         st.session_state[NOT_SAVED_AGAIN_KEY] = already_saved
         save = store and not already_saved
         run_upload(client, uploaded.name, uploaded.getvalue(), save, day_first, columns, sheets)
         if save and RESULT_KEY in st.session_state:
-            before = saved_sheets.get(key, frozenset()) if key in saved else frozenset()
-            saved[key] = day_first
-            saved_sheets[key] = None if chosen is None or before is None else before | set(chosen)
+            saved[key] = saved.get(key, Saved(day_first, frozenset())).adding(chosen, day_first)
             runs = [
                 int(item["run_id"])
                 for item in st.session_state[RESULT_KEY].get("stored") or []
@@ -694,7 +694,7 @@ def show_upload(
             saved_runs.setdefault(key, []).extend(runs)
     if st.session_state.get(NOT_SAVED_AGAIN_KEY):  # the result shown was scored, not saved
         if key in saved:  # else undone since: show_undo says so
-            read = "day-first" if saved[key] else "in the order decided for the file"
+            read = "day-first" if saved[key].day_first else "in the order decided for the file"
             st.info(
                 f"The rows of {uploaded.name} were already saved to the store in this session "
                 f"(slash dates read {read}), so this result was scored without saving them "
