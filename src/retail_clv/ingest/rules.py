@@ -439,17 +439,6 @@ def normalise_customer_id(value: str) -> str:
 ISOLATED_DAYS = 60
 
 
-def isolated_last_day(dates: pl.Series) -> tuple[dt.date, dt.date] | None:
-    """Return (last purchase day, the day before it with purchases) when they are far apart.
-
-    Far: :data:`ISOLATED_DAYS` or more. ``None`` otherwise, or with fewer than two days.
-    """
-    days = dates.drop_nulls().dt.date().unique().sort()
-    if days.len() < 2 or (days[-1] - days[-2]).days < ISOLATED_DAYS:
-        return None
-    return days[-1], days[-2]
-
-
 class IsolatedEnd(NamedTuple):
     """A first or last purchase day far from every other (:func:`isolated_ends`)."""
 
@@ -480,6 +469,20 @@ def isolated_ends(dates: pl.Series) -> list[IsolatedEnd]:
         IsolatedEnd("first", days[0], days[1], lines[0]),
     ]
     return [end for end in ends if abs((end.day - end.other).days) >= ISOLATED_DAYS]
+
+
+def isolated_last_day(dates: pl.Series) -> tuple[dt.date, dt.date] | None:
+    """Return (last purchase day, the day before it with purchases) when they are far apart.
+
+    Far: :data:`ISOLATED_DAYS` or more (:func:`isolated_ends`). ``None`` otherwise, or with
+    fewer than two days.
+    """
+    for end in isolated_ends(dates):
+        if end.word == "last":
+            return end.day, end.other
+        if end.word == "only":  # two days: the later one is the last
+            return end.other, end.day
+    return None
 
 
 def isolated_end_dates_notes(
