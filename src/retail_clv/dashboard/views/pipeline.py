@@ -132,7 +132,10 @@ def sheet_choice(uploaded: Any) -> list[str] | None:
     """
     if uploaded is None:
         return None
-    names = workbook_sheets(uploaded.getvalue())
+    listed: dict[str, list[str]] = st.session_state.setdefault(SHEET_NAMES_KEY, {})
+    if uploaded.file_id not in listed:  # once per file, not on every rerun of the page
+        listed[uploaded.file_id] = workbook_sheets(uploaded.getvalue())
+    names = listed[uploaded.file_id]
     if len(names) < 2:
         return None
     chosen = st.multiselect(
@@ -151,6 +154,8 @@ RESULT_KEY = "pipeline_result"
 ERROR_KEY = "pipeline_error"
 UPLOAD_KEY = "pipeline_upload"
 SOURCE_KEY = "pipeline_source"
+#: The sheets of each workbook dropped in this session: file id -> names (:func:`sheet_choice`).
+SHEET_NAMES_KEY = "pipeline_sheet_names"
 #: Files whose rows this session saved to the store: file id -> :class:`Saved`.
 SAVED_KEY = "pipeline_saved"
 #: Whether the result on the page was scored without saving because its file was saved before.
