@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -446,3 +447,43 @@ def test_unevaluated_run_with_numpy_values_saves_loads_and_has_null_r2(tmp_path:
     predictions = bundle.predict(toy_features())
     assert predictions["r2_model1"].null_count() == predictions.height
     assert predictions.schema["r2_model2"] == pl.Float64
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def _repo_with(tmp_path: Path, package: str) -> tuple[Path, str]:
+    """A git repository holding one committed file in ``package``; its folder and HEAD."""
+    (tmp_path / package).mkdir(parents=True)
+    (tmp_path / package / "registry.py").write_text("# a file\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "one")
+    return tmp_path / package, _git(tmp_path, "rev-parse", "HEAD")
+
+
+def test_git_commit_is_recorded_for_a_checkout_of_retail_clv(tmp_path: Path) -> None:
+    source, head = _repo_with(tmp_path, "src/retail_clv")
+    assert registry._git_info(source) == {"commit": head, "dirty": False}
+    (source / "registry.py").write_text("# edited\n")
+    assert registry._git_info(source) == {"commit": head, "dirty": True}
+
+
+def test_git_commit_of_another_project_holding_the_installed_package_is_not_recorded(
+    tmp_path: Path,
+) -> None:
+    # retail-clv installed in a shop's own git project (its .venv inside the repository)
+    source, _ = _repo_with(tmp_path, ".venv/lib/python3.12/site-packages/retail_clv")
+    assert registry._git_info(source) == {"commit": None, "dirty": None}
+
+
+def test_git_commit_outside_any_repository_is_unknown(tmp_path: Path) -> None:
+    (tmp_path / "retail_clv").mkdir()
+    assert registry._git_info(tmp_path / "retail_clv") == {"commit": None, "dirty": None}

@@ -188,18 +188,27 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def _git_info() -> dict[str, Any]:
-    """Return the git commit (and whether the tree is dirty) of the package source, if any."""
-    source = Path(__file__).resolve().parent
+def _git_info(source: Path = Path(__file__).resolve().parent) -> dict[str, Any]:
+    """Return the git commit (and whether the tree is dirty) of the package source, if any.
+
+    Only a checkout of retail-clv itself counts: ``source`` (the package folder) must be the
+    repository's ``src/retail_clv``. An installed copy inside some other repository (a shop's
+    project with its ``.venv``) would otherwise record that project's commit; it records
+    ``None`` instead.
+    """
+    source = source.resolve()
+    unknown: dict[str, Any] = {"commit": None, "dirty": None}
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+        top, commit = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "HEAD"],
             cwd=source,
             capture_output=True,
             text=True,
             timeout=5,
             check=True,
-        ).stdout.strip()
+        ).stdout.split()
+        if (Path(top) / "src" / "retail_clv").resolve() != source:
+            return unknown
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
             cwd=source,
@@ -208,9 +217,9 @@ def _git_info() -> dict[str, Any]:
             timeout=5,
             check=True,
         ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit or None, "dirty": bool(status.strip())}
+    except (OSError, subprocess.SubprocessError, ValueError):  # ValueError: not two lines
+        return unknown
+    return {"commit": commit, "dirty": bool(status.strip())}
 
 
 def _redact_url(url: str | None) -> str | None:
