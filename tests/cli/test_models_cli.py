@@ -162,7 +162,9 @@ def test_train_as_of_after_the_data_is_refused(tmp_path: Path, capsys) -> None:
     ingest(write_tiny_retail_csv(tmp_path / "shop.csv", n_customers=20, days=200))
     assert run_app(["train", "--budget", "quick", "--as-of", "2012-06-01"]) == 1
     err = flat(capsys.readouterr().err)
-    assert "--as-of 2012-06-01 is after the last purchase in the store (2011-06-18)" in err
+    assert "--as-of 2012-06-01 is more than a day after the last purchase in the store" in err
+    assert "(2011-06-18)" in err
+    assert "use an --as-of on or before 2011-06-19 (the day after the last purchase" in err
     assert "Traceback" not in err
 
 

@@ -287,6 +287,16 @@ def test_a_training_date_with_too_little_history_says_what_would_do() -> None:
     check_training_as_of(first, year, dt.date(2010, 7, 1), 30, "--as-of", "ingest more")
 
 
+def test_a_training_date_the_day_after_the_data_is_accepted_and_a_later_one_refused() -> None:
+    from retail_clv.models.scoring import check_training_as_of
+
+    first, last = dt.date(2010, 1, 1), dt.date(2011, 1, 1)
+    check_training_as_of(first, last, dt.date(2011, 1, 2), 30, "--as-of", "ingest more")
+    with pytest.raises(NotEnoughDataError) as caught:
+        check_training_as_of(first, last, dt.date(2011, 1, 3), 30, "--as-of", "ingest more")
+    assert "use an --as-of on or before 2011-01-02 (the day after" in str(caught.value)
+
+
 def test_trained_on_this_store_compares_stores_not_spellings(tmp_path) -> None:
     from types import SimpleNamespace
 

@@ -149,16 +149,18 @@ def check_training_as_of(
     Raises
     ------
     NotEnoughDataError
-        When ``as_of`` is after the data, or leaves less history before it than the budget
-        needs; the message says whether a later date inside the data would do.
+        When ``as_of`` is more than a day after the data, or leaves less history before it
+        than the budget needs; the message says whether a later date inside the data would do.
     """
     from retail_clv.models.training import history_needed
 
     if as_of > last + dt.timedelta(days=1):
         raise NotEnoughDataError(
-            f"{option} {as_of} is after the last purchase in the store ({last}): the training "
-            f"windows would hold no data and every target would be 0; use an {option} on or "
-            f"before {last} (default: the last purchase date minus the horizon)"
+            f"{option} {as_of} is more than a day after the last purchase in the store "
+            f"({last}): the newest training windows would hold no data and their targets would "
+            f"all be 0; use an {option} on or before {last + dt.timedelta(days=1)} (the day "
+            f"after the last purchase trains on every window, with no held-out window to "
+            f"evaluate; default: the last purchase date minus the horizon)"
         )
     _, needed = history_needed(budget, horizon_days)  # type: ignore[arg-type]
     have = (as_of - first).days
