@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import duckdb
 import polars as pl
 
-SEPARATOR = "\x1f"
-NULL_MARKER = "\x1e"
+SEPARATOR = 0x1F  # ASCII unit separator, between values
+NULL_MARKER = 0x1E  # ASCII record separator, for a missing value
 
 
 def row_hashes(frame: pl.DataFrame, columns: Sequence[str]) -> pl.Series:
@@ -35,11 +35,13 @@ def row_hashes(frame: pl.DataFrame, columns: Sequence[str]) -> pl.Series:
     """
     if frame.height == 0:
         return pl.Series("row_hash", [], dtype=pl.Utf8)
-    parts = ", ".join(f'coalesce("{name}", chr(30))' for name in columns)
+    parts = ", ".join(f'coalesce("{name}", chr({NULL_MARKER}))' for name in columns)
     con = duckdb.connect()
     try:
         con.register("frame", frame.select(columns))
-        digests = con.sql(f"SELECT md5(concat_ws(chr(31), {parts})) AS row_hash FROM frame").pl()
+        digests = con.sql(
+            f"SELECT md5(concat_ws(chr({SEPARATOR}), {parts})) AS row_hash FROM frame"
+        ).pl()
     finally:
         con.close()
     return digests["row_hash"].cast(pl.Utf8)
