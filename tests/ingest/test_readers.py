@@ -374,7 +374,12 @@ def test_merged_cells_are_found_whatever_the_attribute_order_and_titles_are_not_
 
     import xlsxwriter
 
-    from retail_clv.ingest.readers import _merged_cells
+    from retail_clv.ingest.readers import _scan_workbook
+
+    def _merged_cells(data: bytes) -> dict[str, tuple[int, str]]:
+        """{sheet: (tall merged ranges, first range)}, as the reader's scan finds them."""
+        scans = _scan_workbook(Path("workbook"), data).items()
+        return {name: (len(s.tall_merges), s.tall_merges[0]) for name, s in scans if s.tall_merges}
 
     path = tmp_path / "m.xlsx"
     with xlsxwriter.Workbook(path) as workbook:

@@ -3,7 +3,7 @@
 They are ``async`` on purpose: none of them blocks, and FastAPI would otherwise run each one
 on the thread pool, which costs more than the lookups they guard.
 
-``StateDep``, ``SettingsDep``, ``EngineDep`` and ``BundleDep`` reach the process state built at
+``StateDep`` and ``BundleDep`` reach the process state built at
 start-up; ``ApiKeyDep`` guards the mutating endpoints when ``CLV_API_KEY`` is set (401 when the
 key is missing, 403 when it is wrong, compared in constant time). FastAPI reads and validates a
 JSON body before it runs any dependency, so the routers of protected endpoints use
@@ -17,13 +17,11 @@ import secrets
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 
 from retail_clv.api.state import ApiState
-from retail_clv.config import Settings
 
 API_KEY_HEADER = "X-API-Key"
 _api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
@@ -38,23 +36,11 @@ async def get_state(request: Request) -> ApiState:
 StateDep = Annotated[ApiState, Depends(get_state)]
 
 
-async def get_settings_dep(state: StateDep) -> Settings:
-    """Return the settings the app runs with."""
-    return state.settings
-
-
-async def get_engine_dep(state: StateDep) -> sa.Engine:
-    """Return the store's engine."""
-    return state.engine
-
-
 async def get_bundle(state: StateDep) -> Any:
     """Return the active model bundle (503 with the reason when none is loaded)."""
     return state.require_bundle()
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-EngineDep = Annotated[sa.Engine, Depends(get_engine_dep)]
 BundleDep = Annotated[Any, Depends(get_bundle)]
 
 

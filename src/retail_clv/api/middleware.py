@@ -39,11 +39,6 @@ def json_start(status: int, body: bytes) -> Message:
     }
 
 
-def current_request_id() -> str:
-    """Return the id of the request being handled (``"-"`` outside a request)."""
-    return _REQUEST_ID.get()
-
-
 class RequestIdMiddleware:
     """Assign a request id, echo it as ``X-Request-ID`` and log one access line per request.
 

@@ -815,13 +815,12 @@ class _SheetScan:
     """What a worksheet's XML says about its cells, read before calamine sees it.
 
     ``rows`` and ``columns`` are 1-based inclusive ranges covering every non-empty cell calamine
-    can place (never smaller than calamine's; ``None`` when there is none), ``exact`` tells
-    whether they are the cells' bounding box or only an upper bound of its end.
+    can place (never smaller than calamine's; ``None`` when there is none): the cells' bounding
+    box, or an upper bound of its end (the fast scan of plain cells leaves headroom).
     """
 
     rows: tuple[int, int] | None
     columns: tuple[int, int] | None
-    exact: bool
     tall_merges: list[str] = field(default_factory=list)
 
     @property
@@ -1054,8 +1053,8 @@ def _scan_plain(blocks: Iterator[bytes]) -> _SheetScan | None:
             merges += _tall_merges(buffer[after_cells:cut])
             after_cells = 0
     if not last_row:
-        return _SheetScan(None, None, exact=True, tall_merges=merges)
-    return _SheetScan((1, last_row), (1, last_column), exact=False, tall_merges=merges)
+        return _SheetScan(None, None, tall_merges=merges)
+    return _SheetScan((1, last_row), (1, last_column), tall_merges=merges)
 
 
 def _tall_merges(xml: bytes) -> list[str]:
@@ -1192,7 +1191,7 @@ class _CellTracker:
             self.parser.Parse(b"", True)
         except xml.parsers.expat.ExpatError as exc:
             raise InputFileError(f"its XML is damaged ({exc})") from exc
-        return _SheetScan(self.rows, self.columns, exact=True, tall_merges=self.merges)
+        return _SheetScan(self.rows, self.columns, tall_merges=self.merges)
 
 
 def _union(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
@@ -1265,19 +1264,6 @@ def _scan_workbook(path: Path, data: bytes) -> dict[str, _SheetScan]:
         if part in names:
             found[name] = scan
     return found
-
-
-def _merged_cells(data: bytes) -> dict[str, tuple[int, str]]:
-    """Return ``{sheet name: (merged ranges, first range)}`` of an xlsx workbook.
-
-    calamine (fastexcel) reads a merged range's value into its first cell only; the ranges
-    are listed in each worksheet's XML, after the cells.
-    """
-    return {
-        name: (len(scan.tall_merges), scan.tall_merges[0])
-        for name, scan in _scan_workbook(Path("workbook"), data).items()
-        if scan.tall_merges
-    }
 
 
 def _may_repeat_a_field(names: list[str]) -> bool:

@@ -600,26 +600,6 @@ COMMA = "comma"
 MIXED = "mixed"
 
 
-def number_convention(raw: pl.Series) -> str:
-    """Decide, for a whole price column, which mark is the decimal one.
-
-    See :func:`_scan_convention`, which also returns the values that decided it.
-
-    Parameters
-    ----------
-    raw : polars.Series
-        Raw price text.
-
-    Returns
-    -------
-    str
-        ``"comma"`` when some value shows a decimal comma (``1,65``, ``1.234,50``) and none a
-        thousands comma before a decimal dot (``1,234.50``); ``"mixed"`` when both occur;
-        ``"dot"`` otherwise (commas are thousands separators, the historical reading).
-    """
-    return _scan_convention(raw, _cleaned_if_commas(raw)).convention
-
-
 def _cleaned_if_commas(raw: pl.Series) -> pl.Series | None:
     """:func:`_price_text` of a price column holding a comma, else None (nothing to decide)."""
     return _price_text(raw) if raw.str.contains(",", literal=True).any() else None
@@ -711,7 +691,7 @@ def _bounded(values: pl.Series) -> pl.Series:
 def _parse_price(
     raw: pl.Series, convention: str = DOT, cleaned: pl.Series | None = None
 ) -> pl.Series:
-    """Parse prices in the column's ``convention`` (see :func:`number_convention`).
+    """Parse prices in the column's ``convention`` (see :func:`_scan_convention`).
 
     ``cleaned`` is :func:`_price_text` of ``raw`` when the caller has it already; otherwise
     it is computed only if some value needs it.

@@ -206,10 +206,6 @@ def products_lines(metrics: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
-def _has_holdout(metrics: Mapping[str, Any] | None) -> bool:
-    return bool(metrics_rows(metrics))
-
-
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

@@ -258,7 +258,6 @@ def _redact_url(url: str | None) -> str | None:
 def data_fingerprint(
     purchases: pl.DataFrame,
     database_url: str | None = None,
-    ingest_sha256s: list[str] | None = None,
 ) -> dict[str, Any]:
     """Describe the training data so a run can be traced back to the exact snapshot.
 
@@ -268,14 +267,12 @@ def data_fingerprint(
         Valid purchase lines (``read_purchases`` columns).
     database_url : str, optional
         URL of the store; the password is removed before it is recorded.
-    ingest_sha256s : list of str, optional
-        sha256 of the ingested source files, recorded as given (sorted) when provided.
 
     Returns
     -------
     dict
-        ``database_url, n_purchases, n_customers, date_min, date_max, purchases_sha256`` (and
-        ``ingest_sha256s`` when given). ``purchases_sha256`` is the sha256 of the purchases
+        ``database_url, n_purchases, n_customers, date_min, date_max, purchases_sha256``.
+        ``purchases_sha256`` is the sha256 of the purchases
         sorted by every column and serialised as CSV, so it does not depend on row order.
     """
     n_rows = purchases.height
@@ -299,8 +296,6 @@ def data_fingerprint(
         "date_max": _jsonable(date_max),
         "purchases_sha256": content_hash,
     }
-    if ingest_sha256s is not None:
-        fingerprint["ingest_sha256s"] = sorted(ingest_sha256s)
     return fingerprint
 
 

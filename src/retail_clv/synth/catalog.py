@@ -239,10 +239,6 @@ class Calendar:
         """Number of days on the grid."""
         return int(self.s.shape[0])
 
-    def op_at_day(self, day: np.ndarray | int) -> np.ndarray:
-        """Operational time at midnight starting day offset ``day``."""
-        return self.cum[np.asarray(day)]
-
     def to_clock(self, op: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Map operational times to ``(day offset, minute of day)`` (monotone).
 
