@@ -25,7 +25,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import polars as pl
@@ -248,13 +248,11 @@ class StoreCache:
         with self._lock:
             if self._frames is not None and signature == self._signature:
                 return self._frames
+            from retail_clv.models.scoring import default_as_of
+
             purchases, cancellations = services.read_store(engine)
-            default_as_of = None
-            if purchases.height:
-                last = purchases.get_column("invoice_date").max()
-                if last is not None:
-                    default_as_of = last.date() + timedelta(days=1)  # type: ignore[union-attr]
-            self._frames = StoreFrames(purchases, cancellations, default_as_of)
+            after_data = default_as_of(purchases) if purchases.height else None
+            self._frames = StoreFrames(purchases, cancellations, after_data)
             self._signature = signature
             logger.info(
                 "store cache loaded: %d purchase lines, %d cancellations",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 
 import polars as pl
@@ -34,10 +34,10 @@ from retail_clv.api.routes.uploads_common import (
     worded_for_the_client,
 )
 from retail_clv.api.schemas import ErrorOut, PipelineOut
-from retail_clv.api.state import ApiState, finite_or_none
+from retail_clv.api.state import ApiState
 from retail_clv.api.uploads import SavedUpload, receive_upload
 from retail_clv.ingest.rules import isolated_last_day
-from retail_clv.models.scoring import CSV_COLUMNS
+from retail_clv.models.scoring import CSV_COLUMNS, default_as_of
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["pipeline"], route_class=KeyFirstRoute)
@@ -49,14 +49,6 @@ _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})  # what a bool query par
 def _storing(request: Request) -> bool:
     """Say from the raw query whether the upload is to be stored (then the API key is needed)."""
     return any(value.lower() in _TRUE for value in request.query_params.getlist("store"))
-
-
-def _holdout_r2(bundle: Any, model: str) -> float | None:
-    try:
-        value = bundle.metadata["metrics"]["models"][model]["r2"]
-    except (KeyError, TypeError):
-        return None
-    return finite_or_none(None if value is None else float(value))
 
 
 def _run(
@@ -74,8 +66,7 @@ def _run(
     horizon_days = int(bundle.metadata.get("horizon_days", 30))
     as_of: date | None = None
     if result.purchases.height:
-        last = result.purchases.get_column("invoice_date").max()
-        as_of = last.date() + timedelta(days=1)  # type: ignore[union-attr]
+        as_of = default_as_of(result.purchases)
         notes: list[str] = []
         scored = services.score(
             bundle, result.purchases, result.cancellations, as_of=as_of, notes=notes
@@ -116,8 +107,8 @@ def _run(
         as_of=as_of,
         model_run_id=bundle.run_id,
         horizon_days=horizon_days,
-        r2_model1=_holdout_r2(bundle, "model1"),
-        r2_model2=_holdout_r2(bundle, "model2"),
+        r2_model1=bundle.r2_model1,
+        r2_model2=bundle.r2_model2,
         predictions=prediction_records(scored),  # type: ignore[arg-type]
         stored=stored,
     )
