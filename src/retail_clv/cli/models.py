@@ -146,15 +146,7 @@ def train(
     models_dir: ModelsDirOption = None,
     max_train_cutoffs: MaxTrainCutoffsOption = None,
 ) -> None:
-    """Train Model 1, Model 2 and the products model on the store; save a versioned run.
-
-    Trains on windows that end on or before --as-of (default: the last purchase date minus
-    the horizon, so the held-out window [as-of, as-of + horizon) lies inside the data),
-    evaluates the models and the baselines on that window, writes models/<run-id>/ and points
-    models/latest at it.
-
-    Example: ``clv train --budget quick``
-    """
+    """Train Model 1, Model 2 and the products model on the store (help: ``_TRAIN_HELP``)."""
     from retail_clv.models.registry import data_fingerprint, save_run
     from retail_clv.models.scoring import check_training_as_of, default_training_as_of
 
@@ -252,15 +244,7 @@ def predict(
         ),
     ] = True,
 ) -> None:
-    """Score every customer in the store; write the CSV and the predictions table.
-
-    Uses the purchases strictly before --as-of (default: the day after the last purchase).
-    CSV columns: customer_id, predicted_spend_30d_model1, predicted_spend_30d_model2,
-    predicted_products_30d, r2_model1, r2_model2 (the R² of each model on its run's held-out
-    window).
-
-    Example: ``clv predict --out output/predictions.csv``
-    """
+    """Score every customer in the store (help: ``_PREDICT_HELP``)."""
     from retail_clv.models.registry import load_run
     from retail_clv.models.scoring import (
         as_of_notes,
