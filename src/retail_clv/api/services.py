@@ -255,11 +255,7 @@ def run_training(
     from retail_clv.config import get_settings
     from retail_clv.errors import NotEnoughDataError
     from retail_clv.models.registry import data_fingerprint, load_run, save_run
-    from retail_clv.models.scoring import (
-        check_training_as_of,
-        default_as_of,
-        default_training_as_of,
-    )
+    from retail_clv.models.scoring import default_as_of, training_as_of
 
     progress(0.01, "reading the store")
     signature = store_signature(engine)
@@ -268,11 +264,8 @@ def run_training(
         raise NotEnoughDataError(
             "The store is empty: ingest a file first (clv ingest FILE or POST /ingest)"
         )
-    cutoff = as_of or default_training_as_of(purchases, horizon_days)
-    first = purchases.get_column("invoice_date").min().date()  # type: ignore[union-attr]
-    last = purchases.get_column("invoice_date").max().date()  # type: ignore[union-attr]
     more = "ingest more history (clv ingest FILE or POST /ingest)"
-    check_training_as_of(first, last, cutoff, horizon_days, "as_of", more, budget)
+    cutoff = training_as_of(purchases, as_of, horizon_days, "as_of", more, budget)
 
     def scaled(fraction: float, message: str) -> None:
         progress(0.02 + 0.88 * min(1.0, max(0.0, fraction)), message)

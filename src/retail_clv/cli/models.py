@@ -148,26 +148,20 @@ def train(
 ) -> None:
     """Train Model 1, Model 2 and the products model on the store (help: ``_TRAIN_HELP``)."""
     from retail_clv.models.registry import data_fingerprint, save_run
-    from retail_clv.models.scoring import check_training_as_of, default_training_as_of
+    from retail_clv.models.scoring import training_as_of
 
     settings = get_settings()
     horizon_days = horizon or settings.horizon_days
     cap = resolve_max_train_cutoffs(max_train_cutoffs, budget, horizon_days)
     check_output_folder(Path(models_dir or settings.models_dir), "--models-dir")
     engine, purchases, cancellations = read_store(db)
-    first, last = _date_range(purchases)
-    cutoff = as_of.date() if as_of else default_training_as_of(purchases, horizon_days)
     if as_of is None:
         _warn_isolated_end_dates(purchases)
-    check_training_as_of(
-        first,
-        last,
-        cutoff,
-        horizon_days,
-        "--as-of",
-        f"{INGEST_HINT} (more history)",
-        budget.value,
+    more = f"{INGEST_HINT} (more history)"
+    cutoff = training_as_of(
+        purchases, as_of.date() if as_of else None, horizon_days, "--as-of", more, budget.value
     )
+    first, last = _date_range(purchases)
     console.print(
         f"Training on {purchases.height:,} purchase lines ({first} to {last}), as of {cutoff}, "
         f"horizon {days(horizon_days)}, budget {budget.value}"

@@ -24,6 +24,7 @@ __all__ = [
     "default_as_of",
     "check_training_as_of",
     "default_training_as_of",
+    "training_as_of",
     "late_as_of_note",
     "early_as_of_note",
     "as_of_notes",
@@ -117,6 +118,32 @@ def default_training_as_of(purchases: pl.DataFrame, horizon_days: int) -> dt.dat
         When there are no purchases.
     """
     return default_as_of(purchases) - dt.timedelta(days=1 + int(horizon_days))
+
+
+def training_as_of(
+    purchases: pl.DataFrame,
+    as_of: dt.date | None,
+    horizon_days: int,
+    option: str,
+    more: str,
+    budget: str = "quick",
+) -> dt.date:
+    """Return the training cutoff: ``as_of``, or :func:`default_training_as_of`, checked.
+
+    The one place ``clv train`` and ``POST /train`` choose and check their date; the
+    parameters after ``horizon_days`` are :func:`check_training_as_of`'s.
+
+    Raises
+    ------
+    NotEnoughDataError
+        When there are no purchases, or as :func:`check_training_as_of`.
+    """
+    cutoff = as_of or default_training_as_of(purchases, horizon_days)  # raises when empty
+    dates = purchases.get_column("invoice_date")
+    first, last = dates.min(), dates.max()
+    assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
+    check_training_as_of(first.date(), last.date(), cutoff, horizon_days, option, more, budget)
+    return cutoff
 
 
 def check_training_as_of(
