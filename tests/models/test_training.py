@@ -165,6 +165,46 @@ def test_models_clearly_behind_a_baseline_are_a_warning():
     assert behind_baselines_notes(close) == []
 
 
+def test_models_ranking_worse_than_a_baseline_or_not_at_all_are_a_warning():
+    from retail_clv.models.training import behind_baselines_notes
+
+    def gap(high):
+        return {"gini": {"delta": -0.2, "low": -0.4, "high": high}}
+
+    metrics = {
+        "models": {
+            "model1": {"r2": 0.3, "gini": 0.185, "spearman": 0.2},
+            "model2": {"r2": 0.3, "gini": 0.40, "spearman": 0.3},
+        },
+        "baselines": {"run_rate": {"gini": 0.30}, "bgnbd_gg": {"gini": 0.444}},
+        "vs_baselines": {
+            "model1": {"run_rate": gap(0.05), "bgnbd_gg": gap(-0.093)},
+            "model2": {"run_rate": gap(0.2), "bgnbd_gg": gap(0.01)},  # behind inside the noise
+        },
+    }
+    [note] = behind_baselines_notes(metrics)
+    assert note.startswith(
+        "Model 1 ranks customers clearly worse than simple baselines on the held-out window: "
+        "Gini 0.185 against BG/NBD + Gamma-Gamma's 0.444."
+    )
+    # worse than chance, whatever the intervals say
+    metrics["models"]["model2"]["gini"] = -0.054
+    notes = behind_baselines_notes(metrics)
+    assert notes[1].startswith(
+        "Model 2 does not rank customers on the held-out window: Gini -0.054, its order of the "
+        "customers is no better than chance."
+    )
+    # one number for everyone: Gini 0 and no Spearman correlation (NaN, or null from JSON)
+    for spearman in (float("nan"), None):
+        metrics["models"]["model2"] = {"r2": 0.0, "gini": 0.0, "spearman": spearman}
+        assert (
+            "Gini 0.000, it predicts the same spend for every customer."
+            in (behind_baselines_notes(metrics)[1])
+        )
+    metrics["models"]["model2"]["gini"] = float("nan")  # nobody bought: nothing to rank
+    assert len(behind_baselines_notes(metrics)) == 1
+
+
 def test_a_products_model_behind_its_baselines_is_a_warning():
     from retail_clv.models.training import behind_baselines_notes
 

@@ -545,13 +545,15 @@ def small_population_note(n_customers: int) -> str | None:
 
 
 def behind_baselines_notes(metrics: dict[str, Any]) -> list[str]:
-    """Say which models are clearly behind a baseline on the held-out window (R²).
+    """Say which models are clearly behind a baseline on the held-out window (R², Gini).
 
     Clearly behind: more than :data:`BEHIND_MARGIN` below the train-mean baseline's R² (worse
     than predicting one number for everyone), or below the run-rate's or BG/NBD's with the 90%
-    bootstrap interval of the gap entirely below zero. The products model likewise, more than
-    :data:`BEHIND_MARGIN` below its train-mean or last-window baseline's R² (it has no bootstrap
-    interval). Runs without held-out metrics give no note.
+    bootstrap interval of the gap entirely below zero; the same interval rule for Gini (the
+    ranking), and a Gini of zero or less (no better than chance; a model predicting one number
+    for everyone ranks nobody). The products model likewise, more than :data:`BEHIND_MARGIN`
+    below its train-mean or last-window baseline's R² (it has no bootstrap interval). Runs
+    without held-out metrics give no note.
     """
     notes = []
     models = metrics.get("models") or {}
@@ -579,8 +581,46 @@ def behind_baselines_notes(metrics: dict[str, Any]) -> list[str]:
                 "are less accurate than those baselines'; compare them in the model card (the "
                 "dashboard's Models page) before relying on them"
             )
+    for key, label in (("model1", "Model 1"), ("model2", "Model 2")):
+        notes.extend(_ranking_notes(label, models.get(key) or {}, baselines, gaps.get(key) or {}))
     notes.extend(_products_behind_notes(metrics))
     return notes
+
+
+def _ranking_notes(
+    label: str, values: dict[str, Any], baselines: dict[str, Any], gaps: dict[str, Any]
+) -> list[str]:
+    """Return a model's Gini part of :func:`behind_baselines_notes` (at most one note)."""
+    gini = values.get("gini")
+    if gini is None or not np.isfinite(gini):
+        return []
+    if gini <= 0:
+        spearman = values.get("spearman")
+        constant = gini == 0 and (spearman is None or not np.isfinite(spearman))
+        what = (
+            "it predicts the same spend for every customer"
+            if constant
+            else "its order of the customers is no better than chance"
+        )
+        return [
+            f"{label} does not rank customers on the held-out window: Gini {gini:.3f}, {what}. "
+            "On this data it cannot say who will spend more; do not pick customers by it"
+        ]
+    behind = [
+        f"{base_label}'s {(baselines.get(name) or {}).get('gini', float('nan')):.3f}"
+        for name, base_label in _BASELINE_NAMES.items()
+        if name != "mean"  # one number for everyone: Gini 0, the case above
+        and (high := ((gaps.get(name) or {}).get("gini") or {}).get("high")) is not None
+        and high < 0
+    ]
+    if not behind:
+        return []
+    return [
+        f"{label} ranks customers clearly worse than simple baselines on the held-out window: "
+        f"Gini {gini:.3f} against {' and '.join(behind)}. On this data those baselines order "
+        "customers by coming spend better; compare them in the model card before picking "
+        "customers by this model"
+    ]
 
 
 #: How far below a baseline's R² a model must be for :func:`behind_baselines_notes` without a
