@@ -78,3 +78,16 @@ def test_rerun_starts_from_a_fresh_demo_store(tmp_path: Path, monkeypatch) -> No
     assert first.groups() == again.groups()
     assert int(first.group(2).replace(",", "")) > 0
     assert calls == ["train", "predict", "train", "predict"]
+
+
+def test_demo_refuses_a_history_too_short_to_train_before_generating(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data" / "demo"
+    args = ["demo", "--months", "6", "--customers", "50", "--data-dir", str(data_dir)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    output = " ".join(result.output.replace("│", " ").split())
+    assert "6 months leave 152 days before the 30-day held-out window" in output
+    assert "the quick budget needs 174: use --months 7 or more" in output
+    assert not data_dir.exists()  # nothing generated
+    result = CliRunner().invoke(app, [*args[:2], "12", *args[3:], "--budget", "default"])
+    assert "use --months 13 or more" in " ".join(result.output.replace("│", " ").split())

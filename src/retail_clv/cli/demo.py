@@ -402,6 +402,30 @@ def _print_summary(state: DemoState, models_dir: Path) -> None:
         )
 
 
+def _check_months(months: int, start: dt.date, budget: str) -> None:
+    """Refuse, before generating anything, a history too short for the budget to train on.
+
+    The demo trains as of the truth window's start, :data:`HORIZON_DAYS` before the end of
+    the simulated months; the budget needs ``training.history_needed`` days before that.
+    """
+    from retail_clv.models.training import history_needed
+    from retail_clv.synth.generator import _add_months
+
+    needed = history_needed(budget, HORIZON_DAYS)[1]  # type: ignore[arg-type]
+
+    def history(m: int) -> int:
+        return (_add_months(start, m) - start).days - HORIZON_DAYS
+
+    if history(months) < needed:
+        fewest = next(m for m in range(months + 1, 1200) if history(m) >= needed)
+        raise typer.BadParameter(
+            f"{months} months leave {history(months)} days before the {HORIZON_DAYS}-day "
+            f"held-out window, and the {budget} budget needs {needed}: use --months "
+            f"{fewest} or more",
+            param_hint="--months",
+        )
+
+
 @app.command()
 def demo(
     customers: int = typer.Option(
@@ -440,6 +464,7 @@ def demo(
         raise typer.BadParameter("use realistic or bgnbd", param_hint="--process")
     if budget not in ("quick", "default"):
         raise typer.BadParameter("use quick or default", param_hint="--budget")
+    _check_months(months, start.date(), budget)
     settings = get_settings()
     models = Path(models_dir or settings.models_dir)
     out_path = Path(out or settings.output_dir / "predictions.csv")
