@@ -145,8 +145,8 @@ def test_a_mistyped_store_path_is_refused_not_created(tmp_path: Path, capsys) ->
 @pytest.mark.parametrize(
     ("days", "reason"),
     [
-        (40, "needs 174 days of purchases before the as-of date, and 2010-12-10 has 9"),
-        (100, "needs 174 days of purchases before the as-of date, and 2011-02-08 has 69"),
+        (40, "about 6.7 months of data in all, with the held-out window), and 2010-12-10 has 9"),
+        (100, "about 6.7 months of data in all, with the held-out window), and 2011-02-08 has 69"),
     ],
 )
 def test_train_on_too_short_history_is_refused(tmp_path: Path, capsys, days, reason) -> None:
@@ -154,7 +154,8 @@ def test_train_on_too_short_history_is_refused(tmp_path: Path, capsys, days, rea
     assert run_app(["train", "--budget", "quick"]) == 1
     err = flat(capsys.readouterr().err)
     assert reason in err
-    assert "clv ingest FILE" in err
+    assert "needs 174 days of purchases before the as-of date" in err
+    assert "; add history: clv ingest FILE" in err
     assert "Traceback" not in err
 
 

@@ -283,8 +283,30 @@ def test_a_training_date_with_too_little_history_says_what_would_do() -> None:
     assert str(caught.value).endswith("ingest more or pass an --as-of from 2010-06-24 on")
     with pytest.raises(NotEnoughDataError) as caught:
         check_training_as_of(first, year, dt.date(2010, 7, 1), 30, "as_of", "more", "default")
-    assert "the quick budget needs only 174 days" in str(caught.value)
+    assert "(the quick budget needs only 174 days)" in str(caught.value)  # the API's words
+    with pytest.raises(NotEnoughDataError, match=r"\(--budget quick needs only 174 days\)"):
+        check_training_as_of(first, year, dt.date(2010, 7, 1), 30, "--as-of", "more", "default")
     check_training_as_of(first, year, dt.date(2010, 7, 1), 30, "--as-of", "ingest more")
+
+
+def test_a_history_too_short_for_the_horizon_names_the_horizon_that_fits() -> None:
+    from retail_clv.models.scoring import check_training_as_of
+    from retail_clv.models.training import history_needed
+
+    first, last = dt.date(2024, 1, 1), dt.date(2024, 6, 1)  # five months
+    with pytest.raises(NotEnoughDataError) as caught:
+        check_training_as_of(first, last, dt.date(2024, 5, 2), 30, "--as-of", "add history")
+    message = str(caught.value)
+    assert "(about 6.7 months of data in all, with the held-out window)" in message
+    assert message.endswith("(or, as of the default date, a --horizon of 4 days or less)")
+    span = (last - first).days
+    assert history_needed("quick", 4)[1] <= span - 4 < history_needed("quick", 5)[1] + 1
+    # the API names its body field; a store too short for any horizon gets no such hint
+    with pytest.raises(NotEnoughDataError, match="a horizon_days of 4 days or less"):
+        check_training_as_of(first, last, dt.date(2024, 5, 2), 30, "as_of", "more")
+    with pytest.raises(NotEnoughDataError) as caught:
+        check_training_as_of(first, dt.date(2024, 2, 1), dt.date(2024, 1, 2), 30, "--as-of", "x")
+    assert "horizon of" not in str(caught.value)
 
 
 def test_a_training_date_the_day_after_the_data_is_accepted_and_a_later_one_refused() -> None:

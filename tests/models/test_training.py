@@ -653,3 +653,27 @@ def test_the_entry_points_hide_scikit_learn_s_few_bootstrap_rows_line() -> None:
         hide_repeated_warnings()
         RandomForestRegressor(n_estimators=2, max_samples=0.3).fit(x, y)
     assert not any("max_samples" in str(w.message) for w in seen)
+
+
+def test_the_readme_table_of_history_needed_matches_the_code():
+    from pathlib import Path
+
+    from retail_clv.models.training import history_needed
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(
+        r"^\| (\d+) days[^|]*\| (\d+) days \(([\d.]+) months\) \| (\d+) days "
+        r"\(([\d.]+) months\) \|$",
+        readme,
+        flags=re.MULTILINE,
+    )
+    assert len(rows) == 4, "the README's history table is missing or was reshaped"
+    for horizon, quick, quick_months, default, default_months in rows:
+        h = int(horizon)
+        for budget, needed, months in (
+            ("quick", quick, quick_months),
+            ("default", default, default_months),
+        ):
+            days_before = history_needed(budget, h)[1]
+            assert int(needed) == days_before, (budget, h)
+            assert float(months) == round((days_before + h) / 30.44, 1), (budget, h)

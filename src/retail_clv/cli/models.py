@@ -32,7 +32,7 @@ from retail_clv.cli.base import (
     resolve_max_train_cutoffs,
 )
 from retail_clv.config import get_settings
-from retail_clv.errors import INGEST_HINT, InputFileError, NotEnoughDataError, StoreError, days
+from retail_clv.errors import InputFileError, NotEnoughDataError, StoreError, days
 
 if TYPE_CHECKING:
     import polars as pl
@@ -157,7 +157,7 @@ def train(
     engine, purchases, cancellations = read_store(db)
     if as_of is None:
         _warn_isolated_end_dates(purchases)
-    more = f"{INGEST_HINT} (more history)"
+    more = "add history: clv ingest FILE"
     cutoff = training_as_of(
         purchases, as_of.date() if as_of else None, horizon_days, "--as-of", more, budget.value
     )

@@ -200,16 +200,40 @@ def check_training_as_of(
         )
         quick = history_needed("quick", horizon_days)[1]
         hint = (
-            f" (the quick budget needs only {quick} days)"
+            f" ({'--budget quick' if option.startswith('--') else 'the quick budget'} needs "
+            f"only {quick} days)"
             if budget != "quick" and have >= quick
             else ""
         )
         held = f"has {have}" if have >= 0 else "comes before the first purchase"
+        span = needed + horizon_days
         raise NotEnoughDataError(
             f"the store covers {first} to {last}: training with the {budget} budget and a "
             f"{horizon_days}-day horizon needs {needed} days of purchases before the as-of "
-            f"date, and {as_of} {held}{hint}; {more}{later}"
+            f"date (about {span / 30.44:.1f} months of data in all, with the held-out window), "
+            f"and {as_of} {held}{hint}; {more}{later}"
+            + _shorter_horizon(first, last, horizon_days, option, budget)
         )
+
+
+def _shorter_horizon(
+    first: dt.date, last: dt.date, horizon_days: int, option: str, budget: str
+) -> str:
+    """Name the longest shorter horizon that trains on this history as of its default date."""
+    from retail_clv.models.training import history_needed
+
+    span = (last - first).days
+    if history_needed(budget, horizon_days)[1] <= span - horizon_days:  # type: ignore[arg-type]
+        return ""  # the default date trains with this horizon: only the asked date is short
+    fits = [
+        h
+        for h in range(horizon_days - 1, 0, -1)
+        if history_needed(budget, h)[1] <= span - h  # type: ignore[arg-type]
+    ]
+    if not fits:
+        return ""
+    name = "--horizon" if option.startswith("--") else "horizon_days"  # CLI option, API field
+    return f" (or, as of the default date, a {name} of {fits[0]} days or less)"
 
 
 def late_as_of_note(as_of: dt.date, after_data: dt.date, option: str) -> str | None:
