@@ -49,6 +49,22 @@ def test_ties_are_averaged_constant_prediction_scores_zero():
     )
 
 
+def test_top_capture_is_undefined_when_the_top_fraction_is_less_than_one_customer():
+    assert math.isnan(M.top_capture([5.0], [1.0]))  # one customer: everyone would "capture" all
+    assert math.isnan(M.top_capture([5.0] * 9, range(9)))
+    assert M.top_capture([5.0] * 10, range(10)) == pytest.approx(0.1)
+    assert M.top_capture([5.0] * 4, range(4), 0.25) == pytest.approx(0.25)
+
+
+def test_bootstrap_intervals_are_not_computed_for_a_handful_of_customers():
+    rng = np.random.default_rng(0)
+    y = rng.gamma(1.0, 50.0, size=M.MIN_BOOTSTRAP_CUSTOMERS)
+    models, baselines = {"model1": y * 0.9}, {"run_rate": y * 0.5}
+    assert set(M.compare_to_baselines(y, models, baselines, n_resamples=50)) == {"model1"}
+    two = y[:2]
+    assert M.compare_to_baselines(two, {"model1": two * 0.9}, {"run_rate": two * 0.5}) == {}
+
+
 def test_top_capture_by_hand():
     y = np.array([100.0, 0, 0, 0, 0, 0, 0, 0, 0, 50.0])
     p = np.arange(10.0)  # highest prediction on the last customer (50 of 150)

@@ -292,7 +292,8 @@ def predict(
         _TOP_N
     )
     table = Table(
-        title=f"Top {top.height} customers by predicted {horizon_days}-day spend (Model 2)"
+        title=f"Top {top.height} customer{'' if top.height == 1 else 's'} by predicted "
+        f"{horizon_days}-day spend (Model 2)"
     )
     table.add_column("Customer")
     table.add_column("Country")

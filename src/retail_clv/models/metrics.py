@@ -153,13 +153,15 @@ def top_capture(y_true: ArrayLike, y_pred: ArrayLike, fraction: float = 0.1) -> 
     Returns
     -------
     float
-        Captured share of the total actual spend (``nan`` when it is 0).
+        Captured share of the total actual spend; ``nan`` when that total is 0, or when the
+        fraction of the customers is less than one customer (fewer than 10 for the top 10%:
+        with one customer every prediction would "capture" all of the spend).
     """
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     y, p = _pair(y_true, y_pred)
     total = y.sum()
-    if total <= 0:
+    if total <= 0 or fraction * y.size < 1:
         return math.nan
     k = math.ceil(fraction * y.size)
     return float(_ranked_spend(y, p)[:k].sum() / total)
@@ -399,6 +401,10 @@ def bootstrap_difference(
     }
 
 
+#: Fewest customers :func:`compare_to_baselines` computes bootstrap intervals for.
+MIN_BOOTSTRAP_CUSTOMERS = 20
+
+
 def compare_to_baselines(
     y_true: ArrayLike,
     models: Mapping[str, ArrayLike],
@@ -421,10 +427,12 @@ def compare_to_baselines(
     dict
         ``{model: {baseline: {"r2": gap, "gini": gap}}}``, each ``gap`` being ``{"delta",
         "low", "high", "share_above_zero"}`` (model minus baseline). Empty when the actual
-        spend is constant (nothing to compare).
+        spend is constant (nothing to compare), and below :data:`MIN_BOOTSTRAP_CUSTOMERS`
+        customers, where resamples of a handful of customers give intervals that look sure
+        and mean nothing (two customers gave a zero-width interval).
     """
     y = np.asarray(y_true, dtype=float).ravel()
-    if y.size == 0 or float(np.ptp(y)) == 0.0:
+    if y.size < MIN_BOOTSTRAP_CUSTOMERS or float(np.ptp(y)) == 0.0:
         return {}
     return {
         model: {

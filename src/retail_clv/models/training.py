@@ -536,11 +536,17 @@ def small_population_note(n_customers: int) -> str | None:
     """
     if n_customers >= SMALL_POPULATION:
         return None
+    skipped = (
+        f"; below {M.MIN_BOOTSTRAP_CUSTOMERS} the model − baseline intervals are not computed"
+        if n_customers < M.MIN_BOOTSTRAP_CUSTOMERS
+        else ""
+    )
     return (
-        f"only {n_customers:,} customers in the held-out window (fewer than "
+        f"only {n_customers:,} customer{'' if n_customers == 1 else 's'} in the held-out "
+        f"window (fewer than "
         f"{SMALL_POPULATION}): one customer can decide R², Gini and top-10% capture at this "
         "size, so read the held-out numbers and the models as rough; more customers or more "
-        "history make them steadier"
+        f"history make them steadier{skipped}"
     )
 
 
