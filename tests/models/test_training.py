@@ -677,3 +677,14 @@ def test_the_readme_table_of_history_needed_matches_the_code():
             days_before = history_needed(budget, h)[1]
             assert int(needed) == days_before, (budget, h)
             assert float(months) == round((days_before + h) / 30.44, 1), (budget, h)
+
+
+def test_a_run_rate_over_less_than_a_year_of_history_is_a_warning():
+    from retail_clv.models.training import short_run_rate_note
+
+    note = short_run_rate_note(dt.date(2024, 1, 1), dt.date(2024, 7, 19))  # 200 days
+    assert note is not None
+    assert "only 200 days of purchases before 2024-07-19: it under-predicts here by about 45%" in (
+        note
+    )
+    assert short_run_rate_note(dt.date(2024, 1, 1), dt.date(2024, 12, 31)) is None  # 365 days
