@@ -663,3 +663,25 @@ def test_a_long_list_of_sheets_is_stored_cut_with_an_ellipsis(tmp_path: Path) ->
     engine.dispose()
     assert len(stored) == 200 and stored.endswith("…")
     assert stored.startswith(", ".join(names[:6]))
+
+
+def test_a_new_store_says_it_was_created_and_an_upgrade_names_each_migration(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from retail_clv.store.migrations import migrate
+
+    caplog.set_level(logging.INFO, logger="retail_clv.store.migrations")
+    eng = get_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert said == [f"created a new store (schema version {schema.SCHEMA_VERSION})"]
+    caplog.clear()
+    with eng.begin() as conn:  # as if the last migration were still to apply
+        conn.execute(
+            sa.text(f"DELETE FROM schema_migrations WHERE version = {MIGRATIONS[-1].version}")
+        )
+    assert migrate(eng) == schema.SCHEMA_VERSION
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert said == [f"applied schema migration {MIGRATIONS[-1].version}: {MIGRATIONS[-1].name}"]
+    eng.dispose()

@@ -253,6 +253,7 @@ def _migrate(engine: sa.Engine) -> int:
     with engine.begin() as conn:
         schema.schema_migrations.create(conn, checkfirst=True)
         version = current_version(conn)
+    new_store = version == 0  # its upgrades are no news: one line says the store was created
     for migration in MIGRATIONS:
         if migration.version <= version:
             continue
@@ -270,6 +271,13 @@ def _migrate(engine: sa.Engine) -> int:
                     applied_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
                 )
             )
-        logger.info("applied schema migration %d: %s", migration.version, migration.name)
+        logger.log(
+            logging.DEBUG if new_store else logging.INFO,
+            "applied schema migration %d: %s",
+            migration.version,
+            migration.name,
+        )
         version = migration.version
+    if new_store:
+        logger.info("created a new store (schema version %d)", version)
     return version
