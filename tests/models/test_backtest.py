@@ -2,6 +2,7 @@ import datetime as dt
 import json
 import math
 
+import polars as pl
 import pytest
 
 import retail_clv.cli  # noqa: F401  (registers every command)
@@ -64,8 +65,29 @@ def test_backtest_names_the_cutoff_when_history_is_too_short():
         BT.backtest(purchases, cancellations, cutoff, 1, "quick")
     message = str(caught.value)
     assert message.startswith(f"too little history before the cutoff {cutoff}:")
-    assert "the last 1 day before" in message and "Use a later cutoff inside the data" in message
+    first = purchases["invoice_date"].min().date()
+    last = purchases["invoice_date"].max().date()
+    assert "the quick budget with a 1-day horizon trains on 145 days of purchases" in message
+    allowed = f"(this store allows {first + dt.timedelta(days=145)} to {last} with the quick"
+    assert allowed in message
     assert "as-of" not in message
+    # the day before the range is refused
+    with pytest.raises(NotEnoughDataError, match="too little history"):
+        BT.backtest(purchases, cancellations, first + dt.timedelta(days=144), 1, "quick")
+
+
+def test_backtest_after_the_data_names_the_cutoffs_the_store_allows():
+    purchases, cancellations = synthetic_log(n_customers=20, months=12)
+    last = purchases["invoice_date"].max().date()
+    with pytest.raises(NotEnoughDataError) as caught:
+        BT.backtest(purchases, cancellations, last, 30, "quick")
+    assert "choose an earlier --cutoff (this store allows " in str(caught.value)
+    assert f" to {last - dt.timedelta(days=29)} with the quick budget)" in str(caught.value)
+    short = purchases.filter(
+        pl.col("invoice_date") < pl.col("invoice_date").min() + pl.duration(days=90)
+    )
+    with pytest.raises(NotEnoughDataError, match="no cutoff fits this store with the quick budget"):
+        BT.backtest(short, cancellations, last, 30, "quick")
 
 
 def test_summary_rows_flatten_models_and_failed_baselines():

@@ -12,7 +12,7 @@ import polars as pl
 
 from retail_clv.errors import NotEnoughDataError, days
 from retail_clv.models.estimators import N_JOBS
-from retail_clv.models.training import Budget, Progress, train
+from retail_clv.models.training import Budget, Progress, history_needed, train
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,16 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value
+
+
+def _cutoff_range(earliest: dt.date, latest: dt.date, budget: str, horizon_days: int) -> str:
+    """Say which cutoffs this store allows with this budget and horizon (or that none does)."""
+    if earliest <= latest:
+        return f" (this store allows {earliest} to {latest} with the {budget} budget)"
+    return (
+        f" (no cutoff fits this store with the {budget} budget and a {horizon_days}-day "
+        "horizon: add history, or try --budget quick or a shorter --horizon)"
+    )
 
 
 def backtest(
@@ -81,20 +91,29 @@ def backtest(
     NotEnoughDataError
         When the data does not cover the test window or lacks history.
     """
-    last = purchases["invoice_date"].max()
-    if not isinstance(last, dt.datetime) or last.date() < cutoff + dt.timedelta(
-        days=horizon_days - 1
-    ):
+    first, last = purchases["invoice_date"].min(), purchases["invoice_date"].max()
+    if not isinstance(first, dt.datetime) or not isinstance(last, dt.datetime):
+        raise NotEnoughDataError("the store holds no dated purchases: nothing to backtest")
+    latest = last.date() - dt.timedelta(days=horizon_days - 1)
+    earliest = first.date() + dt.timedelta(days=history_needed(budget, horizon_days)[1])
+    if cutoff > latest:
         raise NotEnoughDataError(
-            f"the data ends on {last.date() if isinstance(last, dt.datetime) else None}: it "
-            f"does not cover the test window [{cutoff}, {cutoff} + {days(horizon_days)}); "
-            "choose an earlier --cutoff"
+            f"the data ends on {last.date()}: it does not cover the test window [{cutoff}, "
+            f"{cutoff} + {days(horizon_days)}); choose an earlier --cutoff"
+            + _cutoff_range(earliest, latest, budget, horizon_days)
         )
-    first = purchases["invoice_date"].min()
-    if isinstance(first, dt.datetime) and first.date() >= cutoff:
+    if first.date() >= cutoff:
         raise NotEnoughDataError(
             f"the data starts on {first.date()}: there is no history before the cutoff "
             f"{cutoff}; choose a later --cutoff"
+            + _cutoff_range(earliest, latest, budget, horizon_days)
+        )
+    if cutoff < earliest:
+        raise NotEnoughDataError(
+            f"too little history before the cutoff {cutoff}: the {budget} budget with a "
+            f"{horizon_days}-day horizon trains on {history_needed(budget, horizon_days)[1]} "
+            f"days of purchases before it, and the data starts on {first.date()}; choose a "
+            f"later --cutoff" + _cutoff_range(earliest, latest, budget, horizon_days)
         )
     start = time.perf_counter()
     result = train(
