@@ -298,7 +298,13 @@ def test_a_history_too_short_for_the_horizon_names_the_horizon_that_fits() -> No
         check_training_as_of(first, last, dt.date(2024, 5, 2), 30, "--as-of", "add history")
     message = str(caught.value)
     assert "(about 6.7 months of data in all, with the held-out window)" in message
-    assert message.endswith("(or, as of the default date, a --horizon of 4 days or less)")
+    assert message.endswith("; or a --horizon of 4 days or less, as of the default date")
+    # a later as-of that trains, but whose held-out window the data does not cover, says so
+    with pytest.raises(NotEnoughDataError) as caught:
+        check_training_as_of(first, dt.date(2024, 7, 1), dt.date(2024, 6, 1), 30, "--as-of", "x")
+    assert "x or pass an --as-of from 2024-06-23 on (such a run is not evaluated: its " in (
+        str(caught.value)
+    )
     span = (last - first).days
     assert history_needed("quick", 4)[1] <= span - 4 < history_needed("quick", 5)[1] + 1
     # the API names its body field; a store too short for any horizon gets no such hint

@@ -193,8 +193,13 @@ def check_training_as_of(
     have = (as_of - first).days
     if have < needed:
         earliest = first + dt.timedelta(days=needed)
+        unjudged = (
+            " (such a run is not evaluated: its held-out window runs past the data)"
+            if earliest + dt.timedelta(days=horizon_days - 1) > last
+            else ""
+        )
         later = (
-            f" or pass an {option} from {earliest} on"
+            f" or pass an {option} from {earliest} on{unjudged}"
             if earliest <= last + dt.timedelta(days=1)
             else ""
         )
@@ -233,7 +238,7 @@ def _shorter_horizon(
     if not fits:
         return ""
     name = "--horizon" if option.startswith("--") else "horizon_days"  # CLI option, API field
-    return f" (or, as of the default date, a {name} of {fits[0]} days or less)"
+    return f"; or a {name} of {fits[0]} days or less, as of the default date"
 
 
 def late_as_of_note(as_of: dt.date, after_data: dt.date, option: str) -> str | None:
