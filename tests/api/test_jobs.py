@@ -287,6 +287,28 @@ def test_training_as_of_after_the_data_fails_with_its_message(
     assert store_client.get("/ready").status_code == 503
 
 
+def test_training_on_the_default_date_after_an_isolated_last_day_fails_with_its_message(
+    empty_client: TestClient,
+) -> None:
+    rows = ["Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"]
+    for month in range(1, 7):
+        for customer in (1, 2, 3):
+            rows.append(
+                f"{month}{customer},A,MUG,2,2011-0{month}-1{customer} 10:00,3.5,{customer},UK"
+            )
+    rows.append("99,A,MUG,2,2013-06-12 10:00,3.5,1,UK")  # 2013 typed for 2011
+    upload = {"file": ("shop.csv", "\n".join(rows).encode(), "text/csv")}
+    assert empty_client.post("/ingest", files=upload).status_code == 200
+    response = empty_client.post("/train", json={"budget": "quick"})
+    job = _wait(empty_client, response.json()["job_id"])
+    assert job["state"] == "failed"
+    assert job["error"].startswith(
+        "NotEnoughDataError: the last purchase day, 2013-06-12 (1 line), stands 730 days after "
+        "any other (2011-06-13): a mistyped date? The default as_of, 2013-05-13, would follow it"
+    )
+    assert "or pass an as_of to train anyway, e.g. 2011-05-14" in job["error"]
+
+
 def test_a_training_job_serves_neither_server_paths_nor_the_store_location(
     store_client: TestClient, monkeypatch
 ) -> None:

@@ -234,6 +234,12 @@ def test_a_mistyped_last_date_is_pointed_out_by_ingest_and_predict(
     assert f"Warning: {expected}" in flat(capsys.readouterr().out)
     assert run_app(["predict", "--as-of", "2011-12-10", "--out", str(tmp_path / "q.csv")]) == 0
     assert "a mistyped date?" not in flat(capsys.readouterr().out)  # an explicit date: theirs
+    # training on the default date would move the held-out window into the empty year
+    assert run_app(["train", "--budget", "quick"]) == 1
+    err = flat(capsys.readouterr().err)
+    assert "Error: the last purchase day, 2012-12-20 (1 line), stands 377 days after any" in err
+    assert "or pass an --as-of to train anyway, e.g. 2011-11-09" in err
+    assert "Traceback" not in err
 
 
 def test_predict_says_when_the_model_was_trained_on_another_store(

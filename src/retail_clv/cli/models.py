@@ -155,12 +155,12 @@ def train(
     cap = resolve_max_train_cutoffs(max_train_cutoffs, budget, horizon_days)
     check_output_folder(Path(models_dir or settings.models_dir), "--models-dir")
     engine, purchases, cancellations = read_store(db)
-    if as_of is None:
-        _warn_isolated_end_dates(purchases)
     more = "add history: clv ingest FILE"
-    cutoff = training_as_of(
+    cutoff = training_as_of(  # refuses the default date after an isolated last purchase day
         purchases, as_of.date() if as_of else None, horizon_days, "--as-of", more, budget.value
     )
+    if as_of is None:  # what is left to say: an isolated first day
+        _warn_isolated_end_dates(purchases)
     first, last = _date_range(purchases)
     console.print(
         f"Training on {purchases.height:,} purchase lines ({first} to {last}), as of {cutoff}, "

@@ -131,15 +131,35 @@ def training_as_of(
     """Return the training cutoff: ``as_of``, or :func:`default_training_as_of`, checked.
 
     The one place ``clv train`` and ``POST /train`` choose and check their date; the
-    parameters after ``horizon_days`` are :func:`check_training_as_of`'s.
+    parameters after ``horizon_days`` are :func:`check_training_as_of`'s. The default date is
+    refused when the last purchase day stands :data:`~retail_clv.ingest.rules.ISOLATED_DAYS`
+    or more after every other (a mistyped year, or one day of sales after a long closure):
+    it would put the held-out window in the empty stretch before that day, and the run, which
+    then cannot be judged, would become the model in use. An explicit ``as_of`` is the
+    user's call.
 
     Raises
     ------
     NotEnoughDataError
-        When there are no purchases, or as :func:`check_training_as_of`.
+        When there are no purchases, for the default date after an isolated last day, or as
+        :func:`check_training_as_of`.
     """
+    from retail_clv.ingest.rules import isolated_last_day
+
     cutoff = as_of or default_training_as_of(purchases, horizon_days)  # raises when empty
     dates = purchases.get_column("invoice_date")
+    isolated = None if as_of else isolated_last_day(dates)
+    if isolated is not None:
+        last_day, before = isolated
+        lines = int((dates.dt.date() == last_day).sum())
+        raise NotEnoughDataError(
+            f"the last purchase day, {last_day} ({lines} line{'' if lines == 1 else 's'}), "
+            f"stands {(last_day - before).days} days after any other ({before}): a mistyped "
+            f"date? The default {option}, {cutoff}, would follow it into a stretch without "
+            "purchases, and the run could not be judged. Fix it (clv undo-ingest on the run "
+            "that holds it, see clv ingest-runs, then ingest the corrected file), or pass an "
+            f"{option} to train anyway, e.g. {before - dt.timedelta(days=horizon_days)}"
+        )
     first, last = dates.min(), dates.max()
     assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
     check_training_as_of(first.date(), last.date(), cutoff, horizon_days, option, more, budget)
