@@ -170,12 +170,12 @@ def test_a_run_without_a_search_does_not_claim_one() -> None:
 
 
 def test_the_card_sets_the_total_spend_beside_each_models_sum() -> None:
-    metrics = {**toy_metrics(), "totals": {"actual": 20000.0, "model1": 13400.0, "model2": 15800.0}}
-    text = render_model_card({**_metadata(), "metrics": metrics})
+    totals = {"actual": 20000.0, "model1": 13400.0, "model2": 15800.0, "run_rate": 9400.0}
+    text = render_model_card({**_metadata(), "metrics": {**toy_metrics(), "totals": totals}})
     assert (
         "Total spend in the window: 20,000; sum of the predictions: Model 1 13,400 (0.67×), "
-        "Model 2 15,800 (0.79×)."
-    ) in text
+        "Model 2 15,800 (0.79×), run-rate 9,400 (0.47×)."
+    ) in text  # BG/NBD's sum is absent when its fit failed
     assert "Total spend in the window" not in render_model_card(_metadata())
 
 

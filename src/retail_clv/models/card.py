@@ -153,7 +153,7 @@ def gap_rows(metrics: Mapping[str, Any] | None) -> list[tuple[str, str, str]]:
 
 
 def totals_line(metrics: Mapping[str, Any] | None) -> str | None:
-    """Word the window's total spend against each model's sum of predictions.
+    """Word the window's total spend against each model's and classical baseline's sum.
 
     Returns
     -------
@@ -166,7 +166,12 @@ def totals_line(metrics: Mapping[str, Any] | None) -> str | None:
         return None
     parts = [
         f"{label} {_fmt(totals[key], 0)} ({float(totals[key]) / float(actual):.2f}×)"
-        for key, label in (("model1", "Model 1"), ("model2", "Model 2"))
+        for key, label in (
+            ("model1", "Model 1"),
+            ("model2", "Model 2"),
+            ("run_rate", "run-rate"),
+            ("bgnbd_gg", "BG/NBD + Gamma-Gamma"),
+        )
         if totals.get(key) is not None
     ]
     return (
