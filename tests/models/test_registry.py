@@ -475,6 +475,19 @@ def test_git_commit_is_recorded_for_a_checkout_of_retail_clv(tmp_path: Path) -> 
     assert registry._git_info(source) == {"commit": head, "dirty": True}
 
 
+def test_git_commit_of_this_checkout_is_recorded_by_default() -> None:
+    package = Path(registry.__file__).resolve().parents[1]
+    top = package.parents[1]
+    if not (top / ".git").exists() or package != top / "src" / "retail_clv":
+        pytest.skip("retail-clv is not imported from a git checkout of its own here")
+    assert registry._git_info()["commit"] == _git(top, "rev-parse", "HEAD")
+
+
+def test_git_commit_is_recorded_from_a_folder_whose_name_holds_a_space(tmp_path: Path) -> None:
+    source, head = _repo_with(tmp_path / "my shop", "src/retail_clv")
+    assert registry._git_info(source)["commit"] == head
+
+
 def test_git_commit_of_another_project_holding_the_installed_package_is_not_recorded(
     tmp_path: Path,
 ) -> None:

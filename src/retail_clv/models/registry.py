@@ -188,7 +188,7 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def _git_info(source: Path = Path(__file__).resolve().parent) -> dict[str, Any]:
+def _git_info(source: Path = Path(__file__).resolve().parents[1]) -> dict[str, Any]:
     """Return the git commit (and whether the tree is dirty) of the package source, if any.
 
     Only a checkout of retail-clv itself counts: ``source`` (the package folder) must be the
@@ -206,7 +206,7 @@ def _git_info(source: Path = Path(__file__).resolve().parent) -> dict[str, Any]:
             text=True,
             timeout=5,
             check=True,
-        ).stdout.split()
+        ).stdout.splitlines()  # a folder name may hold spaces
         if (Path(top) / "src" / "retail_clv").resolve() != source:
             return unknown
         status = subprocess.run(
