@@ -245,3 +245,10 @@ def test_compare_to_baselines_without_spend_to_compare_is_empty():
     zeros = np.zeros(6)
     assert M.compare_to_baselines(zeros, {"model1": zeros + 1}, {"run_rate": zeros}) == {}
     assert M.compare_to_baselines([], {"model1": []}, {"run_rate": []}) == {}
+
+
+def test_the_gini_of_a_constant_prediction_is_exactly_zero():
+    rng = np.random.default_rng(3)
+    for _ in range(50):  # the averaged ranks used to leave float residue of either sign
+        y = rng.gamma(0.5, 40.0, size=int(rng.integers(3, 400)))
+        assert M.normalized_gini(y, np.full(y.size, rng.uniform(0, 100))) == 0.0

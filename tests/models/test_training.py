@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from retail_clv.errors import NotEnoughDataError, SettingError
 from retail_clv.features import FEATURE_COLUMNS, customer_features
+from retail_clv.models import metrics as M
 from retail_clv.models.training import (
     BUDGETS,
     TrainResult,
@@ -187,6 +188,10 @@ def test_models_ranking_worse_than_a_baseline_or_not_at_all_are_a_warning():
         "Model 1 ranks customers clearly worse than simple baselines on the held-out window: "
         "Gini 0.185 against BG/NBD + Gamma-Gamma's 0.444."
     )
+    # an interval just below zero for a gap of a few thousandths is no news
+    small = {"gini": {"delta": -0.003, "low": -0.005, "high": -0.0001}}
+    tiny = {**metrics, "vs_baselines": {"model1": {"bgnbd_gg": small}}}
+    assert behind_baselines_notes(tiny) == []
     # worse than chance, whatever the intervals say
     metrics["models"]["model2"]["gini"] = -0.054
     notes = behind_baselines_notes(metrics)
@@ -201,6 +206,10 @@ def test_models_ranking_worse_than_a_baseline_or_not_at_all_are_a_warning():
             "Gini 0.000, it predicts the same spend for every customer."
             in (behind_baselines_notes(metrics)[1])
         )
+    # as the metrics measure one number for everyone
+    y = np.array([0.0, 0.0, 5.0, 40.0, 0.0, 3.0, 12.0, 0.0, 0.0, 7.0])
+    metrics["models"]["model2"] = M.evaluate(y, np.full(y.size, 4.2))
+    assert "it predicts the same spend for every customer" in behind_baselines_notes(metrics)[1]
     metrics["models"]["model2"]["gini"] = float("nan")  # nobody bought: nothing to rank
     assert len(behind_baselines_notes(metrics)) == 1
 

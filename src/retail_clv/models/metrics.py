@@ -136,6 +136,8 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     y, p = _pair(y_true, y_pred)
     if y.sum() <= 0 or float(np.ptp(y)) == 0.0:  # one customer, or equal spends: no order
         return math.nan
+    if float(np.ptp(p)) == 0.0:  # exactly, not the float residue of the averaged ranks
+        return 0.0
     return float(_weighted_gini(np.ones((1, y.size)), y, p)[0])
 
 
