@@ -693,7 +693,7 @@ def test_a_run_rate_over_less_than_a_year_of_history_is_a_warning():
 
     note = short_run_rate_note(dt.date(2024, 1, 1), dt.date(2024, 7, 19))  # 200 days
     assert note is not None
-    assert "only 200 days of purchases before 2024-07-19: it under-predicts here by about 45%" in (
+    assert "only 200 days of purchases before 2024-07-19: it spreads them over a whole year" in (
         note
     )
     assert short_run_rate_note(dt.date(2024, 1, 1), dt.date(2024, 12, 31)) is None  # 365 days

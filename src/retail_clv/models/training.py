@@ -532,19 +532,19 @@ def short_run_rate_note(first: dt.date, as_of: dt.date) -> str | None:
     """Say so when the run-rate baseline divides less than a year of spend by 365 days.
 
     The baseline is the issue's naive run-rate, ``spend_365d × horizon / 365``: on a shop with
-    less than a year of purchases before the as-of date it under-predicts every customer by
-    the missing share of the year (0.47–0.62 of the window's total on 5–7-month synthetic and
-    hand-made shops), and a model's lead over it is partly that scaling. The models themselves
-    see the tenure-adjusted ``run_rate_adj_30d``.
+    less than a year of purchases before the as-of date it spreads a shorter history over a
+    whole year, so it runs low (how low depends on when customers joined: the model card's
+    totals line gives its sum against the window's), and a model's lead over it is partly
+    that scaling. The models themselves see the tenure-adjusted ``run_rate_adj_30d``.
     """
     history = (as_of - first).days
     if history >= 365:
         return None
     return (
         f"the run-rate baseline divides the last 365 days' spend by 365, and the store holds "
-        f"only {history} days of purchases before {as_of}: it under-predicts here by about "
-        f"{1 - history / 365:.0%}, so a model's lead over it is partly that scaling (BG/NBD + "
-        "Gamma-Gamma has no such bias)"
+        f"only {history} days of purchases before {as_of}: it spreads them over a whole year "
+        "and runs low (the model card's totals give its sum against the window's), so a "
+        "model's lead over it is partly that scaling"
     )
 
 
