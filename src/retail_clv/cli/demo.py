@@ -402,22 +402,36 @@ def _print_summary(state: DemoState, models_dir: Path) -> None:
         )
 
 
+#: Days allowed between the shop's opening and its first sale in :func:`_check_months`.
+_FIRST_SALE_SLACK = 3
+
+
 def _check_months(months: int, start: dt.date, budget: str) -> None:
     """Refuse, before generating anything, a history too short for the budget to train on.
 
     The demo trains as of the truth window's start, :data:`HORIZON_DAYS` before the end of
-    the simulated months; the budget needs ``training.history_needed`` days before that.
+    the simulated months; the budget needs ``training.history_needed`` days before that,
+    counted from the first purchase: the first day the synthetic shop opens (it is closed from
+    23 December to 3 January), plus :data:`_FIRST_SALE_SLACK` days for a small shop's first
+    sale to come.
     """
+    import numpy as np
+
     from retail_clv.models.training import history_needed
+    from retail_clv.synth.catalog import _raw_intensity
     from retail_clv.synth.generator import _add_months
 
     needed = history_needed(budget, HORIZON_DAYS)[1]  # type: ignore[arg-type]
+    fortnight = np.arange(np.datetime64(start), np.datetime64(start + dt.timedelta(days=14)))
+    opens = start + dt.timedelta(days=int(np.argmax(_raw_intensity(fortnight) > 0)))
 
     def history(m: int) -> int:
-        return (_add_months(start, m) - start).days - HORIZON_DAYS
+        return (_add_months(start, m) - opens).days - HORIZON_DAYS
 
-    if history(months) < needed:
-        fewest = next(m for m in range(months + 1, 1200) if history(m) >= needed)
+    if history(months) < needed + _FIRST_SALE_SLACK:
+        fewest = next(
+            m for m in range(months + 1, 1200) if history(m) >= needed + _FIRST_SALE_SLACK
+        )
         raise typer.BadParameter(
             f"{months} months leave {history(months)} days before the {HORIZON_DAYS}-day "
             f"held-out window, and the {budget} budget needs {needed}: use --months "
