@@ -86,8 +86,14 @@ def test_backtest_after_the_data_names_the_cutoffs_the_store_allows():
     short = purchases.filter(
         pl.col("invoice_date") < pl.col("invoice_date").min() + pl.duration(days=90)
     )
-    with pytest.raises(NotEnoughDataError, match="no cutoff fits this store with the quick budget"):
+    with pytest.raises(NotEnoughDataError) as caught:
         BT.backtest(short, cancellations, last, 30, "quick")
+    assert (
+        "no cutoff fits this store with the quick budget and a 30-day horizon: add history, "
+        "or try a shorter --horizon)" in str(caught.value)
+    )
+    with pytest.raises(NotEnoughDataError, match="or try --budget quick or a shorter --horizon"):
+        BT.backtest(short, cancellations, last, 30, "default")
 
 
 def test_summary_rows_flatten_models_and_failed_baselines():

@@ -44,9 +44,10 @@ def _cutoff_range(earliest: dt.date, latest: dt.date, budget: str, horizon_days:
     """Say which cutoffs this store allows with this budget and horizon (or that none does)."""
     if earliest <= latest:
         return f" (this store allows {earliest} to {latest} with the {budget} budget)"
+    quick = " --budget quick or" if budget != "quick" else ""
     return (
         f" (no cutoff fits this store with the {budget} budget and a {horizon_days}-day "
-        "horizon: add history, or try --budget quick or a shorter --horizon)"
+        f"horizon: add history, or try{quick} a shorter --horizon)"
     )
 
 
