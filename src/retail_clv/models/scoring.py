@@ -204,9 +204,10 @@ def check_training_as_of(
     if as_of > last + dt.timedelta(days=1):
         raise NotEnoughDataError(
             f"{option} {as_of} is more than a day after the last purchase in the store "
-            f"({last}): the newest training windows would hold no data and their targets would "
-            f"all be 0; use an {option} on or before {last + dt.timedelta(days=1)} (the day "
-            f"after the last purchase trains on every window, with no held-out window to "
+            f"({last}): the newest training windows would run past the data, counting the days "
+            "after it as days nobody bought; use an "
+            f"{option} on or before {last + dt.timedelta(days=1)} (the day after the last "
+            f"purchase trains on every window, with no held-out window to "
             f"evaluate; default: the last purchase date minus the horizon)"
         )
     _, needed = history_needed(budget, horizon_days)  # type: ignore[arg-type]
