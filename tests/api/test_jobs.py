@@ -306,7 +306,15 @@ def test_training_on_the_default_date_after_an_isolated_last_day_fails_with_its_
         "NotEnoughDataError: the last purchase day, 2013-06-12 (1 line), stands 730 days after "
         "any other (2011-06-13): a mistyped date? The default as_of, 2013-05-13, would follow it"
     )
-    assert "or pass an as_of to train anyway, e.g. 2011-05-14" in job["error"]
+    assert (
+        "Fix it (POST /ingest-runs/{run_id}/undo on the run that holds it, see GET"
+        in (job["error"])
+    )
+    # six months before it: no date to offer that would train on them
+    assert job["error"].endswith(
+        "The purchases up to 2011-06-13 are themselves too short a history for the quick "
+        "budget and a 30-day horizon: add history, or try a shorter horizon"
+    )
 
 
 def test_a_training_job_serves_neither_server_paths_nor_the_store_location(

@@ -238,7 +238,9 @@ def test_a_mistyped_last_date_is_pointed_out_by_ingest_and_predict(
     assert run_app(["train", "--budget", "quick"]) == 1
     err = flat(capsys.readouterr().err)
     assert "Error: the last purchase day, 2012-12-20 (1 line), stands 377 days after any" in err
-    assert "or pass an --as-of to train anyway, e.g. 2011-11-09" in err
+    assert "Fix it (clv undo-ingest on the run that holds it, see clv ingest-runs, then" in err
+    suggested = "or pass an --as-of to train on the purchases before it anyway: 2011-11-09 holds"
+    assert suggested in err
     assert "Traceback" not in err
 
 

@@ -315,6 +315,28 @@ def test_a_history_too_short_for_the_horizon_names_the_horizon_that_fits() -> No
     assert "horizon of" not in str(caught.value)
 
 
+def test_the_date_offered_after_an_isolated_last_day_is_one_that_trains() -> None:
+    import re
+
+    from retail_clv.models.scoring import training_as_of
+
+    days = [dt.datetime(2010, 1, 1) + dt.timedelta(days=i) for i in range(365)]
+    purchases = pl.DataFrame({"invoice_date": [*days, dt.datetime(2013, 3, 1, 10)]})
+    with pytest.raises(NotEnoughDataError) as caught:
+        training_as_of(purchases, None, 30, "--as-of", "add history")
+    message = str(caught.value)
+    assert "stands 791 days after any other (2010-12-31): a mistyped date?" in message
+    offered = re.search(r"--as-of to train on the purchases before it anyway: (\S+) holds", message)
+    assert offered is not None
+    as_of = dt.date.fromisoformat(offered.group(1))
+    assert training_as_of(purchases, as_of, 30, "--as-of", "add history") == as_of
+    # the default budget needs more than the year before it: no date is offered
+    with pytest.raises(NotEnoughDataError) as caught:
+        training_as_of(purchases, None, 30, "--as-of", "add history", "default")
+    assert "are themselves too short a history for the default budget" in str(caught.value)
+    assert "or try --budget quick, or a shorter horizon" in str(caught.value)
+
+
 def test_a_training_date_the_day_after_the_data_is_accepted_and_a_later_one_refused() -> None:
     from retail_clv.models.scoring import check_training_as_of
 

@@ -148,22 +148,53 @@ def training_as_of(
 
     cutoff = as_of or default_training_as_of(purchases, horizon_days)  # raises when empty
     dates = purchases.get_column("invoice_date")
+    first, last = dates.min(), dates.max()
+    assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
     isolated = None if as_of else isolated_last_day(dates)
     if isolated is not None:
         last_day, before = isolated
         lines = int((dates.dt.date() == last_day).sum())
+        cli = option.startswith("--")
+        undo = (
+            "clv undo-ingest on the run that holds it, see clv ingest-runs"
+            if cli
+            else "POST /ingest-runs/{run_id}/undo on the run that holds it, see GET /ingest-runs"
+        )
         raise NotEnoughDataError(
             f"the last purchase day, {last_day} ({lines} line{'' if lines == 1 else 's'}), "
             f"stands {(last_day - before).days} days after any other ({before}): a mistyped "
             f"date? The default {option}, {cutoff}, would follow it into a stretch without "
-            "purchases, and the run could not be judged. Fix it (clv undo-ingest on the run "
-            "that holds it, see clv ingest-runs, then ingest the corrected file), or pass an "
-            f"{option} to train anyway, e.g. {before - dt.timedelta(days=horizon_days)}"
+            f"purchases, and the run could not be judged. Fix it ({undo}, then ingest the "
+            "corrected file)"
+            + _before_isolated_day(first.date(), before, horizon_days, option, budget)
         )
-    first, last = dates.min(), dates.max()
-    assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
     check_training_as_of(first.date(), last.date(), cutoff, horizon_days, option, more, budget)
     return cutoff
+
+
+def _before_isolated_day(
+    first: dt.date, before: dt.date, horizon_days: int, option: str, budget: str
+) -> str:
+    """Say which explicit date trains on the purchases up to ``before``, or that none does.
+
+    The date offered is the default the store would have without its isolated last day; it
+    is checked as :func:`check_training_as_of` would check it on that data.
+    """
+    suggestion = before - dt.timedelta(days=horizon_days)
+    try:
+        check_training_as_of(first, before, suggestion, horizon_days, option, "", budget)
+    except NotEnoughDataError:
+        name = "--budget quick" if option.startswith("--") else 'budget "quick"'
+        quick = f" {name}, or" if budget != "quick" else ""
+        return (
+            f". The purchases up to {before} are themselves too short a history for the "
+            f"{budget} budget and a {horizon_days}-day horizon: add history, or try{quick} a "
+            "shorter horizon"
+        )
+    return (
+        f", or pass an {option} to train on the purchases before it anyway: {suggestion} "
+        "holds out their last window"
+    )
 
 
 def check_training_as_of(
