@@ -111,7 +111,8 @@ def _metrics_table(metrics: dict[str, Any] | None) -> Table | None:
 _TRAIN_HELP = (
     "Train Model 1, Model 2 and the products model on the store; save a versioned run.\n\n"
     "Trains on windows that end on or before --as-of (default: the last purchase date minus the "
-    "horizon, so the held-out window [as-of, as-of + horizon) lies inside the data), evaluates "
+    "horizon, so the held-out window [as-of, as-of + horizon) lies inside the data; refused "
+    "when that last day stands 60 days or more after every other, a mistyped date?), evaluates "
     "the models and the baselines on that window, writes models/<run-id>/ and points "
     "models/latest at it.\n\n"
     "Example: clv train --budget quick"
