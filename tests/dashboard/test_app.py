@@ -467,6 +467,13 @@ def test_retrain_polls_the_job_until_it_succeeds(
     assert not any("store changed" in s for s in texts(at.success))
 
 
+def test_retrain_offers_an_as_of_date_empty_by_default(api: respx.MockRouter) -> None:
+    api.get("/models/active").respond(404, json=NO_MODEL)
+    at = models_page(new_app().run())
+    assert at.date_input(key="train_as_of").value is None  # the API's default date
+    assert "when training refuses the default date" in at.date_input(key="train_as_of").help
+
+
 def test_retrain_says_when_the_store_changed_while_training(api: respx.MockRouter) -> None:
     api.get("/models/active").respond(404, json=NO_MODEL)
     api.post("/train").respond(202, json={"job_id": "job-1"})

@@ -8,6 +8,7 @@ into :class:`DashboardError` subclasses whose message says what happened and who
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from typing import Any, Literal, TypedDict, cast
@@ -450,6 +451,7 @@ class ApiClient:
         budget: Literal["quick", "default"] = "quick",
         horizon_days: int | None = None,
         max_train_cutoffs: int | None = None,
+        as_of: dt.date | None = None,
     ) -> str:
         """Start retraining in the background (``POST /train``) and return the job id.
 
@@ -462,6 +464,9 @@ class ApiClient:
         max_train_cutoffs : int, optional
             Train on the newest N cutoffs only; None (sent as null) is the API server's
             ``CLV_MAX_TRAIN_CUTOFFS`` (unset there: all history).
+        as_of : datetime.date, optional
+            Train on windows ending by this date; None (sent as null): the last purchase date
+            minus the horizon.
 
         Returns
         -------
@@ -472,7 +477,7 @@ class ApiClient:
             "POST",
             "/train",
             json={
-                "as_of": None,
+                "as_of": None if as_of is None else as_of.isoformat(),
                 "horizon_days": horizon_days,
                 "budget": budget,
                 "max_train_cutoffs": max_train_cutoffs,

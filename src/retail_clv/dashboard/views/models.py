@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any, Literal, cast
 
@@ -211,6 +212,14 @@ def show_retrain(client: ApiClient) -> None:
         "a big shop; empty: the server's CLV_MAX_TRAIN_CUTOFFS, unset there: all history, "
         "which validated best. Keep 13 or more (a year of windows at 30 days).",
     )
+    as_of = left.date_input(
+        "As of",
+        value=None,
+        key="train_as_of",
+        help="Train on the windows that end by this date and hold out the one after it; empty: "
+        "the last purchase date minus the horizon, so the newest window is held out. Set it "
+        "when training refuses the default date (a mistyped last purchase date).",
+    )
     right.markdown(
         "Retrain both spend models and the products model on the data in the store. "
         "The API trains in the background; the new run becomes active when it succeeds."
@@ -222,6 +231,7 @@ def show_retrain(client: ApiClient) -> None:
             st.session_state[JOB_KEY] = client.start_training(
                 budget=cast(Literal["quick", "default"], budget),
                 max_train_cutoffs=None if cap is None else int(cap),
+                as_of=as_of if isinstance(as_of, dt.date) else None,
             )
         except DashboardError as exc:
             show_error(exc)
