@@ -78,6 +78,8 @@ def test_failed_baseline_is_shown_as_failed_with_its_reason() -> None:
     assert "| Baseline: BG/NBD + Gamma-Gamma (failed) | n/a | n/a |" in text
     assert "Baseline: BG/NBD + Gamma-Gamma (failed): too few repeat buyers" in text
     assert "40 customers in the population, 26% of whom bought" in text
+    one = render_model_card(_metadata({**metrics, "n_customers": 1}))
+    assert "(30 days, 1 customer in the population" in one
 
 
 def test_card_without_holdout_says_not_evaluated() -> None:

@@ -26,7 +26,7 @@ from retail_clv.cli.base import (
     resolve_max_train_cutoffs,
 )
 from retail_clv.config import get_settings
-from retail_clv.errors import days
+from retail_clv.errors import count, days
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -56,7 +56,7 @@ def backtest_table(result: dict[str, Any]) -> Table:
 
     table = Table(
         title=f"Backtest at {result['cutoff']}, {days(int(result['horizon_days']))}, "
-        f"{result['n_customers']:,} customers"
+        f"{count(int(result['n_customers']), 'customer')}"
     )
     for col in ("", "kind", "R²", "MAE", "RMSE", "Spearman", "Gini", "top-10% capture"):
         table.add_column(col, justify="left" if col in ("", "kind") else "right")

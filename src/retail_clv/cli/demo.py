@@ -32,6 +32,7 @@ from retail_clv.cli.base import (
     progress_bar,
 )
 from retail_clv.config import get_settings
+from retail_clv.errors import count as counted
 
 DEMO_FILE = "online_retail_synthetic.csv"
 HORIZON_DAYS = 30
@@ -98,7 +99,8 @@ def _comparison_table(metrics: dict[str, Any], oracle: dict[str, Any] | None) ->
 
     table = Table(
         title=f"Spend in the held-out window {metrics.get('cutoff')} + "
-        f"{metrics.get('horizon_days')} days ({metrics.get('n_customers')} customers)"
+        f"{metrics.get('horizon_days')} days "
+        f"({counted(int(metrics.get('n_customers') or 0), 'customer')})"
     )
     table.add_column("Model", no_wrap=True)
     for label in ("R²", "MAE", "Gini", "Top 10%"):
@@ -356,7 +358,8 @@ def _predict(
     top = scored.sort(["predicted_spend_30d_model2", "customer_id"], descending=[True, False])
     top = top.head(TOP_N)
     table = Table(
-        title=f"Top {top.height} customers by predicted spend in the {HORIZON_DAYS} days from "
+        title=f"Top {counted(top.height, 'customer')} by predicted spend in the {HORIZON_DAYS} "
+        "days from "
         f"{holder['as_of']} (Model 2)"
     )
     table.add_column("Customer")

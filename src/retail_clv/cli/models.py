@@ -32,7 +32,7 @@ from retail_clv.cli.base import (
     resolve_max_train_cutoffs,
 )
 from retail_clv.config import get_settings
-from retail_clv.errors import InputFileError, NotEnoughDataError, StoreError, days
+from retail_clv.errors import InputFileError, NotEnoughDataError, StoreError, count, days
 
 if TYPE_CHECKING:
     import polars as pl
@@ -86,7 +86,7 @@ def _metrics_table(metrics: dict[str, Any] | None) -> Table | None:
         return None
     table = Table(
         title=f"Held-out window from {(metrics or {}).get('cutoff')} "
-        f"({(metrics or {}).get('n_customers')} customers)",
+        f"({count(int((metrics or {}).get('n_customers') or 0), 'customer')})",
     )
     table.add_column("Model")
     for label in ("R²", "MAE", "Gini", "Top-10% capture"):
@@ -293,8 +293,7 @@ def predict(
         _TOP_N
     )
     table = Table(
-        title=f"Top {top.height} customer{'' if top.height == 1 else 's'} by predicted "
-        f"{horizon_days}-day spend (Model 2)"
+        title=f"Top {count(top.height, 'customer')} by predicted {horizon_days}-day spend (Model 2)"
     )
     table.add_column("Customer")
     table.add_column("Country")
@@ -311,7 +310,7 @@ def predict(
         )
     console.print(table)
     console.print(
-        f"Scored {scored.height:,} customers as of {cutoff} with model run {bundle.run_id} "
+        f"Scored {count(scored.height, 'customer')} as of {cutoff} with model run {bundle.run_id} "
         f"(held-out R²: Model 1 {_fmt(bundle.r2_model1)}, Model 2 {_fmt(bundle.r2_model2)}).",
         highlight=False,
     )

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from retail_clv.errors import days
+from retail_clv.errors import count, days
 
 __all__ = [
     "CARD_FILE",
@@ -123,6 +123,11 @@ _GAP_LABELS = {
     "run_rate": "run-rate",
     "bgnbd_gg": "BG/NBD + Gamma-Gamma",
 }
+
+
+def _customers(n: Any) -> str:
+    """``"1 customer"``, ``"5,714 customers"``; ``"n/a customers"`` when unknown."""
+    return f"{_fmt(n, 0)} customers" if n is None else count(int(n), "customer")
 
 
 def _interval(gap: Mapping[str, Any]) -> str:
@@ -286,7 +291,7 @@ def render_model_card(metadata: Mapping[str, Any], plots: Mapping[str, str] | No
         lines += [
             f"Measured on the held-out window starting {metrics.get('cutoff', as_of)} "
             f"({metrics.get('horizon_days', horizon)} days, "
-            f"{_fmt(metrics.get('n_customers'), 0)} customers in the population"
+            f"{_customers(metrics.get('n_customers'))} in the population"
             + (
                 f", {100 * float(metrics['buyer_share']):.0f}% of whom bought"
                 if metrics.get("buyer_share") is not None

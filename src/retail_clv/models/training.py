@@ -23,7 +23,13 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.metrics import r2_score
 from sklearn.model_selection import ParameterSampler, RandomizedSearchCV
 
-from retail_clv.errors import NotEnoughDataError, SettingError, TrainingDivergedError, days
+from retail_clv.errors import (
+    NotEnoughDataError,
+    SettingError,
+    TrainingDivergedError,
+    count,
+    days,
+)
 from retail_clv.features import FEATURE_COLUMNS, training_frame
 from retail_clv.features.build import PURCHASE_COLUMNS, check_columns
 from retail_clv.features.dates import wall_clock
@@ -562,8 +568,7 @@ def small_population_note(n_customers: int) -> str | None:
         else ""
     )
     return (
-        f"only {n_customers:,} customer{'' if n_customers == 1 else 's'} in the held-out "
-        f"window (fewer than "
+        f"only {count(n_customers, 'customer')} in the held-out window (fewer than "
         f"{SMALL_POPULATION}): one customer can decide R², Gini and top-10% capture at this "
         "size, so read the held-out numbers and the models as rough; more customers or more "
         f"history make them steadier{skipped}"
