@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -467,11 +468,23 @@ def test_retrain_polls_the_job_until_it_succeeds(
     assert not any("store changed" in s for s in texts(at.success))
 
 
-def test_retrain_offers_an_as_of_date_empty_by_default(api: respx.MockRouter) -> None:
+def test_retrain_sends_the_as_of_date_chosen_even_long_ago(api: respx.MockRouter) -> None:
     api.get("/models/active").respond(404, json=NO_MODEL)
+    train = api.post("/train").respond(202, json={"job_id": "job-1"})
+    api.get("/jobs/job-1").respond(
+        200,
+        json={"job_id": "job-1", "kind": "train", "error": None, "state": "succeeded"}
+        | {"progress": 1.0, "message": "done", "result": {"run_id": "new-run"}},
+    )
     at = models_page(new_app().run())
-    assert at.date_input(key="train_as_of").value is None  # the API's default date
-    assert "when training refuses the default date" in at.date_input(key="train_as_of").help
+    field = at.date_input(key="train_as_of")
+    assert field.value is None  # the API's default date
+    assert "when training refuses the default date" in field.help
+    # Online Retail II's dates: Streamlit's default range (the last ten years) dropped them
+    field.set_value(dt.date(2011, 11, 9)).run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert json.loads(train.calls.last.request.content)["as_of"] == "2011-11-09"
 
 
 def test_retrain_says_when_the_store_changed_while_training(api: respx.MockRouter) -> None:

@@ -213,8 +213,6 @@ def test_a_refused_undo_says_why_and_what_to_do(router: respx.MockRouter) -> Non
 
 
 def test_start_training_sends_the_as_of_date(router: respx.MockRouter) -> None:
-    # (the dashboard's date field is not driven here: Streamlit's AppTest ignores set_value on
-    # a date_input whose value starts as None)
     train = router.post("/train").respond(202, json={"job_id": "j"})
     assert ApiClient(API).start_training(as_of=dt.date(2011, 11, 9)) == "j"
     assert json.loads(train.calls.last.request.content)["as_of"] == "2011-11-09"

@@ -215,6 +215,9 @@ def show_retrain(client: ApiClient) -> None:
     as_of = left.date_input(
         "As of",
         value=None,
+        # any date ingestion accepts (Streamlit's default range is the last ten years only)
+        min_value=dt.date(1970, 1, 1),
+        max_value=dt.date.today() + dt.timedelta(days=2),
         key="train_as_of",
         help="Train on the windows that end by this date and hold out the one after it; empty: "
         "the last purchase date minus the horizon, so the newest window is held out. Set it "
