@@ -311,10 +311,11 @@ def test_training_on_the_default_date_after_an_isolated_last_day_fails_with_its_
         in (job["error"])
     )
     # six months before it: no date to offer that would train on them
-    assert job["error"].endswith(
-        "The purchases up to 2011-06-13 are themselves too short a history for the quick "
-        "budget and a 30-day horizon: add history, or try a shorter horizon"
+    assert (
+        "Without that day there is no date to train on either: the store covers " in (job["error"])
     )
+    assert "2011-01-11 to 2011-06-13: training with the quick budget" in job["error"]
+    assert job["error"].endswith("; or a horizon_days of 4 days or less, as of the default date")
 
 
 def test_a_training_job_serves_neither_server_paths_nor_the_store_location(

@@ -1,6 +1,7 @@
 import datetime as dt
 import json
 import math
+import re
 
 import polars as pl
 import pytest
@@ -10,6 +11,7 @@ from retail_clv.cli.base import run_app
 from retail_clv.config import get_settings
 from retail_clv.errors import NotEnoughDataError
 from retail_clv.models import backtest as BT
+from retail_clv.models.training import history_needed
 from retail_clv.store.db import get_engine
 from tests.models._sample import synthetic_log
 
@@ -83,17 +85,30 @@ def test_backtest_after_the_data_names_the_cutoffs_the_store_allows():
         BT.backtest(purchases, cancellations, last, 30, "quick")
     assert "choose an earlier --cutoff (this store allows " in str(caught.value)
     assert f" to {last - dt.timedelta(days=29)} with the quick budget)" in str(caught.value)
-    short = purchases.filter(
-        pl.col("invoice_date") < pl.col("invoice_date").min() + pl.duration(days=90)
+
+    def ending(days: int) -> pl.DataFrame:
+        start = pl.col("invoice_date").min()
+        return purchases.filter(pl.col("invoice_date") < start + pl.duration(days=days))
+
+    def refusal(frame: pl.DataFrame, budget: str) -> str:
+        with pytest.raises(NotEnoughDataError) as caught:
+            BT.backtest(frame, cancellations, last, 30, budget)
+        return str(caught.value).split("(no cutoff fits this store with the ")[1]
+
+    # three months: no budget and no horizon would do
+    assert refusal(ending(90), "quick") == "quick budget and a 30-day horizon: add history)"
+    assert refusal(ending(90), "default") == "default budget and a 30-day horizon: add history)"
+    # about 200 days: a shorter horizon fits (the longest one is named); so does quick
+    said = re.search(r"or use a --horizon of (\d+) days or less\)$", refusal(ending(200), "quick"))
+    assert said is not None
+    h, frame = int(said.group(1)), ending(200)
+    first, end = frame["invoice_date"].min().date(), frame["invoice_date"].max().date()
+    assert first + dt.timedelta(days=history_needed("quick", h)[1] + h - 1) <= end
+    assert first + dt.timedelta(days=history_needed("quick", h + 1)[1] + h) > end
+    # about 260 days: the quick budget fits where the default one does not
+    assert "add history, or use --budget quick, or use a --horizon" in refusal(
+        ending(260), "default"
     )
-    with pytest.raises(NotEnoughDataError) as caught:
-        BT.backtest(short, cancellations, last, 30, "quick")
-    assert (
-        "no cutoff fits this store with the quick budget and a 30-day horizon: add history, "
-        "or try a shorter --horizon)" in str(caught.value)
-    )
-    with pytest.raises(NotEnoughDataError, match="or try --budget quick or a shorter --horizon"):
-        BT.backtest(short, cancellations, last, 30, "default")
 
 
 def test_summary_rows_flatten_models_and_failed_baselines():

@@ -333,8 +333,16 @@ def test_the_date_offered_after_an_isolated_last_day_is_one_that_trains() -> Non
     # the default budget needs more than the year before it: no date is offered
     with pytest.raises(NotEnoughDataError) as caught:
         training_as_of(purchases, None, 30, "--as-of", "add history", "default")
-    assert "are themselves too short a history for the default budget" in str(caught.value)
-    assert "or try --budget quick, or a shorter horizon" in str(caught.value)
+    message = str(caught.value)
+    assert "Without that day there is no date to train on either: the store covers " in message
+    assert "2010-01-01 to 2010-12-31: training with the default budget" in message
+    assert "(--budget quick needs only 174 days)" in message  # hints only where they fit
+    # a one-customer-month store: neither a budget nor a horizon would help
+    short = pl.DataFrame({"invoice_date": [*days[:57], dt.datetime(2013, 3, 1, 10)]})
+    with pytest.raises(NotEnoughDataError) as caught:
+        training_as_of(short, None, 30, "--as-of", "add history")
+    tail = str(caught.value).split("either:")[1]
+    assert "--budget" not in tail and "--horizon" not in tail
 
 
 def test_a_training_date_the_day_after_the_data_is_accepted_and_a_later_one_refused() -> None:

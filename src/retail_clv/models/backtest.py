@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import operator
 import time
 from typing import Any
 
@@ -40,14 +41,30 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _cutoff_range(earliest: dt.date, latest: dt.date, budget: str, horizon_days: int) -> str:
-    """Say which cutoffs this store allows with this budget and horizon (or that none does)."""
+def _cutoff_range(first: dt.date, last: dt.date, budget: Budget, horizon_days: int) -> str:
+    """Say which cutoffs this store allows with this budget and horizon, or what would fit.
+
+    Cutoffs run from the first purchase plus ``training.history_needed`` days to the last
+    purchase minus the horizon; when none does, the quick budget or a shorter horizon is
+    named only if it would give one.
+    """
+
+    def span(b: Budget, h: int) -> tuple[dt.date, dt.date]:
+        earliest = first + dt.timedelta(days=history_needed(b, h)[1])
+        return earliest, last - dt.timedelta(days=h - 1)
+
+    earliest, latest = span(budget, horizon_days)
     if earliest <= latest:
         return f" (this store allows {earliest} to {latest} with the {budget} budget)"
-    quick = " --budget quick or" if budget != "quick" else ""
+    ways = ["add history"]
+    if budget != "quick" and operator.le(*span("quick", horizon_days)):
+        ways.append("use --budget quick")
+    shorter = [h for h in range(horizon_days - 1, 0, -1) if operator.le(*span(budget, h))]
+    if shorter:
+        ways.append(f"use a --horizon of {shorter[0]} days or less")
     return (
         f" (no cutoff fits this store with the {budget} budget and a {horizon_days}-day "
-        f"horizon: add history, or try{quick} a shorter --horizon)"
+        f"horizon: {', or '.join(ways)})"
     )
 
 
@@ -97,24 +114,23 @@ def backtest(
         raise NotEnoughDataError("the store holds no dated purchases: nothing to backtest")
     latest = last.date() - dt.timedelta(days=horizon_days - 1)
     earliest = first.date() + dt.timedelta(days=history_needed(budget, horizon_days)[1])
+    allowed = _cutoff_range(first.date(), last.date(), budget, horizon_days)
     if cutoff > latest:
         raise NotEnoughDataError(
             f"the data ends on {last.date()}: it does not cover the test window [{cutoff}, "
-            f"{cutoff} + {days(horizon_days)}); choose an earlier --cutoff"
-            + _cutoff_range(earliest, latest, budget, horizon_days)
+            f"{cutoff} + {days(horizon_days)}); choose an earlier --cutoff" + allowed
         )
     if first.date() >= cutoff:
         raise NotEnoughDataError(
             f"the data starts on {first.date()}: there is no history before the cutoff "
-            f"{cutoff}; choose a later --cutoff"
-            + _cutoff_range(earliest, latest, budget, horizon_days)
+            f"{cutoff}; choose a later --cutoff" + allowed
         )
     if cutoff < earliest:
         raise NotEnoughDataError(
             f"too little history before the cutoff {cutoff}: the {budget} budget with a "
             f"{horizon_days}-day horizon trains on {history_needed(budget, horizon_days)[1]} "
             f"days of purchases before it, and the data starts on {first.date()}; choose a "
-            f"later --cutoff" + _cutoff_range(earliest, latest, budget, horizon_days)
+            f"later --cutoff" + allowed
         )
     start = time.perf_counter()
     result = train(

@@ -166,31 +166,26 @@ def training_as_of(
             f"date? The default {option}, {cutoff}, would follow it into a stretch without "
             f"purchases, and the run could not be judged. Fix it ({undo}, then ingest the "
             "corrected file)"
-            + _before_isolated_day(first.date(), before, horizon_days, option, budget)
+            + _before_isolated_day(first.date(), before, horizon_days, option, more, budget)
         )
     check_training_as_of(first.date(), last.date(), cutoff, horizon_days, option, more, budget)
     return cutoff
 
 
 def _before_isolated_day(
-    first: dt.date, before: dt.date, horizon_days: int, option: str, budget: str
+    first: dt.date, before: dt.date, horizon_days: int, option: str, more: str, budget: str
 ) -> str:
-    """Say which explicit date trains on the purchases up to ``before``, or that none does.
+    """Say which explicit date trains on the purchases up to ``before``, or why none does.
 
-    The date offered is the default the store would have without its isolated last day; it
-    is checked as :func:`check_training_as_of` would check it on that data.
+    The date offered is the default the store would have without its isolated last day,
+    checked by :func:`check_training_as_of` on that data, whose refusal (with its hints: a
+    budget or a horizon that would fit, if any) is quoted when it fails.
     """
     suggestion = before - dt.timedelta(days=horizon_days)
     try:
-        check_training_as_of(first, before, suggestion, horizon_days, option, "", budget)
-    except NotEnoughDataError:
-        name = "--budget quick" if option.startswith("--") else 'budget "quick"'
-        quick = f" {name}, or" if budget != "quick" else ""
-        return (
-            f". The purchases up to {before} are themselves too short a history for the "
-            f"{budget} budget and a {horizon_days}-day horizon: add history, or try{quick} a "
-            "shorter horizon"
-        )
+        check_training_as_of(first, before, suggestion, horizon_days, option, more, budget)
+    except NotEnoughDataError as exc:
+        return f". Without that day there is no date to train on either: {exc}"
     return (
         f", or pass an {option} to train on the purchases before it anyway: {suggestion} "
         "holds out their last window"
