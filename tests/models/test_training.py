@@ -697,3 +697,17 @@ def test_a_run_rate_over_less_than_a_year_of_history_is_a_warning():
         note
     )
     assert short_run_rate_note(dt.date(2024, 1, 1), dt.date(2024, 12, 31)) is None  # 365 days
+
+
+def test_counts_of_one_customer_are_singular_in_the_no_repeat_message():
+    from retail_clv.models.training import _no_training_spend
+
+    one = pl.DataFrame({"customer_id": ["1"], "invoice_date": [dt.datetime(2011, 1, 5)]})
+    said = _no_training_spend(one, dt.date(2011, 6, 1))
+    assert "(1 customer, one purchase day each)" in said
+    two_days = pl.concat(
+        [one, pl.DataFrame({"customer_id": ["1"], "invoice_date": [dt.datetime(2011, 2, 5)]})]
+    )
+    assert "(only 1 of 1 customer bought on more than one day)" in _no_training_spend(
+        two_days, dt.date(2011, 6, 1)
+    )

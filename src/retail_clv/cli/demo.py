@@ -351,7 +351,7 @@ def _predict(
         write_predictions(engine, scored, bundle.run_id, as_of, horizon, replace_all=True)
         holder["scored"], holder["as_of"] = scored, as_of
         state.predictions_path = out
-        return f"{scored.height:,} customers scored as of {as_of} -> {out}"
+        return f"{counted(scored.height, 'customer')} scored as of {as_of} -> {out}"
 
     _timed(state, "predict", do_predict)
     scored = holder["scored"]

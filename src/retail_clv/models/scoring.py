@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from retail_clv.errors import INGEST_HINT, NotEnoughDataError, days
+from retail_clv.errors import INGEST_HINT, NotEnoughDataError, count, days
 
 if TYPE_CHECKING:
     from retail_clv.models.registry import ModelBundle
@@ -392,9 +392,9 @@ def feature_notes(features: pl.DataFrame, feature_names: list[str]) -> list[str]
         return []
     what = "BG/NBD + Gamma-Gamma" if missing == used else "Gamma-Gamma"
     return [
-        f"The {what} model could not be fitted on these {features.height:,} customers (too few "
-        f"repeat buyers, or no convergence): its features ({', '.join(missing)}) were imputed, "
-        "so the scores rest on the other features and can differ noticeably from the same "
+        f"The {what} model could not be fitted on these {count(features.height, 'customer')} "
+        f"(too few repeat buyers, or no convergence): its features ({', '.join(missing)}) were "
+        "imputed, so the scores rest on the other features and can differ noticeably from the same "
         "customers' scores within a larger customer base."
     ]
 
@@ -533,7 +533,10 @@ def score(
     countries = features.select("customer_id", "country").unique("customer_id", keep="first")
     scored = predictions.join(countries, on="customer_id", how="left")
     logger.info(
-        "scored %d customers as of %s with model run %s", scored.height, cutoff, bundle.run_id
+        "scored %s as of %s with model run %s",
+        count(scored.height, "customer"),
+        cutoff,
+        bundle.run_id,
     )
     return scored.select(SCORE_COLUMNS).sort("customer_id")
 

@@ -129,13 +129,13 @@ def _no_training_spend(purchases: pl.DataFrame, as_of: dt.date) -> str:
     repeat = int((days["days"] > 1).sum())
     if repeat == 0:
         return (
-            f"no customer bought on more than one day before {as_of} ({days.height:,} "
-            "customers, one purchase day each), so no training window holds a repeat purchase "
-            "to learn from."
+            f"no customer bought on more than one day before {as_of} "
+            f"({count(days.height, 'customer')}, one purchase day each), so no training window "
+            "holds a repeat purchase to learn from."
         )
     return (
         f"no purchase falls in any training window before {as_of} (only {repeat:,} of "
-        f"{days.height:,} customers bought on more than one day)."
+        f"{count(days.height, 'customer')} bought on more than one day)."
     )
 
 
