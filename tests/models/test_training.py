@@ -691,12 +691,13 @@ def test_the_readme_table_of_history_needed_matches_the_code():
 def test_a_run_rate_over_less_than_a_year_of_history_is_a_warning():
     from retail_clv.models.training import short_run_rate_note
 
-    note = short_run_rate_note(dt.date(2024, 1, 1), dt.date(2024, 7, 19))  # 200 days
+    note = short_run_rate_note(dt.date(2024, 1, 1), dt.date(2024, 7, 19), 0.771)  # 200 days
     assert note is not None
-    assert "only 200 days of purchases before 2024-07-19: it spreads them over a whole year" in (
-        note
+    assert (
+        "only 200 days of purchases before 2024-07-19: it spreads them over a whole year, "
+        "and its predictions sum to 0.77 of the window's actual spend" in note
     )
-    assert short_run_rate_note(dt.date(2024, 1, 1), dt.date(2024, 12, 31)) is None  # 365 days
+    assert short_run_rate_note(dt.date(2024, 1, 1), dt.date(2024, 12, 31), 0.5) is None
 
 
 def test_counts_of_one_customer_are_singular_in_the_no_repeat_message():
@@ -710,4 +711,16 @@ def test_counts_of_one_customer_are_singular_in_the_no_repeat_message():
     )
     assert "(only 1 of 1 customer bought on more than one day)" in _no_training_spend(
         two_days, dt.date(2011, 6, 1)
+    )
+
+
+def test_a_run_on_less_than_a_year_says_how_low_the_run_rate_ran():
+    purchases, cancellations = synthetic_log(n_customers=60, months=10)
+    as_of = purchases["invoice_date"].max().date() - dt.timedelta(days=30)
+    result = train(purchases, cancellations, as_of=as_of, horizon_days=30, budget="quick")
+    totals = result.metrics["totals"]
+    [note] = [w for w in result.metrics["warnings"] if w.startswith("the run-rate baseline")]
+    assert (
+        f"its predictions sum to {totals['run_rate'] / totals['actual']:.2f} of the window's"
+        in (note)
     )

@@ -534,23 +534,24 @@ _BASELINE_NAMES = {
 SMALL_POPULATION = 100
 
 
-def short_run_rate_note(first: dt.date, as_of: dt.date) -> str | None:
+def short_run_rate_note(first: dt.date, as_of: dt.date, ratio: float) -> str | None:
     """Say so when the run-rate baseline divides less than a year of spend by 365 days.
 
     The baseline is the issue's naive run-rate, ``spend_365d × horizon / 365``: on a shop with
     less than a year of purchases before the as-of date it spreads a shorter history over a
-    whole year, so it runs low (how low depends on when customers joined: the model card's
-    totals line gives its sum against the window's), and a model's lead over it is partly
-    that scaling. The models themselves see the tenure-adjusted ``run_rate_adj_30d``.
+    whole year, so it tends to run low (how low depends on when customers joined; ``ratio``,
+    the sum of its predictions over the window's actual spend, says how low it ran), and a
+    model's lead over it is partly that scaling. The models themselves see the
+    tenure-adjusted ``run_rate_adj_30d``.
     """
     history = (as_of - first).days
     if history >= 365:
         return None
     return (
         f"the run-rate baseline divides the last 365 days' spend by 365, and the store holds "
-        f"only {history} days of purchases before {as_of}: it spreads them over a whole year "
-        "and runs low (the model card's totals give its sum against the window's), so a "
-        "model's lead over it is partly that scaling"
+        f"only {history} days of purchases before {as_of}: it spreads them over a whole year, "
+        f"and its predictions sum to {ratio:.2f} of the window's actual spend, so a model's "
+        "lead over it is partly that scaling"
     )
 
 
@@ -1185,7 +1186,6 @@ def train(
             for note in [
                 unseen_season_note(cutoffs, as_of, horizon_days),
                 small_population_note(n) if covered else None,
-                short_run_rate_note(first_date.date(), as_of) if covered else None,
                 data_gap_note(purchases["invoice_date"], as_of),
                 same_predictions_note(preds, model1, model2),
                 partial_last_day_note(purchases["invoice_date"], as_of, horizon_days)
@@ -1250,6 +1250,16 @@ def train(
             **{key: float(holdout[f"pred_{key}"].sum()) for key in ("model1", "model2")},
             **{name: float(np.sum(pred)) for name, pred in compared.items()},
         }
+        short = (
+            short_run_rate_note(
+                first_date.date(),
+                as_of,
+                metrics["totals"]["run_rate"] / metrics["totals"]["actual"],
+            )
+            if metrics["totals"]["actual"] > 0
+            else None
+        )
+        metrics["warnings"].extend([short] if short else [])
         # each model against each working classical baseline, with customer-bootstrap intervals
         metrics["vs_baselines"] = M.compare_to_baselines(
             actual,
