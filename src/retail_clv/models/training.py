@@ -658,8 +658,10 @@ def _ranking_notes(
     ]
 
 
-#: How far below a baseline's R² a model must be for :func:`behind_baselines_notes` without a
-#: bootstrap interval (the train mean, the products model's baselines): a thousandth is no news.
+#: How far below a baseline a model must be for :func:`behind_baselines_notes`: on R² where
+#: there is no bootstrap interval (the train mean, the products model's baselines), and on Gini
+#: beside the interval (a gap of a few thousandths can have one just below zero): a thousandth
+#: is no news.
 BEHIND_MARGIN = 0.01
 
 
