@@ -91,3 +91,24 @@ def test_demo_refuses_a_history_too_short_to_train_before_generating(tmp_path: P
     assert not data_dir.exists()  # nothing generated
     result = CliRunner().invoke(app, [*args[:2], "12", *args[3:], "--budget", "default"])
     assert "use --months 13 or more" in " ".join(result.output.replace("│", " ").split())
+
+
+def test_the_months_checks_count_from_the_first_open_day_and_the_first_sale() -> None:
+    import datetime as dt
+
+    import pytest
+    import typer
+
+    from retail_clv.errors import NotEnoughDataError
+
+    # the realistic shop is closed from 23 December to 3 January; the bgnbd one never closes
+    demo_module._check_months(7, dt.date(2009, 12, 29), "quick", "bgnbd")
+    demo_module._check_months(7, dt.date(2009, 12, 29), "quick", "realistic")  # 176 >= 174
+    with pytest.raises(typer.BadParameter) as caught:
+        demo_module._check_months(7, dt.date(2010, 12, 23), "quick", "realistic")
+    said = re.search(r"leave (\d+) days .* needs (\d+): use --months (\d+)", str(caught.value))
+    assert said is not None and int(said[1]) < int(said[2]) and said[3] == "8"
+    # a small shop whose first sale came late is refused after ingesting, before training
+    with pytest.raises(NotEnoughDataError, match=r"first sale came on 2010-01-12: 7 months leave"):
+        demo_module._check_first_sale(7, dt.date(2009, 12, 30), dt.date(2010, 1, 12), "quick")
+    demo_module._check_first_sale(7, dt.date(2009, 12, 30), dt.date(2010, 1, 4), "quick")

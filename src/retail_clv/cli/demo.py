@@ -32,6 +32,7 @@ from retail_clv.cli.base import (
     progress_bar,
 )
 from retail_clv.config import get_settings
+from retail_clv.errors import NotEnoughDataError
 from retail_clv.errors import count as counted
 
 DEMO_FILE = "online_retail_synthetic.csv"
@@ -251,6 +252,9 @@ def run_demo(
             console.print(f"[{colour}]{escape(r.invariant_line())}[/]", highlight=False)
         purchases = read_purchases(engine)
         cancellations = read_cancellations(engine)
+        first_sale = purchases["invoice_date"].min()
+        if isinstance(first_sale, dt.datetime):
+            _check_first_sale(months, start, first_sale.date(), budget)
 
         # 3. train ----------------------------------------------------------------------------
         _train(state, purchases, cancellations, gen.truth_cutoff, budget, models_dir, db)
@@ -405,41 +409,66 @@ def _print_summary(state: DemoState, models_dir: Path) -> None:
         )
 
 
-#: Days allowed between the shop's opening and its first sale in :func:`_check_months`.
-_FIRST_SALE_SLACK = 3
+def _months_needed(start: dt.date, first_day: dt.date, budget: str) -> tuple[int, int]:
+    """Return the days of history the budget needs and the fewest months that give them.
+
+    The demo trains as of the truth window's start, :data:`HORIZON_DAYS` before the end of the
+    simulated months; the budget needs ``training.history_needed`` days of purchases before
+    that, counted from ``first_day`` (:func:`_history`).
+    """
+    from retail_clv.models.training import history_needed
+
+    needed = history_needed(budget, HORIZON_DAYS)[1]  # type: ignore[arg-type]
+    fewest = next(m for m in range(1, 1200) if _history(start, first_day, m) >= needed)
+    return needed, fewest
 
 
-def _check_months(months: int, start: dt.date, budget: str) -> None:
+def _history(start: dt.date, first_day: dt.date, months: int) -> int:
+    """Days from ``first_day`` to the demo's as-of date after ``months`` simulated months."""
+    from retail_clv.synth.generator import _add_months
+
+    return (_add_months(start, months) - first_day).days - HORIZON_DAYS
+
+
+def _months_hint(months: int, start: dt.date, first_day: dt.date, budget: str) -> str | None:
+    """Say why ``months`` is too few to train on from ``first_day`` (None when enough)."""
+    needed, fewest = _months_needed(start, first_day, budget)
+    have = _history(start, first_day, months)
+    if have >= needed:
+        return None
+    return (
+        f"{months} months leave {have} days before the {HORIZON_DAYS}-day held-out window, "
+        f"and the {budget} budget needs {needed}: use --months {fewest} or more"
+    )
+
+
+def _check_months(months: int, start: dt.date, budget: str, process: str) -> None:
     """Refuse, before generating anything, a history too short for the budget to train on.
 
-    The demo trains as of the truth window's start, :data:`HORIZON_DAYS` before the end of
-    the simulated months; the budget needs ``training.history_needed`` days before that,
-    counted from the first purchase: the first day the synthetic shop opens (it is closed from
-    23 December to 3 January), plus :data:`_FIRST_SALE_SLACK` days for a small shop's first
-    sale to come.
+    Counted from the first day the synthetic shop opens (the realistic one is closed from 23
+    December to 3 January). A small shop's first sale can come days later: the demo checks
+    again after ingesting, against the real first purchase (:func:`_check_first_sale`).
     """
     import numpy as np
 
-    from retail_clv.models.training import history_needed
     from retail_clv.synth.catalog import _raw_intensity
-    from retail_clv.synth.generator import _add_months
 
-    needed = history_needed(budget, HORIZON_DAYS)[1]  # type: ignore[arg-type]
-    fortnight = np.arange(np.datetime64(start), np.datetime64(start + dt.timedelta(days=14)))
-    opens = start + dt.timedelta(days=int(np.argmax(_raw_intensity(fortnight) > 0)))
+    opens = start
+    if process == "realistic":
+        fortnight = np.arange(np.datetime64(start), np.datetime64(start + dt.timedelta(days=14)))
+        opens = start + dt.timedelta(days=int(np.argmax(_raw_intensity(fortnight) > 0)))
+    hint = _months_hint(months, start, opens, budget)
+    if hint is not None:
+        raise typer.BadParameter(hint, param_hint="--months")
 
-    def history(m: int) -> int:
-        return (_add_months(start, m) - opens).days - HORIZON_DAYS
 
-    if history(months) < needed + _FIRST_SALE_SLACK:
-        fewest = next(
-            m for m in range(months + 1, 1200) if history(m) >= needed + _FIRST_SALE_SLACK
-        )
-        raise typer.BadParameter(
-            f"{months} months leave {history(months)} days before the {HORIZON_DAYS}-day "
-            f"held-out window, and the {budget} budget needs {needed}: use --months "
-            f"{fewest} or more",
-            param_hint="--months",
+def _check_first_sale(months: int, start: dt.date, first_sale: dt.date, budget: str) -> None:
+    """Refuse to train when the generated shop's first sale came too late for ``months``."""
+    hint = _months_hint(months, start, first_sale, budget)
+    if hint is not None:
+        raise NotEnoughDataError(
+            f"the generated shop's first sale came on {first_sale}: {hint} (or more --customers, "
+            "whose first sales come sooner)"
         )
 
 
@@ -481,7 +510,7 @@ def demo(
         raise typer.BadParameter("use realistic or bgnbd", param_hint="--process")
     if budget not in ("quick", "default"):
         raise typer.BadParameter("use quick or default", param_hint="--budget")
-    _check_months(months, start.date(), budget)
+    _check_months(months, start.date(), budget, process)
     settings = get_settings()
     models = Path(models_dir or settings.models_dir)
     out_path = Path(out or settings.output_dir / "predictions.csv")
