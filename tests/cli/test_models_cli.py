@@ -166,6 +166,7 @@ def test_train_as_of_after_the_data_is_refused(tmp_path: Path, capsys) -> None:
     assert "--as-of 2012-06-01 is more than a day after the last purchase in the store" in err
     assert "(2011-06-18)" in err
     assert "use an --as-of on or before 2011-06-19 (the day after the last purchase" in err
+    assert "the newest training windows would run past the data, counting the days after it" in err
     assert "Traceback" not in err
 
 
