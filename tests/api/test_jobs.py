@@ -310,12 +310,12 @@ def test_training_on_the_default_date_after_an_isolated_last_day_fails_with_its_
         "Fix it (POST /ingest-runs/{run_id}/undo on the run that holds it, see GET"
         in (job["error"])
     )
-    # six months before it: no date to offer that would train on them
-    assert (
-        "Without that day there is no date to train on either: the store covers " in (job["error"])
+    # five months before it: too short for a 30-day horizon, long enough for a 4-day one
+    assert job["error"].endswith(
+        "Without that day, the purchases from 2011-01-11 to 2011-06-13 leave 123 days before "
+        "2011-05-14, and the quick budget with a 30-day horizon needs 174: to train on them "
+        "anyway, pass horizon_days 4 with as_of 2011-06-09"
     )
-    assert "2011-01-11 to 2011-06-13: training with the quick budget" in job["error"]
-    assert job["error"].endswith("; or a horizon_days of 4 days or less, as of the default date")
 
 
 def test_a_training_job_serves_neither_server_paths_nor_the_store_location(

@@ -315,34 +315,50 @@ def test_a_history_too_short_for_the_horizon_names_the_horizon_that_fits() -> No
     assert "horizon of" not in str(caught.value)
 
 
-def test_the_date_offered_after_an_isolated_last_day_is_one_that_trains() -> None:
+def test_what_is_offered_after_an_isolated_last_day_trains_and_holds_out_real_purchases() -> None:
     import re
 
     from retail_clv.models.scoring import training_as_of
 
     days = [dt.datetime(2010, 1, 1) + dt.timedelta(days=i) for i in range(365)]
-    purchases = pl.DataFrame({"invoice_date": [*days, dt.datetime(2013, 3, 1, 10)]})
-    with pytest.raises(NotEnoughDataError) as caught:
-        training_as_of(purchases, None, 30, "--as-of", "add history")
-    message = str(caught.value)
-    assert "stands 791 days after any other (2010-12-31): a mistyped date?" in message
-    offered = re.search(r"--as-of to train on the purchases before it anyway: (\S+) holds", message)
-    assert offered is not None
-    as_of = dt.date.fromisoformat(offered.group(1))
-    assert training_as_of(purchases, as_of, 30, "--as-of", "add history") == as_of
-    # the default budget needs more than the year before it: no date is offered
-    with pytest.raises(NotEnoughDataError) as caught:
-        training_as_of(purchases, None, 30, "--as-of", "add history", "default")
-    message = str(caught.value)
-    assert "Without that day there is no date to train on either: the store covers " in message
-    assert "2010-01-01 to 2010-12-31: training with the default budget" in message
-    assert "(--budget quick needs only 174 days)" in message  # hints only where they fit
-    # a one-customer-month store: neither a budget nor a horizon would help
-    short = pl.DataFrame({"invoice_date": [*days[:57], dt.datetime(2013, 3, 1, 10)]})
-    with pytest.raises(NotEnoughDataError) as caught:
-        training_as_of(short, None, 30, "--as-of", "add history")
-    tail = str(caught.value).split("either:")[1]
-    assert "--budget" not in tail and "--horizon" not in tail
+
+    def store(n_days: int) -> pl.DataFrame:  # daily purchases, then a stray day in 2013
+        return pl.DataFrame({"invoice_date": [*days[:n_days], dt.datetime(2013, 3, 1, 10)]})
+
+    def offered(purchases: pl.DataFrame, budget: str) -> tuple[str, list[tuple[str, int, str]]]:
+        with pytest.raises(NotEnoughDataError) as caught:
+            training_as_of(purchases, None, 30, "--as-of", "add history", budget)
+        message = str(caught.value)
+        assert "a mistyped date?" in message
+        plain = re.findall(
+            r"pass an --as-of to train on the purchases before it anyway: ([\d-]+)", message
+        )
+        ways = [(budget, 30, d) for d in plain]
+        ways += [("quick", 30, d) for d in re.findall(r"--budget quick --as-of ([\d-]+)", message)]
+        ways += [
+            (budget, int(h), d) for h, d in re.findall(r"--horizon (\d+) --as-of ([\d-]+)", message)
+        ]
+        return message, ways
+
+    for n_days, budget, expected in ((365, "quick", 1), (365, "default", 2), (200, "quick", 1)):
+        message, ways = offered(store(n_days), budget)
+        assert len(ways) == expected, message
+        before = days[n_days - 1].date()
+        for way_budget, horizon, date in ways:
+            as_of = dt.date.fromisoformat(date)
+            assert (
+                training_as_of(store(n_days), as_of, horizon, "--as-of", "x", way_budget) == as_of
+            )
+            assert as_of + dt.timedelta(days=horizon - 1) <= before  # a window of real purchases
+    message, _ = offered(store(365), "default")
+    assert (
+        "the purchases from 2010-01-01 to 2010-12-31 leave 334 days before 2010-12-01, and "
+        "the default budget with a 30-day horizon needs 342: to train on them anyway, pass "
+        "--budget quick --as-of 2010-12-01, or --horizon 28 --as-of 2010-12-03" in message
+    )
+    # two months before it: nothing fits
+    message, ways = offered(store(57), "quick")
+    assert ways == [] and message.endswith("needs 174; add history")
 
 
 def test_a_training_date_the_day_after_the_data_is_accepted_and_a_later_one_refused() -> None:

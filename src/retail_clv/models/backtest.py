@@ -13,7 +13,7 @@ import polars as pl
 
 from retail_clv.errors import NotEnoughDataError, days
 from retail_clv.models.estimators import N_JOBS
-from retail_clv.models.training import Budget, Progress, history_needed, train
+from retail_clv.models.training import Budget, Progress, history_needed, longest_horizon, train
 
 logger = logging.getLogger(__name__)
 
@@ -41,27 +41,33 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _cutoff_range(first: dt.date, last: dt.date, budget: Budget, horizon_days: int) -> str:
-    """Say which cutoffs this store allows with this budget and horizon, or what would fit.
+def _cutoff_span(first: dt.date, last: dt.date, budget: Budget, h: int) -> tuple[dt.date, dt.date]:
+    """Return the earliest and latest cutoffs a store allows with this budget and horizon.
 
-    Cutoffs run from the first purchase plus ``training.history_needed`` days to the last
-    purchase minus the horizon; when none does, the quick budget or a shorter horizon is
-    named only if it would give one.
+    From the first purchase plus ``training.history_needed`` days, to the last day whose
+    window of ``h`` days ends with the last purchase (``last − h + 1``).
     """
+    return first + dt.timedelta(days=history_needed(budget, h)[1]), _latest(last, h)
 
-    def span(b: Budget, h: int) -> tuple[dt.date, dt.date]:
-        earliest = first + dt.timedelta(days=history_needed(b, h)[1])
-        return earliest, last - dt.timedelta(days=h - 1)
 
-    earliest, latest = span(budget, horizon_days)
+def _latest(last: dt.date, h: int) -> dt.date:
+    return last - dt.timedelta(days=h - 1)
+
+
+def _cutoff_range(first: dt.date, last: dt.date, budget: Budget, horizon_days: int) -> str:
+    """Say which cutoffs this store allows (:func:`_cutoff_span`), or what would give one.
+
+    When none fits, the quick budget or a shorter horizon is named only if it would give one.
+    """
+    earliest, latest = _cutoff_span(first, last, budget, horizon_days)
     if earliest <= latest:
         return f" (this store allows {earliest} to {latest} with the {budget} budget)"
     ways = ["add history"]
-    if budget != "quick" and operator.le(*span("quick", horizon_days)):
+    if budget != "quick" and operator.le(*_cutoff_span(first, last, "quick", horizon_days)):
         ways.append("use --budget quick")
-    shorter = [h for h in range(horizon_days - 1, 0, -1) if operator.le(*span(budget, h))]
-    if shorter:
-        ways.append(f"use a --horizon of {shorter[0]} days or less")
+    shorter = longest_horizon(budget, horizon_days, first, lambda h: _latest(last, h))
+    if shorter is not None:
+        ways.append(f"use a --horizon of {shorter} days or less")
     return (
         f" (no cutoff fits this store with the {budget} budget and a {horizon_days}-day "
         f"horizon: {', or '.join(ways)})"
@@ -112,8 +118,7 @@ def backtest(
     first, last = purchases["invoice_date"].min(), purchases["invoice_date"].max()
     if not isinstance(first, dt.datetime) or not isinstance(last, dt.datetime):
         raise NotEnoughDataError("the store holds no dated purchases: nothing to backtest")
-    latest = last.date() - dt.timedelta(days=horizon_days - 1)
-    earliest = first.date() + dt.timedelta(days=history_needed(budget, horizon_days)[1])
+    earliest, latest = _cutoff_span(first.date(), last.date(), budget, horizon_days)
     allowed = _cutoff_range(first.date(), last.date(), budget, horizon_days)
     if cutoff > latest:
         raise NotEnoughDataError(

@@ -175,21 +175,48 @@ def training_as_of(
 def _before_isolated_day(
     first: dt.date, before: dt.date, horizon_days: int, option: str, more: str, budget: str
 ) -> str:
-    """Say which explicit date trains on the purchases up to ``before``, or why none does.
+    """Say which explicit settings train on the purchases up to ``before``, or that none does.
 
     The date offered is the default the store would have without its isolated last day,
-    checked by :func:`check_training_as_of` on that data, whose refusal (with its hints: a
-    budget or a horizon that would fit, if any) is quoted when it fails.
+    ``before`` minus the horizon, so that the held-out window ends with those purchases;
+    when their history is too short for it, the quick budget or the longest shorter horizon
+    is offered with its own date, only if it fits.
     """
-    suggestion = before - dt.timedelta(days=horizon_days)
-    try:
-        check_training_as_of(first, before, suggestion, horizon_days, option, more, budget)
-    except NotEnoughDataError as exc:
-        return f". Without that day there is no date to train on either: {exc}"
-    return (
-        f", or pass an {option} to train on the purchases before it anyway: {suggestion} "
-        "holds out their last window"
+    from retail_clv.models.training import history_needed, longest_horizon
+
+    def as_of_for(h: int) -> dt.date:
+        return before - dt.timedelta(days=h)
+
+    suggestion = as_of_for(horizon_days)
+    have = (suggestion - first).days
+    needed = history_needed(budget, horizon_days)[1]  # type: ignore[arg-type]
+    if have >= needed:
+        return (
+            f", or pass an {option} to train on the purchases before it anyway: {suggestion} "
+            "holds out their last window"
+        )
+    cli = option.startswith("--")
+    ways = []
+    if budget != "quick" and have >= history_needed("quick", horizon_days)[1]:
+        ways.append(
+            f"--budget quick --as-of {suggestion}"
+            if cli
+            else f'budget "quick" with as_of {suggestion}'
+        )
+    shorter = longest_horizon(budget, horizon_days, first, as_of_for)  # type: ignore[arg-type]
+    if shorter is not None:
+        ways.append(
+            f"--horizon {shorter} --as-of {as_of_for(shorter)}"
+            if cli
+            else f"horizon_days {shorter} with as_of {as_of_for(shorter)}"
+        )
+    tail = (
+        f". Without that day, the purchases from {first} to {before} leave {have} days before "
+        f"{suggestion}, and the {budget} budget with a {horizon_days}-day horizon needs {needed}"
     )
+    if ways:
+        return f"{tail}: to train on them anyway, pass {', or '.join(ways)}"
+    return f"{tail}; {more}"
 
 
 def check_training_as_of(
@@ -272,20 +299,21 @@ def _shorter_horizon(
     first: dt.date, last: dt.date, horizon_days: int, option: str, budget: str
 ) -> str:
     """Name the longest shorter horizon that trains on this history as of its default date."""
-    from retail_clv.models.training import history_needed
+    from retail_clv.models.training import history_needed, longest_horizon
 
     span = (last - first).days
     if history_needed(budget, horizon_days)[1] <= span - horizon_days:  # type: ignore[arg-type]
         return ""  # the default date trains with this horizon: only the asked date is short
-    fits = [
-        h
-        for h in range(horizon_days - 1, 0, -1)
-        if history_needed(budget, h)[1] <= span - h  # type: ignore[arg-type]
-    ]
-    if not fits:
+    fits = longest_horizon(
+        budget,  # type: ignore[arg-type]
+        horizon_days,
+        first,
+        lambda h: last - dt.timedelta(days=h),  # the default as-of date of that horizon
+    )
+    if fits is None:
         return ""
     name = "--horizon" if option.startswith("--") else "horizon_days"  # CLI option, API field
-    return f"; or a {name} of {fits[0]} days or less, as of the default date"
+    return f"; or a {name} of {fits} days or less, as of the default date"
 
 
 def late_as_of_note(as_of: dt.date, after_data: dt.date, option: str) -> str | None:

@@ -192,6 +192,20 @@ def history_needed(budget: Budget, horizon_days: int) -> tuple[int, int]:
     return needed, MIN_HISTORY_DAYS + (needed - 1) * cfg["cutoff_step_days"] + horizon_days
 
 
+def longest_horizon(
+    budget: Budget, horizon_days: int, first: dt.date, last_as_of: Callable[[int], dt.date]
+) -> int | None:
+    """Return the longest horizon below ``horizon_days`` that trains on this history, if any.
+
+    ``last_as_of(h)`` is the latest as-of (or backtest cutoff) date a horizon of ``h`` days
+    allows; the history from ``first`` to it must hold what :func:`history_needed` asks.
+    """
+    for h in range(horizon_days - 1, 0, -1):
+        if (last_as_of(h) - first).days >= history_needed(budget, h)[1]:
+            return h
+    return None
+
+
 def check_max_train_cutoffs(
     cap: int | None,
     budget: Budget,
