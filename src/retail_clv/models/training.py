@@ -559,7 +559,7 @@ def short_run_rate_note(first: dt.date, as_of: dt.date, ratio: float) -> str | N
     tenure-adjusted ``run_rate_adj_30d``.
     """
     history = (as_of - first).days
-    if history >= 365:
+    if history >= 365 or ratio >= 1:  # a year of history, or it did not run low here
         return None
     return (
         f"the run-rate baseline divides the last 365 days' spend by 365, and the store holds "
