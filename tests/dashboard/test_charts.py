@@ -77,6 +77,9 @@ def test_top_customers_chart_keeps_the_n_largest() -> None:
     expected = table.nlargest(20, "predicted_spend_30d_model1")["customer_id"].tolist()
     assert [d["customer_id"] for d in data] == expected
     assert spec(chart)["encoding"]["y"]["sort"] == "-x"
+    assert spec(chart)["title"] == "Top 20 customers by predicted spend"
+    one = charts.top_customers_chart(table, "predicted_spend_30d_model1", n=1)
+    assert spec(one)["title"] == "Top 1 customer by predicted spend"
 
 
 def test_scatter_samples_large_inputs_and_says_so() -> None:

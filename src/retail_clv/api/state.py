@@ -39,6 +39,7 @@ from retail_clv.errors import (
     ModelNotFoundError,
     NotEnoughDataError,
     RetailClvError,
+    count,
 )
 from retail_clv.store import schema
 
@@ -166,7 +167,7 @@ class PredictionCache:
             rows = services.read_all_predictions(engine).to_dicts()
             self._heads = {row["customer_id"]: self.head(row) for row in rows}
             self._signature = signature
-        logger.info("prediction cache loaded: %d customers", len(rows))
+        logger.info("prediction cache loaded: %s", count(len(rows), "customer"))
         return True
 
     def lookup_database(self, engine: sa.Engine, customer_id: str) -> bytes | None:

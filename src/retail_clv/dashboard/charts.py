@@ -175,7 +175,10 @@ def top_customers_chart(
                 alt.Tooltip("spend:Q", format=",.2f", title="Predicted spend"),
             ],
         )
-        .properties(title=f"Top {n} customers by predicted spend", height=alt.Step(16))
+        .properties(
+            title=f"Top {n} customer{'' if n == 1 else 's'} by predicted spend",
+            height=alt.Step(16),
+        )
     )
 
 

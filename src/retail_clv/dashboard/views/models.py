@@ -36,7 +36,8 @@ def show_run(model: dict[str, Any], symbol: str) -> None:
     st.caption(
         f"Trained {str(model.get('trained_at', '?'))[:19]} · as of {model.get('as_of', '?')} · "
         f"horizon {model.get('horizon_days', '?')} days · evaluated on "
-        f"{format_number(metrics.get('n_customers'))} customers from cutoff "
+        f"{format_number(metrics.get('n_customers'))} "
+        f"customer{'' if metrics.get('n_customers') == 1 else 's'} from cutoff "
         f"{metrics.get('cutoff', '?')}"
     )
     for warning in metrics.get("warnings") or []:

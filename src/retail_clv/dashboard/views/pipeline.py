@@ -257,7 +257,7 @@ def run_upload(
         st.session_state[SOURCE_KEY] = filename
         n = len(result.get("predictions") or [])
         status.update(
-            label=f"Done: {filename} cleaned, {format_number(n)} customers scored",
+            label=f"Done: {filename} cleaned, {count(n, 'customer')} scored",
             state="complete",
             expanded=False,
         )
@@ -556,7 +556,7 @@ def show_predictions(result: dict[str, Any], symbol: str, source: str) -> None:
         },
     )
     st.caption(
-        f"Showing {format_number(len(shown))} of {format_number(len(table))} customers; "
+        f"Showing {format_number(len(shown))} of {count(len(table), 'customer')}; "
         "click a column header to sort."
     )
 
