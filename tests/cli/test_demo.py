@@ -102,7 +102,7 @@ def test_the_months_checks_count_from_the_first_open_day_and_the_first_sale() ->
     from retail_clv.errors import NotEnoughDataError
 
     # the realistic shop is closed from 23 December to 3 January; the bgnbd one never closes
-    demo_module._check_months(7, dt.date(2009, 12, 29), "quick", "bgnbd")
+    demo_module._check_months(7, dt.date(2010, 12, 23), "quick", "bgnbd")  # 182 days >= 174
     demo_module._check_months(7, dt.date(2009, 12, 29), "quick", "realistic")  # 176 >= 174
     with pytest.raises(typer.BadParameter) as caught:
         demo_module._check_months(7, dt.date(2010, 12, 23), "quick", "realistic")
@@ -112,3 +112,19 @@ def test_the_months_checks_count_from_the_first_open_day_and_the_first_sale() ->
     with pytest.raises(NotEnoughDataError, match=r"first sale came on 2010-01-12: 7 months leave"):
         demo_module._check_first_sale(7, dt.date(2009, 12, 30), dt.date(2010, 1, 12), "quick")
     demo_module._check_first_sale(7, dt.date(2009, 12, 30), dt.date(2010, 1, 4), "quick")
+
+
+def test_the_demo_refuses_to_train_a_generated_shop_whose_first_sale_came_too_late(
+    tmp_path: Path,
+) -> None:
+    args = ["demo", "--customers", "10", "--months", "7", "--start", "2009-12-30"]
+    args += ["--data-dir", str(tmp_path / "d"), "--models-dir", str(tmp_path / "m")]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "p.csv")])
+    # (run_app prints it as one "Error:" line; the runner hands the exception back)
+    from retail_clv.errors import NotEnoughDataError
+
+    assert isinstance(result.exception, NotEnoughDataError)
+    said = str(result.exception)
+    assert "the generated shop's first sale came on 2010-01-12: 7 months leave 169 days" in said
+    assert "use --months 8 or more (or more --customers, whose first sales come sooner)" in said
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())  # no model run
