@@ -231,8 +231,13 @@ def test_a_mistyped_last_date_is_pointed_out_by_ingest_and_predict(
     said = flat(capsys.readouterr().out)
     expected = "the last purchase day, 2012-12-20 (1 line), is 377 days away from any other"
     assert expected in said and "(2011-12-09): a mistyped date?" in said
-    assert run_app(["predict", "--out", str(tmp_path / "p.csv")]) == 0
-    assert f"Warning: {expected}" in flat(capsys.readouterr().out)
+    # scoring as of the day after it would treat every customer as idle for a year
+    assert run_app(["predict", "--out", str(tmp_path / "p.csv")]) == 1
+    err = flat(capsys.readouterr().err)
+    assert "Error: the last purchase day, 2012-12-20 (1 line), stands 377 days after any" in err
+    assert "would treat every customer as idle since 2011-12-09" in err
+    assert "or pass --as-of 2011-12-10 to score as of the day after the other purchases" in err
+    assert not (tmp_path / "p.csv").exists()
     assert run_app(["predict", "--as-of", "2011-12-10", "--out", str(tmp_path / "q.csv")]) == 0
     assert "a mistyped date?" not in flat(capsys.readouterr().out)  # an explicit date: theirs
     # training on the default date would move the held-out window into the empty year

@@ -521,8 +521,8 @@ def test_a_first_or_last_day_far_from_the_others_is_pointed_out() -> None:
     [store] = isolated_end_dates_notes(two_days, whole_store=True)
     assert "clv undo-ingest on the run that holds it (clv ingest-runs)" in store
     assert store.endswith(
-        "clv predict's default as-of date follows it, and clv train refuses its default date "
-        "(or pass --as-of), and training history is counted from it"
+        "clv train and clv predict refuse their default as-of date after it (pass --as-of), "
+        "and training history is counted from it"
     )
 
 

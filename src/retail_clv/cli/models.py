@@ -119,7 +119,8 @@ _TRAIN_HELP = (
 )
 _PREDICT_HELP = (
     "Score every customer in the store; write the CSV and the predictions table.\n\n"
-    "Uses the purchases strictly before --as-of (default: the day after the last purchase). "
+    "Uses the purchases strictly before --as-of (default: the day after the last purchase; "
+    "refused when that last day stands 60 days or more after every other, a mistyped date?). "
     "CSV columns: customer_id, predicted_spend_30d_model1, predicted_spend_30d_model2, "
     "predicted_products_30d, r2_model1, r2_model2 (the R² each model reached on its run's "
     "held-out window).\n\n"
@@ -245,6 +246,7 @@ def predict(
         as_of_notes,
         default_as_of,
         score,
+        scoring_as_of,
         to_csv_frame,
         trained_on_this_store,
     )
@@ -270,8 +272,9 @@ def predict(
             soft_wrap=True,  # never break a path
         )
     after_data = default_as_of(purchases)
-    cutoff = as_of.date() if as_of else after_data
-    if as_of is None:
+    # refuses the default date after an isolated last purchase day
+    cutoff = scoring_as_of(purchases, as_of.date() if as_of else None, "--as-of")
+    if as_of is None:  # what is left to say: an isolated first day
         _warn_isolated_end_dates(purchases)
     notes: list[str] = []
     with console.status(f"computing features and scoring as of {cutoff}"):

@@ -519,8 +519,8 @@ def isolated_end_dates_notes(
             "the corrected file"
         )
         effects = {
-            "last": "clv predict's default as-of date follows it, and clv train refuses its "
-            "default date (or pass --as-of)",
+            "last": "clv train and clv predict refuse their default as-of date after it (pass "
+            "--as-of)",
             "first": "training history is counted from it",
         }
     else:
@@ -529,8 +529,8 @@ def isolated_end_dates_notes(
             "run first: clv undo-ingest)"
         )
         effects = {
-            "last": "if the store holds nothing later, clv predict's default as-of date follows "
-            "it and clv train refuses its default date",
+            "last": "if the store holds nothing later, clv train and clv predict refuse their "
+            "default as-of date after it",
             "first": "if the store holds nothing earlier, training history is counted from it",
         }
     notes = []

@@ -24,6 +24,7 @@ __all__ = [
     "default_as_of",
     "check_training_as_of",
     "default_training_as_of",
+    "scoring_as_of",
     "training_as_of",
     "late_as_of_note",
     "early_as_of_note",
@@ -152,24 +153,74 @@ def training_as_of(
     assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
     isolated = None if as_of else isolated_last_day(dates)
     if isolated is not None:
-        last_day, before = isolated
-        lines = int((dates.dt.date() == last_day).sum())
-        cli = option.startswith("--")
-        undo = (
-            "clv undo-ingest on the run that holds it, see clv ingest-runs"
-            if cli
-            else "POST /ingest-runs/{run_id}/undo on the run that holds it, see GET /ingest-runs"
-        )
+        _, before = isolated
         raise NotEnoughDataError(
-            f"the last purchase day, {last_day} ({lines} line{'' if lines == 1 else 's'}), "
-            f"stands {(last_day - before).days} days after any other ({before}): a mistyped "
-            f"date? The default {option}, {cutoff}, would follow it into a stretch without "
-            f"purchases, and the run could not be judged. Fix it ({undo}, then ingest the "
-            "corrected file)"
+            _isolated_day_refusal(
+                dates,
+                isolated,
+                f"The default {option}, {cutoff}, would follow it into a stretch without "
+                "purchases, and the run could not be judged",
+                option,
+            )
             + _before_isolated_day(first.date(), before, horizon_days, option, more, budget)
         )
     check_training_as_of(first.date(), last.date(), cutoff, horizon_days, option, more, budget)
     return cutoff
+
+
+def scoring_as_of(purchases: pl.DataFrame, as_of: dt.date | None, option: str) -> dt.date:
+    """Return the scoring date: ``as_of``, or :func:`default_as_of` when it means something.
+
+    The default, the day after the last purchase, is refused when that last day stands
+    :data:`~retail_clv.ingest.rules.ISOLATED_DAYS` or more after every other (a mistyped
+    year): every customer would be scored as idle since the other purchases, and ``clv
+    predict`` would write those scores over the stored ones. An explicit date is the user's.
+
+    Raises
+    ------
+    NotEnoughDataError
+        When there are no purchases, or for the default date after an isolated last day.
+    """
+    from retail_clv.ingest.rules import isolated_last_day
+
+    after_data = default_as_of(purchases)  # raises when empty
+    if as_of is not None:
+        return as_of
+    dates = purchases.get_column("invoice_date")
+    isolated = isolated_last_day(dates)
+    if isolated is None:
+        return after_data
+    _, before = isolated
+    day_after = before + dt.timedelta(days=1)
+    raise NotEnoughDataError(
+        _isolated_day_refusal(
+            dates,
+            isolated,
+            f"Scoring as of the day after it, {after_data}, would treat every customer as idle "
+            f"since {before}",
+            option,
+        )
+        + f", or pass {option} {day_after} to score as of the day after the other purchases "
+        f"({option} {after_data} scores as of that day anyway)"
+    )
+
+
+def _isolated_day_refusal(
+    dates: pl.Series, isolated: tuple[dt.date, dt.date], effect: str, option: str
+) -> str:
+    """Word an isolated last purchase day, what the default date would do, and the fix."""
+    last_day, before = isolated
+    lines = int((dates.dt.date() == last_day).sum())
+    undo = (
+        "clv undo-ingest on the run that holds it, see clv ingest-runs"
+        if option.startswith("--")
+        else "POST /ingest-runs/{run_id}/undo on the run that holds it, see GET /ingest-runs"
+    )
+    return (
+        f"the last purchase day, {last_day} ({lines} line{'' if lines == 1 else 's'}), "
+        f"stands {(last_day - before).days} days after any other ({before}): a mistyped "
+        f"date? {effect}. Fix it ({undo}, then ingest the corrected file)"
+    )
 
 
 def _before_isolated_day(
