@@ -110,6 +110,29 @@ def test_predict_as_of_after_the_data_is_scored_with_a_warning(client, api_data)
     assert warning.startswith(f"as_of {late} is 400 days after the day after the last purchase")
 
 
+def test_predict_without_as_of_after_an_isolated_last_day_says_what_it_means(
+    client, api_data
+) -> None:
+    ids = api_data.scored_ids[:3]
+    last = dt.date.fromisoformat(  # the day after the last purchase
+        client.post("/predict", json={"customer_ids": ids}).json()["as_of"]
+    )
+    stray = last + dt.timedelta(days=399)  # a mistyped year, 400 days after the rest
+    row = f"X1,A,MUG,2,{stray} 10:00,3.5,{ids[0]},United Kingdom"
+    header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+    upload = {"file": ("typo.csv", f"{header}\n{row}\n".encode(), "text/csv")}
+    assert client.post("/ingest", files=upload).status_code == 200
+    body = client.post("/predict", json={"customer_ids": ids}).json()
+    assert body["as_of"] == str(stray + dt.timedelta(days=1))
+    assert body["warnings"][0].startswith(f"the last purchase day, {stray} (1 line), stands 400")
+    assert (
+        f"or pass as_of {last} to score as of the day after the other purchases"
+        in (body["warnings"][0])
+    )
+    chosen = client.post("/predict", json={"customer_ids": ids, "as_of": str(last)}).json()
+    assert chosen["warnings"] == []  # an explicit date is the caller's
+
+
 def test_predict_as_of_before_the_runs_as_of_says_the_scores_are_fitted(
     client: TestClient, api_data
 ) -> None:

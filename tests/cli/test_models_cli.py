@@ -235,7 +235,10 @@ def test_a_mistyped_last_date_is_pointed_out_by_ingest_and_predict(
     assert run_app(["predict", "--out", str(tmp_path / "p.csv")]) == 1
     err = flat(capsys.readouterr().err)
     assert "Error: the last purchase day, 2012-12-20 (1 line), stands 377 days after any" in err
-    assert "would treat every customer as idle since 2011-12-09" in err
+    assert (
+        "Scoring as of the day after it, 2012-12-21, treats every customer as idle since 2011-12-09"
+        in err
+    )
     assert "or pass --as-of 2011-12-10 to score as of the day after the other purchases" in err
     assert not (tmp_path / "p.csv").exists()
     assert run_app(["predict", "--as-of", "2011-12-10", "--out", str(tmp_path / "q.csv")]) == 0

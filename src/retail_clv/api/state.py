@@ -191,6 +191,8 @@ class StoreFrames:
     purchases: pl.DataFrame
     cancellations: pl.DataFrame
     default_as_of: date | None
+    #: ``scoring.isolated_scoring_note`` of the purchases (a mistyped last date?), if any
+    isolated_note: str | None = None
     _derived: OrderedDict[tuple[str, ...], pl.DataFrame] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -249,11 +251,16 @@ class StoreCache:
         with self._lock:
             if self._frames is not None and signature == self._signature:
                 return self._frames
-            from retail_clv.models.scoring import default_as_of
+            from retail_clv.models.scoring import default_as_of, isolated_scoring_note
 
             purchases, cancellations = services.read_store(engine)
             after_data = default_as_of(purchases) if purchases.height else None
-            self._frames = StoreFrames(purchases, cancellations, after_data)
+            self._frames = StoreFrames(
+                purchases,
+                cancellations,
+                after_data,
+                isolated_scoring_note(purchases.get_column("invoice_date"), "as_of"),
+            )
             self._signature = signature
             logger.info(
                 "store cache loaded: %d purchase lines, %d cancellations",

@@ -181,26 +181,36 @@ def scoring_as_of(purchases: pl.DataFrame, as_of: dt.date | None, option: str) -
     NotEnoughDataError
         When there are no purchases, or for the default date after an isolated last day.
     """
-    from retail_clv.ingest.rules import isolated_last_day
-
     after_data = default_as_of(purchases)  # raises when empty
     if as_of is not None:
         return as_of
-    dates = purchases.get_column("invoice_date")
+    refusal = isolated_scoring_note(purchases.get_column("invoice_date"), option)
+    if refusal is not None:
+        raise NotEnoughDataError(refusal)
+    return after_data
+
+
+def isolated_scoring_note(dates: pl.Series, option: str) -> str | None:
+    """Say what the default scoring date means after an isolated last purchase day, if any.
+
+    :func:`scoring_as_of`'s refusal; the API, which scores on request, serves it as a warning
+    beside scores asked for without an ``as_of``.
+    """
+    from retail_clv.ingest.rules import isolated_last_day
+
     isolated = isolated_last_day(dates)
     if isolated is None:
-        return after_data
-    _, before = isolated
-    day_after = before + dt.timedelta(days=1)
-    raise NotEnoughDataError(
-        _isolated_day_refusal(
-            dates,
-            isolated,
-            f"Scoring as of the day after it, {after_data}, would treat every customer as idle "
-            f"since {before}",
-            option,
-        )
-        + f", or pass {option} {day_after} to score as of the day after the other purchases "
+        return None
+    last_day, before = isolated
+    after_data, day_after = last_day + dt.timedelta(days=1), before + dt.timedelta(days=1)
+    return _isolated_day_refusal(
+        dates,
+        isolated,
+        f"Scoring as of the day after it, {after_data}, treats every customer as idle since "
+        f"{before}",
+        option,
+    ) + (
+        f", or pass {option} {day_after} to score as of the day after the other purchases "
         f"({option} {after_data} scores as of that day anyway)"
     )
 

@@ -110,6 +110,8 @@ def _predict_ids(state: StateDep, bundle: Any, body: PredictIn) -> PredictOut:
         if cutoff is None
         else as_of_notes(cutoff, frames.default_as_of, bundle, "as_of", same_store=same_store)
     )
+    if body.as_of is None and frames.isolated_note is not None:
+        notes.insert(0, frames.isolated_note)
     return PredictOut(
         model_run_id=bundle.run_id,
         as_of=cutoff,
