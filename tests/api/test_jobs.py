@@ -1,3 +1,4 @@
+import datetime as dt
 import threading
 import time
 
@@ -480,3 +481,44 @@ def test_customers_ingested_while_training_get_a_stored_score(api_store, tmp_pat
     assert result["store_changed"] is True
     assert {"99001", "99002"} <= scored and before <= scored
     assert result["predictions_written"] == len(scored) == len(before) + 2
+
+
+def test_rescoring_after_training_skips_an_isolated_last_day_and_says_so(
+    api_store, tmp_path, monkeypatch
+):
+    # POST /train rescored as of the day after a mistyped last date: every customer but one
+    # was stored as idle for a year, with no word about it
+    import shutil
+
+    from retail_clv.ingest.pipeline import ingest_files
+    from retail_clv.models import training
+    from retail_clv.store.db import get_engine
+    from retail_clv.store.predictions import read_predictions
+    from retail_clv.store.queries import read_purchases
+    from tests.models._toy import toy_result
+
+    db = tmp_path / "store.db"
+    shutil.copy(api_store[1], db)
+    engine = get_engine(f"sqlite:///{db}")
+    last = read_purchases(engine)["invoice_date"].max().date()
+    stray = last + dt.timedelta(days=400)
+    typo = tmp_path / "typo.csv"
+    typo.write_text(
+        "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        f"900001,85048,LIGHTS,3,{stray} 10:00,2.50,99001,France\n"
+    )
+    ingest_files([typo], engine, progress=False)
+    monkeypatch.setattr(training, "train", lambda *args, **kwargs: toy_result())
+    try:
+        as_of = last - dt.timedelta(days=30)  # an explicit date, as the refusal asks
+        result = services.run_training(
+            engine, tmp_path / "models", as_of, 30, "quick", lambda f, m: None
+        )
+        stored = read_predictions(engine)
+    finally:
+        engine.dispose()
+    day_after = last + dt.timedelta(days=1)
+    assert stored["as_of"].unique().to_list() == [day_after]
+    [note] = result["warnings"]
+    assert note.startswith(f"the scores were written as of {day_after}, the day after the")
+    assert f"not after the last purchase day, {stray}, which stands 400 days" in note

@@ -129,8 +129,12 @@ def test_predict_without_as_of_after_an_isolated_last_day_says_what_it_means(
         f"or pass as_of {last} to score as of the day after the other purchases"
         in (body["warnings"][0])
     )
+    assert "anyway" not in body["warnings"][0]  # these scores are as of that day already
     chosen = client.post("/predict", json={"customer_ids": ids, "as_of": str(last)}).json()
     assert chosen["warnings"] == []  # an explicit date is the caller's
+    features = client.get(f"/customers/{ids[1]}/features").json()
+    assert features["warnings"][0].startswith(f"the last purchase day, {stray} (1 line)")
+    assert client.get(f"/customers/{ids[1]}/features?as_of={last}").json()["warnings"] == []
 
 
 def test_predict_as_of_before_the_runs_as_of_says_the_scores_are_fitted(

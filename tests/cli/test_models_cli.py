@@ -236,8 +236,8 @@ def test_a_mistyped_last_date_is_pointed_out_by_ingest_and_predict(
     err = flat(capsys.readouterr().err)
     assert "Error: the last purchase day, 2012-12-20 (1 line), stands 377 days after any" in err
     assert (
-        "Scoring as of the day after it, 2012-12-21, treats every customer as idle since 2011-12-09"
-        in err
+        "Scored as of the day after it, 2012-12-21, every customer but that day's buyers looks "
+        "idle since 2011-12-09" in err
     )
     assert "or pass --as-of 2011-12-10 to score as of the day after the other purchases" in err
     assert not (tmp_path / "p.csv").exists()

@@ -255,7 +255,7 @@ def run_training(
     from retail_clv.config import get_settings
     from retail_clv.errors import NotEnoughDataError
     from retail_clv.models.registry import data_fingerprint, load_run, save_run
-    from retail_clv.models.scoring import default_as_of, training_as_of
+    from retail_clv.models.scoring import rescoring_as_of, training_as_of
 
     progress(0.01, "reading the store")
     signature = store_signature(engine)
@@ -285,7 +285,7 @@ def run_training(
     progress(0.9, "saving the model run")
     fingerprint = data_fingerprint(purchases, engine.url.render_as_string(hide_password=True))
     path = save_run(result, Path(models_dir), fingerprint)
-    written, store_changed = 0, False
+    written, store_changed, warnings = 0, False, []
     if write_scores:
         progress(0.93, "scoring every customer with the new model")
         bundle = load_run(Path(models_dir), path.name)
@@ -299,7 +299,8 @@ def run_training(
                 path.name,
             )
             purchases, cancellations = read_store(engine)
-        score_as_of = default_as_of(purchases)
+        score_as_of, moved = rescoring_as_of(purchases)
+        warnings += [moved] if moved else []
         frame = score(bundle, purchases, cancellations, as_of=score_as_of)
         write_predictions(engine, frame, bundle.run_id, score_as_of, horizon_days)
         written = frame.height
@@ -309,6 +310,7 @@ def run_training(
         "metrics": result.metrics,
         "predictions_written": written,
         "store_changed": store_changed,
+        "warnings": warnings,
     }
 
 

@@ -339,7 +339,7 @@ def _predict(
     out: Path,
 ) -> None:
     from retail_clv.models.registry import load_run
-    from retail_clv.models.scoring import default_as_of, score, to_csv_frame
+    from retail_clv.models.scoring import rescoring_as_of, score, to_csv_frame
     from retail_clv.store.predictions import write_predictions
 
     holder: dict[str, Any] = {}
@@ -347,7 +347,9 @@ def _predict(
     def do_predict() -> str:
         run_id = state.run_dir.name if state.run_dir is not None else "latest"
         bundle = load_run(models_dir, run_id)
-        as_of = default_as_of(purchases)
+        as_of, moved = rescoring_as_of(purchases)  # a store given by --db may hold a typo
+        if moved:
+            console.print(f"[yellow]Note:[/] {escape(moved)}", highlight=False)
         scored = score(bundle, purchases, cancellations, as_of=as_of)
         out.parent.mkdir(parents=True, exist_ok=True)
         horizon = int(bundle.metadata.get("horizon_days") or HORIZON_DAYS)

@@ -190,6 +190,29 @@ def scoring_as_of(purchases: pl.DataFrame, as_of: dt.date | None, option: str) -
     return after_data
 
 
+def rescoring_as_of(purchases: pl.DataFrame) -> tuple[dt.date, str | None]:
+    """Return the date to rescore every customer at after training, and a note if it moved.
+
+    The day after the last purchase (:func:`default_as_of`), unless that last day stands
+    :data:`~retail_clv.ingest.rules.ISOLATED_DAYS` or more after every other (a mistyped
+    year?): then the day after the other purchases, so that the stored scores do not treat
+    every customer as idle since them; the note says so. For ``POST /train`` and the demo,
+    which rescore without asking for a date.
+    """
+    from retail_clv.ingest.rules import isolated_last_day
+
+    isolated = isolated_last_day(purchases.get_column("invoice_date"))
+    if isolated is None:
+        return default_as_of(purchases), None
+    last_day, before = isolated
+    day_after = before + dt.timedelta(days=1)
+    return day_after, (
+        f"the scores were written as of {day_after}, the day after the purchases up to "
+        f"{before}, not after the last purchase day, {last_day}, which stands "
+        f"{(last_day - before).days} days after any other (a mistyped date?)"
+    )
+
+
 def isolated_scoring_note(dates: pl.Series, option: str) -> str | None:
     """Say what the default scoring date means after an isolated last purchase day, if any.
 
@@ -203,15 +226,17 @@ def isolated_scoring_note(dates: pl.Series, option: str) -> str | None:
         return None
     last_day, before = isolated
     after_data, day_after = last_day + dt.timedelta(days=1), before + dt.timedelta(days=1)
-    return _isolated_day_refusal(
+    anyway = f" ({option} {after_data} scores as of that day anyway)" if option[:2] == "--" else ""
+    refusal = _isolated_day_refusal(
         dates,
         isolated,
-        f"Scoring as of the day after it, {after_data}, treats every customer as idle since "
-        f"{before}",
+        f"Scored as of the day after it, {after_data}, every customer but that day's buyers "
+        f"looks idle since {before}",
         option,
-    ) + (
-        f", or pass {option} {day_after} to score as of the day after the other purchases "
-        f"({option} {after_data} scores as of that day anyway)"
+    )
+    return (
+        f"{refusal}, or pass {option} {day_after} to score as of the day after the other "
+        f"purchases{anyway}"
     )
 
 

@@ -90,8 +90,11 @@ def _features(state: ApiState, customer_id: str, as_of: date | None) -> Customer
 
     after_data = frames.default_as_of
     late = late_as_of_note(cutoff, after_data, "as_of") if after_data is not None else None
+    notes = [late] if late else []
+    if as_of is None and frames.isolated_note is not None:  # a mistyped last date?
+        notes.insert(0, frames.isolated_note)
     return CustomerFeaturesOut(
-        customer_id=customer_id, as_of=cutoff, features=values, warnings=[late] if late else []
+        customer_id=customer_id, as_of=cutoff, features=values, warnings=notes
     )
 
 

@@ -163,6 +163,10 @@ def watch_job(client: ApiClient, job_id: str) -> None:
                     "Retrain to learn from the new rows too."
                     if changed
                     else ""
+                )
+                + "".join(
+                    f" Note: {note}."
+                    for note in (result.get("warnings") if isinstance(result, dict) else None) or []
                 ),
             )
             st.rerun()
