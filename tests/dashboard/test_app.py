@@ -503,6 +503,22 @@ def test_retrain_says_when_the_store_changed_while_training(api: respx.MockRoute
     assert "The store changed while it trained: every customer now in the store was scored" in done
 
 
+def test_retrain_shows_the_jobs_warnings(api: respx.MockRouter) -> None:
+    api.get("/models/active").respond(404, json=NO_MODEL)
+    api.post("/train").respond(202, json={"job_id": "job-1"})
+    result = {"run_id": "new-run", "warnings": ["the scores were written as of 2011-12-10"]}
+    api.get("/jobs/job-1").respond(
+        200,
+        json={"job_id": "job-1", "kind": "train", "error": None, "state": "succeeded"}
+        | {"progress": 1.0, "message": "done", "result": result},
+    )
+    at = models_page(new_app().run())
+    at.button[0].click().run()
+    assert not at.exception
+    [done] = [s for s in texts(at.success) if "is now active" in s]
+    assert done.endswith(" Note: the scores were written as of 2011-12-10.")
+
+
 def test_failed_training_is_reported(api: respx.MockRouter) -> None:
     api.get("/models/active").respond(404, json=NO_MODEL)
     api.post("/train").respond(202, json={"job_id": "job-2"})
