@@ -685,3 +685,27 @@ def test_a_new_store_says_it_was_created_and_an_upgrade_names_each_migration(
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert said == [f"applied schema migration {MIGRATIONS[-1].version}: {MIGRATIONS[-1].name}"]
     eng.dispose()
+
+
+def test_a_one_day_file_far_from_every_stored_purchase_is_pointed_out(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    # the file-level check needs two days in the file: a one-line typo got no word at ingest
+    lone = "489999,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS,3,{day} 10:00:00,6.95,13085,UK"
+    [first] = ingest_files(
+        [write_csv(tmp_path / "first.csv", [lone.format(day="2010-12-09")])], engine, progress=False
+    )
+    assert not any("a mistyped date?" in w for w in first.warnings)  # an empty store: no judge
+    [near] = ingest_files(
+        [write_csv(tmp_path / "near.csv", [lone.format(day="2011-01-20")])], engine, progress=False
+    )
+    assert not any("a mistyped date?" in w for w in near.warnings)  # 42 days from a stored one
+    [typo] = ingest_files(
+        [write_csv(tmp_path / "typo.csv", [lone.format(day="2012-01-20")])], engine, progress=False
+    )
+    [note] = [w for w in typo.warnings if "a mistyped date?" in w]
+    assert note.startswith(
+        "every purchase line of the file falls on 2012-01-20 (1 line), and the store holds no "
+        "purchase within 60 days of it: a mistyped date?"
+    )
+    assert counts(engine)["transactions"] == 3  # pointed out, stored all the same

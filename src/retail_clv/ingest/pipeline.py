@@ -52,6 +52,7 @@ from retail_clv.ingest.rules import (
     REASON_CODES,
     isolated_end_dates_notes,
     isolated_ends,
+    lone_day_note,
     parse_and_validate,
 )
 from retail_clv.store.runs import lock_for_ingest
@@ -1269,14 +1270,22 @@ def _stored_before(reports: list[IngestReport], undo_command: str) -> str:
 
 
 def _isolated_ends_in_store(
-    result: CleanResult, near_stored: Callable[[dt.date], bool]
+    result: CleanResult, near_stored: Callable[[dt.date], bool], store_holds_purchases: bool
 ) -> CleanResult:
-    """Drop the file's "mistyped date?" notes for end days the store already has company for.
+    """Judge the file's "mistyped date?" notes against the store.
 
     The cleaning judged the file alone: a first day far from the file's others (one old line
     of an export that overlaps the store, or a line already stored) is no typo when the store
-    holds purchases within :data:`ISOLATED_DAYS` of it.
+    holds purchases within :data:`ISOLATED_DAYS` of it, and its note is dropped. A file whose
+    purchases all fall on one day had no note: it gets :func:`lone_day_note` when the store
+    holds purchases, none of them that near.
     """
+    days = result.valid_rows["invoice_date"].dt.date().value_counts(name="lines")
+    if days.height == 1 and store_holds_purchases:
+        day, lines = days.row(0)
+        if not near_stored(day):
+            warnings = [*result.report.warnings, lone_day_note(day, lines)]
+            return replace(result, report=replace(result.report, warnings=warnings))
     ends = isolated_ends(result.valid_rows["invoice_date"])
     if not ends:
         return result
@@ -1332,6 +1341,7 @@ def store_result(
     from retail_clv.store.load import (
         bulk_session,
         existing_hashes,
+        store_holds_purchases,
         stored_line_matches,
         stored_purchase_near,
         write_result,
@@ -1346,7 +1356,9 @@ def store_result(
             lock_for_ingest(conn)
             step("checking against the store")
             result = _isolated_ends_in_store(
-                result, lambda day: stored_purchase_near(conn, day, ISOLATED_DAYS)
+                result,
+                lambda day: stored_purchase_near(conn, day, ISOLATED_DAYS),
+                store_holds_purchases(conn),
             )
             known = existing_hashes(
                 conn, result.valid_rows["row_hash"], result.rejected["row_hash"]

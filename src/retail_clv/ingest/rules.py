@@ -550,6 +550,22 @@ def isolated_end_dates_notes(
     return notes
 
 
+def lone_day_note(day: dt.date, lines: int) -> str:
+    """Say that a file whose purchases all fall on one day is far from the store's purchases.
+
+    :func:`isolated_end_dates_notes` judges a file by its own days, so a one-line file with a
+    mistyped year gets no word from it; the ingest adds this one when the store holds
+    purchases but none within :data:`ISOLATED_DAYS` of that day.
+    """
+    return (
+        f"every purchase line of the file falls on {day} ({count(lines, 'line')}), and the "
+        f"store holds no purchase within {ISOLATED_DAYS} days of it: a mistyped date? If so, "
+        "fix it in the file and send it again (if its rows were stored, undo that ingest run "
+        "first: clv undo-ingest); if the store holds nothing later, clv train and clv predict "
+        "refuse their default as-of date after it"
+    )
+
+
 def _missing(stripped: pl.Expr, tokens: tuple[str, ...] = _MISSING_TOKENS) -> pl.Expr:
     """Flag values that are missing, empty or a missing-value token (``nan``, ``NaN``...).
 

@@ -179,6 +179,11 @@ SALE_KEY: tuple[str, ...] = (
 )
 
 
+def store_holds_purchases(conn: sa.Connection) -> bool:
+    """Whether the store holds any purchase line at all."""
+    return conn.execute(sa.select(schema.transactions.c.id).limit(1)).first() is not None
+
+
 def stored_purchase_near(conn: sa.Connection, day: dt.date, days: int) -> bool:
     """Whether the store holds a purchase less than ``days`` days from ``day`` (either side).
 
