@@ -468,14 +468,20 @@ def test_retrain_polls_the_job_until_it_succeeds(
     assert not any("store changed" in s for s in texts(at.success))
 
 
-def test_retrain_sends_the_as_of_date_chosen_even_long_ago(api: respx.MockRouter) -> None:
+def _training_succeeds(api: respx.MockRouter, result: dict) -> respx.Route:
+    """Mock an API without a model whose training job succeeds with ``result``."""
     api.get("/models/active").respond(404, json=NO_MODEL)
     train = api.post("/train").respond(202, json={"job_id": "job-1"})
     api.get("/jobs/job-1").respond(
         200,
         json={"job_id": "job-1", "kind": "train", "error": None, "state": "succeeded"}
-        | {"progress": 1.0, "message": "done", "result": {"run_id": "new-run"}},
+        | {"progress": 1.0, "message": "done", "result": result},
     )
+    return train
+
+
+def test_retrain_sends_the_as_of_date_chosen_even_long_ago(api: respx.MockRouter) -> None:
+    train = _training_succeeds(api, {"run_id": "new-run"})
     at = models_page(new_app().run())
     field = at.date_input(key="train_as_of")
     assert field.value is None  # the API's default date
@@ -488,14 +494,7 @@ def test_retrain_sends_the_as_of_date_chosen_even_long_ago(api: respx.MockRouter
 
 
 def test_retrain_says_when_the_store_changed_while_training(api: respx.MockRouter) -> None:
-    api.get("/models/active").respond(404, json=NO_MODEL)
-    api.post("/train").respond(202, json={"job_id": "job-1"})
-    result = {"run_id": "new-run", "store_changed": True}
-    api.get("/jobs/job-1").respond(
-        200,
-        json={"job_id": "job-1", "kind": "train", "error": None, "state": "succeeded"}
-        | {"progress": 1.0, "message": "done", "result": result},
-    )
+    _training_succeeds(api, {"run_id": "new-run", "store_changed": True})
     at = models_page(new_app().run())
     at.button[0].click().run()
     assert not at.exception
@@ -504,14 +503,8 @@ def test_retrain_says_when_the_store_changed_while_training(api: respx.MockRoute
 
 
 def test_retrain_shows_the_jobs_warnings(api: respx.MockRouter) -> None:
-    api.get("/models/active").respond(404, json=NO_MODEL)
-    api.post("/train").respond(202, json={"job_id": "job-1"})
     result = {"run_id": "new-run", "warnings": ["the scores were written as of 2011-12-10"]}
-    api.get("/jobs/job-1").respond(
-        200,
-        json={"job_id": "job-1", "kind": "train", "error": None, "state": "succeeded"}
-        | {"progress": 1.0, "message": "done", "result": result},
-    )
+    _training_succeeds(api, result)
     at = models_page(new_app().run())
     at.button[0].click().run()
     assert not at.exception
