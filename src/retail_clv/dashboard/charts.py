@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from retail_clv.dashboard.formatting import DEFAULT_CURRENCY
+from retail_clv.errors import count
 
 #: Largest number of points drawn in a scatter plot (Altair embeds the data in the page).
 MAX_POINTS = 4000
@@ -176,7 +177,7 @@ def top_customers_chart(
             ],
         )
         .properties(
-            title=f"Top {n} customer{'' if n == 1 else 's'} by predicted spend",
+            title=f"Top {count(n, 'customer')} by predicted spend",
             height=alt.Step(16),
         )
     )

@@ -252,7 +252,7 @@ def _isolated_day_refusal(
         else "POST /ingest-runs/{run_id}/undo on the run that holds it, see GET /ingest-runs"
     )
     return (
-        f"the last purchase day, {last_day} ({lines} line{'' if lines == 1 else 's'}), "
+        f"the last purchase day, {last_day} ({count(lines, 'line')}), "
         f"stands {(last_day - before).days} days after any other ({before}): a mistyped "
         f"date? {effect}. Fix it ({undo}, then ingest the corrected file)"
     )
